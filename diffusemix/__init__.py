@@ -1,0 +1,73 @@
+"""DiffuseMix: label-preserving data augmentation with diffusion models (CVPR 2024).
+
+An image I is edited by a text-guided diffusion model under a filter-like
+prompt (Î); half of I is kept and half of Î joined to it through a mask M
+(the hybrid H); a fractal F is blended over it: A = (1 − λ) H + λ F.
+A keeps the label of I.
+
+The public API is loaded lazily: importing ``diffusemix`` loads no model,
+touches no network and imports neither torch nor diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # maths
+    "make_mask": "functional",
+    "hybrid": "functional",
+    "blend": "functional",
+    "mix": "functional",
+    "degenerate_reason": "functional",
+    "LAYOUTS": "functional",
+    "MASK_KINDS": "functional",
+    # settings and draws
+    "Recipe": "recipe",
+    "SampleRecord": "recipe",
+    "PRESETS": "recipe",
+    "get_preset": "recipe",
+    "draw": "recipe",
+    # running
+    "Stages": "engine",
+    "STAGE_NAMES": "engine",
+    "apply_record": "engine",
+    "augment": "engine",
+    "replay": "engine",
+    # inputs
+    "load_image": "images",
+    "prepare": "images",
+    "FractalSet": "fractals",
+    "load_prompts": "prompts",
+    "PromptBook": "prompts",
+    # editors
+    "load_editor": "editors",
+    "Editor": "editors.base",
+    "EditRequest": "editors.base",
+    "EditResult": "editors.base",
+    # errors
+    "DiffuseMixError": "errors",
+    "ImageError": "errors",
+    "PromptFileError": "errors",
+    "FractalError": "errors",
+    "EditorLoadError": "errors",
+    "Cancelled": "errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'diffusemix' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,208 @@
+"""Run images through an editor and the recipe: the six stages I, Î, M, H, F, A.
+
+The engine receives an editor (``diffusemix.editors.load_editor``); it never
+builds one. The app, the exporter and the figures all consume :class:`Stages`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from .editors.base import CancelToken, EditRequest, EditResult, Editor, ProgressFn
+from .functional import make_mask, mix
+from .recipe import Recipe, SampleRecord, draw
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from .fractals import FractalSet
+
+__all__ = ["Stages", "STAGE_NAMES", "STAGE_SYMBOLS", "apply_record", "augment", "generate", "replay"]
+
+#: Field names of :class:`Stages` in the method's order.
+STAGE_NAMES: tuple[str, ...] = ("input", "generated", "mask", "hybrid", "fractal", "augmented")
+#: The paper's symbols for them.
+STAGE_SYMBOLS: dict[str, str] = {
+    "input": "I",
+    "generated": "Î",
+    "mask": "M",
+    "hybrid": "H",
+    "fractal": "F",
+    "augmented": "A",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Stages:
+    """All six stages of one augmented sample, and the record that made them.
+
+    Attributes:
+        input: I, uint8 (S, S, 3).
+        generated: Î, uint8 (S, S, 3).
+        mask: M, float32 (S, S) in [0, 1], 1 where I is kept.
+        hybrid: H = M ⊙ I + (1 − M) ⊙ Î, uint8 (S, S, 3).
+        fractal: F, uint8 (S, S, 3).
+        augmented: A = (1 − λ) H + λ F, uint8 (S, S, 3), with the label of I.
+        record: every choice behind it (prompt, layout, fractal, λ, seed...).
+        degenerate: ``None``, or why Î was still unusable after the editor's
+            retries (such samples must be reported, not kept silently).
+    """
+
+    input: np.ndarray
+    generated: np.ndarray
+    mask: np.ndarray
+    hybrid: np.ndarray
+    fractal: np.ndarray
+    augmented: np.ndarray
+    record: SampleRecord
+    degenerate: str | None = None
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(name, array) for the six stages in order."""
+        for name in STAGE_NAMES:
+            yield name, getattr(self, name)
+
+    def mask_uint8(self) -> np.ndarray:
+        """M as an 8-bit grey image (0 = Î kept, 255 = I kept)."""
+        return (self.mask * 255.0 + 0.5).astype(np.uint8)
+
+    def image(self, name: str) -> "Image.Image":
+        """One stage as a PIL image (the mask as mode "L")."""
+        from PIL import Image
+
+        if name not in STAGE_NAMES:
+            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
+        if name == "mask":
+            return Image.fromarray(self.mask_uint8(), mode="L")
+        return Image.fromarray(getattr(self, name), mode="RGB")
+
+
+def apply_record(
+    record: SampleRecord,
+    image: np.ndarray,
+    generated: np.ndarray,
+    fractal: np.ndarray,
+    *,
+    degenerate: str | None = None,
+) -> Stages:
+    """Apply a drawn record to (I, Î, F): deterministic, no randomness.
+
+    Args:
+        record: the sample's choices (layout, mask kind, seam, λ).
+        image: I, uint8 (S, S, 3).
+        generated: Î, uint8, same shape.
+        fractal: F, uint8, same shape.
+
+    Returns:
+        The six stages.
+    """
+    if image.dtype != np.uint8 or generated.dtype != np.uint8 or fractal.dtype != np.uint8:
+        raise ValueError(
+            f"I, Î and F must be uint8 arrays; got {image.dtype}, {generated.dtype}, {fractal.dtype}"
+        )
+    h, w = image.shape[:2]
+    m = make_mask(h, w, record.layout, kind=record.mask, seam=record.seam)  # type: ignore[arg-type]
+    hyb, aug = mix(image, generated, fractal, m, record.lam)
+    return Stages(
+        input=image,
+        generated=generated,
+        mask=m,
+        hybrid=hyb,
+        fractal=fractal,
+        augmented=aug,
+        record=record,
+        degenerate=degenerate,
+    )
+
+
+def generate(
+    editor: Editor,
+    jobs: Sequence[tuple[SampleRecord, np.ndarray]],
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> list[tuple[SampleRecord, EditResult]]:
+    """Make Î for many (record, I) pairs in one editor call (the editor batches).
+
+    Returns each record updated with the seed actually used and the number of
+    attempts (they differ from the drawn ones after a degenerate retry),
+    together with the editor's result.
+    """
+    requests = [EditRequest(image=img, prompt=rec.prompt, seed=rec.seed) for rec, img in jobs]
+    results = editor.edit(requests, progress=progress, cancel=cancel)
+    if len(results) != len(requests):
+        raise RuntimeError(f"editor {editor.name!r} returned {len(results)} results for {len(requests)} requests")
+    out = []
+    for (rec, img), res in zip(jobs, results):
+        if res.image.shape != img.shape:
+            raise RuntimeError(
+                f"editor {editor.name!r} returned shape {res.image.shape} for an input of shape {img.shape}"
+            )
+        out.append((dataclasses.replace(rec, seed=int(res.seed), attempts=int(res.attempts)), res))
+    return out
+
+
+def augment(
+    image: np.ndarray,
+    recipe: Recipe,
+    editor: Editor,
+    fractals: "FractalSet",
+    *,
+    source: str = "image",
+    fractal_override: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> list[Stages]:
+    """Run one prepared image through every prompt of the recipe.
+
+    Args:
+        image: I, uint8 (S, S, 3) with S = recipe.size (see ``images.prepare``).
+        recipe: the settings; records are drawn from its master seed.
+        editor: makes Î (any :class:`~diffusemix.editors.base.Editor`).
+        fractals: the set F is drawn from.
+        source: the image's key; part of every record and of its seeds.
+        fractal_override: use this F (uint8 (S, S, 3)) for every sample
+            instead of the drawn one (the app's "pick / upload a fractal").
+        progress, cancel: passed to the editor.
+
+    Returns:
+        One :class:`Stages` per (prompt, copy), in recipe order. Samples whose
+        Î stayed degenerate after the editor's retries carry ``degenerate``.
+    """
+    # 1. check inputs
+    s = recipe.size
+    if image.shape != (s, s, 3) or image.dtype != np.uint8:
+        raise ValueError(
+            f"image must be uint8 of shape ({s}, {s}, 3) for recipe.size={s}; got {image.dtype} {image.shape}. "
+            "Use diffusemix.images.prepare(img, recipe.size) first."
+        )
+    if fractal_override is not None and (fractal_override.shape != (s, s, 3) or fractal_override.dtype != np.uint8):
+        raise ValueError(f"fractal_override must be uint8 of shape ({s}, {s}, 3); got {fractal_override.shape}")
+    # 2. draw every random choice
+    records = draw(recipe, source, fractals.names)
+    if fractal_override is not None:
+        records = [dataclasses.replace(r, fractal="(uploaded)") for r in records]
+    # 3. generate Î (the only costly step; the editor batches)
+    made = generate(editor, [(r, image) for r in records], progress=progress, cancel=cancel)
+    # 4. mix
+    stages = []
+    for rec, res in made:
+        f = fractal_override if fractal_override is not None else fractals.load(rec.fractal, s)
+        stages.append(apply_record(rec, image, res.image, f, degenerate=res.degenerate))
+    return stages
+
+
+def replay(
+    record: SampleRecord,
+    image: np.ndarray,
+    editor: Editor,
+    fractals: "FractalSet",
+) -> Stages:
+    """Rebuild one sample from its record (e.g. a manifest row)."""
+    res = editor.edit([EditRequest(image=image, prompt=record.prompt, seed=record.seed)])[0]
+    return apply_record(record, image, res.image, fractals.load(record.fractal, record.size), degenerate=res.degenerate)
+

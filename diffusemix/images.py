@@ -1,0 +1,345 @@
+"""Opening user images and bringing them to the S x S RGB input I.
+
+Two steps, kept apart so each can be tested on its own:
+
+1. ``load_image`` opens a path, bytes, a file object or a PIL image and returns
+   a fully loaded RGB ``PIL.Image.Image`` (the file is closed). It handles every
+   Pillow pixel mode, applies the EXIF orientation, takes the first frame of a
+   multi-frame file and refuses decompression bombs before decoding. Whatever
+   goes wrong becomes an ``ImageError`` whose message names the file.
+2. ``prepare`` turns an RGB image (or a uint8 array) into the uint8
+   ``(size, size, 3)`` array the rest of the library works on, either by the
+   paper's plain resize or by a centre crop that keeps the aspect ratio.
+
+``to_pil`` goes the other way, for saving arrays and masks.
+
+How pixel modes become RGB:
+
+* ``RGB``, ``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``RGBX``:
+  Pillow's own conversion.
+* Anything with transparency (``RGBA``, ``LA``, ``PA``, ``RGBa``, ``La``, and
+  ``P`` / ``L`` / ``RGB`` with a ``transparency`` entry) is composited over
+  **white**: a fully transparent pixel becomes (255, 255, 255). White, not
+  black, because transparent regions of product photos and icons are meant to
+  read as background, and a black background would be a strong false cue.
+* 16-bit greyscale (``I;16``, ``I;16L``, ``I;16B``, ``I;16N``) is scaled by the
+  real range of the mode, ``value >> 8`` (so 65535 -> 255 and 40000 -> 156).
+  Pillow's own ``convert("L")`` clips at 255 instead, which turns most 16-bit
+  images white.
+* ``I`` (32-bit integers; how some 16-bit TIFF and PNG files arrive) is read as
+  16-bit data: values are clipped to 0..65535 and then shifted by 8.
+* ``F`` (32-bit float): if every finite value lies in [0, 1] the image is taken
+  as a [0, 1] float image and multiplied by 255; otherwise it is on Pillow's
+  0..255 scale and is clipped to it. NaN becomes 0. Values are rounded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO, Literal, get_args
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "RESIZE_MODES",
+    "ResizeMode",
+    "load_image",
+    "prepare",
+    "to_pil",
+]
+
+#: File name endings treated as images when scanning folders (lower case).
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+
+#: Largest image, in pixels, that ``load_image`` decodes by default: Pillow's
+#: own decompression-bomb threshold (89,478,485 px, about 9459 x 9459; a
+#: 24-bit image of that size is ~256 MiB decoded). Pillow refuses outright
+#: anything above twice its threshold, so raising ``max_pixels`` beyond that
+#: has no effect.
+MAX_PIXELS: int = 89_478_485
+
+#: ``resize``: plain resize to size x size, aspect ratio not kept (the paper's
+#: and the reference code's way). ``center-crop``: scale the short side to
+#: ``size`` and cut the centre square.
+ResizeMode = Literal["resize", "center-crop"]
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
+
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_PREMULTIPLIED_MODES = frozenset({"RGBa", "La"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
+
+
+# ---------------------------------------------------------------------------
+# load_image
+# ---------------------------------------------------------------------------
+
+
+def _source_name(source: object) -> str:
+    """How an error message refers to ``source``."""
+    if isinstance(source, (str, os.PathLike)):
+        return f"image '{os.fspath(source)}'"
+    name = getattr(source, "name", None) or getattr(source, "filename", None)
+    if isinstance(name, (str, os.PathLike)) and os.fspath(name):
+        return f"image '{os.fspath(name)}'"
+    if isinstance(source, Image.Image):
+        return "the given image"
+    return "the image data"
+
+
+def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: str) -> bytes:
+    """All bytes of a path, bytes object or binary file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ImageError(f"{what} does not exist")
+        if os.path.isdir(path):
+            raise ImageError(f"{what} is a folder, not an image file")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ImageError(f"{what} cannot be read: {e.strerror or e}") from e
+    elif hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise ImageError(f"{what} must be opened in binary mode ('rb'), not text mode")
+        data = bytes(data)
+    else:
+        raise TypeError(
+            "load_image takes a path, bytes, a binary file object or a PIL image; "
+            f"got {type(source).__name__}"
+        )
+    if not data:
+        raise ImageError(f"{what} is empty (0 bytes)")
+    return data
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int, what: str) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{what} is {w}x{h} = {w * h:,} pixels, more than the limit of "
+            f"{max_pixels:,} pixels (max_pixels); it may be a decompression bomb. "
+            "Shrink the image, or pass a larger max_pixels if you trust it"
+        )
+
+
+def _composite_over_white(rgba: Image.Image) -> Image.Image:
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert a loaded image of any Pillow mode to RGB (see the module docstring)."""
+    mode = img.mode
+    if mode == "RGB" and "transparency" not in img.info:
+        return img
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        a = np.asarray(img)
+        if mode == "I":
+            a = np.clip(a, 0, 65535)
+        grey = (a.astype(np.uint32) >> 8).astype(np.uint8)
+        return Image.fromarray(np.ascontiguousarray(grey)).convert("RGB")
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        finite = a[np.isfinite(a)]
+        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+            a = a * 255.0
+        a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
+        grey = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode in _PREMULTIPLIED_MODES:
+        # Premultiplied colour: "over white" is C_p + (1 - alpha) * 255.
+        a = np.asarray(img).astype(np.int32)
+        colour, alpha = a[..., :-1], a[..., -1:]
+        out = np.clip(colour + (255 - alpha), 0, 255).astype(np.uint8)
+        if out.shape[-1] == 1:
+            out = np.repeat(out, 3, axis=-1)
+        return Image.fromarray(np.ascontiguousarray(out))
+    if mode in _ALPHA_MODES or "transparency" in img.info:
+        return _composite_over_white(img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def _normalise(img: Image.Image, what: str) -> Image.Image:
+    """EXIF orientation, then RGB. Always returns a new image."""
+    try:
+        oriented = ImageOps.exif_transpose(img)
+    except Exception as e:  # malformed EXIF blocks raise all sorts of things
+        raise ImageError(f"{what} has unreadable EXIF orientation data ({e})") from e
+    if oriented is None:  # only with in_place=True, but be safe
+        oriented = img
+    try:
+        rgb = _to_rgb(oriented)
+    except ValueError as e:
+        raise ImageError(
+            f"{what} has pixel mode {img.mode!r}, which cannot be converted to RGB ({e})"
+        ) from e
+    if rgb is img:
+        rgb = img.copy()
+    rgb.info.pop("transparency", None)
+    return rgb
+
+
+def load_image(
+    source: str | os.PathLike | bytes | BinaryIO | Image.Image,
+    *,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Open an image and return it as a fully loaded RGB ``PIL.Image.Image``.
+
+    Args:
+        source: a path, the file's bytes, a binary file object (read to its
+            end, not closed), or a ``PIL.Image.Image`` (not modified).
+        max_pixels: refuse images with more pixels than this, checked from the
+            header before any pixel data is decoded.
+
+    Returns:
+        A new RGB image with EXIF orientation applied; for multi-frame files
+        (GIF, TIFF, APNG) the first frame. Transparent pixels are composited
+        over white; 16-bit and float images are scaled as described in the
+        module docstring. No file stays open.
+
+    Raises:
+        ImageError: the file does not exist, is empty, is not an image Pillow
+            can read, is truncated or corrupt, or is larger than ``max_pixels``.
+    """
+    # 1. check arguments
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive int; got {max_pixels!r}")
+    what = _source_name(source)
+
+    # 2. an in-memory PIL image: no decoding risk beyond its size
+    if isinstance(source, Image.Image):
+        _check_pixels(source.size, max_pixels, what)
+        try:
+            source.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+        return _normalise(source, what)
+
+    # 3. read the bytes (the file is closed at once), then read only the header
+    data = _read_source(source, what)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{what} is not an image Pillow can read") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(
+            f"{what} is larger than Pillow's hard limit for decompression bombs "
+            f"({e}); it cannot be loaded"
+        ) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+
+    # 4. check the size from the header, then decode the first frame
+    with img:
+        _check_pixels(img.size, max_pixels, what)
+        try:
+            img.load()
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{what} is a decompression bomb ({e})") from e
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
+            raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+        # 5. orientation and mode
+        return _normalise(img, what)
+
+
+# ---------------------------------------------------------------------------
+# prepare / to_pil
+# ---------------------------------------------------------------------------
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ValueError(f"size must be an int >= 8; got {size!r}")
+
+
+def prepare(
+    image: Image.Image | np.ndarray,
+    size: int,
+    *,
+    resize: ResizeMode = "resize",
+) -> np.ndarray:
+    """Bring an image to the input I: a uint8 C-contiguous ``(size, size, 3)`` array.
+
+    Args:
+        image: a PIL image of any mode (converted to RGB as by ``load_image``;
+            EXIF orientation is not applied here, ``load_image`` does that) or
+            a uint8 ``(H, W, 3)`` array.
+        size: the side S of the square output, an int >= 8.
+        resize: ``"resize"`` stretches to ``size x size`` (the paper's way,
+            aspect ratio not kept); ``"center-crop"`` scales the short side to
+            ``size`` and cuts the centre square, in a single resampling pass.
+            Both use bicubic resampling, Pillow's default for ``resize``.
+
+    Returns:
+        A new uint8 array of shape ``(size, size, 3)``; an input already of
+        that size under ``"resize"`` comes back unchanged (as a copy).
+    """
+    # 1. check arguments
+    _check_size(size)
+    size = int(size)
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
+
+    # 2. to an RGB PIL image
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"image array must be uint8 of shape (H, W, 3); got {image.dtype} {image.shape}"
+            )
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"image array is empty: shape {image.shape}")
+        img = Image.fromarray(np.ascontiguousarray(image))
+    elif isinstance(image, Image.Image):
+        try:
+            img = _to_rgb(image)
+        except ValueError as e:
+            raise ImageError(f"an image of pixel mode {image.mode!r} cannot be converted to RGB") from e
+    else:
+        raise TypeError(
+            f"image must be a PIL image or a uint8 (H, W, 3) array; got {type(image).__name__}"
+        )
+
+    # 3. resample
+    w, h = img.size
+    if resize == "resize":
+        out = img.resize((size, size), Image.Resampling.BICUBIC)
+    else:
+        side = min(w, h)
+        box = ((w - side) / 2.0, (h - side) / 2.0, (w + side) / 2.0, (h + side) / 2.0)
+        out = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
+    return np.array(out, dtype=np.uint8, order="C")
+
+
+def to_pil(array: np.ndarray) -> Image.Image:
+    """Turn an array into a PIL image for saving or display.
+
+    * uint8 ``(H, W, 3)`` -> ``RGB``
+    * uint8 ``(H, W)`` -> ``L``
+    * float ``(H, W)`` in [0, 1] (a mask M) -> ``L`` with ``round(255 * m)``
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 3 and a.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(a))
+    if a.ndim == 2 and a.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(a))
+    if a.ndim == 2 and np.issubdtype(a.dtype, np.floating):
+        if not np.all(np.isfinite(a)) or (a.size and (a.min() < 0.0 or a.max() > 1.0)):
+            raise ValueError("a float array for to_pil must be a mask with values in [0, 1]")
+        return Image.fromarray(np.rint(a * 255.0).astype(np.uint8))
+    raise ValueError(
+        "to_pil takes uint8 (H, W, 3), uint8 (H, W) or float (H, W) in [0, 1]; "
+        f"got {a.dtype} {a.shape}"
+    )

@@ -1,0 +1,150 @@
+"""The recipe, its presets and the per-sample draw."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffusemix.recipe import PRESETS, Recipe, SampleRecord, draw, get_preset
+
+FRACTALS = [f"fractal_{i:03d}.png" for i in range(64)]
+
+
+def test_paper_preset_is_the_reference_defaults():
+    r = get_preset("paper")
+    assert r.size == 256 and r.resize == "resize"
+    assert r.layouts == ("left", "top")
+    assert r.mask == "ramp" and r.seam == 20
+    assert r.lam == 0.2
+    assert r.images_per_prompt == 1
+    assert r.prompts == (
+        "Autumn", "snowy", "watercolor art", "sunset", "rainbow",
+        "aurora", "mosaic", "ukiyo-e", "a sketch with crayon", "rain",
+    )
+    assert r.samples_per_image == 10
+    assert get_preset("quick").prompts == ("sunset", "Autumn")
+    b = get_preset("paper-binary")
+    assert b.mask == "binary" and set(b.layouts) == {"left", "right", "top", "bottom"}
+
+
+def test_preset_overrides_and_unknown_preset():
+    assert get_preset("paper", size=128).size == 128
+    with pytest.raises(ValueError, match="unknown preset 'papr'; choose one of paper, paper-binary, quick"):
+        get_preset("papr")
+
+
+def test_recipe_is_frozen_and_round_trips_through_json():
+    r = Recipe(lam=(0.1, 0.3), layouts=("right", "bottom"))
+    with pytest.raises(Exception):
+        r.size = 3  # type: ignore[misc]
+    d = json.loads(json.dumps(r.to_dict()))
+    assert Recipe.from_dict(d) == r
+    with pytest.raises(ValueError, match="unknown recipe field"):
+        Recipe.from_dict({"sise": 3})
+
+
+def test_layouts_may_be_a_comma_string():
+    assert Recipe(layouts="left, right").layouts == ("left", "right")
+
+
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("size", 4, r"Recipe.size must be an integer number of pixels in \[8, 4096\]; got 4"),
+        ("size", 256.0, r"Recipe.size .* got 256.0"),
+        ("size", True, r"Recipe.size"),
+        ("resize", "crop", "Recipe.resize must be one of resize, center-crop; got 'crop'"),
+        ("prompts", (), "Recipe.prompts must hold at least one prompt"),
+        ("prompts", "sunset", "must be a list of prompts, not one string"),
+        ("prompts", ("sunset", " "), "Recipe.prompts must be non-empty strings; got ' '"),
+        ("prompts", ("sunset", "Sunset"), "must not repeat a prompt; got 'Sunset'"),
+        ("layouts", (), "Recipe.layouts must hold at least one of left, right, top, bottom"),
+        ("layouts", ("left", "diagonal"), "Recipe.layouts must be made of left, right, top, bottom; got 'diagonal'"),
+        ("layouts", ("left", "left"), "must not repeat a layout"),
+        ("mask", "soft", "Recipe.mask must be one of binary, ramp; got 'soft'"),
+        ("seam", -1, "Recipe.seam must be a whole number of pixels >= 0; got -1"),
+        ("seam", 300, r"Recipe.seam must not exceed the output size \(256 px\); got 300"),
+        ("lam", 1.2, r"Recipe.lam must be in \[0, 1\]; got 1.2"),
+        ("lam", "abc", r"Recipe.lam must be a number in \[0, 1\] or a \(low, high\) pair; got 'abc'"),
+        ("lam", (0.5, 0.2), r"Recipe.lam range must satisfy 0 <= low <= high <= 1; got \(0.5, 0.2\)"),
+        ("lam", (0.1, 0.2, 0.3), r"Recipe.lam must be a number or a \(low, high\) pair"),
+        ("images_per_prompt", 0, r"Recipe.images_per_prompt must be an integer in \[1, 1000\]; got 0"),
+        ("seed", -5, r"Recipe.seed must be an integer in \[0, 9223372036854775807\]; got -5"),
+    ],
+)
+def test_invalid_values_name_the_field_and_value(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        Recipe(**{field: value})
+
+
+def test_draw_counts_and_contents():
+    r = Recipe(images_per_prompt=2, lam=(0.1, 0.3), layouts=("left", "right", "top", "bottom"))
+    recs = draw(r, "cat/001.jpg", FRACTALS)
+    assert len(recs) == r.samples_per_image == 20
+    assert [x.prompt for x in recs[:4]] == ["Autumn", "Autumn", "snowy", "snowy"]
+    assert [x.copy for x in recs[:4]] == [0, 1, 0, 1]
+    for x in recs:
+        assert x.source == "cat/001.jpg" and x.size == 256 and x.mask == "ramp" and x.seam == 20
+        assert x.layout in r.layouts and x.fractal in FRACTALS and 0.1 <= x.lam <= 0.3
+        assert 0 <= x.seed < 2**32 and x.attempts == 1
+
+
+def test_draw_is_deterministic_and_seed_dependent():
+    r = Recipe()
+    a = draw(r, "dog/7.png", FRACTALS)
+    assert a == draw(r, "dog/7.png", FRACTALS)
+    b = draw(r.replace(seed=1), "dog/7.png", FRACTALS)
+    assert [x.seed for x in a] != [x.seed for x in b]
+    c = draw(r, "dog/8.png", FRACTALS)
+    assert [x.seed for x in a] != [x.seed for x in c]
+
+
+def test_a_record_does_not_depend_on_the_other_prompts():
+    """Adding a prompt or reordering prompts leaves the other samples unchanged."""
+    r1 = Recipe(prompts=("sunset", "Autumn"))
+    r2 = Recipe(prompts=("rain", "Autumn", "sunset"))
+    d1 = {x.prompt: x for x in draw(r1, "a.png", FRACTALS)}
+    d2 = {x.prompt: x for x in draw(r2, "a.png", FRACTALS)}
+    assert d1["sunset"] == d2["sunset"] and d1["Autumn"] == d2["Autumn"]
+
+
+def test_draw_uses_every_choice_over_many_images():
+    r = Recipe(layouts=("left", "right", "top", "bottom"), lam=(0.0, 1.0))
+    recs = [x for i in range(100) for x in draw(r, f"img{i}.png", FRACTALS[:8])]
+    assert {x.layout for x in recs} == set(r.layouts)
+    assert {x.fractal for x in recs} == set(FRACTALS[:8])
+    lams = [x.lam for x in recs]
+    assert min(lams) < 0.1 and max(lams) > 0.9
+
+
+def test_binary_records_have_no_seam_and_lam_is_exact():
+    recs = draw(Recipe(mask="binary", lam=0.35), "x", FRACTALS)
+    assert all(x.seam == 0 and x.lam == 0.35 for x in recs)
+
+
+def test_draw_needs_fractals():
+    with pytest.raises(ValueError, match="fractal_names is empty"):
+        draw(Recipe(), "x", [])
+
+
+def test_sample_record_round_trip_ignores_extra_manifest_columns():
+    x = draw(Recipe(), "a/b.png", FRACTALS)[0]
+    row = {**x.to_dict(), "file_name": "a/b_0.png", "label": "a", "editor": {"name": "preview"}}
+    assert SampleRecord.from_dict(json.loads(json.dumps(row))) == x
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), key=st.text(min_size=0, max_size=30), n=st.integers(1, 3))
+def test_property_draw_is_a_pure_function(seed, key, n):
+    r = Recipe(seed=seed, images_per_prompt=n, prompts=("sunset", "rain"), lam=(0.0, 0.5))
+    a, b = draw(r, key, FRACTALS), draw(r, key, FRACTALS)
+    assert a == b and len(a) == 2 * n
+    assert all(0.0 <= x.lam <= 0.5 for x in a)
+
+
+def test_presets_are_valid_recipes():
+    for name, r in PRESETS.items():
+        assert isinstance(r, Recipe), name

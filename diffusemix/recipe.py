@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .functional import LAYOUTS, MASK_KINDS
+from .images import RESIZE_MODES
+from .prompts import PAPER_PROMPTS, QUICK_PROMPTS
 
 __all__ = [
     "Recipe",
@@ -30,23 +32,6 @@ __all__ = [
     "draw",
     "RESIZE_MODES",
 ]
-
-RESIZE_MODES: tuple[str, ...] = ("resize", "center-crop")
-
-# The paper's nine prompts plus "rain", which the authors also used
-# (prompts.yaml's default set mirrors this; a test keeps them equal).
-_PAPER_PROMPTS: tuple[str, ...] = (
-    "Autumn",
-    "snowy",
-    "watercolor art",
-    "sunset",
-    "rainbow",
-    "aurora",
-    "mosaic",
-    "ukiyo-e",
-    "a sketch with crayon",
-    "rain",
-)
 
 _MAX_SEED = 2**63 - 1
 
@@ -68,8 +53,9 @@ class Recipe:
     # How I is brought to S x S: "resize" (plain, aspect not kept: the paper)
     # or "center-crop" (short side to S, then the centre).
     resize: str = "resize"
-    # Filter-like prompts; each multiplies the dataset (the paper's 10 by default).
-    prompts: tuple[str, ...] = _PAPER_PROMPTS
+    # Filter-like prompts; each multiplies the dataset (the paper's nine + "rain",
+    # as in prompts.yaml's default set).
+    prompts: tuple[str, ...] = PAPER_PROMPTS
     # Mask layouts drawn from, named by where I is kept. The reference code
     # draws "horizontal" (= left) or "vertical" (= top).
     layouts: tuple[str, ...] = ("left", "top")
@@ -177,7 +163,7 @@ PRESETS: dict[str, Recipe] = {
     # The paper's equation literally: a hard binary mask, all four layouts.
     "paper-binary": Recipe(mask="binary", seam=0, layouts=("left", "right", "top", "bottom")),
     # A quick start: two prompts, as the authors advise.
-    "quick": Recipe(prompts=("sunset", "Autumn")),
+    "quick": Recipe(prompts=QUICK_PROMPTS),
 }
 
 

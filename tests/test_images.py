@@ -465,7 +465,12 @@ def test_prepare_resize_mode_validated():
 
 @pytest.mark.parametrize(
     "array",
-    [np.zeros((9, 9, 3), np.float32), np.zeros((9, 9), np.uint8), np.zeros((9, 9, 4), np.uint8), np.zeros((0, 9, 3), np.uint8)],
+    [
+        np.zeros((9, 9, 3), np.float32),
+        np.zeros((9, 9), np.uint8),
+        np.zeros((9, 9, 4), np.uint8),
+        np.zeros((0, 9, 3), np.uint8),
+    ],
 )
 def test_prepare_array_validated(array):
     with pytest.raises(ValueError, match="image array"):

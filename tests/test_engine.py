@@ -134,7 +134,7 @@ def test_replay_rebuilds_a_sample_from_its_record(fractal_set):
 
 
 def test_apply_record_is_pure_and_checks_dtypes():
-    rec = draw(Recipe(size=16), "x", ["f.png"])[0]
+    rec = draw(Recipe(size=16, seam=4), "x", ["f.png"])[0]
     i, g, f = img(16, 1), img(16, 2), img(16, 3)
     s1, s2 = apply_record(rec, i, g, f), apply_record(rec, i, g, f)
     np.testing.assert_array_equal(s1.augmented, s2.augmented)
@@ -148,7 +148,7 @@ def test_augment_rejects_an_unprepared_image(fractal_set):
 
 
 def test_generate_checks_what_the_editor_returns():
-    rec = draw(Recipe(size=16), "x", ["f.png"])[0]
+    rec = draw(Recipe(size=16, seam=4), "x", ["f.png"])[0]
 
     class Short(NoiseEditor):
         def edit(self, requests, **kw):

@@ -1,0 +1,376 @@
+"""Tests for diffusemix.fractals: the generator, the shipped set and FractalSet."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import pickle
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from diffusemix.errors import FractalError
+from diffusemix.fractals import (
+    KINDS,
+    FractalSet,
+    default_fractal_dir,
+    fractal_seed,
+    make_fractal,
+    write_fractal_set,
+)
+from diffusemix.functional import degenerate_reason
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _png(path: Path, colour: tuple[int, int, int] = (200, 40, 90), size: tuple[int, int] = (20, 12)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def _saturation(img: np.ndarray) -> float:
+    x = img.astype(np.float32)
+    return float((x.max(axis=2) - x.min(axis=2)).mean())
+
+
+# ---------------------------------------------------------------------------
+# make_fractal
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_image_and_different_seeds_differ(kind: str) -> None:
+    a = make_fractal(11, 48, kind=kind)
+    b = make_fractal(11, 48, kind=kind)
+    c = make_fractal(12, 48, kind=kind)
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(a != c) > 0.2
+
+
+def test_kind_none_is_chosen_by_the_seed() -> None:
+    np.testing.assert_array_equal(make_fractal(5, 40), make_fractal(5, 40))
+    # over a few seeds the seed picks more than one family
+    images = [make_fractal(s, 24) for s in range(8)]
+    assert len({img.tobytes() for img in images}) == 8
+
+
+@pytest.mark.parametrize("size", [8, 17, 33, 64])
+@pytest.mark.parametrize("kind", KINDS)
+def test_shape_and_dtype(kind: str, size: int) -> None:
+    img = make_fractal(3, size, kind=kind)
+    assert img.shape == (size, size, 3)
+    assert img.dtype == np.uint8
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), size=st.integers(8, 40))
+def test_any_seed_and_size_gives_an_rgb_image(seed: int, size: int) -> None:
+    img = make_fractal(seed, size)
+    assert img.shape == (size, size, 3) and img.dtype == np.uint8
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fractals_are_colourful_not_blank(kind: str) -> None:
+    for seed in range(3):
+        img = make_fractal(seed, 96, kind=kind)
+        assert degenerate_reason(img) is None
+        luma = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        assert 40 <= luma.mean() <= 220, (kind, seed, luma.mean())
+        assert luma.std() >= 15, (kind, seed, luma.std())
+        assert _saturation(img) >= 30, (kind, seed, _saturation(img))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, "seed must be a non-negative integer"),
+        ({"seed": 0, "size": 7}, "size must be between 8 and"),
+        ({"seed": 0, "size": 32.0}, "size must be an integer"),
+        ({"seed": 0, "kind": "sierpinski"}, "kind must be one of ifs, flame"),
+    ],
+)
+def test_make_fractal_rejects_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_fractal(**kwargs)
+
+
+def test_fractal_seed_is_stable_and_distinct() -> None:
+    seeds = [fractal_seed(0, i) for i in range(50)]
+    assert len(set(seeds)) == 50
+    assert seeds == [fractal_seed(0, i) for i in range(50)]
+    assert fractal_seed(1, 0) != fractal_seed(0, 0)
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+# ---------------------------------------------------------------------------
+# write_fractal_set
+# ---------------------------------------------------------------------------
+
+
+def test_write_fractal_set_then_load_it(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    paths = write_fractal_set(tmp_path / "out", count=6, size=40, seed=3, progress=lambda d, t: calls.append((d, t)))
+    assert [p.name for p in paths] == [
+        "fractal_000_ifs.png",
+        "fractal_001_flame.png",
+        "fractal_002_mandelbrot.png",
+        "fractal_003_julia.png",
+        "fractal_004_newton.png",
+        "fractal_005_ifs.png",
+    ]
+    assert calls == [(i, 6) for i in range(1, 7)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in paths]  # no temp files left
+    # the file holds exactly make_fractal's image
+    with Image.open(paths[2]) as im:
+        written = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(written, make_fractal(fractal_seed(3, 2), 40, kind="mandelbrot"))
+    fs = FractalSet.from_folder(tmp_path / "out")
+    assert fs.names == tuple(p.name for p in paths)
+    assert fs.skipped == ()
+    assert fs.load(fs.names[0], 33).shape == (33, 33, 3)
+
+
+def test_write_fractal_set_is_deterministic_and_prefix_stable(tmp_path: Path) -> None:
+    a = write_fractal_set(tmp_path / "a", count=3, size=24, seed=9, kinds=["julia", "newton"])
+    b = write_fractal_set(tmp_path / "b", count=5, size=24, seed=9, kinds=["julia", "newton"])
+    assert [p.name for p in a] == [p.name for p in b[:3]]
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b[:3]]
+    c = write_fractal_set(tmp_path / "c", count=3, size=24, seed=10, kinds=["julia", "newton"])
+    assert a[0].read_bytes() != c[0].read_bytes()
+
+
+def test_write_fractal_set_errors(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    with pytest.raises(FractalError, match="is not a folder"):
+        write_fractal_set(target, count=1, size=16)
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        write_fractal_set(tmp_path / "x", count=0)
+    with pytest.raises(ValueError, match="kinds must be a non-empty list"):
+        write_fractal_set(tmp_path / "x", count=1, kinds=["spiral"])
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("make_fractals", REPO / "scripts" / "make_fractals.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_fractals_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = _load_script()
+    assert script.main(["--out", str(tmp_path / "set"), "--count", "2", "--size", "20", "--seed", "4"]) == 0
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["fractal_000_ifs.png", "fractal_001_flame.png"]
+    assert "wrote 2 fractals" in capsys.readouterr().err
+    assert script.main(["--out", str(tmp_path / "bad"), "--count", "0"]) == 2
+    assert "count must be a positive integer" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# The shipped set
+# ---------------------------------------------------------------------------
+
+
+def test_default_fractal_dir_is_the_repo_assets() -> None:
+    assert default_fractal_dir() == REPO / "assets" / "fractals"
+
+
+def test_shipped_set_is_complete_small_and_loads() -> None:
+    fs = FractalSet.default()
+    assert len(fs) >= 64
+    assert fs.skipped == ()
+    assert all(n.endswith(".png") for n in fs.names)
+    total = sum((fs.folder / n).stat().st_size for n in fs.names)
+    assert total < 15 * 1024 * 1024
+    for name in fs.names:
+        img = fs.load(name, 256)
+        assert img.shape == (256, 256, 3) and img.dtype == np.uint8
+        assert degenerate_reason(img) is None, name
+
+
+def test_shipped_set_is_what_the_script_makes() -> None:
+    fs = FractalSet.default()
+    name = fs.names[3]
+    assert name == "fractal_003_julia.png"
+    remade = make_fractal(fractal_seed(0, 3), 256, kind="julia")
+    # equal up to last-bit differences of libm across CPUs
+    assert np.mean(np.abs(fs.load(name, 256).astype(int) - remade) <= 2) > 0.98
+
+
+# ---------------------------------------------------------------------------
+# FractalSet: scanning
+# ---------------------------------------------------------------------------
+
+
+def test_recursive_scan_sorted_posix_names(tmp_path: Path) -> None:
+    _png(tmp_path / "b.png")
+    _png(tmp_path / "a" / "c.png")
+    (tmp_path / "a" / "b").mkdir()
+    Image.new("RGB", (9, 9), "red").save(tmp_path / "a" / "b" / "d.webp", lossless=True)
+    Image.new("RGB", (9, 9), "blue").save(tmp_path / "Z.BMP")
+    Image.new("RGB", (9, 9), "green").save(tmp_path / "a" / "e.jpeg")
+    _png(tmp_path / ".hidden.png")
+    _png(tmp_path / ".cache" / "x.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    fs = FractalSet.from_folder(tmp_path)
+    assert fs.names == ("Z.BMP", "a/b/d.webp", "a/c.png", "a/e.jpeg", "b.png")
+    assert len(fs) == 5
+    assert fs.folder == tmp_path.resolve()
+    assert fs.load("a/b/d.webp", 16)[8, 8].tolist() == [255, 0, 0]
+
+
+def test_skipped_reports_corrupt_and_empty_files(tmp_path: Path) -> None:
+    _png(tmp_path / "good.png")
+    (tmp_path / "corrupt.png").write_bytes(b"this is not a png at all" * 10)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "empty.jpg").write_bytes(b"")
+    fs = FractalSet.from_folder(tmp_path)
+    assert fs.names == ("good.png",)
+    reasons = dict(fs.skipped)
+    assert set(reasons) == {"corrupt.png", "sub/empty.jpg"}
+    assert "not an image" in reasons["corrupt.png"]
+    assert "empty" in reasons["sub/empty.jpg"]
+    text = fs.summary()
+    assert text.startswith(f"1 fractal from {tmp_path.resolve()}")
+    assert "2 unreadable skipped" in text and "corrupt.png" in text and "sub/empty.jpg" in text
+    assert FractalSet.from_folder(REPO / "assets" / "fractals").summary().endswith(str(default_fractal_dir()))
+
+
+# ---------------------------------------------------------------------------
+# FractalSet: errors
+# ---------------------------------------------------------------------------
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FractalError, match=r"does not exist; pass a folder of fractal images.*make_fractals\.py --out"):
+        FractalSet.from_folder(tmp_path / "nope")
+
+
+def test_not_a_folder(tmp_path: Path) -> None:
+    f = _png(tmp_path / "one.png")
+    with pytest.raises(FractalError, match="is a file, not a folder"):
+        FractalSet.from_folder(f)
+
+
+def test_empty_folder_and_folder_without_images(tmp_path: Path) -> None:
+    with pytest.raises(FractalError, match=r"has no image files .*make_fractals\.py"):
+        FractalSet.from_folder(tmp_path)
+    (tmp_path / "readme.txt").write_text("hi")
+    _png(tmp_path / ".hidden.png")
+    with pytest.raises(FractalError, match="has no image files"):
+        FractalSet.from_folder(tmp_path)
+
+
+def test_every_file_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "b.jpg").write_bytes(b"garbage" * 20)
+    with pytest.raises(FractalError, match=r"none of the 2 image files .*a\.png: empty file.*b\.jpg: not an image"):
+        FractalSet.from_folder(tmp_path)
+
+
+def test_unknown_name(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    fs = FractalSet.from_folder(tmp_path)
+    with pytest.raises(FractalError, match=r"no fractal named 'nope\.png' in .*e\.g\. 'a\.png'"):
+        fs.load("nope.png", 32)
+    assert "a.png" in fs and "nope.png" not in fs
+
+
+def test_truncated_file_fails_at_load_naming_it(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(make_fractal(1, 64, kind="julia")).save(buf, format="PNG")
+    (tmp_path / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    fs = FractalSet.from_folder(tmp_path)  # the header is fine
+    assert fs.names == ("cut.png",)
+    with pytest.raises(FractalError, match=r"fractal 'cut\.png' in .* cannot be loaded"):
+        fs.load("cut.png", 32)
+
+
+def test_bad_sizes_and_indices(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    fs = FractalSet.from_folder(tmp_path)
+    with pytest.raises(ValueError, match="size must be an integer >= 8"):
+        fs.load("a.png", 4)
+    with pytest.raises(IndexError, match="out of range for a set of 1"):
+        fs.load_index(1, 16)
+    with pytest.raises(ValueError, match="cache_size"):
+        FractalSet.from_folder(tmp_path, cache_size=-1)
+
+
+# ---------------------------------------------------------------------------
+# FractalSet: loading and the cache
+# ---------------------------------------------------------------------------
+
+
+def test_load_resizes_and_is_cached_and_read_only(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png", colour=(10, 200, 30), size=(50, 20))
+    _png(tmp_path / "b.png", colour=(250, 250, 0))
+    fs = FractalSet.from_folder(tmp_path)
+    a = fs.load("a.png", 33)
+    assert a.shape == (33, 33, 3) and a.dtype == np.uint8
+    assert a[16, 16].tolist() == [10, 200, 30]
+    assert fs.load("a.png", 33) is a
+    assert fs.load_index(0, 33) is a
+    assert fs.load("a.png", 34) is not a
+    assert not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0, 0, 0] = 1
+
+
+def test_cache_is_bounded(tmp_path: Path) -> None:
+    for n in "abc":
+        _png(tmp_path / f"{n}.png")
+    fs = FractalSet.from_folder(tmp_path, cache_size=2)
+    a = fs.load("a.png", 16)
+    fs.load("b.png", 16)
+    assert fs.load("a.png", 16) is a  # a is now the most recent
+    fs.load("c.png", 16)  # evicts b
+    assert fs.load("a.png", 16) is a
+    b2 = fs.load("b.png", 16)  # reloaded, evicts c
+    np.testing.assert_array_equal(b2, fs.load("b.png", 16))
+    no_cache = FractalSet.from_folder(tmp_path, cache_size=0)
+    assert no_cache.load("a.png", 16) is not no_cache.load("a.png", 16)
+
+
+def test_concurrent_loads_agree(tmp_path: Path) -> None:
+    for i in range(4):
+        Image.fromarray(make_fractal(i, 32, kind="newton")).save(tmp_path / f"{i}.png")
+    fs = FractalSet.from_folder(tmp_path, cache_size=3)
+    plain = FractalSet.from_folder(tmp_path, cache_size=0)
+    expected = {name: plain.load(name, 24) for name in fs.names}
+    results: list[tuple[str, np.ndarray]] = []
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(20):
+                name = fs.names[(k + j) % 4]
+                results.append((name, fs.load(name, 24)))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 80
+    for name, array in results:
+        np.testing.assert_array_equal(array, expected[name])
+
+
+def test_pickle_round_trip(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    fs = FractalSet.from_folder(tmp_path)
+    a = fs.load("a.png", 16)
+    fs2 = pickle.loads(pickle.dumps(fs))
+    assert fs2.names == fs.names and fs2.folder == fs.folder
+    np.testing.assert_array_equal(fs2.load("a.png", 16), a)
+    assert "1 images" in repr(fs2)

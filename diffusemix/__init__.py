@@ -43,6 +43,13 @@ _EXPORTS: dict[str, str] = {
     "FractalSet": "fractals",
     "load_prompts": "prompts",
     "PromptBook": "prompts",
+    # batch export
+    "ExportOptions": "export",
+    "ExportPlan": "export",
+    "ExportSummary": "export",
+    "export_dataset": "export",
+    "plan_export": "export",
+    "merge_manifests": "export",
     # editors
     "load_editor": "editors",
     "Editor": "editors.base",

@@ -1,0 +1,427 @@
+"""``python -m diffusemix``: export, merge and fractals subcommands.
+
+A thin shell: flags are parsed here and handed to :mod:`diffusemix.export`,
+:mod:`diffusemix.editors` and :mod:`diffusemix.fractals`; no maths, no model
+code. Flags that are not given fall back to the preset's values (recipe) or
+to the editor's defaults (editor settings).
+
+Exit status: 0 on success, 2 for a usage or validation error (one line on
+stderr, ``error: ...``), 1 for an error while writing, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "build_parser"]
+
+_EDITOR_NAMES = ("auto", "instruct-pix2pix", "img2img", "preview")
+_LAYOUTS = "left, right, top, bottom"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Raw description and epilog; "(default: X)" only where there is a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _lam(text: str) -> float | tuple[float, float]:
+    """``0.2`` or a range ``0.1:0.3`` (λ drawn uniformly per sample)."""
+    parts = text.split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--lam must be a number such as 0.2 or a range such as 0.1:0.3; got {text!r}") from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return (values[0], values[1])
+    raise ValueError(f"--lam must be a number such as 0.2 or a range such as 0.1:0.3; got {text!r}")
+
+
+def _layouts(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .recipe import PRESETS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m diffusemix",
+        description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{export,merge,fractals}")
+    sub.required = True
+
+    # -- export ---------------------------------------------------------------
+    ex = sub.add_parser(
+        "export",
+        formatter_class=_Formatter,
+        help="write an augmented copy of an image dataset (resumable, shardable)",
+        description=(
+            "Write OUTPUT/<class>/<image>_<prompt>_<copy>.png for every image of INPUT and every prompt, with\n"
+            "OUTPUT/metadata.jsonl (load it with datasets.load_dataset('imagefolder', data_dir=OUTPUT)).\n"
+            "INPUT is INPUT/<class>/<image> (class folders, as torchvision's ImageFolder) or a flat folder of\n"
+            "images (one label: the folder's name). Every augmented image keeps the label of its source.\n\n"
+            "Re-running the same command resumes: finished images are skipped, a killed run leaves no partial\n"
+            "file. Recipe flags not given take the preset's values; editor flags not given take the editor's\n"
+            "defaults. Under `accelerate launch` each process takes its shard (and GPU) automatically."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python -m diffusemix export data/train out/train --prompt-set paper --dry-run\n"
+            "  python -m diffusemix export data/train out/train --preset quick --editor preview --save-stages\n"
+            "  python -m diffusemix export data/train out/train --shard 0/2   # and --shard 1/2 elsewhere\n"
+            "  accelerate launch -m diffusemix export data/train out/train --prompts 'snowy,sunset'"
+        ),
+    )
+    ex.add_argument("input", metavar="INPUT", help="dataset folder: INPUT/<class>/<image> or a flat folder of images")
+    ex.add_argument("output", metavar="OUTPUT", help="where the augmented dataset goes (not inside INPUT)")
+
+    g = ex.add_argument_group("recipe (the method's settings; defaults come from --preset)")
+    g.add_argument(
+        "--preset", default="paper", choices=sorted(PRESETS), help="starting values for every recipe flag below"
+    )
+    pr = g.add_mutually_exclusive_group()
+    pr.add_argument(
+        "--prompts",
+        metavar='"A,B"',
+        default=None,
+        help='comma-separated filter-like prompts, e.g. "snowy,sunset" (default: the preset\'s)',
+    )
+    pr.add_argument(
+        "--prompt-set", metavar="NAME", default=None, help="a named prompt set from the prompts file (e.g. paper)"
+    )
+    g.add_argument(
+        "--prompts-file",
+        metavar="YAML",
+        default=None,
+        help="prompt file for --prompt-set (default: the repository's prompts.yaml)",
+    )
+    g.add_argument("--size", type=int, metavar="S", default=None, help="output side S in pixels (preset: 256)")
+    g.add_argument(
+        "--resize",
+        choices=("resize", "center-crop"),
+        default=None,
+        help="how inputs become S x S: plain resize (the paper) or centre crop (preset: resize)",
+    )
+    g.add_argument(
+        "--images-per-prompt",
+        type=int,
+        metavar="N",
+        default=None,
+        help="augmented images per (image, prompt) (preset: 1)",
+    )
+    g.add_argument(
+        "--layouts",
+        metavar="L1,L2",
+        default=None,
+        help=f"mask layouts to draw from, named by where the input is kept: {_LAYOUTS} (preset: left,top)",
+    )
+    g.add_argument(
+        "--mask",
+        choices=("ramp", "binary"),
+        default=None,
+        help="ramp (linear seam, the reference code) or binary (the paper's equation) (preset: ramp)",
+    )
+    g.add_argument(
+        "--seam", type=int, metavar="PX", default=None, help="ramp width in pixels at the output size (preset: 20)"
+    )
+    g.add_argument(
+        "--lam",
+        metavar="λ",
+        default=None,
+        help="fractal blend weight: a value (0.2) or a range low:high drawn per sample (preset: 0.2)",
+    )
+    g.add_argument("--seed", type=int, metavar="N", default=None, help="master seed of every random choice (preset: 0)")
+    g.add_argument(
+        "--fractals", metavar="FOLDER", default=None, help="folder of fractal images (default: assets/fractals)"
+    )
+
+    e = ex.add_argument_group("editor (the diffusion model; settings not given take the editor's defaults)")
+    e.add_argument(
+        "--editor",
+        choices=_EDITOR_NAMES,
+        default="auto",
+        help="auto tries InstructPix2Pix and falls back to the weight-free preview",
+    )
+    e.add_argument(
+        "--model",
+        metavar="ID_OR_FOLDER",
+        default=None,
+        help="Hugging Face model id or local pipeline folder (default: the editor's model)",
+    )
+    e.add_argument(
+        "--steps", type=int, metavar="N", default=None, help="denoising steps (InstructPix2Pix: 100, img2img: 50)"
+    )
+    e.add_argument(
+        "--guidance-scale",
+        type=float,
+        metavar="G",
+        default=None,
+        help="text guidance (InstructPix2Pix: 4, img2img: 7.5)",
+    )
+    e.add_argument(
+        "--image-guidance-scale", type=float, metavar="G", default=None, help="InstructPix2Pix image guidance (1.5)"
+    )
+    e.add_argument("--strength", type=float, metavar="S", default=None, help="img2img noising strength in [0, 1] (0.5)")
+    e.add_argument("--device", metavar="DEV", default=None, help="cuda, cuda:N, mps or cpu (default: best available)")
+    e.add_argument(
+        "--dtype",
+        choices=("float16", "bfloat16", "float32"),
+        default=None,
+        help="model precision (default: float16 on CUDA, else float32)",
+    )
+    e.add_argument(
+        "--max-retries",
+        type=int,
+        metavar="N",
+        default=None,
+        help="times a blank generated image is remade with a new seed before it is reported (2)",
+    )
+
+    o = ex.add_argument_group("output and running")
+    o.add_argument("--format", choices=("png", "jpeg"), default="png", help="file format of the augmented images")
+    o.add_argument("--quality", type=int, metavar="Q", default=95, help="JPEG quality 1..100")
+    o.add_argument(
+        "--save-stages",
+        action="store_true",
+        help="also write I, Î, M, H, F as PNG to OUTPUT/stages/<stage>/<class>/<file>",
+    )
+    o.add_argument(
+        "--reuse-generated",
+        action="store_true",
+        help="read Î from OUTPUT/stages/generated where saved instead of running the editor "
+        "(also allows re-mixing with new mask/λ/fractal settings)",
+    )
+    o.add_argument(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="do only shard I of N (0-based); shards never write the same file and merge when all finish",
+    )
+    o.add_argument("--batch-size", type=int, metavar="N", default=None, help="samples per editor call (default 8)")
+    o.add_argument(
+        "--workers", type=int, metavar="N", default=2, help="CPU threads for decoding and for mixing/encoding/writing"
+    )
+    o.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print how many images would be made and the disk estimate; write nothing",
+    )
+    o.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
+
+    # -- merge ----------------------------------------------------------------
+    mg = sub.add_parser(
+        "merge",
+        formatter_class=_Formatter,
+        help="merge the shards' rows into OUTPUT/metadata.jsonl",
+        description="Merge the journals of every shard of an export into OUTPUT/metadata.jsonl (done automatically "
+        "when the last shard finishes).",
+    )
+    mg.add_argument("output", metavar="OUTPUT", help="the export's output folder")
+
+    # -- fractals -------------------------------------------------------------
+    fr = sub.add_parser(
+        "fractals",
+        formatter_class=_Formatter,
+        help="generate a folder of fractal images",
+        description="Write COUNT colourful fractal images (IFS, flames, Mandelbrot, Julia, Newton) as PNG; "
+        "the same arguments give the same files.",
+    )
+    fr.add_argument("out", metavar="OUT", help="folder to write the fractals into")
+    fr.add_argument("--count", type=int, metavar="N", default=64, help="how many images")
+    fr.add_argument("--size", type=int, metavar="PX", default=256, help="side in pixels")
+    fr.add_argument("--seed", type=int, metavar="N", default=0, help="master seed")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------
+
+
+def _flagify(message: str) -> str:
+    """``Recipe.images_per_prompt must ...`` → ``--images-per-prompt must ...``."""
+    return re.sub(
+        r"\b(?:Recipe|ExportOptions)\.(\w+)",
+        lambda m: "--" + m.group(1).replace("_", "-").replace("shard-index", "shard").replace("shard-count", "shard"),
+        message,
+    )
+
+
+def _recipe(args: argparse.Namespace):
+    from .recipe import get_preset
+
+    overrides: dict[str, Any] = {}
+    if args.prompts is not None:
+        from .prompts import parse_prompt_list
+
+        overrides["prompts"] = parse_prompt_list(args.prompts)
+    elif args.prompt_set is not None or args.prompts_file is not None:
+        from .prompts import load_prompts
+
+        overrides["prompts"] = load_prompts(args.prompts_file).get(args.prompt_set)
+    for name in ("size", "resize", "images_per_prompt", "mask", "seam", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    if args.layouts is not None:
+        overrides["layouts"] = _layouts(args.layouts)
+    if args.lam is not None:
+        overrides["lam"] = _lam(args.lam)
+    if args.mask == "binary" and args.seam is None:
+        overrides["seam"] = 0
+    return get_preset(args.preset, **overrides)
+
+
+def _options(args: argparse.Namespace, shard: tuple[int, int]):
+    from .export import ExportOptions
+
+    kw: dict[str, Any] = dict(
+        format=args.format,
+        quality=args.quality,
+        save_stages=args.save_stages,
+        reuse_generated=args.reuse_generated,
+        shard_index=shard[0],
+        shard_count=shard[1],
+        workers=args.workers,
+    )
+    if args.batch_size is not None:
+        kw["batch_size"] = args.batch_size
+    return ExportOptions(**kw)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import detect_shard, export_dataset, parse_shard, plan_export
+
+    # 1. the settings (every check before any work)
+    recipe = _recipe(args)
+    device = args.device
+    if args.shard is not None:
+        shard = parse_shard(args.shard)
+    else:
+        found = detect_shard()
+        shard = (0, 1) if found is None else (found[0], found[1])
+        if found is not None and device is None:
+            device = found[2]
+    options = _options(args, shard)
+    if args.dry_run:
+        print(plan_export(args.input, args.output, recipe=recipe, options=options))
+        return 0
+    plan = plan_export(args.input, args.output, recipe=recipe, options=options)  # checks folders, writes nothing
+    from .fractals import FractalSet
+
+    fractals = FractalSet.default() if args.fractals is None else FractalSet.from_folder(args.fractals)
+
+    # 2. the editor
+    from .editors import load_editor
+
+    settings = dict(
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        image_guidance_scale=args.image_guidance_scale,
+        strength=args.strength,
+        max_retries=args.max_retries,
+        batch_size=args.batch_size,
+    )
+    if args.editor == "instruct-pix2pix" or args.editor == "auto":
+        if settings["strength"] is not None:
+            raise ValueError("--strength is an img2img setting; InstructPix2Pix has no strength")
+        settings.pop("strength")
+    elif args.editor == "img2img":
+        if settings["image_guidance_scale"] is not None:
+            raise ValueError("--image-guidance-scale is an InstructPix2Pix setting; img2img has none")
+        settings.pop("image_guidance_scale")
+    else:  # preview: diffusion settings do not apply
+        settings = {"max_retries": args.max_retries}
+    editor = load_editor(args.editor, model=args.model, device=device, dtype=args.dtype, **settings)
+    if getattr(editor, "notice", None):
+        print(f"note: {editor.notice}", file=sys.stderr)
+    print(
+        f"exporting {plan.samples - plan.already_done} image(s) from {plan.images} input image(s) "
+        f"with {editor.describe().get('summary', editor.name)}",
+        file=sys.stderr,
+    )
+
+    # 3. run
+    summary = export_dataset(
+        args.input,
+        args.output,
+        recipe=recipe,
+        editor=editor,
+        fractals=fractals,
+        options=options,
+        progress_bar=not args.no_progress,
+    )
+    print(summary)
+    return 0
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from .export import merge_manifests
+    from .manifest import collect
+
+    path = merge_manifests(args.output)
+    rows, errors, pending = collect(Path(args.output))
+    print(
+        f"wrote {path} ({len(rows)} rows" + (f", {len(errors)} errors listed in errors.jsonl" if errors else "") + ")"
+    )
+    if pending is None:
+        print("note: no shard has finished yet; metadata.jsonl holds the images made so far", file=sys.stderr)
+    elif pending:
+        print(
+            "note: shards " + ", ".join(f"{i}/{n}" for i, n in pending) + " have not finished; run them "
+            "(the same command with their --shard) and merge again",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_fractals(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .fractals import write_fractal_set
+
+    with tqdm(total=args.count, unit="img", desc="fractals", disable=None) as bar:
+        paths = write_fractal_set(
+            args.out,
+            count=args.count,
+            size=args.size,
+            seed=args.seed,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
+    print(f"wrote {len(paths)} fractal image(s) to {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {"export": _run_export, "merge": _run_merge, "fractals": _run_fractals}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        if args.command == "export":
+            print(
+                "\ninterrupted: finished images are kept; run the same command again to resume where it stopped",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted", file=sys.stderr)
+        return 130
+    except ValueError as e:  # DiffuseMixError and every validation error
+        print(f"error: {_flagify(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

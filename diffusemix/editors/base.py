@@ -12,6 +12,9 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..errors import Cancelled
+from ..functional import degenerate_reason
+
 __all__ = [
     "EditRequest",
     "EditResult",
@@ -19,6 +22,9 @@ __all__ = [
     "ProgressFn",
     "CancelToken",
     "retry_seed",
+    "check_requests",
+    "GenerateFn",
+    "edit_in_batches",
 ]
 
 #: ``progress(done, total)``: units of work (denoising steps summed over the
@@ -106,3 +112,169 @@ def retry_seed(seed: int, attempt: int) -> int:
         return int(seed)
     ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(int(attempt),))
     return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+#: Seeds must fit a CPU ``torch.Generator`` and ``numpy.random.SeedSequence``.
+MAX_SEED = 2**64 - 1
+
+
+def check_requests(requests: Sequence[EditRequest]) -> None:
+    """Raise ``ValueError`` naming the first request that cannot be edited.
+
+    A request needs a uint8 (H, W, 3) image with H, W >= 1, a ``str`` prompt
+    and an integer seed in [0, 2**64 - 1].
+    """
+    for k, r in enumerate(requests):
+        if not isinstance(r, EditRequest):
+            raise ValueError(f"request {k} must be an EditRequest; got {type(r).__name__}")
+        im = r.image
+        if not isinstance(im, np.ndarray) or im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
+            got = f"{im.dtype} array of shape {im.shape}" if isinstance(im, np.ndarray) else type(im).__name__
+            raise ValueError(f"request {k}: image must be a uint8 (H, W, 3) array; got {got}")
+        if im.shape[0] < 1 or im.shape[1] < 1:
+            raise ValueError(f"request {k}: image is empty (shape {im.shape})")
+        if not isinstance(r.prompt, str):
+            raise ValueError(f"request {k}: prompt must be a str; got {type(r.prompt).__name__}")
+        if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)) or not 0 <= int(r.seed) <= MAX_SEED:
+            raise ValueError(f"request {k}: seed must be an integer in [0, 2**64 - 1]; got {r.seed!r}")
+
+
+#: ``generate(images, prompts, seeds, step)``: make one batch. ``images`` are
+#: uint8 (h, w, 3) arrays all of one size; returns one uint8 (h, w, 3) array
+#: per image, in order. ``step()`` is called once per unit of work (a
+#: denoising step) and raises :class:`Cancelled` when the cancel token is set.
+GenerateFn = Callable[[list[np.ndarray], list[str], list[int], Callable[[], None]], Sequence[np.ndarray]]
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``image`` resized to (height, width) with bicubic filtering (a no-op at that size)."""
+    if image.shape[:2] == (height, width):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def _work_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """The nearest size whose sides are multiples of ``multiple`` (at least one multiple)."""
+    if multiple <= 1:
+        return height, width
+    return (
+        max(multiple, int(height / multiple + 0.5) * multiple),
+        max(multiple, int(width / multiple + 0.5) * multiple),
+    )
+
+
+class _Tracker:
+    """Progress over a whole ``edit()`` call; checks the cancel token at each step."""
+
+    def __init__(self, progress: ProgressFn | None, cancel: CancelToken | None) -> None:
+        self.progress, self.cancel = progress, cancel
+        self.done = self.total = self.batch_end = 0
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("edit cancelled")
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def add(self, units: int) -> None:
+        self.total += units
+        self._report()
+
+    def start_batch(self, units: int) -> None:
+        self.check()
+        self.batch_end = self.done + units
+
+    def step(self) -> None:
+        self.check()
+        # A scheduler may take more or fewer steps than predicted; never pass
+        # the batch's share, and catch up in end_batch.
+        if self.done < self.batch_end:
+            self.done += 1
+            self._report()
+            self.check()  # a cancel from inside the progress callback stops now
+
+    def end_batch(self) -> None:
+        if self.done != self.batch_end:
+            self.done = self.batch_end
+            self._report()
+
+
+def edit_in_batches(
+    requests: Sequence[EditRequest],
+    generate: GenerateFn,
+    *,
+    batch_size: int,
+    units_per_batch: int,
+    max_retries: int,
+    size_multiple: int = 1,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> list[EditResult]:
+    """The edit loop every editor shares: batch, generate, check, retry.
+
+    1. Requests are grouped by working size (each side rounded to the nearest
+       multiple of ``size_multiple``, e.g. 8 for Stable Diffusion's VAE), in
+       order of first appearance, and cut into batches of ``batch_size``.
+    2. Each batch is one ``generate`` call on the inputs resized to the working
+       size; its outputs are resized back to each request's exact size.
+    3. Outputs that :func:`degenerate_reason` rejects are made again with
+       ``retry_seed(seed, attempt)``, up to ``max_retries`` times; the last
+       reason is reported in :attr:`EditResult.degenerate`, never dropped.
+
+    ``progress(done, total)`` counts ``units_per_batch`` units per batch
+    (denoising steps, or images); ``total`` grows when retries are needed.
+
+    Raises:
+        ValueError: a malformed request (see :func:`check_requests`).
+        Cancelled: ``cancel`` was set (checked before each batch and each step).
+    """
+    check_requests(requests)
+    n = len(requests)
+    images: list[np.ndarray | None] = [None] * n
+    used_seeds = [int(r.seed) for r in requests]
+    attempts = [0] * n
+    reasons: list[str | None] = [None] * n
+    tracker = _Tracker(progress, cancel)
+    tracker.check()
+
+    pending = list(range(n))
+    for attempt in range(max_retries + 1):
+        if not pending:
+            break
+        # 1. plan: group by working size, keep request order, cut into batches
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i in pending:
+            h, w = requests[i].image.shape[:2]
+            groups.setdefault(_work_size(h, w, size_multiple), []).append(i)
+        batches = [
+            (size, idx[k : k + batch_size]) for size, idx in groups.items() for k in range(0, len(idx), batch_size)
+        ]
+        tracker.add(units_per_batch * len(batches))
+        # 2. generate each batch and bring the outputs back to request size
+        for (wh, ww), batch in batches:
+            tracker.start_batch(units_per_batch)
+            seeds = [retry_seed(requests[i].seed, attempt) for i in batch]
+            outs = generate(
+                [_resize(requests[i].image, wh, ww) for i in batch],
+                [requests[i].prompt for i in batch],
+                seeds,
+                tracker.step,
+            )
+            tracker.end_batch()
+            for i, seed, out in zip(batch, seeds, outs, strict=True):
+                h, w = requests[i].image.shape[:2]
+                images[i] = _resize(np.ascontiguousarray(out, dtype=np.uint8), h, w)
+                used_seeds[i] = seed
+                attempts[i] += 1
+                reasons[i] = degenerate_reason(images[i])
+        # 3. retry what came out blank
+        pending = [i for i in pending if reasons[i] is not None]
+
+    return [
+        EditResult(image=images[i], seed=used_seeds[i], attempts=attempts[i], degenerate=reasons[i])  # type: ignore[arg-type]
+        for i in range(n)
+    ]

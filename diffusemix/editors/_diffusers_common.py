@@ -1,0 +1,382 @@
+"""What the two diffusers editors share: device and dtype choice, loading a
+pipeline with errors that say what to do, the prompt-embedding cache, and one
+batched pipeline call with per-sample generators, progress and cancel.
+
+torch and diffusers are imported inside the functions, never at module level,
+so that ``import diffusemix.editors`` stays cheap and torch-free.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..errors import EditorLoadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "DTYPE_NAMES",
+    "PIPELINE_PARTS",
+    "ModelSource",
+    "resolve_device",
+    "resolve_dtype",
+    "locate_model",
+    "load_pipeline",
+    "PromptCache",
+    "SharedPipeline",
+    "run_pipeline",
+    "check_positive_int",
+    "check_nonnegative_int",
+    "check_number",
+]
+
+#: Accepted ``dtype`` names and the torch dtype each stands for.
+DTYPE_NAMES: dict[str, str] = {
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+}
+
+#: What a diffusers Stable Diffusion pipeline folder holds (``save_pretrained``).
+PIPELINE_PARTS: tuple[str, ...] = ("model_index.json", "unet/", "vae/", "text_encoder/", "tokenizer/", "scheduler/")
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+# ---------------------------------------------------------------------------
+# settings checks (ValueError naming the field and the value)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+
+
+def check_nonnegative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+
+
+def check_number(name: str, value: Any, *, low: float, high: float | None = None, low_open: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value)
+    if ok:
+        ok = value > low if low_open else value >= low
+        if high is not None:
+            ok = ok and value <= high
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
+        raise ValueError(f"{name} must be a number {bound}; got {value!r}")
+
+
+# ---------------------------------------------------------------------------
+# device and dtype
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a requirement
+        raise EditorLoadError(
+            "the diffusion editors need torch and diffusers: pip install -r requirements.txt "
+            "(or use --editor preview, which needs neither)"
+        ) from exc
+    return torch
+
+
+def resolve_device(device: str | None) -> str:
+    """``device``, or the best one available: CUDA, then Apple's mps, then CPU.
+
+    Raises:
+        EditorLoadError: the named device does not exist on this machine.
+    """
+    torch = _torch()
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if has_mps else "cpu"
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise EditorLoadError(f"device must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'; got {device!r}")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EditorLoadError(
+                f"device {device!r} was asked for but CUDA is not available here; leave --device unset or use cpu"
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise EditorLoadError(
+                f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    if device == "mps" and not has_mps:
+        raise EditorLoadError("device 'mps' was asked for but Apple's Metal backend is not available here; use cpu")
+    return device
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """The canonical dtype name: ``dtype`` if given, else float16 on CUDA and
+    float32 elsewhere (float16 on CPU is slow, and on mps it can give black images)."""
+    if dtype is None or dtype == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if dtype not in DTYPE_NAMES:
+        raise EditorLoadError(f"dtype must be 'auto' or one of {', '.join(DTYPE_NAMES)}; got {dtype!r}")
+    return DTYPE_NAMES[dtype]
+
+
+# ---------------------------------------------------------------------------
+# where the weights are
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to load: a local pipeline folder or a Hugging Face Hub id."""
+
+    kind: Literal["folder", "hub"]
+    #: An absolute folder path, or the hub id as given.
+    ref: str
+
+
+def locate_model(model: str, *, label: str, example_id: str) -> ModelSource:
+    """Decide whether ``model`` is a local folder or a hub id, and check the folder.
+
+    An existing directory is a folder; a string shaped like ``owner/name`` that
+    is not one is a hub id; anything else is a folder that does not exist.
+
+    Raises:
+        EditorLoadError: a missing folder, a file, or a folder that is not a
+            diffusers pipeline (the message lists the parts that are missing).
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise EditorLoadError(f"model must be a Hugging Face Hub id or a folder; got {model!r}")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        folder = path.resolve()
+        missing = [p for p in PIPELINE_PARTS if not (folder / p.rstrip("/")).exists()]
+        if missing:
+            present = [p for p in PIPELINE_PARTS if p not in missing]
+            raise EditorLoadError(
+                f"{folder} is not a diffusers pipeline folder: missing {', '.join(missing)}"
+                f" (found {', '.join(present) if present else 'none of the parts'}). A pipeline folder is what"
+                f" save_pretrained() writes, or what `hf download {example_id} --local-dir DIR`"
+                " fetches; single-file .ckpt/.safetensors checkpoints are not supported."
+            )
+        return ModelSource("folder", str(folder))
+    if path.exists():
+        raise EditorLoadError(
+            f"{path} is a file; --model takes a diffusers pipeline folder (with model_index.json, unet/, vae/, ...)"
+            f" or a Hugging Face Hub id such as {example_id}"
+        )
+    if _HUB_ID.fullmatch(model) and not model.endswith((".ckpt", ".safetensors")):
+        return ModelSource("hub", model)
+    raise EditorLoadError(
+        f"the model folder {path.absolute()} does not exist. Pass an existing diffusers pipeline folder for"
+        f" {label} (--model /path/to/folder) or a Hugging Face Hub id such as {example_id}."
+    )
+
+
+def load_pipeline(
+    from_pretrained: Callable[..., Any],
+    source: ModelSource,
+    *,
+    label: str,
+    device: str,
+    dtype: str,
+) -> Any:
+    """``from_pretrained`` on ``source`` with the safety checker off, moved to
+    ``device``, with every failure turned into an :class:`EditorLoadError`.
+
+    A folder is read with ``local_files_only=True``; a hub id goes through the
+    Hugging Face cache (and the network, when it can be reached).
+    """
+    torch = _torch()
+    kwargs: dict[str, Any] = {
+        "dtype": getattr(torch, dtype),
+        "safety_checker": None,
+        "requires_safety_checker": False,
+    }
+    if source.kind == "folder":
+        kwargs["local_files_only"] = True
+    try:
+        pipe = from_pretrained(source.ref, **kwargs)
+    except EditorLoadError:
+        raise
+    except OSError as exc:
+        if source.kind == "folder":
+            raise EditorLoadError(
+                f"could not load {label} from {source.ref}: {_first_line(exc)}. Check that the folder holds a"
+                " complete diffusers pipeline (what save_pretrained() writes)."
+            ) from exc
+        raise EditorLoadError(
+            f"{label} weights '{source.ref}' could not be found locally or downloaded: they are not in the local"
+            " Hugging Face cache and the Hub could not be reached (or the id is wrong). To fix it, either pass a"
+            f" local folder (--model /path/to/{source.ref.split('/')[-1]}), or run once where the Hugging Face Hub"
+            f" is reachable (`hf download {source.ref}`, the Hugging Face CLI) so the weights are cached, or use"
+            f" --editor preview (weight-free filters, not a diffusion model). (No local folder"
+            f" {Path(source.ref).absolute()} exists either.) Details: {_first_line(exc, 160)}"
+        ) from exc
+    except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, ...
+        raise EditorLoadError(
+            f"could not load {label} from {source.ref}: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    try:
+        pipe = pipe.to(device)
+    except Exception as exc:
+        if _is_oom(exc):
+            raise EditorLoadError(
+                f"out of memory moving {label} to {device} in {dtype}; free the device, use --dtype float16, or"
+                " --device cpu"
+            ) from exc
+        raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
+    pipe.set_progress_bar_config(disable=True)
+    _tune_for_batches(pipe, torch)
+    return pipe
+
+
+def _tune_for_batches(pipe: Any, torch: Any) -> None:
+    """Channels-last convolutions in the UNet: diffusers' advice for GPUs, and
+    on CPU a batch of 24 latents (8 InstructPix2Pix samples) runs about 20 %
+    faster per sample than in the default layout (bench/bench_generation.py).
+    The numbers computed are the same up to float rounding.
+    """
+    unet = getattr(pipe, "unet", None)
+    if unet is not None:
+        unet.to(memory_format=torch.channels_last)
+
+
+def _first_line(exc: BaseException, limit: int = 400) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _is_oom(exc: BaseException) -> bool:
+    torch = _torch()
+    oom_types = tuple(
+        t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
+    )
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+# ---------------------------------------------------------------------------
+# prompt embeddings, computed once per distinct prompt
+
+
+class PromptCache:
+    """Text-encoder outputs, one per distinct prompt, kept for the editor's life.
+
+    ``encode(prompt)`` must return the (1, tokens, width) embedding that the
+    pipeline itself would compute for ``prompt`` (without guidance copies).
+    """
+
+    def __init__(self, encode: Callable[[str], torch.Tensor]) -> None:
+        self._encode = encode
+        self._cache: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def get(self, prompt: str) -> torch.Tensor:
+        with self._lock:
+            emb = self._cache.get(prompt)
+            if emb is None:
+                with _torch().no_grad():  # the pipeline's encoder is not wrapped in no_grad
+                    emb = self._cache[prompt] = self._encode(prompt)
+            return emb
+
+    def batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt_embeds, negative_prompt_embeds) for a batch; the negative is
+        the empty prompt, as the pipelines use when none is given."""
+        torch = _torch()
+        pos = torch.cat([self.get(p) for p in prompts])
+        neg = self.get("").expand(len(prompts), -1, -1).contiguous()
+        return pos, neg
+
+
+class SharedPipeline:
+    """A loaded pipeline and what goes with it, shared by an editor and the
+    variants made by its ``with_settings()``: one model in memory, one prompt
+    cache, one lock for loading and one for running (a pipeline's scheduler
+    keeps state during a call, so calls must not overlap)."""
+
+    def __init__(self) -> None:
+        self.pipe: Any = None
+        self.prompts: PromptCache | None = None
+        self.load_lock = threading.Lock()
+        self.run_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------
+# one pipeline call
+
+
+def run_pipeline(
+    pipe: Any,
+    images: list[np.ndarray],
+    seeds: list[int],
+    step: Callable[[], None],
+    *,
+    label: str,
+    batch_size: int,
+    **call_kwargs: Any,
+) -> np.ndarray:
+    """One batched pipeline call; returns uint8 (B, h, w, 3).
+
+    Each sample gets its own CPU ``torch.Generator`` seeded with its seed (a
+    list of generators, never ``[g] * n``), so a sample's noise does not depend
+    on the batch it is in. ``step()`` runs at the end of every denoising step
+    through ``callback_on_step_end``; when it raises ``Cancelled`` the exception
+    leaves the pipeline at once. (Setting ``pipe._interrupt`` would not do:
+    in diffusers 0.42.1 the InstructPix2Pix pipeline never reads it, and the
+    img2img pipeline still decodes the latents after it.)
+
+    Raises:
+        EditorLoadError: the device ran out of memory (the message gives the
+            batch size to lower).
+    """
+    torch = _torch()
+    from PIL import Image
+
+    def on_step_end(_pipe: Any, _i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        step()
+        return tensors
+
+    generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    try:
+        with torch.inference_mode():
+            out = pipe(
+                image=[Image.fromarray(im) for im in images],
+                generator=generators,
+                output_type="np",
+                callback_on_step_end=on_step_end,
+                **call_kwargs,
+            ).images
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        smaller = max(1, batch_size // 2)
+        raise EditorLoadError(
+            f"{label} ran out of memory with batch_size={batch_size} at {images[0].shape[1]}x{images[0].shape[0]} px"
+            f" ({len(images)} images in this batch). Lower the batch size (e.g. --batch-size {smaller})"
+            + (", use float16," if "float32" in str(getattr(pipe, "dtype", "")) else "")
+            + " or free memory on the device."
+        ) from exc
+    out = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0)
+    return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)

@@ -1,0 +1,237 @@
+"""Stable Diffusion image-to-image through diffusers, for models other than
+InstructPix2Pix.
+
+``AutoPipelineForImage2Image`` loads any checkpoint it knows (Stable Diffusion
+1.x/2.x, fast few-step models such as SD-Turbo for CPU-only hosting, ...) from
+a Hugging Face Hub id or a local pipeline folder. The input is noised to
+``strength`` and denoised under the prompt (DA-Fusion's recipe: strength 0.5,
+guidance 7.5), so only ``int(steps * strength)`` denoising steps run.
+
+Batching, per-sample seeds, the prompt cache, progress, cancel, retries and
+errors work as in :mod:`diffusemix.editors.instruct_pix2pix`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ._diffusers_common import (
+    PromptCache,
+    SharedPipeline,
+    check_nonnegative_int,
+    check_number,
+    check_positive_int,
+    load_pipeline,
+    locate_model,
+    resolve_device,
+    resolve_dtype,
+    run_pipeline,
+)
+from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+
+__all__ = ["Img2ImgEditor", "Img2ImgSettings", "DEFAULT_IMG2IMG_MODEL"]
+
+#: A Stable Diffusion 1.5 checkpoint (the maintained copy of runwayml's).
+DEFAULT_IMG2IMG_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass(frozen=True)
+class Img2ImgSettings:
+    """How the img2img pipeline is run (DA-Fusion's values by default)."""
+
+    #: Scheduler steps for a full denoise; int(steps * strength) of them run.
+    steps: int = 50
+    #: How far the input is noised: 0 keeps it, 1 ignores it.
+    strength: float = 0.5
+    #: Text guidance (classifier-free); <= 1 turns guidance off (few-step models).
+    guidance_scale: float = 7.5
+    #: Images per pipeline call; lower it if the GPU runs out of memory.
+    batch_size: int = 8
+    #: Times a blank/near-constant output is remade with a new seed before it is reported.
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        check_positive_int("steps", self.steps)
+        check_number("strength", self.strength, low=0.0, high=1.0, low_open=True)
+        check_number("guidance_scale", self.guidance_scale, low=0.0)
+        check_positive_int("batch_size", self.batch_size)
+        check_nonnegative_int("max_retries", self.max_retries)
+        if self.denoising_steps < 1:
+            raise ValueError(
+                f"steps * strength must be at least 1 (int({self.steps} * {self.strength}) = 0 denoising steps);"
+                " raise steps or strength"
+            )
+
+    @property
+    def denoising_steps(self) -> int:
+        """The steps that actually run: ``min(int(steps * strength), steps)``."""
+        return min(int(self.steps * self.strength), self.steps)
+
+
+class Img2ImgEditor:
+    """Edits images with a Stable Diffusion img2img pipeline; see the module docstring.
+
+    Args:
+        model: a Hugging Face Hub id or a local diffusers pipeline folder.
+        settings: steps, strength, guidance, batch size, retries.
+        device: ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``; ``None`` picks
+            CUDA, then mps, then CPU.
+        dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``; ``None`` picks
+            float16 on CUDA, float32 elsewhere.
+
+    Raises:
+        EditorLoadError: as for :class:`InstructPix2PixEditor`.
+    """
+
+    name = "img2img"
+    is_diffusion = True
+    _label = "Stable Diffusion img2img"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_IMG2IMG_MODEL,
+        *,
+        settings: Img2ImgSettings | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings if settings is not None else Img2ImgSettings()
+        if not isinstance(self.settings, Img2ImgSettings):
+            raise ValueError(f"settings must be Img2ImgSettings; got {type(self.settings).__name__}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._shared = SharedPipeline()
+
+    def __repr__(self) -> str:
+        return f"Img2ImgEditor({self.model!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def loaded(self) -> bool:
+        return self._shared.pipe is not None
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded diffusers pipeline (loads it if needed)."""
+        self.load()
+        return self._shared.pipe
+
+    def with_settings(self, **changes: Any) -> Img2ImgEditor:
+        """This editor with some settings changed (validated), sharing the
+        loaded pipeline and prompt cache: no second model is loaded."""
+        variant = copy.copy(self)
+        variant.settings = dataclasses.replace(self.settings, **changes)
+        return variant
+
+    def load(self) -> None:
+        """Load the pipeline now (idempotent, thread-safe)."""
+        shared = self._shared
+        if shared.pipe is not None:
+            return
+        with shared.load_lock:
+            if shared.pipe is not None:
+                return
+            source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
+            from diffusers import AutoPipelineForImage2Image, StableDiffusionImg2ImgPipeline
+
+            pipe = load_pipeline(
+                AutoPipelineForImage2Image.from_pretrained,
+                source,
+                label=self._label,
+                device=self.device,
+                dtype=self.dtype,
+            )
+            if isinstance(pipe, StableDiffusionImg2ImgPipeline):
+                device = pipe._execution_device
+
+                # encode_prompt returns (prompt_embeds, negative_prompt_embeds);
+                # without guidance the second is None and the first is the
+                # prompt's (1, tokens, width) embedding.
+                def encode(prompt: str):
+                    return pipe.encode_prompt(prompt, device, 1, False)[0]
+
+                shared.prompts = PromptCache(encode)
+            # Other families (e.g. SDXL, whose encoder also returns pooled
+            # embeddings) are given the prompt strings instead.
+            shared.pipe = pipe
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        d = {
+            "name": self.name,
+            "summary": (
+                f"img2img ({self.model}) on {self.device} in {self.dtype}, strength {s.strength:g},"
+                f" {s.denoising_steps} of {s.steps} steps, guidance {s.guidance_scale:g}"
+            ),
+            "is_diffusion": True,
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "denoising_steps": s.denoising_steps,
+            **asdict(s),
+        }
+        pipe = self._shared.pipe
+        if pipe is not None:
+            d["pipeline"] = type(pipe).__name__
+            d["scheduler"] = type(pipe.scheduler).__name__
+        return d
+
+    def edit(
+        self,
+        requests: Sequence[EditRequest],
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[EditResult]:
+        """Edit every request; results are in request order.
+
+        ``progress`` counts denoising steps (``int(steps * strength)`` per
+        batch) over the whole call, growing if degenerate outputs are retried.
+
+        Raises:
+            Cancelled: ``cancel`` was set; work stops at the next step.
+            EditorLoadError: the model cannot be loaded, or the device ran out
+                of memory (lower ``batch_size``).
+        """
+        if not requests:
+            return []
+        self.load()
+        s, shared = self.settings, self._shared
+        pipe, cache = shared.pipe, shared.prompts
+
+        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
+            if cache is not None:
+                prompt_embeds, negative_prompt_embeds = cache.batch(prompts)
+                text = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+            else:
+                text = {"prompt": list(prompts)}
+            with shared.run_lock:
+                return run_pipeline(
+                    pipe,
+                    images,
+                    seeds,
+                    step,
+                    label=self._label,
+                    batch_size=s.batch_size,
+                    num_inference_steps=s.steps,
+                    strength=s.strength,
+                    guidance_scale=s.guidance_scale,
+                    **text,
+                )
+
+        return edit_in_batches(
+            requests,
+            generate,
+            batch_size=s.batch_size,
+            units_per_batch=s.denoising_steps,
+            max_retries=s.max_retries,
+            size_multiple=pipe.vae_scale_factor,
+            progress=progress,
+            cancel=cancel,
+        )

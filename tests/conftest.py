@@ -16,7 +16,9 @@ Fixtures:
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -28,7 +30,8 @@ import pytest
 # -- environment: before anything imports huggingface_hub / transformers ----
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="diffusemix-test-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME = tempfile.mkdtemp(prefix="diffusemix-test-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

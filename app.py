@@ -34,26 +34,27 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import threading
 import time
 import uuid
 import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from diffusemix.archive import MAX_IMAGES as MAX_ZIP_IMAGES
+from diffusemix.archive import MAX_UNPACKED_MB as MAX_ZIP_UNPACKED_MB
+from diffusemix.archive import dataset_root, safe_extract, zip_folder
 from diffusemix.editors import Editor, load_editor
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
 from diffusemix.functional import LAYOUTS, MASK_KINDS
-from diffusemix.images import IMAGE_EXTENSIONS, load_image, prepare
+from diffusemix.images import load_image, prepare
 from diffusemix.prompts import PromptBook, check_prompts, format_set, load_prompts, parse_prompt_list, save_set
 from diffusemix.recipe import Recipe
 
@@ -69,10 +70,6 @@ EXAMPLES_DIR = ASSETS_DIR / "examples"
 
 #: Largest upload of any kind (passed to launch(max_file_size=...)).
 MAX_UPLOAD_MB = 200
-#: Batch export: images in the zip, entries of any kind, bytes once unpacked.
-MAX_ZIP_IMAGES = 2000
-MAX_ZIP_ENTRIES = 10_000
-MAX_ZIP_UNPACKED_MB = 1024
 #: Batch export: augmented images one run may make (images x prompts x copies).
 MAX_EXPORT_OUTPUTS = 10_000
 #: Explore: prompts per run. Prompt lab: images and candidate prompts.
@@ -711,123 +708,6 @@ def lab_examples() -> list[str]:
 # ---------------------------------------------------------------------------
 # Batch export: safe zip extraction, the exporter, a zip back
 # ---------------------------------------------------------------------------
-
-
-def safe_extract(
-    zip_path: str | os.PathLike,
-    dest: Path,
-    *,
-    max_images: int = MAX_ZIP_IMAGES,
-    max_entries: int = MAX_ZIP_ENTRIES,
-    max_bytes: int = MAX_ZIP_UNPACKED_MB * 2**20,
-) -> int:
-    """Unpack the image files of a zip into ``dest``; return how many were unpacked.
-
-    Refuses (``ValueError``, nothing left behind) a file that is not a zip,
-    entries with absolute paths, drive letters or ``..`` (zip slip), symbolic
-    links, encrypted entries, more than ``max_entries`` entries or
-    ``max_images`` images, and more than ``max_bytes`` once unpacked (counted
-    while unpacking, so a lying header does not help a zip bomb). Folders
-    and files that are not images (and macOS ``__MACOSX`` / dot files) are
-    skipped.
-    """
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
-        raise ValueError("The upload is not a readable zip file (it is corrupt, or not a zip at all).") from None
-    except OSError as e:
-        raise ValueError(f"The zip cannot be read: {e.strerror or e}") from None
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > max_entries:
-            raise ValueError(f"The zip has {len(infos):,} entries; the limit is {max_entries:,}.")
-        # 1. check every entry before writing anything
-        todo = []
-        declared = 0
-        for info in infos:
-            name = info.filename.replace("\\", "/")
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts:
-                raise ValueError(f"The zip entry {info.filename!r} points outside the archive (absolute path or '..'); "
-                                 "refusing the zip.")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise ValueError(f"The zip entry {info.filename!r} is a symbolic link; links are not accepted.")
-            if info.is_dir():
-                continue
-            if any(p.startswith(".") or p == "__MACOSX" for p in parts):
-                continue
-            if PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if info.flag_bits & 0x1:
-                raise ValueError(f"The zip entry {info.filename!r} is encrypted; upload an unencrypted zip.")
-            declared += info.file_size
-            todo.append((info, parts))
-        if len(todo) > max_images:
-            raise ValueError(f"The zip holds {len(todo):,} images; the limit is {max_images:,}.")
-        if declared > max_bytes:
-            raise ValueError(
-                f"The zip unpacks to {declared / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB."
-            )
-        # 2. unpack, counting the bytes actually written
-        written = 0
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        for info, parts in todo:
-            target = root.joinpath(*parts)
-            if not target.resolve().is_relative_to(root):
-                raise ValueError(f"The zip entry {info.filename!r} points outside the archive; refusing the zip.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    while chunk := src.read(1 << 20):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise ValueError(
-                                f"The zip unpacks to more than {max_bytes / 2**20:,.0f} MB (the limit); refusing it."
-                            )
-                        dst.write(chunk)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise ValueError(f"The zip entry {info.filename!r} is corrupt ({e}).") from None
-    return len(todo)
-
-
-def dataset_root(folder: Path) -> Path:
-    """The folder that holds the class folders (a zip of ``dataset/<class>/...`` is stepped into).
-
-    Raises ValueError when there are no images, or images but no class folders.
-    """
-    root = folder
-    while True:
-        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
-        dirs = [p for p in entries if p.is_dir()]
-        if len(entries) == 1 and dirs and any(q.is_dir() for q in dirs[0].iterdir()):
-            root = dirs[0]
-            continue
-        break
-    images = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    if not images:
-        raise ValueError(
-            f"The zip holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
-            "Zip one folder per class, e.g. cats/1.jpg, dogs/2.jpg."
-        )
-    if all(p.parent == root for p in images):
-        raise ValueError(
-            "The zip has images but no class folders: put the images of each class in their own folder "
-            "(e.g. cats/1.jpg, dogs/2.jpg) and zip those folders."
-        )
-    return root
-
-
-def zip_folder(folder: Path, archive: Path) -> Path:
-    """Zip a folder (leaving out hidden state folders); images stored, text compressed."""
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in sorted(folder.rglob("*")):
-            rel = p.relative_to(folder)
-            if not p.is_file() or any(part.startswith(".") for part in rel.parts):
-                continue
-            text = p.suffix.lower() in (".jsonl", ".json", ".txt", ".yaml")
-            zf.write(p, rel.as_posix(), compress_type=zipfile.ZIP_DEFLATED if text else zipfile.ZIP_STORED)
-    return archive
 
 
 @gpu(duration=300)

@@ -14,6 +14,7 @@ __all__ = [
     "FractalError",
     "EditorLoadError",
     "Cancelled",
+    "ArchiveError",
 ]
 
 
@@ -39,3 +40,7 @@ class EditorLoadError(DiffuseMixError):
 
 class Cancelled(Exception):
     """Raised inside an editor when its cancel token is set; work stops at the next step."""
+
+
+class ArchiveError(DiffuseMixError):
+    """An uploaded zip that is corrupt, unsafe, too large, or not a class-folder dataset."""

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import gradio as gr  # noqa: E402
 
 import app  # noqa: E402
+from diffusemix.archive import safe_extract  # noqa: E402
 from diffusemix.prompts import load_prompts  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -355,21 +356,21 @@ def test_symlinks_zip_bombs_and_counts_are_refused(tmp_path):
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(ValueError, match="symbolic link"):
-        app.safe_extract(link, tmp_path / "out1")
+        safe_extract(link, tmp_path / "out1")
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("cats/huge.png", b"\0" * (3 * 2**20))  # 3 MB of zeros: a few KB compressed
     assert bomb.stat().st_size < 50_000
     with pytest.raises(ValueError, match="unpacks to 3 MB; the limit is 1 MB"):
-        app.safe_extract(bomb, tmp_path / "out2", max_bytes=2**20)
+        safe_extract(bomb, tmp_path / "out2", max_bytes=2**20)
 
     many = make_zip(tmp_path / "many.zip", {f"cats/{i}.png": b"x" for i in range(5)})
     with pytest.raises(ValueError, match="5 images; the limit is 4"):
-        app.safe_extract(many, tmp_path / "out3", max_images=4)
+        safe_extract(many, tmp_path / "out3", max_images=4)
     with pytest.raises(ValueError, match="5 entries; the limit is 3"):
-        app.safe_extract(many, tmp_path / "out4", max_entries=3)
-    assert app.safe_extract(many, tmp_path / "out5") == 5
+        safe_extract(many, tmp_path / "out4", max_entries=3)
+    assert safe_extract(many, tmp_path / "out5") == 5
 
 
 def test_export_refuses_too_many_outputs(ctx, tmp_path, monkeypatch):

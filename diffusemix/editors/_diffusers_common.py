@@ -333,6 +333,7 @@ def run_pipeline(
     *,
     label: str,
     batch_size: int,
+    image_input: Any = None,
     **call_kwargs: Any,
 ) -> np.ndarray:
     """One batched pipeline call; returns uint8 (B, h, w, 3).
@@ -344,6 +345,9 @@ def run_pipeline(
     leaves the pipeline at once. (Setting ``pipe._interrupt`` would not do:
     in diffusers 0.42.1 the InstructPix2Pix pipeline never reads it, and the
     img2img pipeline still decodes the latents after it.)
+
+    ``image_input`` replaces the PIL images as the pipeline's ``image``
+    argument (e.g. image latents already encoded by the VAE).
 
     Raises:
         EditorLoadError: the device ran out of memory (the message gives the
@@ -360,7 +364,7 @@ def run_pipeline(
     try:
         with torch.inference_mode():
             out = pipe(
-                image=[Image.fromarray(im) for im in images],
+                image=image_input if image_input is not None else [Image.fromarray(im) for im in images],
                 generator=generators,
                 output_type="np",
                 callback_on_step_end=on_step_end,

@@ -35,20 +35,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import numpy as np
 
 from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings, PreviewEditor
+from diffusemix.prompts import PAPER_PROMPTS  # noqa: E402
 
 PROMPTS = ["snowy", "Autumn"]
-DEFAULT_PROMPTS = [
-    "Autumn",
-    "snowy",
-    "watercolor art",
-    "sunset",
-    "rainbow",
-    "aurora",
-    "mosaic",
-    "ukiyo-e",
-    "a sketch with crayon",
-    "rain",
-]
+DEFAULT_PROMPTS = list(PAPER_PROMPTS)
 
 
 def images(size: int, n: int = 4) -> list[np.ndarray]:

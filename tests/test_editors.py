@@ -30,20 +30,10 @@ from diffusemix.editors import (
     retry_seed,
 )
 from diffusemix.errors import Cancelled, EditorLoadError
+from diffusemix.prompts import PAPER_PROMPTS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROMPTS = [
-    "Autumn",
-    "snowy",
-    "watercolor art",
-    "sunset",
-    "rainbow",
-    "aurora",
-    "mosaic",
-    "ukiyo-e",
-    "a sketch with crayon",
-    "rain",
-]
+DEFAULT_PROMPTS = list(PAPER_PROMPTS)
 STEPS = 2
 
 

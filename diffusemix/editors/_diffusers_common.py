@@ -8,6 +8,8 @@ so that ``import diffusemix.editors`` stays cheap and torch-free.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 import threading
 from collections.abc import Callable
@@ -384,3 +386,54 @@ def run_pipeline(
         ) from exc
     out = np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0)
     return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+class DiffusersEditor:
+    """What the two diffusers editors share: model, settings, device, dtype and
+    the loaded pipeline (subclasses set ``name``, ``_label``, ``_settings_cls``
+    and implement ``load``, ``describe`` and ``edit``)."""
+
+    name: str
+    is_diffusion = True
+    _label: str
+    _settings_cls: type
+    _default_model: str
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        settings: Any = None,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        self.model = model if model is not None else self._default_model
+        self.settings = settings if settings is not None else self._settings_cls()
+        if not isinstance(self.settings, self._settings_cls):
+            raise ValueError(f"settings must be {self._settings_cls.__name__}; got {type(self.settings).__name__}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._shared = SharedPipeline()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def loaded(self) -> bool:
+        return self._shared.pipe is not None
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded diffusers pipeline (loads it if needed)."""
+        self.load()
+        return self._shared.pipe
+
+    def with_settings(self, **changes: Any) -> Any:
+        """This editor with some settings changed (validated), sharing the
+        loaded pipeline and prompt cache: no second model is loaded."""
+        variant = copy.copy(self)
+        variant.settings = dataclasses.replace(self.settings, **changes)
+        return variant
+
+    def load(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError

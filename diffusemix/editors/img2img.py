@@ -13,8 +13,6 @@ errors work as in :mod:`diffusemix.editors.instruct_pix2pix`.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,15 +20,13 @@ from typing import Any
 import numpy as np
 
 from ._diffusers_common import (
+    DiffusersEditor,
     PromptCache,
-    SharedPipeline,
     check_nonnegative_int,
     check_number,
     check_positive_int,
     load_pipeline,
     locate_model,
-    resolve_device,
-    resolve_dtype,
     run_pipeline,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
@@ -74,7 +70,7 @@ class Img2ImgSettings:
         return min(int(self.steps * self.strength), self.steps)
 
 
-class Img2ImgEditor:
+class Img2ImgEditor(DiffusersEditor):
     """Edits images with a Stable Diffusion img2img pipeline; see the module docstring.
 
     Args:
@@ -90,44 +86,9 @@ class Img2ImgEditor:
     """
 
     name = "img2img"
-    is_diffusion = True
+    _settings_cls = Img2ImgSettings
+    _default_model = DEFAULT_IMG2IMG_MODEL
     _label = "Stable Diffusion img2img"
-
-    def __init__(
-        self,
-        model: str = DEFAULT_IMG2IMG_MODEL,
-        *,
-        settings: Img2ImgSettings | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
-    ) -> None:
-        self.model = model
-        self.settings = settings if settings is not None else Img2ImgSettings()
-        if not isinstance(self.settings, Img2ImgSettings):
-            raise ValueError(f"settings must be Img2ImgSettings; got {type(self.settings).__name__}")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self._shared = SharedPipeline()
-
-    def __repr__(self) -> str:
-        return f"Img2ImgEditor({self.model!r}, device={self.device!r}, dtype={self.dtype!r})"
-
-    @property
-    def loaded(self) -> bool:
-        return self._shared.pipe is not None
-
-    @property
-    def pipeline(self) -> Any:
-        """The loaded diffusers pipeline (loads it if needed)."""
-        self.load()
-        return self._shared.pipe
-
-    def with_settings(self, **changes: Any) -> Img2ImgEditor:
-        """This editor with some settings changed (validated), sharing the
-        loaded pipeline and prompt cache: no second model is loaded."""
-        variant = copy.copy(self)
-        variant.settings = dataclasses.replace(self.settings, **changes)
-        return variant
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""

@@ -12,8 +12,6 @@ once for the life of the editor.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,15 +20,13 @@ import numpy as np
 
 from ..errors import EditorLoadError
 from ._diffusers_common import (
+    DiffusersEditor,
     PromptCache,
-    SharedPipeline,
     check_nonnegative_int,
     check_number,
     check_positive_int,
     load_pipeline,
     locate_model,
-    resolve_device,
-    resolve_dtype,
     run_pipeline,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
@@ -64,7 +60,7 @@ class InstructPix2PixSettings:
         check_nonnegative_int("max_retries", self.max_retries)
 
 
-class InstructPix2PixEditor:
+class InstructPix2PixEditor(DiffusersEditor):
     """Edits images with InstructPix2Pix; see the module docstring.
 
     The pipeline is loaded once, on the first :meth:`edit` or an explicit
@@ -85,44 +81,9 @@ class InstructPix2PixEditor:
     """
 
     name = "instruct-pix2pix"
-    is_diffusion = True
+    _settings_cls = InstructPix2PixSettings
+    _default_model = DEFAULT_IP2P_MODEL
     _label = "InstructPix2Pix"
-
-    def __init__(
-        self,
-        model: str = DEFAULT_IP2P_MODEL,
-        *,
-        settings: InstructPix2PixSettings | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
-    ) -> None:
-        self.model = model
-        self.settings = settings if settings is not None else InstructPix2PixSettings()
-        if not isinstance(self.settings, InstructPix2PixSettings):
-            raise ValueError(f"settings must be InstructPix2PixSettings; got {type(self.settings).__name__}")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self._shared = SharedPipeline()
-
-    def __repr__(self) -> str:
-        return f"InstructPix2PixEditor({self.model!r}, device={self.device!r}, dtype={self.dtype!r})"
-
-    @property
-    def loaded(self) -> bool:
-        return self._shared.pipe is not None
-
-    @property
-    def pipeline(self) -> Any:
-        """The loaded diffusers pipeline (loads it if needed)."""
-        self.load()
-        return self._shared.pipe
-
-    def with_settings(self, **changes: Any) -> InstructPix2PixEditor:
-        """This editor with some settings changed (validated), sharing the
-        loaded pipeline and prompt cache: no second model is loaded."""
-        variant = copy.copy(self)
-        variant.settings = dataclasses.replace(self.settings, **changes)
-        return variant
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""

@@ -784,7 +784,8 @@ def batch_export(
         return text, str(archive)
     finally:
         shutil.rmtree(work / "input", ignore_errors=True)
-        c.cancels.pop(session, None)
+        if c.cancels.get(session) is cancel:  # a later export of this session keeps its Stop
+            c.cancels.pop(session, None)
         c.cancels.pop(str(out), None)
         c.busy.discard(work)
 

@@ -91,7 +91,16 @@ def safe_extract(
             target = root.joinpath(*parts)
             if not target.resolve().is_relative_to(root):
                 raise ArchiveError(f"The zip entry {info.filename!r} points outside the archive; refusing the zip.")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                raise ArchiveError(
+                    f"The zip entry {info.filename!r} cannot be unpacked: a file and a folder share its path."
+                ) from None
+            if target.is_dir():
+                raise ArchiveError(
+                    f"The zip entry {info.filename!r} cannot be unpacked: a file and a folder share its path."
+                )
             try:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     while chunk := src.read(1 << 20):

@@ -582,7 +582,7 @@ class ExportSummary:
 
     made: int
     skipped_done: int
-    failed: list[tuple[str, str]]  # (source, reason) for inputs that could not be used
+    failed: list[tuple[str, str]]  # (source, reason) for input images that could not be read
     degenerate: int  # samples whose Î stayed blank after the editor's retries (not written)
     seconds: float
     output_dir: Path
@@ -594,6 +594,7 @@ class ExportSummary:
     cancelled: bool = False
     editor: str = ""
     notes: list[str] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of files that are not inputs
 
     @property
     def images_per_second(self) -> float:
@@ -619,8 +620,14 @@ class ExportSummary:
             lines.append(f"    {src}: {reason}")
         if len(self.failed) > 10:
             lines.append(f"    ... and {len(self.failed) - 10} more")
+        if self.ignored:
+            lines.append(f"  ignored files:    {len(self.ignored)} (not images in class folders)")
+            for src, reason in self.ignored[:5]:
+                lines.append(f"    {src}: {reason}")
+            if len(self.ignored) > 5:
+                lines.append(f"    ... and {len(self.ignored) - 5} more")
         lines.append(f"  degenerate:       {self.degenerate} (blank generated images, not written)")
-        if self.failed or self.degenerate:
+        if self.failed or self.degenerate or self.ignored:
             lines.append(f"  errors listed in: {self.output_dir / manifest.ERRORS_NAME}")
         lines.append(f"  labels:           {labels}")
         if self.editor:
@@ -1011,11 +1018,21 @@ def export_dataset(
         raise DiffuseMixError(f"output folder {out} cannot be written: {e.strerror or e}") from None
     manifest.clean_temp_files(out, shard)
     manifest.clear_shard_state(out, shard)
+    whole = dataclasses.replace(options, shard_index=0, shard_count=1)
+    planned = [s.file_name for s in _iter_samples(scan, recipe, None, whole)]
+    manifest.write_plan(out, planned, tag=tag)
+    planned_set = set(planned)
+    del planned
     finished: dict[str, bool] = {}  # file name -> True (made) / False (degenerate)
+    orphans: set[str] = set()
     for row in manifest.read_journal_rows(out):
         name = row.get("file_name")
         if isinstance(name, str):
+            if name not in planned_set:
+                orphans.add(name)
+                continue
             finished[name] = finished.get(name, False) or DEGENERATE_KEY not in row
+    del planned_set
     journal = manifest.Journal(manifest.journal_path(out, shard))
 
     writer = _Writer(out, options, fractals, journal, editor.name, editor_settings, tag, remix)
@@ -1182,7 +1199,8 @@ def export_dataset(
     return ExportSummary(
         made=made,
         skipped_done=skipped,
-        failed=failed_list + [(s, r) for s, r in scan.ignored],
+        failed=failed_list,
+        ignored=list(scan.ignored),
         degenerate=degenerate + prior_degenerate,
         seconds=time.perf_counter() - t0,
         output_dir=out,
@@ -1192,6 +1210,15 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=cancelled,
-        notes=_split_name_note(scan, out),
+        notes=_split_name_note(scan, out)
+        + (
+            [
+                f"{len(orphans)} earlier output file(s) no longer match an input image (inputs removed or renamed,"
+                " or names changed by a new file with the same stem); they stay on disk but are left out of"
+                f" {manifest.MANIFEST_NAME}"
+            ]
+            if orphans
+            else []
+        ),
         editor=str(editor.describe().get("summary") or editor.name),
     )

@@ -58,6 +58,9 @@ STATE_DIR = ".diffusemix"
 MANIFEST_NAME = "metadata.jsonl"
 ERRORS_NAME = "errors.jsonl"
 SETTINGS_NAME = "run.json"
+#: The file names of the current plan (all shards), one per line: rows of
+#: files no longer planned (inputs removed or renamed) stay out of the manifest.
+PLAN_NAME = "plan.txt"
 
 #: Columns of metadata.jsonl, in order.
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -391,13 +394,28 @@ def degenerate_error(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def write_plan(output_dir: Path, file_names: Iterable[str], *, tag: str) -> None:
+    """Record the file names the current plan makes (see :data:`PLAN_NAME`)."""
+    atomic_write(output_dir / STATE_DIR / PLAN_NAME, "".join(f"{n}\n" for n in file_names).encode("utf-8"), tag=tag)
+
+
+def read_plan(output_dir: Path) -> set[str] | None:
+    """The file names of the current plan, or None for a folder written before plans were recorded."""
+    try:
+        return set((output_dir / STATE_DIR / PLAN_NAME).read_text(encoding="utf-8").splitlines())
+    except FileNotFoundError:
+        return None
+
+
 def collect(
     output_dir: Path,
 ) -> tuple[list[str], list[dict[str, Any]], list[tuple[int, int]] | None]:
     """Manifest lines (JSON, plan order), errors (degenerate samples + bad inputs from finished shards) and
     the shards that have not finished (None when none has), all from the
-    journals and markers."""
+    journals and markers. Rows of files outside the current plan (their
+    input was removed or renamed since they were made) are left out."""
     settings = read_settings(output_dir)
+    plan = read_plan(output_dir)
     prompts: Sequence[str] = ()
     if settings is not None:
         prompts = settings.get("generation", {}).get("prompts", ()) or ()
@@ -408,7 +426,7 @@ def collect(
     bad: dict[str, dict[str, Any]] = {}
     for row in read_journal_rows(output_dir):
         name = row.get("file_name")
-        if not isinstance(name, str):
+        if not isinstance(name, str) or (plan is not None and name not in plan):
             continue
         if DEGENERATE_KEY in row:
             bad[name] = row

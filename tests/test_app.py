@@ -319,6 +319,8 @@ def test_batch_export_returns_a_zip_with_metadata_and_class_folders(ctx, tmp_pat
         ({"C:/evil.png": b"x"}, "points outside the archive"),
         ({"a.png": png_bytes(), "b.png": png_bytes()}, "no class folders"),
         ({"cats/readme.txt": b"hello"}, "holds no images"),
+        ({"cats/a.png": png_bytes(), "cats/a.png/b.png": png_bytes()}, "a file and a folder share its path"),
+        ({"cats/a.png/b.png": png_bytes(), "cats/a.png": png_bytes()}, "a file and a folder share its path"),
     ],
 )
 def test_bad_zips_are_refused_with_a_message(ctx, tmp_path, entries, message):

@@ -475,13 +475,15 @@ def test_bad_input_files_are_skipped_and_listed(dataset: Path, tmp_path: Path, f
     summary = run(dataset, out, fractals)
 
     assert summary.made == 20
-    reasons = dict(summary.failed)
-    assert set(reasons) == {"dog/empty.png", "dog/truncated.png", "dog/fake.jpg", "dog/notes.txt"}
+    reasons = dict(summary.failed) | dict(summary.ignored)
+    assert set(dict(summary.failed)) == {"dog/empty.png", "dog/truncated.png", "dog/fake.jpg"}
+    assert set(dict(summary.ignored)) == {"dog/notes.txt"}
     assert "empty" in reasons["dog/empty.png"]
     assert "truncated" in reasons["dog/truncated.png"] or "corrupt" in reasons["dog/truncated.png"]
     assert "not an image" in reasons["dog/fake.jpg"] and "not an image file" in reasons["dog/notes.txt"]
     text = str(summary)
-    assert "failed inputs:    4" in text and "dog/truncated.png" in text
+    assert "failed inputs:    3" in text and "dog/truncated.png" in text
+    assert "ignored files:    1" in text
     errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
     assert {e["source"] for e in errors} == set(reasons)
     assert {e["kind"] for e in errors} == {"unreadable", "ignored"}
@@ -613,3 +615,28 @@ def test_class_names_that_look_like_splits_get_a_loading_hint(tmp_path: Path, fr
         "imagefolder", data_files={"train": [str(out / "metadata.jsonl"), str(out / "**")]}, split="train"
     )
     assert sorted(ds["label"]) == ["other", "test", "train"]
+
+
+def test_rerun_after_inputs_change_keeps_the_manifest_to_the_current_inputs(
+    dataset: Path, tmp_path: Path, fractals: FractalSet
+) -> None:
+    """Adding a file with the same stem renames outputs; removing an input drops its rows."""
+    out = tmp_path / "out"
+    run(dataset, out, fractals)
+    n_prompts = len(RECIPE.prompts)
+    # a new cat/00.jpg beside cat/00.png: both now get hashed names
+    Image.fromarray(_picture(40, 40, 7)).save(dataset / "cat" / "00.jpg")
+    (dataset / "dog" / "01.png").unlink()
+    summary = run(dataset, out, fractals)
+    got = rows(out)
+    sources = [r["source"] for r in got]
+    n_images = sum(1 for p in dataset.rglob("*") if p.is_file())
+    assert len(got) == n_images * n_prompts
+    assert len(set((r["source"], r["prompt"]) for r in got)) == len(got)  # no sample twice
+    assert "dog/01.png" not in sources and sources.count("cat/00.jpg") == n_prompts
+    assert all((out / r["file_name"]).is_file() for r in got)
+    assert any("no longer match an input image" in note for note in summary.notes)
+    # merging again by hand gives the same manifest
+    before = (out / "metadata.jsonl").read_bytes()
+    merge_manifests(out)
+    assert (out / "metadata.jsonl").read_bytes() == before

@@ -921,6 +921,9 @@ class _Writer:
             for ext in FORMATS.values():
                 if ext != self.options.extension:
                     path.with_suffix(ext).unlink(missing_ok=True)
+            if not self.options.save_stages:  # saved M, H, F of the old mix would contradict the new A
+                for stage in ("mask", "hybrid", "fractal"):
+                    _stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
         # 4. the row, last
         self.journal.append(self.row(s, rec))
         return "made"

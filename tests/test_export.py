@@ -358,6 +358,9 @@ def test_remix_with_new_lambda_needs_reuse_generated(dataset: Path, tmp_path: Pa
     new = rows(out)
     assert [r["lam"] for r in new] == [0.5] * 20
     assert [r["seed"] for r in new] == [r["seed"] for r in old]
+    # the old mix's saved M, H, F would contradict the new A: gone; the saved Î stays
+    for stage, left in (("mask", 0), ("hybrid", 0), ("fractal", 0), ("generated", 20)):
+        assert len(list((out / "stages" / stage).rglob("*.png"))) == left, stage
     # a generation setting cannot change in the same folder, reuse or not
     with pytest.raises(DiffuseMixError, match=r"generation.prompts.*new output folder"):
         run(dataset, out, fractals, recipe=RECIPE.replace(prompts=("rain",)), reuse_generated=True)

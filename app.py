@@ -408,6 +408,7 @@ def _run_augment(
     recipe: Recipe,
     settings: dict[str, Any],
     source: str,
+    fractal_name: str | None,
     fractal: Any,
     progress: Any,
     desc: str,
@@ -415,8 +416,8 @@ def _run_augment(
     """The one GPU-bound step of Explore and the Prompt lab (plain, picklable arguments)."""
     c = _CONTEXTS[key]
     editor = _editor_for(c, **settings)
-    return augment(image, recipe, editor, c.fractals, source=source, fractal_override=fractal,
-                   progress=_progress_fn(progress, desc))
+    return augment(image, recipe, editor, c.fractals, source=source, fractal_name=fractal_name,
+                   fractal_override=fractal, progress=_progress_fn(progress, desc))
 
 
 def show_set(set_name: str | None, *, ctx: AppContext | None = None, check: str = "two") -> Any:
@@ -534,19 +535,18 @@ def explore(
     editor = _editor_for(c, **settings)  # checks the values now; the GPU function makes its own
     # 2. the input I and, if chosen, the fractal F
     array = prepare(load_image(path), recipe.size, resize=recipe.resize)
-    override = None
+    override = picked = None
     if fractal == "pick":
         if not fractal_name or fractal_name not in c.fractals:
             raise gr.Error("Pick a fractal from the set (click one in the fractal gallery), or choose 'random'.")
-        override = c.fractals.load(fractal_name, recipe.size)
+        picked = fractal_name
     elif fractal == "upload":
         if fractal_image is None:
             raise gr.Error("Upload a fractal image, or choose 'random'.")
         override = prepare(load_image(_upload_path(fractal_image, "fractal image")), recipe.size)
     # 3. generate and mix
-    stages = _run_augment(c.key, array, recipe, settings, path.name, override, progress, f"Î by {editor.name}")
-    if fractal == "pick":
-        stages = [dataclasses.replace(s, record=dataclasses.replace(s.record, fractal=fractal_name)) for s in stages]
+    stages = _run_augment(c.key, array, recipe, settings, path.name, picked, override, progress,
+                          f"Î by {editor.name}")
     records = _records(stages, editor, recipe)
     state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name}
     gallery = gallery_items(stages, c.request_dir())
@@ -649,7 +649,7 @@ def prompt_lab(
     per_image = []
     for k, (p, a) in enumerate(zip(paths, arrays)):
         desc = f"image {k + 1}/{len(paths)}: Î by {c.editor.name}"
-        per_image.append(_run_augment(c.key, a, recipe, {}, p.name, None, progress, desc))
+        per_image.append(_run_augment(c.key, a, recipe, {}, p.name, None, None, progress, desc))
     lab = {
         "prompts": list(prompts),
         "names": [p.name for p in paths],

@@ -153,6 +153,7 @@ def augment(
     fractals: "FractalSet",
     *,
     source: str = "image",
+    fractal_name: str | None = None,
     fractal_override: np.ndarray | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -165,8 +166,11 @@ def augment(
         editor: makes Î (any :class:`~diffusemix.editors.base.Editor`).
         fractals: the set F is drawn from.
         source: the image's key; part of every record and of its seeds.
+        fractal_name: use this fractal of ``fractals`` for every sample
+            instead of the drawn one (the app's "pick a fractal").
         fractal_override: use this F (uint8 (S, S, 3)) for every sample
-            instead of the drawn one (the app's "pick / upload a fractal").
+            instead of the drawn one (the app's "upload a fractal"); recorded
+            as ``"(uploaded)"``.
         progress, cancel: passed to the editor.
 
     Returns:
@@ -184,6 +188,10 @@ def augment(
         raise ValueError(f"fractal_override must be uint8 of shape ({s}, {s}, 3); got {fractal_override.shape}")
     # 2. draw every random choice
     records = draw(recipe, source, fractals.names)
+    if fractal_name is not None:
+        if fractal_name not in fractals.names:
+            raise ValueError(f"fractal {fractal_name!r} is not in the fractal set {fractals.folder}")
+        records = [dataclasses.replace(r, fractal=fractal_name) for r in records]
     if fractal_override is not None:
         records = [dataclasses.replace(r, fractal="(uploaded)") for r in records]
     # 3. generate Î (the only costly step; the editor batches)

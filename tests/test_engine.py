@@ -172,3 +172,13 @@ def test_stage_images(fractal_set):
     with pytest.raises(ValueError, match="unknown stage 'blended'"):
         s.image("blended")
     assert isinstance(dataclasses.replace(s, degenerate="x"), Stages)
+
+
+def test_a_picked_fractal_is_used_and_recorded(fractal_set):
+    name = fractal_set.names[3]
+    stages = augment(img(32), Recipe(size=32, prompts=("sunset", "rain")), NoiseEditor(), fractal_set, fractal_name=name)
+    assert {s.record.fractal for s in stages} == {name}
+    for s in stages:
+        np.testing.assert_array_equal(s.fractal, fractal_set.load(name, 32))
+    with pytest.raises(ValueError, match="'nope.png' is not in the fractal set"):
+        augment(img(32), Recipe(size=32), NoiseEditor(), fractal_set, fractal_name="nope.png")

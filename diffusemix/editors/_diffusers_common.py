@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -85,6 +86,19 @@ def check_number(name: str, value: Any, *, low: float, high: float | None = None
 
 # ---------------------------------------------------------------------------
 # device and dtype
+
+
+class _NoTorchvisionNotice(logging.Filter):
+    """Drops transformers' notice that CLIP's image processor falls back to its
+    PIL version without torchvision: harmless here (the editors never use
+    that processor, and torchvision is not a dependency), and noisy in the
+    exporter's and the app's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
+logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNotice())
 
 
 def _torch():

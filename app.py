@@ -675,6 +675,9 @@ def kept_set(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | 
     return text, str(path)
 
 
+_SAVE_LOCK = threading.Lock()
+
+
 @user_errors
 def save_kept(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | None = None) -> tuple[str, Any, Any]:
     """Save the kept set into the server's prompts.yaml (only with --allow-save-prompts)."""
@@ -683,8 +686,12 @@ def save_kept(kept: list[str] | None, set_name: str | None, *, ctx: AppContext |
         raise gr.Error("Saving to the server's prompts.yaml is off; start the app with --allow-save-prompts.")
     if not kept:
         raise gr.Error("No prompt kept: tick at least one.")
-    save_set(c.prompts_path, (set_name or "").strip(), kept)
-    c.book = load_prompts(c.prompts_path)
+    name = (set_name or "").strip()
+    with _SAVE_LOCK:  # two saves at once must not lose one of the sets
+        if name in load_prompts(c.prompts_path).names:
+            raise gr.Error(f"A prompt set named {name!r} already exists in {c.prompts_path.name}; choose another name.")
+        save_set(c.prompts_path, name, kept)
+        c.book = load_prompts(c.prompts_path)
     msg = f"Saved set **{set_name}** ({len(kept)} prompts) to `{c.prompts_path.name}`."
     choices = gr.update(choices=list(c.book.names))
     return msg, choices, choices

@@ -300,6 +300,51 @@ def _options(args: argparse.Namespace, shard: tuple[int, int]):
     return ExportOptions(**kw)
 
 
+_DIFFUSION_FLAGS = {
+    "steps": "--steps",
+    "guidance_scale": "--guidance-scale",
+    "image_guidance_scale": "--image-guidance-scale",
+    "strength": "--strength",
+}
+
+
+def _editor_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The editor settings the flags ask for, checked now (before a dry run or any work):
+    flags that the chosen editor does not have are errors, never dropped silently."""
+    from .editors import Img2ImgSettings, InstructPix2PixSettings
+
+    settings: dict[str, Any] = dict(
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        image_guidance_scale=args.image_guidance_scale,
+        strength=args.strength,
+        max_retries=args.max_retries,
+        batch_size=args.batch_size,
+    )
+    if args.editor == "preview":
+        given = [flag for key, flag in _DIFFUSION_FLAGS.items() if settings[key] is not None]
+        given += [f for f, v in (("--model", args.model), ("--dtype", args.dtype)) if v is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of the diffusion"
+                " editors; --editor preview (weight-free filters) has none. Drop them, or choose"
+                " --editor instruct-pix2pix or img2img."
+            )
+        return {"max_retries": args.max_retries}
+    if args.editor == "img2img":
+        if settings["image_guidance_scale"] is not None:
+            raise ValueError("--image-guidance-scale is an InstructPix2Pix setting; img2img has none")
+        settings.pop("image_guidance_scale")
+        cls: type = Img2ImgSettings
+    else:  # instruct-pix2pix, or auto (which tries it first)
+        if settings["strength"] is not None:
+            raise ValueError("--strength is an img2img setting; InstructPix2Pix has no strength")
+        settings.pop("strength")
+        cls = InstructPix2PixSettings
+    cls(**{k: v for k, v in settings.items() if v is not None})  # the values' own checks, now
+    return settings
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from .export import detect_shard, export_dataset, parse_shard, plan_export
 
@@ -314,6 +359,7 @@ def _run_export(args: argparse.Namespace) -> int:
         if found is not None and device is None:
             device = found[2]
     options = _options(args, shard)
+    settings = _editor_settings(args)
     if args.dry_run:
         print(plan_export(args.input, args.output, recipe=recipe, options=options))
         return 0
@@ -325,24 +371,6 @@ def _run_export(args: argparse.Namespace) -> int:
     # 2. the editor
     from .editors import load_editor
 
-    settings = dict(
-        steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        image_guidance_scale=args.image_guidance_scale,
-        strength=args.strength,
-        max_retries=args.max_retries,
-        batch_size=args.batch_size,
-    )
-    if args.editor == "instruct-pix2pix" or args.editor == "auto":
-        if settings["strength"] is not None:
-            raise ValueError("--strength is an img2img setting; InstructPix2Pix has no strength")
-        settings.pop("strength")
-    elif args.editor == "img2img":
-        if settings["image_guidance_scale"] is not None:
-            raise ValueError("--image-guidance-scale is an InstructPix2Pix setting; img2img has none")
-        settings.pop("image_guidance_scale")
-    else:  # preview: diffusion settings do not apply
-        settings = {"max_retries": args.max_retries}
     editor = load_editor(args.editor, model=args.model, device=device, dtype=args.dtype, **settings)
     if getattr(editor, "notice", None):
         print(f"note: {editor.notice}", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .editors.base import CancelToken, EditRequest, EditResult, Editor, ProgressFn
+from .editors.base import CancelToken, Editor, EditRequest, EditResult, ProgressFn
 from .functional import make_mask, mix
 from .recipe import Recipe, SampleRecord, draw
 

@@ -125,7 +125,7 @@ def stage_grid(
     # 3. title and column headers
     if title:
         fig.text(0.5, 1.0 - (_MARGIN + _TITLE_H * 0.45) / height, title, ha="center", va="center", fontsize=11,
-                 fontweight="bold")
+                 fontweight="bold", parse_math=False)
     x0 = _MARGIN + _LABEL_W
     for j, name in enumerate(columns):
         cx = x0 + j * (_CELL + _GAP) + _CELL / 2
@@ -136,7 +136,8 @@ def stage_grid(
     for i, s in enumerate(stages):
         y = top + i * (_CELL + _GAP)
         fig.text((_MARGIN + _LABEL_W - 0.1) / width, 1.0 - (y + _CELL / 2) / height, sample_label(s), ha="right",
-                 va="center", fontsize=7.5, linespacing=1.35, color="#b00020" if s.degenerate else "black")
+                 va="center", fontsize=7.5, linespacing=1.35, color="#b00020" if s.degenerate else "black",
+                 parse_math=False)  # a prompt is plain text, even with "$" in it
         for j, name in enumerate(columns):
             ax = fig.add_axes(box(x0 + j * (_CELL + _GAP), y, _CELL, _CELL))
             if name == "mask":

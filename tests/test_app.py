@@ -266,7 +266,7 @@ def test_save_kept_needs_the_flag(ctx, tmp_path):
     message, choices, _ = app.save_kept(["snowy", "rain"], "mine", ctx=writable)
     assert "Saved set **mine**" in message and "mine" in choices["choices"]
     assert load_prompts(prompts).get("mine") == ("snowy", "rain")
-    with pytest.raises(gr.Error, match="already exists"):
+    with pytest.raises(gr.Error, match="already exists in prompts.yaml; choose another name"):
         app.save_kept(["snowy"], "mine", ctx=writable)
 
 

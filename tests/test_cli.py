@@ -338,6 +338,22 @@ def test_changed_settings_into_the_same_output_exit_2(dataset: Path, tmp_path: P
     assert "new output folder" in stderr
 
 
+def test_diffusion_flags_with_the_preview_exit_2(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
+    args = export_args(dataset, tmp_path / "out", fractal_dir)
+    code, _, stderr = run_cli(args + ["--steps", "5", "--strength", "3", "--model", "x"], capsys)
+    assert code == 2 and "--steps, --strength, --model are settings of the diffusion editors" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_editor_flags_are_checked_in_a_dry_run_too(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
+    args = export_args(dataset, tmp_path / "out", fractal_dir, "--dry-run")
+    args[args.index("preview")] = "instruct-pix2pix"
+    code, _, stderr = run_cli(args + ["--strength", "0.3"], capsys)
+    assert code == 2 and "--strength is an img2img setting" in stderr
+    code, _, stderr = run_cli(args + ["--guidance-scale", "-4"], capsys)
+    assert code == 2 and "guidance_scale" in stderr
+
+
 def test_editor_setting_of_another_editor_exits_2(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
     args = export_args(dataset, tmp_path / "out", fractal_dir)
     args[args.index("preview")] = "instruct-pix2pix"

@@ -263,6 +263,27 @@ def test_auto_falls_back_to_the_preview_with_a_notice(monkeypatch, tmp_path, cap
     assert ed.edit([EditRequest(np.zeros((8, 8, 3), np.uint8) + 90, "snowy", 0)])[0].image.shape == (8, 8, 3)
 
 
+def test_auto_never_swaps_an_asked_for_model_or_device_for_the_preview(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with pytest.raises(EditorLoadError, match=r"does not exist.*Not falling back to the preview editor.*model="):
+        load_editor("auto", model=str(tmp_path / "no-such-folder"))
+    with pytest.raises(EditorLoadError, match="Not falling back to the preview editor, since device='cuda'"):
+        load_editor("auto", device="cuda")
+
+
+def test_prompt_cache_keeps_the_most_recently_used(monkeypatch):
+    import torch
+
+    from diffusemix.editors._diffusers_common import PromptCache
+
+    calls = []
+    cache = PromptCache(lambda p: calls.append(p) or torch.zeros(1, 2, 3), max_size=2)
+    for p in ["a", "b", "a", "c", "a", "b"]:
+        cache.get(p)
+    assert len(cache) == 2 and calls == ["a", "b", "c", "b"]  # "b" was evicted by "c", "a" kept as recently used
+
+
 # ---------------------------------------------------------------------------
 # loading errors
 

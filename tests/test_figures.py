@@ -91,3 +91,11 @@ def test_save_figure_refuses_unknown_format_and_missing_folder(tmp_path):
         save_figure(fig, tmp_path / "grid.jpg")
     with pytest.raises(ValueError, match="does not exist"):
         save_figure(fig, tmp_path / "missing" / "grid.png")
+
+
+def test_prompts_with_dollar_signs_are_plain_text(tmp_path):
+    fig = stage_grid(_stages(2, prompts=("price $\\frac$ tag", "a $100 bill and $5 coin")), title="cost $x$")
+    png = save_figure(fig, tmp_path / "dollars.png", dpi=60)  # mathtext would fail to parse the first
+    assert png.stat().st_size > 1000
+    texts = [t for t in fig.texts if "bill" in t.get_text() or "tag" in t.get_text() or "cost" in t.get_text()]
+    assert len(texts) == 3 and all(t.get_parse_math() is False for t in texts)

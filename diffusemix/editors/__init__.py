@@ -76,7 +76,8 @@ def load_editor(
         name: ``"auto"``, ``"instruct-pix2pix"``, ``"img2img"`` or ``"preview"``.
             ``"auto"`` loads InstructPix2Pix now and, if that fails, returns the
             preview editor with a ``notice`` saying why (also logged as a
-            warning on the ``"diffusemix"`` logger).
+            warning on the ``"diffusemix"`` logger) — unless ``model``,
+            ``device`` or ``dtype`` was given: then the error is raised.
         model: a Hugging Face Hub id or a local pipeline folder (default: the
             editor's default id). Not used by the preview.
         device, dtype: see :class:`InstructPix2PixEditor`; ``None`` chooses.
@@ -117,12 +118,19 @@ def load_editor(
     if name == "instruct-pix2pix":
         return InstructPix2PixEditor(model or DEFAULT_IP2P_MODEL, settings=ip2p_settings, device=device, dtype=dtype)
 
-    # "auto": the real model if it loads, else the preview, saying so.
+    # "auto": the real model if it loads, else the preview, saying so. A model,
+    # device or dtype asked for by name must not be swapped for the preview.
     try:
         editor = InstructPix2PixEditor(model or DEFAULT_IP2P_MODEL, settings=ip2p_settings, device=device, dtype=dtype)
         editor.load()
         return editor
     except EditorLoadError as exc:
+        asked = [f"{k}={v!r}" for k, v in (("model", model), ("device", device), ("dtype", dtype)) if v is not None]
+        if asked:
+            raise EditorLoadError(
+                f"{exc} (Not falling back to the preview editor, since {', '.join(asked)} was asked for;"
+                " use --editor preview to run without a diffusion model.)"
+            ) from exc
         notice = (
             "InstructPix2Pix could not be loaded, so the preview editor is used instead; the preview is not a"
             f" diffusion model (weight-free colour/texture filters). Why: {exc}"

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,16 +294,18 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class PromptCache:
-    """Text-encoder outputs, one per distinct prompt, kept for the editor's life.
+    """Text-encoder outputs, one per distinct prompt, the ``max_size`` most
+    recently used kept (an app shared by many users sees unbounded prompts).
 
     ``encode(prompt)`` must return the (1, tokens, width) embedding that the
     pipeline itself would compute for ``prompt`` (without guidance copies).
     """
 
-    def __init__(self, encode: Callable[[str], torch.Tensor]) -> None:
+    def __init__(self, encode: Callable[[str], torch.Tensor], *, max_size: int = 512) -> None:
         self._encode = encode
-        self._cache: dict[str, torch.Tensor] = {}
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_size = max_size
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -313,6 +316,10 @@ class PromptCache:
             if emb is None:
                 with _torch().no_grad():  # the pipeline's encoder is not wrapped in no_grad
                     emb = self._cache[prompt] = self._encode(prompt)
+                while len(self._cache) > self.max_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(prompt)
             return emb
 
     def batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -337,6 +337,11 @@ def test_a_text_to_image_checkpoint_is_not_instruct_pix2pix(tiny_img2img_dir):
         InstructPix2PixEditor(str(tiny_img2img_dir)).load()
 
 
+def test_an_instruct_pix2pix_folder_is_not_for_img2img(tiny_ip2p_dir):
+    with pytest.raises(EditorLoadError, match="holds an InstructPix2Pix pipeline.*--editor instruct-pix2pix"):
+        Img2ImgEditor(str(tiny_ip2p_dir)).load()
+
+
 def test_unavailable_device_or_dtype():
     with pytest.raises(EditorLoadError, match="device must be"):
         InstructPix2PixEditor(device="tpu")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import EditorLoadError
 from ._diffusers_common import (
     DiffusersEditor,
     PromptCache,
@@ -99,6 +100,11 @@ class Img2ImgEditor(DiffusersEditor):
             if shared.pipe is not None:
                 return
             source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
+            if source.kind == "folder" and "InstructPix2Pix" in _pipeline_class(source.ref):
+                raise EditorLoadError(
+                    f"{source.ref} holds an InstructPix2Pix pipeline, which img2img cannot load;"
+                    " use --editor instruct-pix2pix with it"
+                )
             from diffusers import AutoPipelineForImage2Image, StableDiffusionImg2ImgPipeline
 
             pipe = load_pipeline(
@@ -196,3 +202,14 @@ class Img2ImgEditor(DiffusersEditor):
             progress=progress,
             cancel=cancel,
         )
+
+
+def _pipeline_class(folder: str) -> str:
+    """The ``_class_name`` in a pipeline folder's model_index.json ("" if unreadable)."""
+    import json
+    from pathlib import Path
+
+    try:
+        return str(json.loads((Path(folder) / "model_index.json").read_text(encoding="utf-8")).get("_class_name", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""

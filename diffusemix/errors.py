@@ -15,6 +15,7 @@ __all__ = [
     "EditorLoadError",
     "Cancelled",
     "ArchiveError",
+    "ScorerLoadError",
 ]
 
 
@@ -44,3 +45,7 @@ class Cancelled(Exception):
 
 class ArchiveError(DiffuseMixError):
     """An uploaded zip that is corrupt, unsafe, too large, or not a class-folder dataset."""
+
+
+class ScorerLoadError(DiffuseMixError):
+    """A similarity / label scorer whose weights cannot be loaded; the message says how to fix it."""

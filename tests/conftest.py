@@ -12,6 +12,7 @@ Fixtures:
     tiny_ip2p_dir           folder of a saved tiny StableDiffusionInstructPix2PixPipeline
     tiny_img2img_dir        folder of a saved tiny StableDiffusionImg2ImgPipeline
                             (loads through AutoPipelineForImage2Image)
+    tiny_dino_dir, tiny_clip_dir  folders of tiny random DINOv2 / CLIP scorer models
 """
 
 from __future__ import annotations
@@ -101,3 +102,21 @@ def tiny_img2img_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     _use_few_threads()
     return build_tiny_img2img(tmp_path_factory.mktemp("tiny-img2img") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random DINOv2 model + image processor saved with save_pretrained."""
+    from tiny_scorers import build_tiny_dino
+
+    _use_few_threads()
+    return build_tiny_dino(tmp_path_factory.mktemp("tiny-dino") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP model + image processor + byte-level tokenizer."""
+    from tiny_scorers import build_tiny_clip
+
+    _use_few_threads()
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip") / "model")

@@ -55,6 +55,10 @@ _EXPORTS: dict[str, str] = {
     "Editor": "editors.base",
     "EditRequest": "editors.base",
     "EditResult": "editors.base",
+    # scoring (does Î keep the label?)
+    "load_scorer": "scoring",
+    "Scorer": "scoring",
+    "ScoreRule": "scoring",
     # errors
     "DiffuseMixError": "errors",
     "ImageError": "errors",
@@ -62,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "FractalError": "errors",
     "EditorLoadError": "errors",
     "Cancelled": "errors",
+    "ScorerLoadError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -2,7 +2,7 @@
 
 Two figures, medians of several runs after a warm-up:
 
-1. handler: ``app.explore`` called directly (load + prepare I, the editor, the
+1. handler: ``diffusemix.ui.explore.explore`` called directly (load + prepare I, the editor, the
    mix, the records, the six lossless PNGs written), the server-side work;
 2. client: the same request through ``gradio_client`` against the running
    app on 127.0.0.1: adds the upload of the image, the queue and its events,
@@ -75,17 +75,18 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     import app
+    from diffusemix.ui.explore import explore
 
     demo = app.build_demo("preview")
     ctx = demo.ctx
     print(f"editor: {ctx.editor.name}; size {args.size} px; {args.prompts} prompt(s); median of {args.runs} runs")
 
     def handler() -> None:
-        gallery = app.explore(**_args(args.image, args.size, args.prompts), ctx=ctx)[0]
+        gallery = explore(**_args(args.image, args.size, args.prompts), ctx=ctx)[0]
         assert len(gallery) == 6 * args.prompts
 
     med, lo, hi = _median_ms(handler, args.runs)
-    print(f"handler (app.explore, server side):   {med:7.1f} ms  (min {lo:.1f}, max {hi:.1f})")
+    print(f"handler (explore, server side):       {med:7.1f} ms  (min {lo:.1f}, max {hi:.1f})")
 
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **app.launch_kwargs(ctx))
     try:

@@ -1,0 +1,188 @@
+"""The Batch export tab: a zip of class folders -> the exporter -> a zip of the augmented dataset.
+
+Its handlers (``batch_export``, the API endpoint ``/export``; ``stop_export``)
+and its layout (``build_tab``) live together here. The upload is unpacked
+safely (``diffusemix.archive``) into a per-request folder, never served.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from diffusemix.archive import MAX_IMAGES as MAX_ZIP_IMAGES
+from diffusemix.archive import MAX_UNPACKED_MB as MAX_ZIP_UNPACKED_MB
+from diffusemix.archive import dataset_root, safe_extract, zip_folder
+from diffusemix.recipe import Recipe
+from diffusemix.ui.shared import (
+    DEFAULT_SIZE,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_UPLOAD_MB,
+    MIN_SIZE,
+    QUICK,
+    ZERO_GPU,
+    AppContext,
+    bind,
+    by_key,
+    chosen_prompts,
+    current,
+    generating,
+    gpu,
+    make_recipe,
+    mix_controls,
+    progress_fn,
+    prompt_controls,
+    show_set,
+    upload_path,
+    user_errors,
+)
+
+#: Augmented images one run may make (images x prompts x copies).
+MAX_EXPORT_OUTPUTS = 10_000
+
+
+# ---------------------------------------------------------------------------
+# handlers
+# ---------------------------------------------------------------------------
+
+
+@gpu(duration=300)
+def _run_export(key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any) -> Any:
+    """The one GPU-bound step of the Batch export (plain, picklable arguments)."""
+    from diffusemix.export import ExportOptions, export_dataset
+
+    c = by_key(key)
+    return export_dataset(
+        root,
+        out,
+        recipe=recipe,
+        editor=c.editor,
+        fractals=c.fractals,
+        options=ExportOptions(save_stages=save_stages),
+        progress=progress_fn(progress, "Exporting"),
+        cancel=None if ZERO_GPU else c.cancels.get(str(out)),
+        progress_bar=False,
+    )
+
+
+@user_errors
+def batch_export(
+    dataset_zip: str | None,
+    set_prompts: list[str] | None,
+    extra_prompts: str | None,
+    layouts: list[str] | None,
+    mask: str,
+    seam: float,
+    lam: float,
+    seed: float,
+    size: float,
+    images_per_prompt: float,
+    save_stages: bool,
+    request: gr.Request = None,  # type: ignore[assignment]
+    progress: gr.Progress = gr.Progress(),
+    *,
+    ctx: AppContext | None = None,
+) -> tuple[str, str]:
+    """Augment a zipped class-folder dataset; return the summary and a zip of the result."""
+    c = current(ctx)
+    # 1. check inputs
+    if dataset_zip is None:
+        raise gr.Error("No dataset: upload a .zip of class folders first.")
+    path = upload_path(dataset_zip, "dataset zip")
+    prompts = chosen_prompts(set_prompts, extra_prompts, limit=50)
+    recipe = make_recipe(prompts, layouts, mask, seam, lam, seed, size, images_per_prompt)
+    work = c.request_dir()
+    c.busy.add(work)
+    session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+    out = work / "diffusemix-export"
+    cancel = threading.Event()
+    c.cancels[session] = c.cancels[str(out)] = cancel
+    try:
+        # 2. unpack safely, find the class folders, check the size of the run
+        progress(0, desc="Unpacking the zip")
+        n = safe_extract(path, work / "input")
+        root = dataset_root(work / "input")
+        if n * recipe.samples_per_image > MAX_EXPORT_OUTPUTS:
+            raise gr.Error(
+                f"{n} images x {recipe.samples_per_image} per image = {n * recipe.samples_per_image:,} augmented "
+                f"images; the limit here is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, or the "
+                "command line (python -m diffusemix export)."
+            )
+        # 3. run the exporter
+        summary = _run_export(c.key, root, out, recipe, bool(save_stages), progress)
+        # 4. zip the result; the summary names the zip, not server folders
+        progress(1.0, desc="Zipping the result")
+        archive = zip_folder(out, work / f"diffusemix-export-{recipe.seed}.zip")
+        shutil.rmtree(out, ignore_errors=True)
+        text = str(summary).replace(str(out), archive.name)
+        if getattr(summary, "cancelled", False):
+            text = "Stopped. The zip holds the images made so far, without metadata.jsonl.\n\n" + text
+        return text, str(archive)
+    finally:
+        shutil.rmtree(work / "input", ignore_errors=True)
+        if c.cancels.get(session) is cancel:  # a later export of this session keeps its Stop
+            c.cancels.pop(session, None)
+        c.cancels.pop(str(out), None)
+        c.busy.discard(work)
+
+
+def stop_export(request: gr.Request = None, *, ctx: AppContext | None = None) -> None:  # type: ignore[assignment]
+    """Stop this session's export at the next step."""
+    event = current(ctx).cancels.get(getattr(request, "session_hash", None) or "")
+    if event is not None:
+        event.set()
+        gr.Info("Stopping the export…")
+
+
+
+# ---------------------------------------------------------------------------
+# layout
+# ---------------------------------------------------------------------------
+
+
+def build_tab(ctx: AppContext) -> dict[str, Any]:
+    """The Batch export tab and its events (inside ``gr.Blocks``); returns its components by name."""
+    with gr.Tab("Batch export", id="export"):
+        gr.Markdown(
+            f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
+            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
+            f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
+            "`python -m diffusemix export`. The result keeps the class folders and adds `metadata.jsonl`.",
+            elem_classes="dm-note",
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340):
+                ui: dict[str, Any] = {}
+                ui["zip"] = gr.File(label="Dataset (.zip)", file_types=[".zip"], type="filepath",
+                                    elem_id="dm-export-zip")
+                ui.update(prompt_controls(ctx.book, check="all", prefix="dm-export"))
+                ui.update(mix_controls(open=False))
+                with gr.Row():
+                    ui["seed"] = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", min_width=120)
+                    ui["copies"] = gr.Slider(1, 10, value=1, step=1, label="Images per prompt", min_width=160)
+                ui["size"] = gr.Slider(MIN_SIZE, MAX_SIZE, value=DEFAULT_SIZE, step=8, label="Output size S (px)")
+                ui["stages"] = gr.Checkbox(False, label="Also save the stages I, Î, M, H, F")
+                with gr.Row():
+                    ui["run"] = gr.Button("Export", variant="primary", elem_id="dm-export-run")
+                    ui["stop"] = gr.Button("Stop", variant="stop")
+            with gr.Column(scale=3, min_width=420):
+                ui["summary"] = gr.Textbox(label="Summary", lines=12, elem_id="dm-export-summary")
+                ui["result"] = gr.File(label="Augmented dataset (.zip)", elem_id="dm-export-result")
+
+    ui["set"].change(bind(show_set, ctx=ctx, check="all"), ui["set"], ui["prompts"], **QUICK)
+    inputs = ["zip", "prompts", "extra", "layouts", "mask", "seam", "lam", "seed", "size", "copies", "stages"]
+    ui["run"].click(
+        bind(batch_export, ctx=ctx),
+        [ui[k] for k in inputs],
+        [ui["summary"], ui["result"]],
+        api_name="export",
+        **generating(ctx),
+    )
+    ui["stop"].click(bind(stop_export, ctx=ctx), None, None, queue=False, api_visibility="private")
+    return ui

@@ -1,0 +1,228 @@
+"""The Prompt lab tab: several images x candidate prompts as a grid; keep the prompts that work.
+
+Its handlers (``prompt_lab``, the API endpoint ``/prompt_lab``; the grid, the
+kept set as prompts.yaml text, saving it) and its layout (``build_tab``) live
+together here. Handlers are plain functions: call them with ``ctx=`` in tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from diffusemix.errors import DiffuseMixError
+from diffusemix.images import load_image, prepare
+from diffusemix.prompts import format_set, load_prompts, save_set
+from diffusemix.ui.shared import (
+    MAX_SEED,
+    MAX_SIZE,
+    MIN_SIZE,
+    QUICK,
+    AppContext,
+    _run_augment,
+    as_int,
+    bind,
+    chosen_prompts,
+    current,
+    example_images,
+    generating,
+    make_recipe,
+    upload_path,
+    user_errors,
+    write_png,
+)
+
+#: Prompt lab: images and candidate prompts per grid.
+MAX_LAB_IMAGES = 8
+MAX_LAB_PROMPTS = 12
+LAB_SHOW = ("Î generated", "A augmented")
+
+
+# ---------------------------------------------------------------------------
+# handlers
+# ---------------------------------------------------------------------------
+
+
+def _lab_images(images: Any) -> list[Path]:
+    if not images:
+        raise gr.Error("No images: upload a few (or press 'Use the examples').")
+    items = images if isinstance(images, (list, tuple)) else [images]
+    if len(items) > MAX_LAB_IMAGES:
+        raise gr.Error(f"{len(items)} images given; the Prompt lab takes at most {MAX_LAB_IMAGES}.")
+    return [upload_path(item, "image") for item in items]
+
+
+def lab_grid_items(lab: dict[str, Any] | None, show: str, *, ctx: AppContext | None = None) -> Any:
+    """The grid of one stage: rows = prompts, columns = images, each captioned."""
+    if not lab:
+        return gr.update(value=[])
+    stage = "augmented" if show.startswith("A") else "generated"
+    folder = current(ctx).request_dir()
+    items = []
+    for i, (p, row) in enumerate(zip(lab["prompts"], lab["rows"])):
+        for j, (name, s) in enumerate(zip(lab["names"], row)):
+            items.append((write_png(s.image(stage), folder / f"{i:02d}-{j:02d}.png"), f"“{p}” · {name}"))
+    return gr.update(value=items, columns=len(lab["names"]))
+
+
+@user_errors
+def prompt_lab(
+    images: Any,
+    candidates: str | None,
+    show: str,
+    size: float,
+    seed: float,
+    progress: gr.Progress = gr.Progress(),
+    *,
+    ctx: AppContext | None = None,
+) -> tuple[Any, Any, str, Any, dict[str, Any]]:
+    """Several images x candidate prompts: the grid, and every prompt ticked as kept."""
+    c = current(ctx)
+    # 1. check inputs
+    paths = _lab_images(images)
+    prompts = chosen_prompts([], candidates, limit=MAX_LAB_PROMPTS)
+    recipe = make_recipe(prompts, ("left", "top"), "ramp", 20, 0.2, as_int(seed, "seed"), size)
+    arrays = [prepare(load_image(p), recipe.size) for p in paths]
+    # 2. one editor call per image, batched over the prompts
+    per_image = []
+    for k, (p, a) in enumerate(zip(paths, arrays)):
+        desc = f"image {k + 1}/{len(paths)}: Î by {c.editor.name}"
+        per_image.append(_run_augment(c.key, a, recipe, {}, p.name, None, None, progress, desc))
+    lab = {
+        "prompts": list(prompts),
+        "names": [p.name for p in paths],
+        "rows": [[stages[j] for stages in per_image] for j in range(len(prompts))],
+    }
+    yaml_text, yaml_file = kept_set(list(prompts), "my-set", ctx=c)
+    keep = gr.update(choices=list(prompts), value=list(prompts))
+    return lab_grid_items(lab, show, ctx=c), keep, yaml_text, yaml_file, lab
+
+
+def kept_set(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | None = None) -> tuple[str, Any]:
+    """The kept prompts as a prompts.yaml named set: its text and a file to download."""
+    c = current(ctx)
+    name = (set_name or "").strip()
+    if not kept:
+        return "# No prompt kept: tick at least one.\n", None
+    try:
+        text = format_set(name, kept)
+    except DiffuseMixError as e:
+        return f"# {e}\n", None
+    path = c.request_dir() / f"prompts-{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return text, str(path)
+
+
+_SAVE_LOCK = threading.Lock()
+
+
+@user_errors
+def save_kept(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | None = None) -> tuple[str, Any, Any]:
+    """Save the kept set into the server's prompts.yaml (only with --allow-save-prompts)."""
+    c = current(ctx)
+    if not c.allow_save_prompts:
+        raise gr.Error("Saving to the server's prompts.yaml is off; start the app with --allow-save-prompts.")
+    if not kept:
+        raise gr.Error("No prompt kept: tick at least one.")
+    name = (set_name or "").strip()
+    with _SAVE_LOCK:  # two saves at once must not lose one of the sets
+        if name in load_prompts(c.prompts_path).names:
+            raise gr.Error(f"A prompt set named {name!r} already exists in {c.prompts_path.name}; choose another name.")
+        save_set(c.prompts_path, name, kept)
+        c.book = load_prompts(c.prompts_path)
+    msg = f"Saved set **{set_name}** ({len(kept)} prompts) to `{c.prompts_path.name}`."
+    choices = gr.update(choices=list(c.book.names))
+    return msg, choices, choices
+
+
+def lab_set_text(set_name: str | None, *, ctx: AppContext | None = None) -> str:
+    """A prompt set as lines for the candidates box."""
+    if not set_name:
+        return ""
+    try:
+        return "\n".join(current(ctx).book.get(set_name))
+    except DiffuseMixError as e:
+        raise gr.Error(str(e)) from None
+
+
+# ---------------------------------------------------------------------------
+# layout
+# ---------------------------------------------------------------------------
+
+
+def _inputs_column() -> dict[str, Any]:
+    ui: dict[str, Any] = {}
+    ui["images"] = gr.Gallery(type="filepath", label=f"Images (up to {MAX_LAB_IMAGES})", columns=4, height=220,
+                              interactive=True, format="png", elem_id="dm-lab-images", file_types=["image"])
+    ui["use_examples"] = gr.Button("Use the examples", size="sm")
+    return ui
+
+
+def _results_column(ctx: AppContext) -> dict[str, Any]:
+    """The grid, the keep boxes, the kept set (name, file, YAML) and the save button."""
+    ui: dict[str, Any] = {}
+    gr.Markdown("**Rows: prompts · columns: images**", elem_classes="dm-note")
+    ui["grid"] = gr.Gallery(label="Prompt grid", show_label=False, columns=3, height="auto", object_fit="contain",
+                            format="png", elem_id="dm-lab-grid")
+    ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")
+    with gr.Row():
+        ui["name"] = gr.Textbox("my-set", label="Set name", max_lines=1, scale=1, elem_id="dm-lab-name")
+        ui["file"] = gr.File(label="Kept set (prompts.yaml)", scale=2, height=80)
+    ui["yaml"] = gr.Code("", language="yaml", label="Kept set", elem_id="dm-lab-yaml", lines=6)
+    ui["save"] = gr.Button("Save into the server's prompts.yaml", visible=ctx.allow_save_prompts)
+    off = "" if ctx.allow_save_prompts else (
+        "Saving into the server's prompts.yaml is off"
+        + (" on a Space." if ctx.on_space else ": start the app with --allow-save-prompts.")
+    )
+    ui["saved"] = gr.Markdown(off, elem_classes="dm-note")
+    ui["state"] = gr.State()
+    return ui
+
+
+def build_tab(ctx: AppContext) -> dict[str, Any]:
+    """The Prompt lab tab and its events (inside ``gr.Blocks``); returns its components by name.
+
+    Saving a set changes the set pickers of other tabs: ``wire_save`` connects it once they exist.
+    """
+    with gr.Tab("Prompt lab", id="lab"):
+        gr.Markdown("Try candidate prompts on several images at once; keep the ones that work and "
+                    "download them as a named set for prompts.yaml.", elem_classes="dm-note")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340):
+                ui = _inputs_column()
+                ui["set"] = gr.Dropdown(list(ctx.book.names), value=None, label="Start from a prompt set")
+                ui["candidates"] = gr.Textbox("snowy\nwatercolor art\nsunset", lines=5,
+                                              label=f"Candidate prompts (one per line, up to {MAX_LAB_PROMPTS})",
+                                              elem_id="dm-lab-candidates")
+                ui["show"] = gr.Radio(list(LAB_SHOW), value=LAB_SHOW[0], label="Show")
+                with gr.Row():
+                    ui["size"] = gr.Slider(MIN_SIZE, MAX_SIZE, value=192, step=8, label="Size (px)", min_width=160,
+                                           scale=2)
+                    ui["seed"] = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", min_width=100,
+                                           scale=1)
+                ui["run"] = gr.Button("Make the grid", variant="primary", elem_id="dm-lab-run")
+            with gr.Column(scale=5, min_width=480):
+                ui.update(_results_column(ctx))
+
+    ui["use_examples"].click(example_images, None, ui["images"], **QUICK)
+    ui["set"].change(bind(lab_set_text, ctx=ctx), ui["set"], ui["candidates"], **QUICK)
+    ui["run"].click(
+        bind(prompt_lab, ctx=ctx),
+        [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"]],
+        [ui["grid"], ui["keep"], ui["yaml"], ui["file"], ui["state"]],
+        api_name="prompt_lab",
+        **generating(ctx),
+    )
+    ui["show"].change(bind(lab_grid_items, ctx=ctx), [ui["state"], ui["show"]], ui["grid"], **QUICK)
+    for trigger in (ui["keep"].change, ui["name"].change):
+        trigger(bind(kept_set, ctx=ctx), [ui["keep"], ui["name"]], [ui["yaml"], ui["file"]], **QUICK)
+    return ui
+
+
+def wire_save(ctx: AppContext, ui: dict[str, Any], set_pickers: list[Any]) -> None:
+    """Save (with --allow-save-prompts) refreshes the other tabs' prompt set pickers."""
+    ui["save"].click(bind(save_kept, ctx=ctx), [ui["keep"], ui["name"]], [ui["saved"], *set_pickers],
+                     api_visibility="private")

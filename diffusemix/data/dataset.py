@@ -212,13 +212,15 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         entry = entries[picked[int(index) - self._starts[i]]]
         return entry, self.remixer.draw(entry, ep)
 
-    def image(self, index: int, epoch: int | None = None) -> np.ndarray:
-        """Item ``index``'s image as uint8 (S, S, 3), before ``transform``."""
-        entry, draw = self.locate(index, epoch)
+    def _render(self, entry: CacheEntry, draw: MixDraw | None) -> np.ndarray:
         img = self.remixer.input(entry)
         if draw is None or not draw.augmented:
             return img
         return self.remixer.mix(draw, img, self.remixer.generated(entry))
+
+    def image(self, index: int, epoch: int | None = None) -> np.ndarray:
+        """Item ``index``'s image as uint8 (S, S, 3), before ``transform``."""
+        return self._render(*self.locate(index, epoch))
 
     def mix_with(self, entry: CacheEntry, record: Any) -> np.ndarray:
         """A of a cached sample under a given record (e.g. the exporter's ``entry.record``)."""
@@ -228,8 +230,8 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         from PIL import Image
 
-        entry, _ = self.locate(index)
-        img = Image.fromarray(self.image(index))
+        entry, draw = self.locate(index)
+        img = Image.fromarray(self._render(entry, draw))
         label: Any = self.class_to_idx[entry.label]
         if self.transform is not None:
             img = self.transform(img)

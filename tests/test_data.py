@@ -308,3 +308,30 @@ def test_set_transform_on_an_export_gives_the_datasets_a(export_dir: Path, fract
 def test_diffusemix_import_stays_light() -> None:
     code = "import sys, diffusemix, diffusemix.data; assert 'torch' not in sys.modules and 'PIL' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ddp_processes_see_what_one_process_sees(export_dir: Path, fractals: FractalSet, tmp_path: Path) -> None:
+    """torchrun, gloo, a DistributedSampler from the process group: nothing configured for the data."""
+    import hashlib
+    import os
+
+    worker = Path(__file__).with_name("ddp_data_worker.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+           str(_free_port()), str(worker), str(export_dir), str(fractals.folder), str(tmp_path), "1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
+    single = dataset(export_dir, fractals, transform=to_tensor, include_originals=True, epoch=1)
+    assert set(ranks[0]) | set(ranks[1]) == {str(i) for i in range(len(single))}
+    for got in ranks:
+        for i, digest in got.items():
+            assert digest == hashlib.sha1(single[int(i)][0].numpy().tobytes()).hexdigest()

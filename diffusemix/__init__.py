@@ -50,6 +50,10 @@ _EXPORTS: dict[str, str] = {
     "export_dataset": "export",
     "plan_export": "export",
     "merge_manifests": "export",
+    # training (re-mix a cache of Î every epoch)
+    "DiffuseMixDataset": "data",
+    "DiffuseMixTransform": "data",
+    "read_cache": "data",
     # editors
     "load_editor": "editors",
     "Editor": "editors.base",

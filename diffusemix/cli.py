@@ -396,7 +396,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _run_merge(args: argparse.Namespace) -> int:
     from .export import merge_manifests
-    from .manifest import collect
+    from .export.manifest import collect
 
     path = merge_manifests(args.output)
     rows, errors, pending = collect(Path(args.output))

@@ -1,0 +1,185 @@
+"""Step 2, plan: every (image, prompt, copy) in a fixed order, and the dry run.
+
+The plan is images by (class, path), then the recipe's prompts, then copies.
+Sample ``k`` of the plan belongs to shard ``k % N``, so shards balance and
+never share a file. A shard's samples are cut into fixed chunks of
+``batch_size`` (the same chunks on every run, so a resumed run makes the same
+editor batches as an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..recipe import Recipe, SampleRecord, draw
+from . import manifest
+from .checks import check_folders, check_reserved
+from .naming import prompt_slugs
+from .options import ExportOptions
+from .scan import ImageEntry, InputScan, scan_input
+
+
+@dataclass
+class Sample:
+    entry: ImageEntry
+    record: SampleRecord
+    file_name: str  # relative to OUTPUT, POSIX
+    done: bool = False
+    reuse: Path | None = None  # saved Î to read instead of calling the editor
+
+
+def iter_samples(
+    scan: InputScan, recipe: Recipe, fractal_names: Sequence[str] | None, options: ExportOptions
+) -> Iterator[Sample]:
+    """This shard's samples in plan order (records drawn lazily, one image at a time).
+
+    With ``fractal_names=None`` records are not drawn (the record is a placeholder).
+    """
+    spi = recipe.samples_per_image
+    i, n = options.shard
+    slugs = prompt_slugs(recipe.prompts)
+    ext = options.extension
+    placeholder = SampleRecord("", "", 0, "left", recipe.mask, 0, 0.0, "", 0, recipe.size)
+    for idx, entry in enumerate(scan.entries):
+        first = idx * spi
+        js = [j for j in range(spi) if (first + j) % n == i]
+        if not js:
+            continue
+        records = draw(recipe, entry.source, fractal_names) if fractal_names is not None else None
+        for j in js:
+            prompt = recipe.prompts[j // recipe.images_per_prompt]
+            copy = j % recipe.images_per_prompt
+            rec = records[j] if records is not None else placeholder
+            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
+
+
+def chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+    chunk: list[Sample] = []
+    for s in samples:
+        chunk.append(s)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def count_for_shard(total: int, shard: tuple[int, int]) -> int:
+    i, n = shard
+    return max(0, math.ceil((total - i) / n))
+
+
+def est_bytes_per_sample(size: int, options: ExportOptions) -> int:
+    px = size * size * 3
+    a = px * 0.55 if options.format == "png" else px * (0.06 + 0.25 * options.quality / 100)
+    stages = px * 0.55 * 4 + size * size * 0.02 if options.save_stages else 0
+    return int(a + stages)
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export would do; writes nothing."""
+
+    input_dir: Path
+    output_dir: Path
+    images: int
+    classes: tuple[str, ...]
+    label_mode: str
+    samples: int  # to make in this shard, including those already done
+    samples_total: int  # over all shards
+    already_done: int  # of this shard's samples
+    est_bytes: int  # of the samples still to make
+    shard: tuple[int, int]
+    recipe: Recipe
+    options: ExportOptions
+    ignored: tuple[tuple[str, str], ...] = ()
+    empty_classes: tuple[str, ...] = ()
+
+    def format(self) -> str:
+        r = self.recipe
+        cls = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
+        labels = (
+            f"{self.label_mode}"
+            if self.label_mode != "class folders"
+            else f"class folders, {len(self.classes)} classes ({cls})"
+        )
+        todo = self.samples - self.already_done
+        lines = [
+            "DiffuseMix export plan (dry run: nothing was written)",
+            f"  input:    {self.input_dir}  [{labels}]",
+            f"  images:   {self.images}",
+            f"  prompts:  {len(r.prompts)} ({', '.join(r.prompts)}) x {r.images_per_prompt} image(s) per prompt",
+            f"  shard:    {self.shard[0]}/{self.shard[1]}",
+            f"  output:   {self.output_dir}  ({self.options.format.upper()}, {r.size}x{r.size}"
+            + (", with stages" if self.options.save_stages else "")
+            + ")",
+            (
+                f"  would make {todo} image(s) ({self.samples} in this shard, {self.already_done} already done; "
+                f"{self.samples_total} over all shards), about {human_bytes(self.est_bytes)} on disk"
+            ),
+        ]
+        if self.ignored:
+            lines.append(f"  ignored:  {len(self.ignored)} file(s) that are not images in class folders")
+        if self.empty_classes:
+            lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
+        return "\n".join(lines)
+
+    __str__ = format
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def plan_export(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    recipe: Recipe,
+    options: ExportOptions = ExportOptions(),
+) -> ExportPlan:
+    """Scan, validate and count what :func:`export_dataset` would make (the --dry-run).
+
+    Writes nothing. Counts the samples of this shard already finished in
+    ``output_dir`` when it holds an earlier run.
+
+    Raises:
+        DiffuseMixError: a missing or empty input, an output inside the input,
+            an output that cannot be written.
+    """
+    inp, out = Path(input_dir), Path(output_dir)
+    scan = scan_input(inp)
+    check_folders(inp, out)
+    check_reserved(scan)
+    total = len(scan.entries) * recipe.samples_per_image
+    mine = count_for_shard(total, options.shard)
+    done = 0
+    if out.is_dir():
+        finished = {r["file_name"] for r in manifest.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
+        if finished:
+            for s in iter_samples(scan, recipe, None, options):
+                done += s.file_name in finished
+    return ExportPlan(
+        input_dir=inp,
+        output_dir=out,
+        images=len(scan.entries),
+        classes=scan.classes,
+        label_mode=scan.label_mode,
+        samples=mine,
+        samples_total=total,
+        already_done=done,
+        est_bytes=(mine - done) * est_bytes_per_sample(recipe.size, options),
+        shard=options.shard,
+        recipe=recipe,
+        options=options,
+        ignored=scan.ignored,
+        empty_classes=scan.empty_classes,
+    )

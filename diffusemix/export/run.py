@@ -1,0 +1,181 @@
+"""The export itself: :func:`export_dataset` runs the steps, one module each.
+
+scan (:mod:`.scan`) → plan (:mod:`.plan`) → run (:mod:`.stream`) → write
+(:mod:`.writer`) → collect (:mod:`.manifest`) → report (:mod:`.summary`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import DiffuseMixError
+from ..recipe import Recipe
+from . import manifest
+from .checks import check_folders, check_foreign_output, check_reserved
+from .manifest import DEGENERATE_KEY
+from .options import ExportOptions
+from .plan import chunks, count_for_shard, iter_samples
+from .scan import InputScan, scan_input
+from .settings import adopt_settings, editor_settings_text, run_settings
+from .stream import Progress, Stream
+from .summary import ExportSummary, orphans_note, split_name_note
+from .writer import Writer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..editors.base import CancelToken, Editor
+    from ..fractals import FractalSet
+
+
+def export_dataset(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    recipe: Recipe,
+    editor: "Editor",
+    fractals: "FractalSet",
+    options: ExportOptions = ExportOptions(),
+    progress: Callable[[int, int], None] | None = None,
+    cancel: "CancelToken | None" = None,
+    progress_bar: bool = True,
+) -> ExportSummary:
+    """Write the augmented dataset (this shard's part of it) to ``output_dir``.
+
+    Resumable: finished samples are skipped; a killed run leaves no partial
+    file, and resuming yields the same files and manifest as an uninterrupted
+    run. When the last shard finishes, ``metadata.jsonl`` is written.
+
+    Args:
+        input_dir: class folders ``INPUT/<class>/<image>`` or a flat folder.
+        output_dir: where ``OUTPUT/<class>/<file>`` and ``metadata.jsonl`` go.
+        recipe: the method's settings.
+        editor: makes Î (``diffusemix.editors.load_editor``).
+        fractals: the set F is drawn from.
+        options: format, shard, batch size, workers, stages.
+        progress: ``progress(done, total)`` over this run's samples.
+        cancel: anything with ``is_set()``; the run stops after the current
+            chunk and can be resumed.
+        progress_bar: show a tqdm bar (on a terminal).
+
+    Raises:
+        DiffuseMixError: bad input or output folders, or an output folder made
+            with other settings; raised before any work.
+    """
+    t0 = time.perf_counter()
+    inp, out = Path(input_dir), Path(output_dir)
+    shard = options.shard
+    tag = manifest.temp_tag(shard)
+
+    # 1. scan and check everything before any work
+    scan = scan_input(inp)
+    check_folders(inp, out)
+    check_reserved(scan)
+    if not fractals.names:
+        raise DiffuseMixError("the fractal set has no images; pass a folder of fractal images")
+    check_foreign_output(out)
+    settings = run_settings(scan, recipe, editor, fractals, options)
+
+    # 2. open the output (settings, this shard's leftovers), record the plan, read what is finished
+    remix = _open_output(out, settings, options, tag)
+    finished, orphans = _record_plan(out, scan, recipe, options, tag)
+    journal = manifest.Journal(manifest.journal_path(out, shard))
+    writer = Writer(out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix)
+
+    # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
+    total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)
+    bar = Progress(total, shard, progress, bar=progress_bar)
+    stream = Stream(
+        chunks(iter_samples(scan, recipe, fractals.names, options), options.batch_size),
+        out=out,
+        recipe=recipe,
+        editor=editor,
+        options=options,
+        writer=writer,
+        finished=finished,
+        progress=bar,
+        cancel=cancel,
+    )
+    try:
+        stream.run()
+    finally:  # Ctrl-C or an error too: the journal stays consistent
+        journal.close()
+        bar.close()
+
+    # 5. collect: mark this shard done, write the manifest when every shard is
+    failed = sorted(stream.failed.items(), key=lambda kv: tuple(kv[0].split("/")))
+    manifest_path: Path | None = None
+    pending: list[tuple[int, int]] = []
+    if not stream.cancelled:
+        manifest_path, pending = _collect(out, shard, failed, scan, stream.made, tag)
+
+    # 6. report
+    return ExportSummary(
+        made=stream.made,
+        skipped_done=stream.skipped,
+        failed=failed,
+        ignored=list(scan.ignored),
+        degenerate=stream.degenerate + stream.prior_degenerate,
+        seconds=time.perf_counter() - t0,
+        output_dir=out,
+        manifest=manifest_path,
+        label_mode=scan.label_mode,
+        classes=scan.classes,
+        shard=shard,
+        pending_shards=pending,
+        cancelled=stream.cancelled,
+        notes=split_name_note(scan, out) + orphans_note(orphans),
+        editor=str(editor.describe().get("summary") or editor.name),
+    )
+
+
+def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str) -> bool:
+    """Create the folder, adopt (or check) its settings, clear this shard's leftovers. True for a remix."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remix = adopt_settings(out, settings, options, tag)
+    except PermissionError as e:
+        raise DiffuseMixError(f"output folder {out} cannot be written: {e.strerror or e}") from None
+    manifest.clean_temp_files(out, options.shard)
+    manifest.clear_shard_state(out, options.shard)
+    return remix
+
+
+def _record_plan(
+    out: Path, scan: InputScan, recipe: Recipe, options: ExportOptions, tag: str
+) -> tuple[dict[str, bool], int]:
+    """Write the whole plan's file names; return the planned samples earlier runs finished
+    (file name -> True made / False degenerate) and how many journal rows are no longer planned."""
+    whole = dataclasses.replace(options, shard_index=0, shard_count=1)
+    planned = [s.file_name for s in iter_samples(scan, recipe, None, whole)]
+    manifest.write_plan(out, planned, tag=tag)
+    planned_set = set(planned)
+    del planned
+    finished: dict[str, bool] = {}
+    orphans: set[str] = set()
+    for row in manifest.read_journal_rows(out):
+        name = row.get("file_name")
+        if isinstance(name, str):
+            if name not in planned_set:
+                orphans.add(name)
+                continue
+            finished[name] = finished.get(name, False) or DEGENERATE_KEY not in row
+    return finished, len(orphans)
+
+
+def _collect(
+    out: Path, shard: tuple[int, int], failed: list[tuple[str, str]], scan: InputScan, made: int, tag: str
+) -> tuple[Path | None, list[tuple[int, int]]]:
+    """Mark this shard done; when no shard is pending, write metadata.jsonl and errors.jsonl."""
+    errors = [{"source": s, "kind": "unreadable", "reason": r} for s, r in failed]
+    errors += [{"source": s, "kind": "ignored", "reason": r} for s, r in scan.ignored]
+    manifest.write_done_marker(out, shard, {"shard": list(shard), "errors": errors, "made": made}, tag=tag)
+    rows, errs, pend = manifest.collect(out)
+    pending = list(pend or [])
+    if pending:
+        return None, pending
+    path = manifest.write_manifest(out, rows, errs, tag=tag)
+    manifest.clean_temp_files(out)
+    return path, pending

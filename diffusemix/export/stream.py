@@ -1,0 +1,254 @@
+"""Step 3, run: stream a shard's chunks through decode → editor → mix/encode/write.
+
+A chunk whose samples are all finished is skipped; the others are decoded
+ahead of time on worker threads, sent to the editor in one call, and mixed,
+encoded and written by worker threads (:class:`~.writer.Writer`), with a
+bounded number of chunks in flight: memory stays constant however large the
+dataset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+
+from ..engine import generate
+from ..errors import Cancelled, ImageError
+from ..recipe import Recipe, SampleRecord
+from .naming import SAVED_STAGES, stage_path
+from .options import ExportOptions
+from .plan import Sample
+from .writer import Writer, read_reused
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..editors.base import CancelToken, Editor
+
+#: Chunks whose writes may still be in progress while the editor works on the next.
+_MAX_CHUNKS_WRITING = 2
+
+
+class Progress:
+    """``progress(done, total)`` and a tqdm bar (on a terminal), advanced together."""
+
+    def __init__(
+        self,
+        total: int,
+        shard: tuple[int, int],
+        callback: Callable[[int, int], None] | None,
+        *,
+        bar: bool,
+    ) -> None:
+        self.total, self.callback, self.handled = total, callback, 0
+        self.bar = None
+        if bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                unit="img",
+                desc=f"export {shard[0]}/{shard[1]}" if shard[1] > 1 else "export",
+                dynamic_ncols=True,
+                disable=None,
+            )
+
+    def advance(self, n: int) -> None:
+        self.handled += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.callback is not None:
+            self.callback(self.handled, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def decode_chunk(
+    chunk: list[Sample], recipe: Recipe, reuse: bool
+) -> tuple[dict[str, np.ndarray | str], dict[str, tuple[np.ndarray, SampleRecord]]]:
+    """I for every image of a chunk (or why it failed), and the reusable Î."""
+    from ..images import load_image, prepare
+
+    images: dict[str, np.ndarray | str] = {}
+    for s in chunk:
+        src = s.entry.source
+        if src in images:
+            continue
+        try:
+            images[src] = prepare(load_image(s.entry.path), recipe.size, resize=recipe.resize)  # type: ignore[arg-type]
+        except ImageError as e:
+            images[src] = str(e)
+        except (OSError, ValueError) as e:  # anything else Pillow or the disk may raise
+            images[src] = f"cannot be used: {e}"
+    reused: dict[str, tuple[np.ndarray, SampleRecord]] = {}
+    if reuse:
+        for s in chunk:
+            if s.reuse is not None and isinstance(images.get(s.entry.source), np.ndarray):
+                got = read_reused(s.reuse, s.record, recipe.size)
+                if got is not None:
+                    reused[s.file_name] = got
+    return images, reused
+
+
+def _reason(message: str) -> str:
+    """An ImageError message without its leading "image '<path>'" (the source is shown beside it)."""
+    m = re.match(r"^image '.*?' (.*)$", message, flags=re.S)
+    return m.group(1) if m else message
+
+
+class Stream:
+    """One shard's run over its chunks; counts what it made, skipped and could not use.
+
+    ``finished`` maps the file names earlier runs finished to True (made) or
+    False (degenerate: reported, not retried).
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[list[Sample]],
+        *,
+        out: Path,
+        recipe: Recipe,
+        editor: "Editor",
+        options: ExportOptions,
+        writer: Writer,
+        finished: dict[str, bool],
+        progress: Progress,
+        cancel: "CancelToken | None",
+    ) -> None:
+        self.chunks, self.out, self.recipe, self.editor = chunks, out, recipe, editor
+        self.options, self.writer, self.finished = options, writer, finished
+        self.progress, self.cancel = progress, cancel
+        self.stage_names = SAVED_STAGES if options.save_stages else ()
+        self.made = self.skipped = self.degenerate = self.prior_degenerate = 0
+        self.failed: dict[str, str] = {}  # source -> why it cannot be used
+        self.cancelled = False
+        self._decoding: deque[tuple[list[Sample], Future]] = deque()
+        self._writing: deque[list[Future]] = deque()
+        self._prefetch = max(2, options.workers)
+
+    def run(self) -> None:
+        """Go through every chunk (or until cancelled); re-raises a write error or Ctrl-C."""
+        workers = self.options.workers
+        self._decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="dmx-decode")
+        self._write_pool = ThreadPoolExecutor(workers, thread_name_prefix="dmx-write")
+        try:
+            while True:
+                if self.cancel is not None and self.cancel.is_set():
+                    self.cancelled = True
+                    break
+                self._refill()
+                if not self._decoding:
+                    break
+                chunk, fut = self._decoding.popleft()
+                images, reused = fut.result()
+                self._refill()  # keep decoding ahead while the editor works
+                ok = self._edit_and_write(chunk, images, reused)
+                del images, reused  # a chunk's decoded images are not kept while the next is decoded
+                if not ok:
+                    self.cancelled = True
+                    break
+                self._harvest(_MAX_CHUNKS_WRITING)
+            self._harvest(0)
+        except BaseException:
+            # Ctrl-C or an error: stop reading ahead, let the writes in progress finish
+            # (each is atomic anyway) and re-raise; the caller keeps the journal consistent.
+            self._decode_pool.shutdown(wait=True, cancel_futures=True)
+            self._write_pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        self._decode_pool.shutdown(wait=True, cancel_futures=True)
+        self._write_pool.shutdown(wait=True)
+
+    def is_done(self, s: Sample) -> bool:
+        state = self.finished.get(s.file_name)
+        if state is None:
+            return False
+        if state is False:
+            return True  # degenerate: reported, not retried
+        if not (self.out / s.file_name).is_file():
+            return False
+        return all(stage_path(self.out, st, s.file_name).is_file() for st in self.stage_names)
+
+    def _refill(self) -> None:
+        """Queue chunks for decoding until ``prefetch`` are; chunks already finished are counted and skipped."""
+        while len(self._decoding) < self._prefetch:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                return
+            for s in chunk:
+                s.done = self.is_done(s)
+                if self.options.reuse_generated and not s.done:
+                    p = stage_path(self.out, "generated", s.file_name)
+                    s.reuse = p if p.is_file() else None
+            if all(s.done for s in chunk):
+                n_bad = sum(self.finished.get(s.file_name) is False for s in chunk)
+                self.prior_degenerate += n_bad
+                self.skipped += len(chunk) - n_bad
+                self.progress.advance(len(chunk))
+                continue
+            fut = self._decode_pool.submit(decode_chunk, chunk, self.recipe, self.options.reuse_generated)
+            self._decoding.append((chunk, fut))
+
+    def _edit_and_write(
+        self,
+        chunk: list[Sample],
+        images: dict[str, np.ndarray | str],
+        reused: dict[str, tuple[np.ndarray, SampleRecord]],
+    ) -> bool:
+        """Make Î for a decoded chunk and hand its samples to the writers; False when cancelled."""
+        # 1. inputs that cannot be used
+        live = []
+        for s in chunk:
+            got = images[s.entry.source]
+            if isinstance(got, str):
+                self.failed.setdefault(s.entry.source, _reason(got))
+            else:
+                live.append(s)
+        n_dead = len(chunk) - len(live)
+        # 2. Î: reused where saved, else one editor call for the chunk
+        results: dict[str, tuple[np.ndarray, SampleRecord, str | None]] = {}
+        for s in live:
+            if s.file_name in reused:
+                arr, rec = reused[s.file_name]
+                results[s.file_name] = (arr, rec, None)
+        jobs = [s for s in live if s.file_name not in results]
+        if jobs:
+            try:
+                made_now = generate(self.editor, [(s.record, images[s.entry.source]) for s in jobs], cancel=self.cancel)
+            except Cancelled:
+                return False
+            for s, (rec, res) in zip(jobs, made_now, strict=True):
+                results[s.file_name] = (res.image, rec, res.degenerate)
+        # 3. mix, encode and write on the worker threads
+        futs = []
+        for s in live:
+            if s.done:
+                continue
+            arr, rec, why = results[s.file_name]
+            futs.append(self._write_pool.submit(self.writer, s, images[s.entry.source], arr, rec, why))
+        for s in chunk:
+            if s.done:
+                if self.finished.get(s.file_name) is False:
+                    self.prior_degenerate += 1
+                else:
+                    self.skipped += 1
+        self.progress.advance(n_dead + sum(1 for s in live if s.done))
+        self._writing.append(futs)
+        return True
+
+    def _harvest(self, limit: int) -> None:
+        """Collect finished chunks; wait until at most ``limit`` chunks are still being written."""
+        writing = self._writing
+        while writing and (len(writing) > limit or all(f.done() for f in writing[0])):
+            futs = writing.popleft()
+            for f in futs:
+                if f.result() == "made":  # re-raises a write error
+                    self.made += 1
+                else:
+                    self.degenerate += 1
+            self.progress.advance(len(futs))

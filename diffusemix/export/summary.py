@@ -1,0 +1,115 @@
+"""Step 5, report: what an export did (:class:`ExportSummary`) and the notes it adds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import manifest
+from .scan import InputScan
+
+
+@dataclass
+class ExportSummary:
+    """What an export did."""
+
+    made: int
+    skipped_done: int
+    failed: list[tuple[str, str]]  # (source, reason) for input images that could not be read
+    degenerate: int  # samples whose Î stayed blank after the editor's retries (not written)
+    seconds: float
+    output_dir: Path
+    manifest: Path | None  # None while other shards have not finished
+    label_mode: str
+    classes: tuple[str, ...]
+    shard: tuple[int, int]
+    pending_shards: list[tuple[int, int]] = field(default_factory=list)
+    cancelled: bool = False
+    editor: str = ""
+    notes: list[str] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of files that are not inputs
+
+    @property
+    def images_per_second(self) -> float:
+        return self.made / self.seconds if self.seconds > 0 else 0.0
+
+    def format(self) -> str:
+        head = "DiffuseMix export " + ("cancelled" if self.cancelled else "finished")
+        head += f" in {self.seconds:.1f} s"
+        if self.shard[1] > 1:
+            head += f" (shard {self.shard[0]}/{self.shard[1]})"
+        labels = self.label_mode
+        if labels == "class folders":
+            cls = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
+            labels = f"class folders, {len(self.classes)} classes ({cls})"
+        lines = [
+            head,
+            f"  made:             {self.made} image(s)"
+            + (f" ({self.images_per_second:.1f} images/s)" if self.made else ""),
+            f"  skipped as done:  {self.skipped_done}",
+            f"  failed inputs:    {len(self.failed)}",
+        ]
+        for src, reason in self.failed[:10]:
+            lines.append(f"    {src}: {reason}")
+        if len(self.failed) > 10:
+            lines.append(f"    ... and {len(self.failed) - 10} more")
+        if self.ignored:
+            lines.append(f"  ignored files:    {len(self.ignored)} (not images in class folders)")
+            for src, reason in self.ignored[:5]:
+                lines.append(f"    {src}: {reason}")
+            if len(self.ignored) > 5:
+                lines.append(f"    ... and {len(self.ignored) - 5} more")
+        lines.append(f"  degenerate:       {self.degenerate} (blank generated images, not written)")
+        if self.failed or self.degenerate or self.ignored:
+            lines.append(f"  errors listed in: {self.output_dir / manifest.ERRORS_NAME}")
+        lines.append(f"  labels:           {labels}")
+        if self.editor:
+            lines.append(f"  editor:           {self.editor}")
+        lines.append(f"  output:           {self.output_dir}")
+        if self.manifest is not None:
+            lines.append(f"  manifest:         {self.manifest}")
+        elif self.cancelled:
+            lines.append("  manifest:         not written; run the same command again to resume")
+        else:
+            waiting = ", ".join(f"{i}/{n}" for i, n in self.pending_shards)
+            lines.append(
+                f"  manifest:         written when the other shards finish (waiting for {waiting}), "
+                f"or run `python -m diffusemix merge {self.output_dir}`"
+            )
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    __str__ = format
+
+
+#: Folder names that Hugging Face ``datasets`` reads as split names.
+_SPLIT_WORDS = frozenset(
+    {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
+)
+
+
+def split_name_note(scan: InputScan, out: Path) -> list[str]:
+    """A hint when class names would be taken for splits by ``load_dataset(data_dir=...)``."""
+    clash = (
+        [c for c in scan.classes if re.split(r"[-._ 0-9]", c.casefold())[0] in _SPLIT_WORDS] if not scan.flat else []
+    )
+    if not clash:
+        return []
+    note = (
+        f"class folder(s) {', '.join(clash)} look like split names to Hugging Face datasets; load with "
+        f"load_dataset('imagefolder', data_files={{'train': ['{out}/metadata.jsonl', '{out}/**']}}) "
+        "instead of data_dir"
+    )
+    return [note]
+
+
+def orphans_note(orphans: int) -> list[str]:
+    """A note when earlier output files are no longer planned (they stay on disk)."""
+    if not orphans:
+        return []
+    return [
+        f"{orphans} earlier output file(s) no longer match an input image (inputs removed or renamed,"
+        " or names changed by a new file with the same stem); they stay on disk but are left out of"
+        f" {manifest.MANIFEST_NAME}"
+    ]

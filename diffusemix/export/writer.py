@@ -1,0 +1,158 @@
+"""Step 4, write: mix one sample, encode it, put its files in place, journal its row.
+
+A sample's files are written atomically (stages first, then A, so that A's
+presence means its stages are there too) and its journal row is appended
+last: a killed run never leaves a row without its files, nor half a file.
+A saved Î carries the seed actually used in a PNG text chunk, so a remix
+(``--reuse-generated``) can read it back instead of calling the editor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine import apply_record
+from ..recipe import SampleRecord
+from . import manifest
+from .manifest import DEGENERATE_KEY
+from .naming import SAVED_STAGES, stage_path
+from .options import FORMATS, ExportOptions
+from .plan import Sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..fractals import FractalSet
+
+#: PNG text key in a saved Î holding the seed actually used (read by reuse_generated).
+_GENERATED_META_KEY = "diffusemix"
+
+
+def _encode(array: np.ndarray, fmt: str, quality: int, pnginfo: Any = None) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    img = Image.fromarray(array)
+    if fmt == "jpeg":
+        img.save(buf, format="JPEG", quality=int(quality))
+    else:
+        img.save(buf, format="PNG", pnginfo=pnginfo)
+    return buf.getvalue()
+
+
+def _generated_meta(rec: SampleRecord) -> dict[str, Any]:
+    return {"source": rec.source, "prompt": rec.prompt, "copy": rec.copy, "seed": rec.seed, "attempts": rec.attempts}
+
+
+def read_reused(path: Path, rec: SampleRecord, size: int) -> tuple[np.ndarray, SampleRecord] | None:
+    """A saved Î and the record with its seed, or None if it is not a usable save of this sample."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            meta = json.loads(im.info.get(_GENERATED_META_KEY, "null") or "null")
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if not isinstance(meta, dict) or arr.shape != (size, size, 3):
+        return None
+    if (meta.get("source"), meta.get("prompt"), meta.get("copy")) != (rec.source, rec.prompt, rec.copy):
+        return None
+    try:
+        seed, attempts = int(meta["seed"]), int(meta["attempts"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return np.ascontiguousarray(arr), dataclasses.replace(rec, seed=seed, attempts=attempts)
+
+
+class Writer:
+    """Mixes, encodes and writes one sample; appends its journal row last."""
+
+    def __init__(
+        self,
+        out: Path,
+        options: ExportOptions,
+        fractals: "FractalSet",
+        journal: manifest.Journal,
+        editor_name: str,
+        editor_settings: str,
+        tag: str,
+        remix: bool,
+    ) -> None:
+        self.out, self.options, self.fractals, self.journal = out, options, fractals, journal
+        self.editor_name, self.editor_settings, self.tag, self.remix = editor_name, editor_settings, tag, remix
+        self._made_dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def _mkdir(self, folder: Path) -> None:
+        if folder in self._made_dirs:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._made_dirs.add(folder)
+
+    def _put(self, path: Path, data: bytes) -> None:
+        self._mkdir(path.parent)
+        manifest.atomic_write(path, data, tag=self.tag)
+
+    def row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
+        return {
+            "file_name": s.file_name,
+            "label": s.entry.label,
+            "source": s.entry.source,
+            "prompt": rec.prompt,
+            "copy": rec.copy,
+            "layout": rec.layout,
+            "mask": rec.mask,
+            "seam": rec.seam,
+            "lam": rec.lam,
+            "fractal": rec.fractal,
+            "seed": rec.seed,
+            "attempts": rec.attempts,
+            "size": rec.size,
+            "editor": self.editor_name,
+            "editor_settings": self.editor_settings,
+        }
+
+    def __call__(
+        self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord, degenerate: str | None
+    ) -> str:
+        # 1. a blank Î is reported, never written
+        if degenerate is not None:
+            self.journal.append({**self.row(s, rec), DEGENERATE_KEY: degenerate})
+            return "degenerate"
+        # 2. mix
+        size = rec.size
+        st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
+        # 3. stages, then A (so that A's presence means its stages are there too)
+        if self.options.save_stages:
+            from PIL import PngImagePlugin
+
+            for stage in SAVED_STAGES:
+                path = stage_path(self.out, stage, s.file_name)
+                if stage == "generated" and s.reuse is not None and path == s.reuse:
+                    continue  # read from there; already in place
+                info = None
+                if stage == "generated":
+                    info = PngImagePlugin.PngInfo()
+                    info.add_text(_GENERATED_META_KEY, json.dumps(_generated_meta(rec)))
+                arr = st.mask_uint8() if stage == "mask" else getattr(st, stage)
+                self._put(path, _encode(arr, "png", 0, info))
+        path = self.out / s.file_name
+        self._put(path, _encode(st.augmented, self.options.format, self.options.quality))
+        if self.remix:  # a format change leaves the other format's file behind
+            for ext in FORMATS.values():
+                if ext != self.options.extension:
+                    path.with_suffix(ext).unlink(missing_ok=True)
+            if not self.options.save_stages:  # saved M, H, F of the old mix would contradict the new A
+                for stage in ("mask", "hybrid", "fractal"):
+                    stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
+        # 4. the row, last
+        self.journal.append(self.row(s, rec))
+        return "made"

@@ -21,7 +21,7 @@ from diffusemix.editors import load_editor
 from diffusemix.export import ExportOptions, export_dataset
 from diffusemix.fractals import FractalSet, write_fractal_set
 from diffusemix.recipe import Recipe
-from test_export import make_dataset
+from export_helpers import make_dataset
 
 RECIPE = Recipe(size=32, prompts=("sunset", "snowy", "aurora"), seam=4, lam=(0.1, 0.4))
 CLASSES = ("Zebra", "ant", "Bee")  # ImageFolder's order is sorted(): Bee, Zebra, ant

@@ -216,3 +216,58 @@ def test_pickle_round_trip(tmp_path: Path) -> None:
     assert fs2.names == fs.names and fs2.folder == fs.folder
     np.testing.assert_array_equal(fs2.load("a.png", 16), a)
     assert "1 images" in repr(fs2)
+
+
+# ---------------------------------------------------------------------------
+# FractalSet: every fractal is decoded once, when the set is loaded
+# ---------------------------------------------------------------------------
+
+
+def _cut_png(path: Path, seed: int = 1) -> Path:
+    """A fractal PNG cut in half: its header is valid, its pixel data ends early."""
+    buf = io.BytesIO()
+    Image.fromarray(make_fractal(seed, 64, kind="julia")).save(buf, format="PNG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return path
+
+
+def test_truncated_fractal_with_a_valid_header_is_skipped_when_the_set_is_loaded(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    _cut_png(tmp_path / "cut.png")
+    with Image.open(tmp_path / "cut.png") as im:  # the header alone looks fine
+        assert im.size == (64, 64)
+    fs = FractalSet.from_folder(tmp_path)
+    assert fs.names == ("a.png",)
+    reasons = dict(fs.skipped)
+    assert set(reasons) == {"cut.png"}
+    assert "truncated" in reasons["cut.png"] and str(tmp_path) not in reasons["cut.png"]
+    assert "1 unreadable skipped: cut.png: truncated" in fs.summary()
+
+
+def test_export_with_a_truncated_fractal_finishes_and_says_so(tmp_path: Path) -> None:
+    from diffusemix.editors import load_editor
+    from diffusemix.export import export_dataset
+    from diffusemix.manifest import collect
+    from diffusemix.recipe import Recipe
+
+    folder = tmp_path / "fractals"
+    write = [make_fractal(i, 48, kind="newton") for i in range(3)]
+    folder.mkdir()
+    for i, img in enumerate(write):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    _cut_png(folder / "1_cut.png")  # sorted between the good ones, so samples draw it
+    for cls in ("cat", "dog"):
+        (tmp_path / "in" / cls).mkdir(parents=True)
+        for i in range(3):
+            _png(tmp_path / "in" / cls / f"{i}.png", colour=(40 * i, 90, 200 - 30 * i), size=(40, 30))
+    fs = FractalSet.from_folder(folder)
+    recipe = Recipe(size=32, prompts=("sunset", "snowy"), seam=4)
+    summary = export_dataset(
+        tmp_path / "in", tmp_path / "out", recipe=recipe, editor=load_editor("preview"), fractals=fs,
+        progress_bar=False,
+    )
+    assert summary.made == 12 and not summary.cancelled
+    rows, _, _ = collect(tmp_path / "out")
+    assert len(rows) == 12
+    assert {row["fractal"] for row in rows} <= {"0.png", "1.png", "2.png"}
+    assert "1_cut.png" in str(summary) and "truncated" in str(summary)

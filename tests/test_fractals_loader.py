@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import threading
 from pathlib import Path
@@ -125,13 +126,16 @@ def test_unknown_name(tmp_path: Path) -> None:
     assert "a.png" in fs and "nope.png" not in fs
 
 
-def test_truncated_file_fails_at_load_naming_it(tmp_path: Path) -> None:
+def test_file_cut_after_loading_fails_at_use_naming_it(tmp_path: Path) -> None:
+    # Past memory_limit the pixels are decoded again at first use; a file that
+    # was fine when the set was loaded but has been cut since is named then.
     buf = io.BytesIO()
     Image.fromarray(make_fractal(1, 64, kind="julia")).save(buf, format="PNG")
+    (tmp_path / "cut.png").write_bytes(buf.getvalue())
+    fs = FractalSet.from_folder(tmp_path, memory_limit=0)
+    assert fs.names == ("cut.png",) and fs.nbytes == 0
     (tmp_path / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    fs = FractalSet.from_folder(tmp_path)  # the header is fine
-    assert fs.names == ("cut.png",)
-    with pytest.raises(FractalError, match=r"fractal 'cut\.png' in .* cannot be loaded"):
+    with pytest.raises(FractalError, match=r"fractal 'cut\.png' in .* cannot be loaded.*changed since"):
         fs.load("cut.png", 32)
 
 
@@ -247,7 +251,6 @@ def test_truncated_fractal_with_a_valid_header_is_skipped_when_the_set_is_loaded
 def test_export_with_a_truncated_fractal_finishes_and_says_so(tmp_path: Path) -> None:
     from diffusemix.editors import load_editor
     from diffusemix.export import export_dataset
-    from diffusemix.manifest import collect
     from diffusemix.recipe import Recipe
 
     folder = tmp_path / "fractals"
@@ -267,7 +270,92 @@ def test_export_with_a_truncated_fractal_finishes_and_says_so(tmp_path: Path) ->
         progress_bar=False,
     )
     assert summary.made == 12 and not summary.cancelled
-    rows, _, _ = collect(tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 12
     assert {row["fractal"] for row in rows} <= {"0.png", "1.png", "2.png"}
     assert "1_cut.png" in str(summary) and "truncated" in str(summary)
+
+
+def test_fractals_are_decoded_once_and_resized_once_per_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusemix.fractals import loader
+    from diffusemix.images import load_image, prepare
+
+    for i in range(4):
+        Image.fromarray(make_fractal(i, 40, kind="newton")).save(tmp_path / f"{i}.png")
+    expected = {(i, s): prepare(load_image(tmp_path / f"{i}.png"), s) for i in range(4) for s in (16, 20, 33)}
+    decodes, resizes = [], []
+    monkeypatch.setattr(loader, "load_image", lambda *a, **k: decodes.append(a) or load_image(*a, **k))
+    monkeypatch.setattr(loader, "prepare", lambda *a, **k: resizes.append(a[1]) or prepare(*a, **k))
+    fs = FractalSet.from_folder(tmp_path, cache_size=None)
+    assert len(decodes) == 4 and fs.nbytes == 4 * 40 * 40 * 3
+    for _ in range(3):
+        for i in range(4):
+            for s in (16, 33):
+                a = fs.array(i, s)
+                assert a is fs.array(f"{i}.png", s)  # an index and a name mean the same fractal
+                np.testing.assert_array_equal(a, expected[(i, s)])  # the same pixels as decoding on use
+                assert not a.flags.writeable
+    assert len(decodes) == 4  # nothing decoded again
+    assert sorted(resizes) == [16] * 4 + [33] * 4  # each fractal resized once per size
+    for f in tmp_path.iterdir():  # the pixels live in memory now
+        f.unlink()
+    np.testing.assert_array_equal(fs.array(2, 20), expected[(2, 20)])
+    assert len(decodes) == 4
+
+
+def test_array_arguments(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    fs = FractalSet.from_folder(tmp_path)
+    with pytest.raises(TypeError, match="fractal must be an index into names or a name; got 0.5"):
+        fs.array(0.5, 16)  # type: ignore[arg-type]
+    with pytest.raises(IndexError, match="out of range for a set of 1"):
+        fs.array(3, 16)
+    with pytest.raises(FractalError, match="no fractal named 'b.png'"):
+        fs.array("b.png", 16)
+    with pytest.raises(ValueError, match="size must be an integer >= 8"):
+        fs.array(0, 7)
+    with pytest.raises(ValueError, match="memory_limit must be a number of bytes >= 0"):
+        FractalSet.from_folder(tmp_path, memory_limit=-1)
+    with pytest.raises(ValueError, match=r"cache_size must be an integer >= 0 or None"):
+        FractalSet.from_folder(tmp_path, cache_size=1.5)  # type: ignore[arg-type]
+
+
+def test_memory_limit_keeps_some_in_memory_and_reads_the_rest_again(tmp_path: Path) -> None:
+    for i in range(3):
+        Image.fromarray(make_fractal(i, 32, kind="julia")).save(tmp_path / f"{i}.png")
+    everything = FractalSet.from_folder(tmp_path)
+    part = FractalSet.from_folder(tmp_path, memory_limit=32 * 32 * 3 + 1)
+    assert everything.nbytes == 3 * 32 * 32 * 3 and part.nbytes == 32 * 32 * 3
+    for i in range(3):
+        np.testing.assert_array_equal(part.array(i, 24), everything.array(i, 24))
+
+
+def test_fifo_device_and_oversized_files_are_skipped_without_reading_them(tmp_path: Path) -> None:
+    import os
+
+    from diffusemix.fractals import loader
+
+    _png(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "pipe.png")  # opening it to read would wait forever
+    (tmp_path / "zero.png").symlink_to("/dev/zero")  # reading it would never end
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.truncate(loader._MAX_FILE_BYTES + 1)  # sparse: no disk used
+    fs = FractalSet.from_folder(tmp_path)
+    assert fs.names == ("a.png",)
+    reasons = dict(fs.skipped)
+    assert reasons["pipe.png"] == "not a regular file" and reasons["zero.png"] == "not a regular file"
+    assert reasons["big.png"].startswith("file too large")
+
+
+def test_pickled_set_keeps_its_decoded_pixels(tmp_path: Path) -> None:
+    import shutil
+
+    Image.fromarray(make_fractal(5, 24, kind="ifs")).save(tmp_path / "a.png")
+    fs = FractalSet.from_folder(tmp_path / ".")
+    before = fs.array(0, 16).copy()
+    data = pickle.dumps(fs)
+    shutil.rmtree(tmp_path)  # a worker gets the pixels in the pickle, not from disk
+    fs2 = pickle.loads(data)
+    np.testing.assert_array_equal(fs2.array(0, 16), before)
+    assert fs2.nbytes == fs.nbytes and not fs2.array(0, 16).flags.writeable

@@ -1,16 +1,22 @@
 """Loading a fractal set: :class:`FractalSet`, the set F is drawn from.
 
 A loader for ANY folder of images (the shipped ``assets/fractals``, or the
-PixMix / IPMix fractal sets), scanned recursively, with a bounded,
-thread-safe cache of resized images. The generator that makes sets lives
-apart, in :mod:`.generator`.
+PixMix / IPMix fractal sets), scanned recursively. Every file is decoded in
+full once, when the set is loaded: a file that cannot be (empty, not an
+image, truncated after a valid header, corrupt) is left out and listed in
+``skipped``, so it can never stop a run later. The decoded pixels stay in
+memory; each fractal is resized once per size into a bounded, thread-safe
+cache. The generator that makes sets lives apart, in :mod:`.generator`.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +28,12 @@ from ..images import IMAGE_EXTENSIONS, load_image, prepare
 __all__ = ["default_fractal_dir", "FractalSet"]
 
 _MAKE_HINT = "python scripts/make_fractals.py --out DIR"
+
+#: Decoded pixels a set keeps in memory by default (bytes); past it, fractals
+#: are decoded again from disk when first resized.
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+
+_MAX_FILE_BYTES = 256 * 1024**2  # a fractal file larger than this is not read
 
 
 def default_fractal_dir() -> Path:
@@ -47,26 +59,66 @@ def _scan(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _header_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be an image, from its size and header only; None if fine."""
-    from PIL import Image, UnidentifiedImageError
+def _problem_text(error: ImageError, path: Path) -> str:
+    """An ImageError message without its leading "image '<path>' is" (the name is shown beside it)."""
+    text = str(error)
+    prefix = f"image '{os.fspath(path)}' "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+        text = text[3:] if text.startswith("is ") else text
+    return text
 
+
+def _decode(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The pixels of ``path`` decoded in full, or why it cannot be a fractal.
+
+    Returns:
+        ``(array, None)``, a read-only uint8 (H, W, 3) RGB array as
+        :func:`~diffusemix.images.load_image` makes it, or ``(None, reason)``.
+    """
+    # 1. only regular files of a sane size (never a FIFO, a device, a huge blob)
     try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-        with Image.open(path) as img:
-            w, h = img.size
-    except UnidentifiedImageError:
-        return "not an image Pillow can read"
-    except Image.DecompressionBombError:
-        return "too many pixels (Pillow refuses it as a decompression bomb)"
+        st = os.stat(path)
     except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
-    except (SyntaxError, ValueError, EOFError) as e:
-        return f"corrupt header ({e})"
-    if w < 1 or h < 1:
-        return f"has no pixels ({w}x{h})"
-    return None
+        return None, f"cannot be read ({e.strerror or e})"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
+    if st.st_size == 0:
+        return None, "empty file (0 bytes)"
+    if st.st_size > _MAX_FILE_BYTES:
+        limit = _MAX_FILE_BYTES // 1024**2
+        return None, f"file too large ({st.st_size / 1e6:.0f} MB; fractal files over {limit} MiB are not read)"
+    # 2. decode every pixel, the way the set will use it
+    try:
+        array = np.asarray(load_image(path))
+    except ImageError as e:
+        return None, _problem_text(e, path)
+    except Exception as e:  # a file crafted to trip a Pillow plugin must not stop the loading
+        return None, f"cannot be decoded ({type(e).__name__}: {e})"
+    array.setflags(write=False)
+    return array, None
+
+
+def _decode_all(
+    files: Sequence[Path], memory_limit: int, workers: int | None
+) -> list[tuple[np.ndarray | None, str | None]]:
+    """:func:`_decode` each file, in order, on threads (Pillow decodes without the GIL).
+
+    Returns ``(array, None)`` for a good file, ``(None, reason)`` for a bad
+    one, and ``(None, None)`` for a good file past ``memory_limit`` bytes of
+    kept pixels (verified now, decoded again when first used).
+    """
+    n = workers if workers is not None else min(8, os.cpu_count() or 1)
+    kept = 0
+    out: list[tuple[np.ndarray | None, str | None]] = []
+    with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
+        for array, problem in pool.map(_decode, files):
+            if array is not None and kept + array.nbytes > memory_limit:
+                array = None
+            elif array is not None:
+                kept += array.nbytes
+            out.append((array, problem))
+    return out
 
 
 def _list_problems(skipped: Sequence[tuple[str, str]], limit: int = 3) -> str:
@@ -76,6 +128,8 @@ def _list_problems(skipped: Sequence[tuple[str, str]], limit: int = 3) -> str:
     return text
 
 
+
+
 class FractalSet:
     """A folder of fractal images, the set F is drawn from.
 
@@ -83,9 +137,17 @@ class FractalSet:
     IPMix fractal sets, your own. Files are found recursively; a fractal's
     name is its POSIX path relative to the folder (``"sub/a.png"``), and
     ``names`` is sorted, so an index or a name means the same file on every
-    machine. Each file's header is checked when the folder is scanned;
-    unreadable files are left out and listed in ``skipped``. Pixels are
-    decoded on first use and kept in a bounded, thread-safe LRU cache.
+    machine.
+
+    Every file is decoded in full once, when the folder is loaded: files
+    that cannot be (empty, not an image, truncated after a valid header,
+    corrupt, not a regular file) are left out and listed in ``skipped``, so a
+    bad fractal never stops an export half way. The decoded pixels are kept
+    in memory (up to ``memory_limit`` bytes: the shipped 128 at 256 px take
+    25 MB, 1,000 at 512 px 786 MB); :meth:`array` resizes a fractal once per
+    size and keeps the result in a thread-safe LRU cache of ``cache_size``
+    images (``None``: keep every one, so each fractal is resized exactly once
+    per size, e.g. for a per-worker in-memory set in a training loop).
 
     Build one with :meth:`from_folder` or :meth:`default`.
 
@@ -101,17 +163,27 @@ class FractalSet:
         names: Sequence[str],
         skipped: Sequence[tuple[str, str]] = (),
         *,
-        cache_size: int = 256,
+        cache_size: int | None = 256,
+        decoded: Sequence[np.ndarray | None] | None = None,
     ) -> None:
-        """Wrap already-checked ``names`` under ``folder``; prefer :meth:`from_folder`."""
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise ValueError(f"cache_size must be an integer >= 0; got {cache_size!r}")
+        """Wrap already-checked ``names`` under ``folder``; prefer :meth:`from_folder`.
+
+        ``decoded`` holds each name's pixels as :func:`~diffusemix.images.load_image`
+        gives them (uint8 RGB), or None where they are read from disk on first use.
+        """
+        if cache_size is not None and (
+            isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0
+        ):
+            raise ValueError(f"cache_size must be an integer >= 0 or None (no bound); got {cache_size!r}")
         if not names:
             raise FractalError(f"a fractal set needs at least one image; {folder} gave none")
+        if decoded is not None and len(decoded) != len(names):
+            raise ValueError(f"decoded must hold one entry per name ({len(names)}); got {len(decoded)}")
         self._folder = Path(folder).resolve()
         self._names = tuple(names)
         self._index = {name: i for i, name in enumerate(self._names)}
         self._skipped = tuple((str(n), str(r)) for n, r in skipped)
+        self._decoded: list[np.ndarray | None] = list(decoded) if decoded is not None else [None] * len(names)
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -119,12 +191,24 @@ class FractalSet:
     # -- construction -------------------------------------------------------
 
     @classmethod
-    def from_folder(cls, path: str | os.PathLike[str], *, cache_size: int = 256) -> FractalSet:
-        """Scan ``path`` recursively for images (see ``images.IMAGE_EXTENSIONS``).
+    def from_folder(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        cache_size: int | None = 256,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        workers: int | None = None,
+    ) -> FractalSet:
+        """Scan ``path`` recursively for images (see ``images.IMAGE_EXTENSIONS``) and decode each.
 
         Args:
             path: a folder of images, possibly in subfolders.
-            cache_size: how many resized images to keep in memory (0: none).
+            cache_size: how many resized images to keep in memory (0: none;
+                None: all, each fractal resized once per size).
+            memory_limit: bytes of decoded pixels to keep in memory; files
+                past it are still checked now, and decoded again when first
+                used.
+            workers: threads that decode (default: the CPU count, at most 8).
 
         Raises:
             FractalError: the folder does not exist, is not a folder, holds no
@@ -142,6 +226,8 @@ class FractalSet:
                 f"fractal folder {folder} is a file, not a folder; pass the folder that holds "
                 "the fractal images"
             )
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 0:
+            raise ValueError(f"memory_limit must be a number of bytes >= 0; got {memory_limit!r}")
         # 2. the image files in it
         found = _scan(folder)
         if not found:
@@ -150,12 +236,12 @@ class FractalSet:
                 f"fractal folder {folder} has no image files ({kinds}), subfolders included; "
                 f"add fractal images to it, or make some with {_MAKE_HINT}"
             )
-        # 3. a cheap header check of each
-        names, skipped = [], []
-        for name, file in found:
-            problem = _header_problem(file)
+        # 3. decode each in full; keep the good ones, list the others
+        names, decoded, skipped = [], [], []
+        for (name, _), (array, problem) in zip(found, _decode_all([f for _, f in found], memory_limit, workers)):
             if problem is None:
                 names.append(name)
+                decoded.append(array)
             else:
                 skipped.append((name, problem))
         if not names:
@@ -164,12 +250,12 @@ class FractalSet:
                 f"({_list_problems(skipped)}); replace them with working PNG or JPEG files, "
                 f"or make a fresh set with {_MAKE_HINT}"
             )
-        return cls(folder, names, skipped, cache_size=cache_size)
+        return cls(folder, names, skipped, cache_size=cache_size, decoded=decoded)
 
     @classmethod
-    def default(cls, *, cache_size: int = 256) -> FractalSet:
+    def default(cls, *, cache_size: int | None = 256, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> FractalSet:
         """The set shipped with the repository (:func:`default_fractal_dir`)."""
-        return cls.from_folder(default_fractal_dir(), cache_size=cache_size)
+        return cls.from_folder(default_fractal_dir(), cache_size=cache_size, memory_limit=memory_limit)
 
     # -- description --------------------------------------------------------
 
@@ -184,6 +270,11 @@ class FractalSet:
     @property
     def skipped(self) -> tuple[tuple[str, str], ...]:
         return self._skipped
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of decoded pixels the set keeps in memory (the resize cache not counted)."""
+        return sum(a.nbytes for a in self._decoded if a is not None)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -213,19 +304,38 @@ class FractalSet:
             )
         return self._folder / name
 
-    # -- loading ------------------------------------------------------------
+    # -- pixels -------------------------------------------------------------
 
-    def load(self, name: str, size: int) -> np.ndarray:
-        """Fractal ``name`` resized to ``size`` x ``size`` (plain resize, as for I).
+    def array(self, fractal: int | str, size: int) -> np.ndarray:
+        """One fractal, by index into :attr:`names` or by name, resized to ``size`` x ``size``.
+
+        The pixels were decoded when the set was loaded; they are resized
+        (bicubic, plain resize as for I) once per size and kept in the cache,
+        so repeated calls return the same array without decoding or resizing
+        again. With ``cache_size=None`` every fractal stays resized at every
+        size asked for: a per-worker in-memory set for training.
+
+        Args:
+            fractal: an index ``0 <= i < len(self)`` or a name from :attr:`names`.
+            size: the side S, an integer >= 8.
 
         Returns:
             A read-only uint8 array of shape (size, size, 3), shared with the
             cache: copy it before writing.
 
         Raises:
-            FractalError: unknown name, or the file cannot be decoded (it may
-                be truncated, or have changed since the folder was scanned).
+            FractalError: unknown name, or a fractal kept on disk (past
+                ``memory_limit``) that can no longer be decoded.
+            IndexError: an index out of range.
         """
+        if isinstance(fractal, str):
+            return self.load(fractal, size)
+        if isinstance(fractal, bool) or not isinstance(fractal, (int, np.integer)):
+            raise TypeError(f"fractal must be an index into names or a name; got {fractal!r}")
+        return self.load_index(fractal, size)
+
+    def load(self, name: str, size: int) -> np.ndarray:
+        """Fractal ``name`` resized to ``size`` x ``size``; see :meth:`array`."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
             raise ValueError(f"size must be an integer >= 8; got {size!r}")
         key = (name, int(size))
@@ -234,30 +344,38 @@ class FractalSet:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        file = self.path(name)
-        try:  # decode outside the lock so threads load different files at once
-            array = prepare(load_image(file), int(size))
-        except ImageError as e:
-            raise FractalError(
-                f"fractal {name!r} in {self._folder} cannot be loaded: {e}; "
-                "remove or replace that file and scan the folder again"
-            ) from e
+        # resize outside the lock so threads work on different fractals at once
+        array = prepare(self._pixels(name), int(size))
         array.setflags(write=False)
         with self._lock:
-            if self._cache_size:
+            if self._cache_size is None or self._cache_size > 0:
                 array = self._cache.setdefault(key, array)  # another thread may have won
                 self._cache.move_to_end(key)
-                while len(self._cache) > self._cache_size:
+                while self._cache_size is not None and len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return array
 
     def load_index(self, index: int, size: int) -> np.ndarray:
-        """Fractal number ``index`` (into ``names``) resized; see :meth:`load`."""
+        """Fractal number ``index`` (into ``names``) resized; see :meth:`array`."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an integer; got {index!r}")
         if not 0 <= index < len(self._names):
             raise IndexError(f"fractal index {index} out of range for a set of {len(self)}")
         return self.load(self._names[int(index)], size)
+
+    def _pixels(self, name: str) -> np.ndarray:
+        """The decoded pixels of ``name``: from memory, or from disk past the memory limit."""
+        file = self.path(name)
+        kept = self._decoded[self._index[name]]
+        if kept is not None:
+            return kept
+        try:
+            return np.asarray(load_image(file))
+        except ImageError as e:
+            raise FractalError(
+                f"fractal {name!r} in {self._folder} cannot be loaded: {e}; it was readable when the "
+                "set was loaded, so it changed since: remove or replace that file and load the folder again"
+            ) from e
 
     # -- pickling (e.g. into DataLoader workers): no lock, an empty cache ---
 
@@ -269,4 +387,7 @@ class FractalSet:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        for array in self._decoded:
+            if array is not None and array.flags.writeable:
+                array.setflags(write=False)
         self._lock = threading.Lock()

@@ -330,3 +330,26 @@ def test_rerun_after_inputs_change_keeps_the_manifest_to_the_current_inputs(
     before = (out / "metadata.jsonl").read_bytes()
     merge_manifests(out)
     assert (out / "metadata.jsonl").read_bytes() == before
+
+
+def test_a_truncated_fractal_is_left_out_and_the_export_finishes_saying_so(dataset: Path, tmp_path: Path) -> None:
+    import io
+
+    from diffusemix.fractals import make_fractal
+
+    # a fractal PNG cut in half after a valid header, sorted between good ones
+    folder = tmp_path / "fractals"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(make_fractal(i, 48, kind="newton")).save(folder / f"{i}.png")
+    buf = io.BytesIO()
+    Image.fromarray(make_fractal(7, 64, kind="julia")).save(buf, format="PNG")
+    (folder / "1_cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with Image.open(folder / "1_cut.png") as im:
+        assert im.size == (64, 64)  # its header reads fine
+    summary = run(dataset, tmp_path / "out", FractalSet.from_folder(folder))
+    assert summary.made == 20 and not summary.cancelled  # (9 + 1 images) x 2 prompts, none lost
+    made = rows(tmp_path / "out")
+    assert len(made) == 20 and {r["fractal"] for r in made} <= {"0.png", "1.png", "2.png"}
+    assert "note: fractal set: 3 fractals from" in str(summary)
+    assert "1 unreadable skipped: 1_cut.png: truncated" in str(summary)

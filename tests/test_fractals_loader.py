@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import pickle
 import threading
 from pathlib import Path
@@ -246,34 +245,6 @@ def test_truncated_fractal_with_a_valid_header_is_skipped_when_the_set_is_loaded
     assert set(reasons) == {"cut.png"}
     assert "truncated" in reasons["cut.png"] and str(tmp_path) not in reasons["cut.png"]
     assert "1 unreadable skipped: cut.png: truncated" in fs.summary()
-
-
-def test_export_with_a_truncated_fractal_finishes_and_says_so(tmp_path: Path) -> None:
-    from diffusemix.editors import load_editor
-    from diffusemix.export import export_dataset
-    from diffusemix.recipe import Recipe
-
-    folder = tmp_path / "fractals"
-    write = [make_fractal(i, 48, kind="newton") for i in range(3)]
-    folder.mkdir()
-    for i, img in enumerate(write):
-        Image.fromarray(img).save(folder / f"{i}.png")
-    _cut_png(folder / "1_cut.png")  # sorted between the good ones, so samples draw it
-    for cls in ("cat", "dog"):
-        (tmp_path / "in" / cls).mkdir(parents=True)
-        for i in range(3):
-            _png(tmp_path / "in" / cls / f"{i}.png", colour=(40 * i, 90, 200 - 30 * i), size=(40, 30))
-    fs = FractalSet.from_folder(folder)
-    recipe = Recipe(size=32, prompts=("sunset", "snowy"), seam=4)
-    summary = export_dataset(
-        tmp_path / "in", tmp_path / "out", recipe=recipe, editor=load_editor("preview"), fractals=fs,
-        progress_bar=False,
-    )
-    assert summary.made == 12 and not summary.cancelled
-    rows = [json.loads(line) for line in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()]
-    assert len(rows) == 12
-    assert {row["fractal"] for row in rows} <= {"0.png", "1.png", "2.png"}
-    assert "1_cut.png" in str(summary) and "truncated" in str(summary)
 
 
 def test_fractals_are_decoded_once_and_resized_once_per_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ from .plan import chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
 from .settings import adopt_settings, editor_settings_text, run_settings
 from .stream import Progress, Stream
-from .summary import ExportSummary, orphans_note, split_name_note
+from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
 from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,7 +126,7 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=stream.cancelled,
-        notes=split_name_note(scan, out) + orphans_note(orphans),
+        notes=split_name_note(scan, out) + orphans_note(orphans) + fractals_note(fractals),
         editor=str(editor.describe().get("summary") or editor.name),
     )
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import manifest
 from .scan import InputScan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..fractals import FractalSet
 
 
 @dataclass
@@ -113,3 +117,10 @@ def orphans_note(orphans: int) -> list[str]:
         " or names changed by a new file with the same stem); they stay on disk but are left out of"
         f" {manifest.MANIFEST_NAME}"
     ]
+
+
+def fractals_note(fractals: "FractalSet") -> list[str]:
+    """A note when the fractal set left out files it could not read (``FractalSet.skipped``)."""
+    if not fractals.skipped:
+        return []
+    return [f"fractal set: {fractals.summary()}; those files were left out, replace or remove them"]

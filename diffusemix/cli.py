@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  python -m diffusemix export data/train out/train --prompt-set paper --dry-run\n"
             "  python -m diffusemix export data/train out/train --preset quick --editor preview --save-stages\n"
             "  python -m diffusemix export data/train out/train --shard 0/2   # and --shard 1/2 elsewhere\n"
+            "  python -m diffusemix export data/train cache/train --cache     # I and Î only, for training\n"
             "  accelerate launch -m diffusemix export data/train out/train --prompts 'snowy,sunset'"
         ),
     )
@@ -189,12 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     o = ex.add_argument_group("output and running")
-    o.add_argument("--format", choices=("png", "jpeg"), default="png", help="file format of the augmented images")
+    o.add_argument(
+        "--format",
+        choices=("png", "jpeg", "bmp"),
+        default=None,
+        help="file format: png (an export's default), jpeg, or bmp (uncompressed; a cache's default)",
+    )
     o.add_argument("--quality", type=int, metavar="Q", default=95, help="JPEG quality 1..100")
     o.add_argument(
         "--save-stages",
         action="store_true",
         help="also write I, Î, M, H, F as PNG to OUTPUT/stages/<stage>/<class>/<file>",
+    )
+    o.add_argument(
+        "--cache",
+        action="store_true",
+        help="make a cache for training instead: only I (OUTPUT/inputs/) and Î, no mixing; "
+        "diffusemix.data.DiffuseMixDataset re-mixes A from it every epoch",
     )
     o.add_argument(
         "--reuse-generated",
@@ -291,6 +303,7 @@ def _options(args: argparse.Namespace, shard: tuple[int, int]):
         quality=args.quality,
         save_stages=args.save_stages,
         reuse_generated=args.reuse_generated,
+        cache=args.cache,
         shard_index=shard[0],
         shard_count=shard[1],
         workers=args.workers,

@@ -51,7 +51,7 @@ def test_editor_gets_fixed_chunks_of_batch_size(dataset: Path, tmp_path: Path, f
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(format="gif"), r"ExportOptions.format must be one of png, jpeg; got 'gif'"),
+        (dict(format="gif"), r"ExportOptions.format must be one of png, jpeg, bmp; got 'gif'"),
         (dict(quality=0), r"ExportOptions.quality"),
         (dict(shard_index=2, shard_count=2), r"ExportOptions.shard_index must be an integer in \[0, 1\]"),
         (dict(shard_count=0), r"ExportOptions.shard_count"),

@@ -7,16 +7,18 @@ from pathlib import Path
 
 from ..errors import DiffuseMixError
 from . import manifest
+from .naming import INPUTS_DIR
 from .scan import InputScan, hidden
 
 
-def check_reserved(scan: InputScan) -> None:
-    reserved = {manifest.MANIFEST_NAME, manifest.ERRORS_NAME, "stages"}
+def check_reserved(scan: InputScan, *, cache: bool = False) -> None:
+    reserved = {manifest.MANIFEST_NAME, manifest.ERRORS_NAME, "stages"} | ({INPUTS_DIR} if cache else set())
     for entry in scan.entries:
         top = entry.out_stem.split("/")[0].casefold()
         if top in reserved and "/" in entry.out_stem:
             raise DiffuseMixError(
-                f"class folder {top!r} would clash with the export's own {top!r}; rename that class folder"
+                f"class folder {top!r} would clash with the {'cache' if cache else 'export'}'s own {top!r}; "
+                "rename that class folder"
             )
 
 

@@ -407,6 +407,14 @@ def read_plan(output_dir: Path) -> set[str] | None:
         return None
 
 
+def _manifest_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A journal row as a manifest row: MANIFEST_COLUMNS first (those the row has: a cache's rows have
+    no mixing fields), then its other columns (a cache's ``input_file_name``, scores), not the private ``_*``."""
+    out = {k: row[k] for k in MANIFEST_COLUMNS if k in row}
+    out.update({k: v for k, v in row.items() if k not in out and not k.startswith("_")})
+    return out
+
+
 def collect(
     output_dir: Path,
 ) -> tuple[list[str], list[dict[str, Any]], list[tuple[int, int]] | None]:
@@ -431,7 +439,7 @@ def collect(
         if DEGENERATE_KEY in row:
             bad[name] = row
         else:
-            ok[name] = (_row_key(row, prompt_index), _dumps({k: row.get(k) for k in MANIFEST_COLUMNS}))
+            ok[name] = (_row_key(row, prompt_index), _dumps(_manifest_row(row)))
     for name in ok:
         bad.pop(name, None)
 

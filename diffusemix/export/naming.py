@@ -2,7 +2,8 @@
 
 An output file is ``OUTPUT/<class>/<sub>/<stem>_<prompt slug>_<copy>.<ext>``;
 its saved stages (``--save-stages``) are PNGs at
-``OUTPUT/stages/<stage>/<same path>.png``.
+``OUTPUT/stages/<stage>/<same path>.png``. A cache (``--cache``) holds Î at
+the output file's path and I once per image at ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def prompt_slugs(prompts: Sequence[str]) -> dict[str, str]:
     for s in raw.values():
         counts[s] = counts.get(s, 0) + 1
     return {p: (s if counts[s] == 1 else f"{s}-{short_hash(p, 6)}") for p, s in raw.items()}
+
+
+#: A cache's folder of I, once per input image: ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
+INPUTS_DIR = "inputs"
+
+
+def cache_input_name(out_stem: str, extension: str) -> str:
+    """Where a cache keeps an image's I, relative to OUTPUT (POSIX)."""
+    return f"{INPUTS_DIR}/{out_stem}{extension}"
 
 
 def stage_path(out: Path, stage: str, file_name: str) -> Path:

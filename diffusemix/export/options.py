@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-#: Output formats and their file extensions.
-FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg"}
+#: Output formats and their file extensions (BMP: uncompressed, the fastest to read back; a cache's default).
+FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp"}
+#: Lossless formats, the only ones a cache of Î may use.
+CACHE_FORMATS: tuple[str, ...] = ("bmp", "png")
 
 
 def _opt_err(name: str, value: Any, what: str) -> ValueError:
@@ -25,8 +27,9 @@ def _is_int(v: Any) -> bool:
 class ExportOptions:
     """How an export is written (the method's settings are the :class:`Recipe`)."""
 
-    # Output file format: "png" (lossless, the default) or "jpeg".
-    format: str = "png"
+    # Output file format: "png" (lossless, an export's default), "jpeg", or "bmp"
+    # (uncompressed, a cache's default: decoding it costs a tenth of a PNG's).
+    format: str | None = None
     # JPEG quality, 1..100 (ignored for PNG).
     quality: int = 95
     # Also write I, Î, M, H, F as PNG under OUTPUT/stages/<stage>/<same path>.
@@ -40,9 +43,17 @@ class ExportOptions:
     batch_size: int = 8
     # CPU threads for decoding, and as many again for mixing, encoding and writing.
     workers: int = 2
+    # Make a cache for training instead of an export: only what is costly, I
+    # (once per image, under OUTPUT/inputs/) and Î, no mixing; diffusemix.data
+    # re-mixes A from it every epoch.
+    cache: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.cache, bool):
+            raise _opt_err("cache", self.cache, "must be True or False")
         fmt = self.format.lower() if isinstance(self.format, str) else self.format
+        if fmt is None:
+            fmt = "bmp" if self.cache else "png"
         if fmt == "jpg":
             fmt = "jpeg"
         if fmt not in FORMATS:
@@ -53,6 +64,14 @@ class ExportOptions:
         for name in ("save_stages", "reuse_generated"):
             if not isinstance(getattr(self, name), bool):
                 raise _opt_err(name, getattr(self, name), "must be True or False")
+        if self.cache and fmt not in CACHE_FORMATS:
+            raise _opt_err("format", self.format, f"must be one of {', '.join(CACHE_FORMATS)} for a cache (lossless)")
+        if self.cache and (self.save_stages or self.reuse_generated):
+            raise _opt_err(
+                "cache",
+                self.cache,
+                "cannot go with save_stages or reuse_generated: a cache keeps I and Î and mixes nothing",
+            )
         if not _is_int(self.shard_count) or self.shard_count < 1:
             raise _opt_err("shard_count", self.shard_count, "must be an integer >= 1")
         if not _is_int(self.shard_index) or not 0 <= self.shard_index < self.shard_count:
@@ -68,7 +87,7 @@ class ExportOptions:
 
     @property
     def extension(self) -> str:
-        return FORMATS[self.format]
+        return FORMATS[self.format]  # type: ignore[index]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -75,7 +75,12 @@ def count_for_shard(total: int, shard: tuple[int, int]) -> int:
 
 def est_bytes_per_sample(size: int, options: ExportOptions) -> int:
     px = size * size * 3
-    a = px * 0.55 if options.format == "png" else px * (0.06 + 0.25 * options.quality / 100)
+    if options.format == "bmp":
+        a = px * (1.5 if options.cache else 1.0)  # a cache also keeps I, once per image
+    elif options.cache:
+        a = px * 0.55 * 1.5
+    else:
+        a = px * 0.55 if options.format == "png" else px * (0.06 + 0.25 * options.quality / 100)
     stages = px * 0.55 * 4 + size * size * 0.02 if options.save_stages else 0
     return int(a + stages)
 
@@ -116,6 +121,7 @@ class ExportPlan:
             f"  shard:    {self.shard[0]}/{self.shard[1]}",
             f"  output:   {self.output_dir}  ({self.options.format.upper()}, {r.size}x{r.size}"
             + (", with stages" if self.options.save_stages else "")
+            + (", a cache: I and Î, no mixing" if self.options.cache else "")
             + ")",
             (
                 f"  would make {todo} image(s) ({self.samples} in this shard, {self.already_done} already done; "
@@ -158,7 +164,7 @@ def plan_export(
     inp, out = Path(input_dir), Path(output_dir)
     scan = scan_input(inp)
     check_folders(inp, out)
-    check_reserved(scan)
+    check_reserved(scan, cache=options.cache)
     total = len(scan.entries) * recipe.samples_per_image
     mine = count_for_shard(total, options.shard)
     done = 0

@@ -72,7 +72,7 @@ def export_dataset(
     # 1. scan and check everything before any work
     scan = scan_input(inp)
     check_folders(inp, out)
-    check_reserved(scan)
+    check_reserved(scan, cache=options.cache)
     if not fractals.names:
         raise DiffuseMixError("the fractal set has no images; pass a folder of fractal images")
     check_foreign_output(out)

@@ -64,8 +64,15 @@ def run_settings(
             "seed": r["seed"],
             "editor": _editor_settings(editor),
         },
-        # what makes A from Î: may change with --reuse-generated (a remix)
+        # what makes A from Î: may change with --reuse-generated (a remix); a cache mixes
+        # nothing, and its layouts, mask, seam and λ are the training defaults (diffusemix.data)
         "mixing": {
+            "cache": True,
+            "format": options.format,
+            **{k: r[k] for k in ("layouts", "mask", "seam", "lam")},
+        }
+        if options.cache
+        else {
             "layouts": r["layouts"],
             "mask": r["mask"],
             "seam": r["seam"],

@@ -20,7 +20,7 @@ import numpy as np
 from ..engine import generate
 from ..errors import Cancelled, ImageError
 from ..recipe import Recipe, SampleRecord
-from .naming import SAVED_STAGES, stage_path
+from .naming import SAVED_STAGES, cache_input_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .writer import Writer, read_reused
@@ -171,6 +171,8 @@ class Stream:
         if state is False:
             return True  # degenerate: reported, not retried
         if not (self.out / s.file_name).is_file():
+            return False
+        if self.options.cache and not (self.out / cache_input_name(s.entry.out_stem, self.options.extension)).is_file():
             return False
         return all(stage_path(self.out, st, s.file_name).is_file() for st in self.stage_names)
 

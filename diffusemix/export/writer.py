@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from ..engine import apply_record
 from ..recipe import SampleRecord
 from . import manifest
 from .manifest import DEGENERATE_KEY
-from .naming import SAVED_STAGES, stage_path
+from .naming import SAVED_STAGES, cache_input_name, stage_path
 from .options import FORMATS, ExportOptions
 from .plan import Sample
 
@@ -40,6 +41,8 @@ def _encode(array: np.ndarray, fmt: str, quality: int, pnginfo: Any = None) -> b
     img = Image.fromarray(array)
     if fmt == "jpeg":
         img.save(buf, format="JPEG", quality=int(quality))
+    elif fmt == "bmp":
+        img.save(buf, format="BMP")
     else:
         img.save(buf, format="PNG", pnginfo=pnginfo)
     return buf.getvalue()
@@ -89,6 +92,9 @@ class Writer:
         self.editor_name, self.editor_settings, self.tag, self.remix = editor_name, editor_settings, tag, remix
         self._made_dirs: set[Path] = set()
         self._lock = threading.Lock()
+        # a cache's I files being written or written in this run: the first sample of an
+        # image writes its I, the others wait for it (bounded: samples of an image are adjacent)
+        self._inputs: OrderedDict[Path, threading.Event] = OrderedDict()
 
     def _mkdir(self, folder: Path) -> None:
         if folder in self._made_dirs:
@@ -120,13 +126,52 @@ class Writer:
             "editor_settings": self.editor_settings,
         }
 
+    def cache_row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
+        """A cache's row: Î is ``file_name``, I is ``input_file_name``; no mixing fields."""
+        row = self.row(s, rec)
+        for k in ("layout", "mask", "seam", "lam", "fractal"):
+            del row[k]
+        return {"file_name": row.pop("file_name"), "input_file_name": self.input_name(s), **row}
+
+    def input_name(self, s: Sample) -> str:
+        return cache_input_name(s.entry.out_stem, self.options.extension)
+
+    def _put_input_once(self, s: Sample, image: np.ndarray) -> None:
+        """Write the cache's I of this sample's image unless it is there or being written."""
+        path = self.out / self.input_name(s)
+        with self._lock:
+            event = self._inputs.get(path)
+            mine = event is None
+            if mine:
+                event = self._inputs[path] = threading.Event()
+                while len(self._inputs) > 4096:
+                    self._inputs.popitem(last=False)
+        if not mine:
+            event.wait()  # type: ignore[union-attr]
+            return
+        try:
+            if not path.is_file():
+                self._put(path, _encode(image, self.options.format, self.options.quality))  # type: ignore[arg-type]
+        finally:
+            event.set()  # type: ignore[union-attr]
+
+    def _write_cache(self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord) -> str:
+        """A cache keeps I (once per image) and Î, mixes nothing; the row goes last."""
+        self._put_input_once(s, image)
+        self._put(self.out / s.file_name, _encode(generated, self.options.format, self.options.quality))  # type: ignore[arg-type]
+        self.journal.append(self.cache_row(s, rec))
+        return "made"
+
     def __call__(
         self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord, degenerate: str | None
     ) -> str:
         # 1. a blank Î is reported, never written
         if degenerate is not None:
-            self.journal.append({**self.row(s, rec), DEGENERATE_KEY: degenerate})
+            row = self.cache_row(s, rec) if self.options.cache else self.row(s, rec)
+            self.journal.append({**row, DEGENERATE_KEY: degenerate})
             return "degenerate"
+        if self.options.cache:
+            return self._write_cache(s, image, generated, rec)
         # 2. mix
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
@@ -145,7 +190,7 @@ class Writer:
                 arr = st.mask_uint8() if stage == "mask" else getattr(st, stage)
                 self._put(path, _encode(arr, "png", 0, info))
         path = self.out / s.file_name
-        self._put(path, _encode(st.augmented, self.options.format, self.options.quality))
+        self._put(path, _encode(st.augmented, self.options.format, self.options.quality))  # type: ignore[arg-type]
         if self.remix:  # a format change leaves the other format's file behind
             for ext in FORMATS.values():
                 if ext != self.options.extension:

@@ -58,6 +58,18 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, fractal
     return _export(data_dir, tmp_path_factory.mktemp("out") / "export", fractals, save_stages=True)
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, fractals: FractalSet) -> Path:
+    """A cache (export --cache): I once per image and Î, as BMP; no A."""
+    return _export(data_dir, tmp_path_factory.mktemp("out") / "cache", fractals, cache=True)
+
+
+@pytest.fixture(params=["cache", "export"])
+def any_cache(request: pytest.FixtureRequest) -> Path:
+    """Both layouts a dataset reads: a cache, and an export made with --save-stages."""
+    return request.getfixturevalue(f"{request.param}_dir")
+
+
 def dataset(cache: Path, fractals: FractalSet, **kw: Any) -> DiffuseMixDataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the preview warning: tested on its own
@@ -78,8 +90,8 @@ def _batches(ds: DiffuseMixDataset, **kw: Any) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-def test_same_epoch_gives_the_same_a_with_0_or_2_workers(export_dir: Path, fractals: FractalSet) -> None:
-    ds = dataset(export_dir, fractals, transform=to_tensor, include_originals=True)
+def test_same_epoch_gives_the_same_a_with_0_or_2_workers(any_cache: Path, fractals: FractalSet) -> None:
+    ds = dataset(any_cache, fractals, transform=to_tensor, include_originals=True)
     ds.set_epoch(3)
     one = _batches(ds, num_workers=0)
     two = _batches(ds, num_workers=2)
@@ -143,8 +155,8 @@ def test_distributed_ranks_see_what_one_process_sees(export_dir: Path, fractals:
 # ---------------------------------------------------------------------------
 
 
-def test_p0_gives_the_originals(export_dir: Path, fractals: FractalSet) -> None:
-    ds = dataset(export_dir, fractals, p=0.0)
+def test_p0_gives_the_originals(any_cache: Path, fractals: FractalSet) -> None:
+    ds = dataset(any_cache, fractals, p=0.0)
     for i in range(len(ds)):
         entry, draw = ds.locate(i)
         assert draw is not None and not draw.augmented
@@ -166,8 +178,8 @@ def test_bit_identical_with_the_exporter(export_dir: Path, fractals: FractalSet)
         assert np.array_equal(np.asarray(ds[i][0]), ds.mix_with(entry, draw.record))  # type: ignore[union-attr]
 
 
-def test_labels_follow_imagefolder_order(export_dir: Path, data_dir: Path, fractals: FractalSet) -> None:
-    ds = dataset(export_dir, fractals, include_originals=True)
+def test_labels_follow_imagefolder_order(any_cache: Path, data_dir: Path, fractals: FractalSet) -> None:
+    ds = dataset(any_cache, fractals, include_originals=True)
     folders = sorted(d.name for d in data_dir.iterdir() if d.is_dir())  # torchvision's find_classes
     assert ds.classes == folders == ["Bee", "Zebra", "ant"]
     assert ds.class_to_idx == {c: i for i, c in enumerate(folders)}
@@ -335,3 +347,39 @@ def test_two_ddp_processes_see_what_one_process_sees(export_dir: Path, fractals:
     for got in ranks:
         for i, digest in got.items():
             assert digest == hashlib.sha1(single[int(i)][0].numpy().tobytes()).hexdigest()
+
+
+def test_a_cache_and_an_export_with_stages_give_the_same_a(
+    cache_dir: Path, export_dir: Path, fractals: FractalSet
+) -> None:
+    """Same input, recipe and seed: the cache's BMP and the export's PNG stages hold the same I and Î."""
+    a = dataset(cache_dir, fractals, include_originals=True)
+    b = dataset(export_dir, fractals, include_originals=True)
+    assert a.cache.layout == "cache" and b.cache.layout == "export" and len(a) == len(b)
+    for epoch in (0, 5):
+        for i in range(len(a)):
+            assert np.array_equal(a.image(i, epoch), b.image(i, epoch))
+    for e, f in zip(a.cache.entries, b.cache.entries):  # and the exporter's own A, from the cache
+        assert np.array_equal(a.mix_with(e, f.record), _png(export_dir / f.row["file_name"]))
+
+
+def test_set_transform_on_a_cache_gives_the_datasets_a(cache_dir: Path, fractals: FractalSet) -> None:
+    from datasets import load_dataset
+
+    hf = load_dataset("imagefolder", data_dir=str(cache_dir), split="train")
+    assert {"image", "input", "label", "source", "prompt", "copy"} <= set(hf.column_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mix = DiffuseMixTransform(cache_dir, fractals=fractals.folder, p=0.7, transform=to_tensor)
+    ds = dataset(cache_dir, fractals, p=0.7, transform=to_tensor)
+    hf.set_transform(mix)
+    by_key = {ds.locate(i)[0].key: i for i in range(len(ds))}
+    for epoch in (0, 1):
+        mix.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        batch = hf[:]
+        assert len(batch["image"]) == len(ds)
+        for k, entry in enumerate(ds.cache.entries):
+            a, y = ds[by_key[entry.key]]
+            assert torch.equal(batch["image"][k], a) and batch["label"][k] == y
+    assert "rows=21" in repr(mix) and "NOT DiffuseMix data" in repr(mix)

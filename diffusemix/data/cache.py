@@ -167,6 +167,7 @@ def _check_folder(root: Path) -> None:
 
 
 _NEEDED = ("file_name", "label", "source", "prompt")
+_NO_MIX = {"layout": "left", "mask": "binary", "seam": 0, "lam": 0.0, "fractal": ""}
 
 
 def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
@@ -181,8 +182,8 @@ def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
     else:  # an export with --save-stages: file_name is A
         stem = Path(name).with_suffix(".png")
         inp, gen = root / "stages" / "input" / stem, root / "stages" / "generated" / stem
-    try:
-        record = SampleRecord.from_dict(row)
+    try:  # a cache's rows have no mixing fields (it mixed nothing): placeholders, redrawn every epoch
+        record = SampleRecord.from_dict({**_NO_MIX, **row})
     except TypeError:
         raise CacheError(
             f"cache {root}: {_MANIFEST} row {n} ({name}) lacks the sample's record fields; make the cache again"

@@ -26,7 +26,7 @@ def test_train_cnn_runs_one_epoch_with_and_without_diffusemix(tmp_path: Path) ->
         recipe=Recipe(size=32, prompts=("sunset", "snowy"), seam=4),
         editor=load_editor("preview"),
         fractals=FractalSet.from_folder(tmp_path / "fractals"),
-        options=ExportOptions(save_stages=True),
+        options=ExportOptions(cache=True),
         progress_bar=False,
     )
     cmd = [

@@ -127,7 +127,7 @@ def train(name: str, train_set: Any, val_set: ClassFolders, args: argparse.Names
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(y)
+            loss_sum += loss.item() * len(y)
             seen += len(y)
         mean_loss = loss_sum / max(seen, 1)
         acc = evaluate(model, val)

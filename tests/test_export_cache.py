@@ -33,6 +33,7 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
     out = tmp_path / "cache"
     s = run(dataset, out, fractals, cache=True)
     assert s.made == 10 * 2 and s.manifest == out / "metadata.jsonl"
+    assert "a cache: I (inputs/) and the generated images, nothing mixed" in s.format()
     files = tree(out)
     inputs = sorted(k for k in files if k.startswith("inputs/"))
     assert inputs == sorted(f"inputs/{p.parent.name}/{p.stem}.bmp" for p in dataset.rglob("*.*"))

@@ -126,9 +126,18 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=stream.cancelled,
-        notes=split_name_note(scan, out) + orphans_note(orphans) + fractals_note(fractals),
+        notes=split_name_note(scan, out)
+        + orphans_note(orphans)
+        + fractals_note(fractals)
+        + (_CACHE_NOTE if options.cache else []),
         editor=str(editor.describe().get("summary") or editor.name),
     )
+
+
+_CACHE_NOTE = [
+    "a cache: I (inputs/) and the generated images, nothing mixed; train on it with "
+    "diffusemix.data.DiffuseMixDataset(OUTPUT), which re-mixes A every epoch"
+]
 
 
 def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str) -> bool:

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--editor",
         choices=_EDITOR_NAMES,
         default="auto",
-        help="auto tries InstructPix2Pix and falls back to the weight-free preview",
+        help="auto: InstructPix2Pix, the paper's model (stops with how to get it when its weights are missing);"
+        " preview: weight-free colour filters, not a diffusion model (a preview dataset, on purpose)",
     )
     e.add_argument(
         "--model",
@@ -227,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument(
         "--dry-run",
         action="store_true",
-        help="print how many images would be made and the disk estimate; write nothing",
+        help="print which editor would run (model, device, dtype), how many images it would make and the disk"
+        " estimate; load no model, write nothing",
     )
     o.add_argument("--no-progress", action="store_true", help="no progress bar (the summary is still printed)")
 
@@ -337,6 +339,8 @@ def _editor_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.editor == "preview":
         given = [flag for key, flag in _DIFFUSION_FLAGS.items() if settings[key] is not None]
         given += [f for f, v in (("--model", args.model), ("--dtype", args.dtype)) if v is not None]
+        if args.device not in (None, "cpu"):
+            given.append("--device")
         if given:
             raise ValueError(
                 f"{', '.join(given)} {'is a setting' if len(given) == 1 else 'are settings'} of the diffusion"
@@ -358,6 +362,19 @@ def _editor_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+def _editor_lines(args: argparse.Namespace, device: str | None, settings: dict[str, Any]) -> list[str]:
+    """The dry run's words on the editor: what would run, and whether its weights are here (nothing loaded)."""
+    from .editors import load_editor, weights_note
+
+    name = "instruct-pix2pix" if args.editor == "auto" else args.editor  # auto loads eagerly; this does not
+    editor = load_editor(name, model=args.model, device=device, dtype=args.dtype, **settings)
+    lines = [f"  editor:   {editor.describe().get('summary') or editor.name}"]
+    note = weights_note(editor)
+    if note:
+        lines.append(f"  weights:  {note}")
+    return lines
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from .export import detect_shard, export_dataset, parse_shard, plan_export
 
@@ -369,24 +386,25 @@ def _run_export(args: argparse.Namespace) -> int:
     else:
         found = detect_shard()
         shard = (0, 1) if found is None else (found[0], found[1])
-        if found is not None and device is None:
+        if found is not None and device is None and args.editor != "preview":
             device = found[2]
     options = _options(args, shard)
     settings = _editor_settings(args)
-    if args.dry_run:
-        print(plan_export(args.input, args.output, recipe=recipe, options=options))
-        return 0
     plan = plan_export(args.input, args.output, recipe=recipe, options=options)  # checks folders, writes nothing
+    if args.dry_run:
+        print(plan)
+        print("\n".join(_editor_lines(args, device, settings)))
+        return 0
     from .fractals import FractalSet
 
     fractals = FractalSet.default() if args.fractals is None else FractalSet.from_folder(args.fractals)
 
-    # 2. the editor
+    # 2. the editor, loaded now: a model that cannot be loaded stops the run
+    #    (exit 2, saying how to get it) before anything is written to OUTPUT
     from .editors import load_editor
 
     editor = load_editor(args.editor, model=args.model, device=device, dtype=args.dtype, **settings)
-    if getattr(editor, "notice", None):
-        print(f"note: {editor.notice}", file=sys.stderr)
+    editor.load()
     print(
         f"exporting {plan.samples - plan.already_done} image(s) from {plan.images} input image(s) "
         f"with {editor.describe().get('summary', editor.name)}",

@@ -50,6 +50,9 @@ class Stages:
         record: every choice behind it (prompt, layout, fractal, λ, seed...).
         degenerate: ``None``, or why Î was still unusable after the editor's
             retries (such samples must be reported, not kept silently).
+        editor: the name of the editor that made Î (``"preview"`` marks a
+            weight-free stand-in, which figures then say), or ``None`` when
+            not known (stages built by hand with :func:`apply_record`).
     """
 
     input: np.ndarray
@@ -60,6 +63,7 @@ class Stages:
     augmented: np.ndarray
     record: SampleRecord
     degenerate: str | None = None
+    editor: str | None = None
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """(name, array) for the six stages in order."""
@@ -178,6 +182,7 @@ def augment(
         Î stayed degenerate after the editor's retries carry ``degenerate``.
     """
     # 1. check inputs
+    _check_augment_args(image, recipe, editor, fractals)
     s = recipe.size
     if image.shape != (s, s, 3) or image.dtype != np.uint8:
         raise ValueError(
@@ -200,8 +205,36 @@ def augment(
     stages = []
     for rec, res in made:
         f = fractal_override if fractal_override is not None else fractals.load(rec.fractal, s)
-        stages.append(apply_record(rec, image, res.image, f, degenerate=res.degenerate))
+        stages.append(dataclasses.replace(apply_record(rec, image, res.image, f, degenerate=res.degenerate),
+                                          editor=editor.name))
     return stages
+
+
+def _check_augment_args(image: object, recipe: object, editor: object, fractals: object) -> None:
+    """TypeErrors that say what to pass, for arguments of the wrong kind."""
+    from .fractals import FractalSet
+
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"image must be a uint8 numpy array of shape (S, S, 3); got {type(image).__module__.split('.')[0]}."
+            f"{type(image).__name__}. Make one with diffusemix.prepare(load_image(path), recipe.size)"
+            " (or prepare(pil_image, recipe.size))."
+        )
+    if not isinstance(recipe, Recipe):
+        raise TypeError(
+            f"recipe must be a Recipe; got {type(recipe).__name__}. Build one with Recipe(**d) or"
+            " Recipe.from_dict(d), or take a preset: get_preset('paper')."
+        )
+    if not (callable(getattr(editor, "edit", None)) and isinstance(getattr(editor, "name", None), str)):
+        raise TypeError(
+            f"editor must be an editor (with .name and .edit()); got {editor!r}. Load one with"
+            " load_editor('instruct-pix2pix') (the paper's model) or load_editor('preview') (weight-free filters)."
+        )
+    if not isinstance(fractals, FractalSet):
+        raise TypeError(
+            f"fractals must be a FractalSet; got {type(fractals).__name__}. Use FractalSet.default() (the"
+            " shipped set) or FractalSet.from_folder(path)."
+        )
 
 
 def replay(
@@ -212,5 +245,6 @@ def replay(
 ) -> Stages:
     """Rebuild one sample from its record (e.g. a manifest row)."""
     res = editor.edit([EditRequest(image=image, prompt=record.prompt, seed=record.seed)])[0]
-    return apply_record(record, image, res.image, fractals.load(record.fractal, record.size), degenerate=res.degenerate)
+    stages = apply_record(record, image, res.image, fractals.load(record.fractal, record.size), degenerate=res.degenerate)
+    return dataclasses.replace(stages, editor=editor.name)
 

@@ -26,7 +26,7 @@ from .engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["stage_grid", "save_figure", "stage_label", "sample_label", "FIGURE_FORMATS"]
+__all__ = ["stage_grid", "save_figure", "stage_label", "sample_label", "FIGURE_FORMATS", "PREVIEW_TITLE"]
 
 #: File formats ``save_figure`` writes, by file suffix.
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
@@ -40,6 +40,9 @@ _MATH_SYMBOLS: dict[str, str] = {
     "fractal": r"$F$",
     "augmented": r"$A$",
 }
+
+#: Added to the title of a figure whose Î comes from the preview editor.
+PREVIEW_TITLE = "Î from the preview editor: colour filters, not a diffusion model"
 
 # Layout, in inches.
 _CELL = 1.45  # side of one stage image
@@ -88,7 +91,10 @@ def stage_grid(
     Args:
         stages: the samples, e.g. what ``engine.augment`` returns (one per prompt).
         title: an optional title above the grid.
-        editor: the editor's name, shown in the Î column header.
+        editor: the editor's name, shown in the Î column header (default:
+            the one the stages record, when they all name the same).
+            When Î was made by the preview editor, the title says so (a
+            figure made with a stand-in must not pass for the method's).
         columns: which stages to show, in order (default: all six).
 
     Returns:
@@ -109,10 +115,16 @@ def stage_grid(
     for k, s in enumerate(stages):
         if not isinstance(s, Stages):
             raise ValueError(f"stages[{k}] must be a Stages; got {type(s).__name__}")
+    recorded = {s.editor for s in stages}
+    if editor is None and len(recorded) == 1:
+        editor = recorded.pop()
+    heads = [title] if title else []
+    if editor == "preview" or "preview" in recorded:
+        heads.append(PREVIEW_TITLE)
 
     # 2. the figure's size, from the number of rows and columns
     rows, cols = len(stages), len(columns)
-    top = _MARGIN + _HEADER_H + (_TITLE_H if title else 0.0)
+    top = _MARGIN + _HEADER_H + _TITLE_H * len(heads)
     width = _MARGIN + _LABEL_W + cols * _CELL + (cols - 1) * _GAP + _MARGIN
     height = top + rows * _CELL + (rows - 1) * _GAP + _MARGIN
     fig = Figure(figsize=(width, height))
@@ -123,9 +135,10 @@ def stage_grid(
         return [x / width, 1.0 - (y + h) / height, w / width, h / height]
 
     # 3. title and column headers
-    if title:
-        fig.text(0.5, 1.0 - (_MARGIN + _TITLE_H * 0.45) / height, title, ha="center", va="center", fontsize=11,
-                 fontweight="bold", parse_math=False)
+    for k, head in enumerate(heads):
+        fig.text(0.5, 1.0 - (_MARGIN + _TITLE_H * (k + 0.45)) / height, head, ha="center", va="center",
+                 fontsize=11 if head is title else 9.5, fontweight="bold" if head is title else "normal",
+                 color="black" if head is title else "#b00020", parse_math=False)
     x0 = _MARGIN + _LABEL_W
     for j, name in enumerate(columns):
         cx = x0 + j * (_CELL + _GAP) + _CELL / 2

@@ -47,6 +47,7 @@ from .errors import ImageError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
+    "MAX_SIZE",
     "RESIZE_MODES",
     "ResizeMode",
     "load_image",
@@ -65,6 +66,11 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 #: anything above twice its threshold, so raising ``max_pixels`` beyond that
 #: has no effect.
 MAX_PIXELS: int = 89_478_485
+
+#: Largest output side S, in pixels, for ``prepare`` and ``Recipe.size``: one
+#: S x S x 3 stage is 48 MiB at 4096 (the paper uses 256), and a run holds
+#: six stages per sample; a larger S is far more likely a typo than a wish.
+MAX_SIZE: int = 4096
 
 #: ``resize``: plain resize to size x size, aspect ratio not kept (the paper's
 #: and the reference code's way). ``center-crop``: scale the short side to
@@ -263,6 +269,11 @@ def load_image(
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
         raise ValueError(f"size must be an int >= 8; got {size!r}")
+    if size > MAX_SIZE:
+        raise ValueError(
+            f"size must be at most {MAX_SIZE} pixels (MAX_SIZE; one stage of that size is 48 MiB, the paper"
+            f" uses 256); got {size!r}"
+        )
 
 
 def prepare(
@@ -277,7 +288,7 @@ def prepare(
         image: a PIL image of any mode (converted to RGB as by ``load_image``;
             EXIF orientation is not applied here, ``load_image`` does that) or
             a uint8 ``(H, W, 3)`` array.
-        size: the side S of the square output, an int >= 8.
+        size: the side S of the square output, an int in [8, ``MAX_SIZE``].
         resize: ``"resize"`` stretches to ``size x size`` (the paper's way,
             aspect ratio not kept); ``"center-crop"`` scales the short side to
             ``size`` and cuts the centre square, in a single resampling pass.

@@ -21,8 +21,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .functional import LAYOUTS, MASK_KINDS
-from .images import RESIZE_MODES
-from .prompts import PAPER_PROMPTS, QUICK_PROMPTS
+from .errors import PromptFileError
+from .images import MAX_SIZE, RESIZE_MODES
+from .prompts import PAPER_PROMPTS, QUICK_PROMPTS, check_prompts
 
 __all__ = [
     "Recipe",
@@ -38,6 +39,13 @@ _MAX_SEED = 2**63 - 1
 
 def _err(field_name: str, value: Any, what: str) -> ValueError:
     return ValueError(f"Recipe.{field_name} {what}; got {value!r}")
+
+
+def _number(value: Any) -> float:
+    """``float(value)`` for real numbers only (not strings, bools or None)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -79,21 +87,21 @@ class Recipe:
             object.__setattr__(self, "layouts", tuple(s.strip() for s in self.layouts.split(",") if s.strip()))
         object.__setattr__(self, "layouts", tuple(self.layouts))
         if isinstance(self.lam, (list, tuple)):
-            object.__setattr__(self, "lam", tuple(float(v) for v in self.lam))
+            try:
+                object.__setattr__(self, "lam", tuple(_number(v) for v in self.lam))
+            except (TypeError, ValueError):
+                raise _err("lam", self.lam, "must be a number in [0, 1] or a (low, high) pair") from None
 
-        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or not 8 <= self.size <= 4096:
-            raise _err("size", self.size, "must be an integer number of pixels in [8, 4096]")
+        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or not 8 <= self.size <= MAX_SIZE:
+            raise _err("size", self.size, f"must be an integer number of pixels in [8, {MAX_SIZE}]")
         if self.resize not in RESIZE_MODES:
             raise _err("resize", self.resize, f"must be one of {', '.join(RESIZE_MODES)}")
         if not self.prompts:
             raise _err("prompts", self.prompts, "must hold at least one prompt")
-        seen: set[str] = set()
-        for p in self.prompts:
-            if not isinstance(p, str) or not p.strip():
-                raise _err("prompts", p, "must be non-empty strings")
-            if p.strip().lower() in seen:
-                raise _err("prompts", p, "must not repeat a prompt")
-            seen.add(p.strip().lower())
+        try:  # the same check as the command line's --prompts and the app's prompt boxes
+            object.__setattr__(self, "prompts", check_prompts(self.prompts))
+        except PromptFileError as e:
+            raise ValueError(f"Recipe.prompts: {e}") from None
         if not self.layouts:
             raise _err("layouts", self.layouts, f"must hold at least one of {', '.join(LAYOUTS)}")
         for lay in self.layouts:

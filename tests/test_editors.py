@@ -250,26 +250,51 @@ def test_auto_loads_the_real_model_when_it_can(tiny_ip2p_dir):
     assert isinstance(ed, InstructPix2PixEditor) and ed.loaded
 
 
-def test_auto_falls_back_to_the_preview_with_a_notice(monkeypatch, tmp_path, caplog):
+def test_auto_without_weights_is_an_error_that_says_how_to_get_them(monkeypatch, tmp_path, caplog):
+    # issue 8: the library's (and exporter's) "auto" never swaps in the preview by itself.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
     with caplog.at_level(logging.WARNING, logger="diffusemix"):
-        ed = load_editor("auto", steps=STEPS)
+        with pytest.raises(EditorLoadError) as info:
+            load_editor("auto", steps=STEPS)
+    msg = str(info.value)
+    assert "hf download timbrooks/instruct-pix2pix" in msg and "--model" in msg
+    assert "--editor preview" in msg and "on purpose" in msg
+    assert "..." not in msg and "…" not in msg  # nothing cut short
+    assert len(msg) < 600
+    assert not [r for r in caplog.records if r.name == "diffusemix"]  # said once, by the error
+
+
+def test_auto_falls_back_to_the_preview_only_when_asked(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with caplog.at_level(logging.WARNING, logger="diffusemix"):
+        ed = load_editor("auto", fallback=True, steps=STEPS)
     assert isinstance(ed, PreviewEditor) and ed.is_diffusion is False
     assert "preview" in ed.notice and "not a diffusion model" in ed.notice
     assert "timbrooks/instruct-pix2pix" in ed.notice and "--model" in ed.notice
     assert ed.describe()["notice"] == ed.notice
     assert any(ed.notice in r.getMessage() for r in caplog.records if r.name == "diffusemix")
     assert ed.edit([EditRequest(np.zeros((8, 8, 3), np.uint8) + 90, "snowy", 0)])[0].image.shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="fallback.*only.*auto"):
+        load_editor("instruct-pix2pix", fallback=True)
 
 
-def test_auto_never_swaps_an_asked_for_model_or_device_for_the_preview(monkeypatch, tmp_path):
+def test_auto_with_fallback_never_swaps_an_asked_for_model_or_device_for_the_preview(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
     with pytest.raises(EditorLoadError, match=r"does not exist.*Not falling back to the preview editor.*model="):
-        load_editor("auto", model=str(tmp_path / "no-such-folder"))
+        load_editor("auto", fallback=True, model=str(tmp_path / "no-such-folder"))
     with pytest.raises(EditorLoadError, match="Not falling back to the preview editor, since device='cuda'"):
-        load_editor("auto", device="cuda")
+        load_editor("auto", fallback=True, device="cuda")
+
+
+@pytest.mark.parametrize("given", [{"device": "cuda"}, {"model": "timbrooks/instruct-pix2pix"}, {"dtype": "float16"}])
+def test_the_preview_refuses_model_device_and_dtype(given):
+    # issue 8: `--device cuda` with the preview was silently accepted (as --steps is refused).
+    with pytest.raises(ValueError, match=f"{next(iter(given))}.*preview"):
+        load_editor("preview", **given)
+    assert load_editor("preview", device="cpu").name == "preview"  # where it runs anyway
 
 
 def test_prompt_cache_keeps_the_most_recently_used(monkeypatch):
@@ -323,7 +348,7 @@ def test_hub_id_not_cached_says_what_to_do():
     with pytest.raises(EditorLoadError) as info:
         InstructPix2PixEditor("timbrooks/instruct-pix2pix").load()
     msg = str(info.value)
-    assert "could not be found locally or downloaded" in msg
+    assert "not in the local Hugging Face cache" in msg
     assert "--model /path/to/instruct-pix2pix" in msg
     assert "hf download timbrooks/instruct-pix2pix" in msg
     assert "--editor preview" in msg

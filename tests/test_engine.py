@@ -182,3 +182,33 @@ def test_a_picked_fractal_is_used_and_recorded(fractal_set):
         np.testing.assert_array_equal(s.fractal, fractal_set.load(name, 32))
     with pytest.raises(ValueError, match="'nope.png' is not in the fractal set"):
         augment(img(32), Recipe(size=32), NoiseEditor(), fractal_set, fractal_name="nope.png")
+
+
+# -- issue 8: the wrong kind of argument gets a TypeError that says what to pass
+
+
+def test_augment_given_a_pil_image_says_to_prepare_it(fractal_set):
+    pil = Image.fromarray(img(32))
+    with pytest.raises(TypeError, match=r"image must be a uint8 numpy array.*got PIL.*prepare\(load_image"):
+        augment(pil, Recipe(size=32), NoiseEditor(), fractal_set)  # type: ignore[arg-type]
+
+
+def test_augment_given_a_dict_recipe_says_to_build_a_recipe(fractal_set):
+    with pytest.raises(TypeError, match=r"recipe must be a Recipe.*got dict.*Recipe\(\*\*d\)|Recipe.from_dict"):
+        augment(img(32), {"size": 32}, NoiseEditor(), fractal_set)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("editor", [None, "preview", object()])
+def test_augment_without_an_editor_says_to_load_one(fractal_set, editor):
+    with pytest.raises(TypeError, match=r"editor must be an editor.*load_editor\("):
+        augment(img(32), Recipe(size=32), editor, fractal_set)  # type: ignore[arg-type]
+
+
+def test_augment_without_a_fractal_set_says_to_load_one():
+    with pytest.raises(TypeError, match=r"fractals must be a FractalSet.*FractalSet.default\(\)"):
+        augment(img(32), Recipe(size=32), NoiseEditor(), None)  # type: ignore[arg-type]
+
+
+def test_stages_know_the_editor_that_made_them(fractal_set):
+    stages = augment(img(32), Recipe(size=32, prompts=("a",)), NoiseEditor(), fractal_set)
+    assert stages[0].editor == "test-noise"

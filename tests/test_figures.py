@@ -99,3 +99,25 @@ def test_prompts_with_dollar_signs_are_plain_text(tmp_path):
     assert png.stat().st_size > 1000
     texts = [t for t in fig.texts if "bill" in t.get_text() or "tag" in t.get_text() or "cost" in t.get_text()]
     assert len(texts) == 3 and all(t.get_parse_math() is False for t in texts)
+
+
+def test_a_figure_made_with_the_preview_says_so_in_its_title(tmp_path):
+    # issue 8: the library's figure (not only the app's) says when Î is a stand-in
+    from diffusemix.editors import load_editor
+    from diffusemix.engine import augment
+    from diffusemix.fractals import FractalSet
+    from diffusemix.fractals import write_fractal_set
+
+    write_fractal_set(tmp_path / "f", count=2, size=32, seed=1)
+    image = np.random.default_rng(0).integers(0, 256, (S, S, 3), dtype=np.uint8)
+    stages = augment(image, Recipe(size=S, prompts=("snowy",)), load_editor("preview"),
+                     FractalSet.from_folder(tmp_path / "f"))
+    for title in (None, "my figure"):
+        texts = [t.get_text() for t in stage_grid(stages, title=title).texts]
+        assert any("preview editor" in t and "not a diffusion model" in t for t in texts), texts
+        assert title is None or any(title in t for t in texts)
+    # stages from elsewhere (no editor known) and a named diffusion editor carry no such title
+    texts = [t.get_text() for t in stage_grid(_stages(1)).texts]
+    assert not any("preview" in t for t in texts)
+    texts = [t.get_text() for t in stage_grid(_stages(1), editor="preview").texts]
+    assert any("not a diffusion model" in t for t in texts)

@@ -530,3 +530,21 @@ def test_to_pil_rejects_out_of_range_masks(array):
 def test_to_pil_rejects_other_arrays():
     with pytest.raises(ValueError, match="to_pil takes"):
         to_pil(np.zeros((2, 2, 3), np.float32))
+
+
+def test_prepare_size_has_a_cap():
+    # issue 8: prepare(size=100000) tried to allocate a 30 GB array
+    from diffusemix.images import MAX_SIZE
+
+    with pytest.raises(ValueError, match=r"size must be at most 4096 pixels.*got 100000"):
+        prepare(np.zeros((9, 9, 3), np.uint8), 100000)
+    assert MAX_SIZE == 4096 and prepare(np.zeros((9, 9, 3), np.uint8), 16).shape == (16, 16, 3)
+
+
+def test_recipe_and_prepare_share_the_size_cap():
+    from diffusemix.images import MAX_SIZE
+    from diffusemix.recipe import Recipe
+
+    Recipe(size=MAX_SIZE)
+    with pytest.raises(ValueError, match="Recipe.size"):
+        Recipe(size=MAX_SIZE + 1)

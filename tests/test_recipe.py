@@ -59,8 +59,9 @@ def test_layouts_may_be_a_comma_string():
         ("resize", "crop", "Recipe.resize must be one of resize, center-crop; got 'crop'"),
         ("prompts", (), "Recipe.prompts must hold at least one prompt"),
         ("prompts", "sunset", "must be a list of prompts, not one string"),
-        ("prompts", ("sunset", " "), "Recipe.prompts must be non-empty strings; got ' '"),
-        ("prompts", ("sunset", "Sunset"), "must not repeat a prompt; got 'Sunset'"),
+        ("prompts", ("sunset", " "), "Recipe.prompts: prompt 2 is blank"),
+        ("prompts", ("sunset", "Sunset"), "Recipe.prompts: prompt 'Sunset' is given twice"),
+        ("prompts", ("sunset", 3), "Recipe.prompts: prompt 2 must be a string; got 3"),
         ("layouts", (), "Recipe.layouts must hold at least one of left, right, top, bottom"),
         ("layouts", ("left", "diagonal"), "Recipe.layouts must be made of left, right, top, bottom; got 'diagonal'"),
         ("layouts", ("left", "left"), "must not repeat a layout"),
@@ -148,3 +149,39 @@ def test_property_draw_is_a_pure_function(seed, key, n):
 def test_presets_are_valid_recipes():
     for name, r in PRESETS.items():
         assert isinstance(r, Recipe), name
+
+
+# -- issue 8: one validation for the library, the CLI and the app --------------
+
+
+@pytest.mark.parametrize("lam", [[0.1, "x"], ("a", "b"), [None, 0.3], [0.1, [0.2]]])
+def test_a_lam_pair_with_a_non_number_names_the_field(lam):
+    with pytest.raises(ValueError, match=r"Recipe.lam must be a number in \[0, 1\] or a \(low, high\) pair; got"):
+        Recipe(lam=lam)
+
+
+@pytest.mark.parametrize(
+    "prompt, match",
+    [
+        ("snowy\nsunset", "line break"),
+        ("snowy\rsunset", "line break"),
+        ("snowy\u2028sunset", "line break"),
+        ("x" * 5000, "5000 characters long; the limit is 200"),
+        ("x" * 201, "201 characters long"),
+    ],
+    ids=["newline", "carriage-return", "line-separator", "5000-chars", "201-chars"],
+)
+def test_recipe_refuses_the_prompts_the_cli_and_app_refuse(prompt, match):
+    from diffusemix.prompts import check_prompts, parse_prompt_list
+
+    with pytest.raises(ValueError, match="Recipe.prompts: prompt 2 .*" + match):
+        Recipe(prompts=("sunset", prompt))
+    with pytest.raises(ValueError, match=match):  # the app's and the CLI's check: the same words
+        check_prompts(["sunset", prompt])
+    if "\n" not in prompt and "\r" not in prompt and "\u2028" not in prompt:
+        with pytest.raises(ValueError, match=match):
+            parse_prompt_list("sunset," + prompt)
+
+
+def test_recipe_keeps_good_prompts_stripped():
+    assert Recipe(prompts=(" sunset ", "x" * 200)).prompts == ("sunset", "x" * 200)

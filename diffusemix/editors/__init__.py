@@ -6,9 +6,12 @@ Three editors share the :class:`Editor` protocol:
 - ``img2img``: any Stable Diffusion checkpoint, through diffusers.
 - ``preview``: weight-free colour/texture filters (not a diffusion model).
 
-``load_editor("auto")`` tries InstructPix2Pix and falls back to the preview,
-with a notice, when its weights cannot be loaded. Importing this package is
-cheap: torch and diffusers are imported only when a diffusion editor is built.
+``load_editor("auto")`` loads InstructPix2Pix now and raises
+:class:`EditorLoadError` (saying how to get the weights) when it cannot: a
+dataset is never made with the preview by accident. A demo may ask for the
+preview as a visible fallback with ``load_editor("auto", fallback=True)``.
+Importing this package is cheap: torch and diffusers are imported only when a
+diffusion editor is built.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .preview import PREVIEW_STYLES, PreviewEditor, apply_preview, preview_style
 __all__ = [
     "EDITOR_NAMES",
     "load_editor",
+    "weights_note",
     "Editor",
     "EditRequest",
     "EditResult",
@@ -68,19 +72,27 @@ def load_editor(
     model: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    fallback: bool = False,
     **settings: Any,
 ) -> Editor:
     """Build an editor by name.
 
     Args:
         name: ``"auto"``, ``"instruct-pix2pix"``, ``"img2img"`` or ``"preview"``.
-            ``"auto"`` loads InstructPix2Pix now and, if that fails, returns the
-            preview editor with a ``notice`` saying why (also logged as a
-            warning on the ``"diffusemix"`` logger) — unless ``model``,
-            ``device`` or ``dtype`` was given: then the error is raised.
+            ``"auto"`` loads InstructPix2Pix now; if that fails the
+            :class:`EditorLoadError` is raised (it says how to get the weights,
+            and that ``"preview"`` makes a weight-free preview on purpose).
         model: a Hugging Face Hub id or a local pipeline folder (default: the
-            editor's default id). Not used by the preview.
+            editor's default id). The preview takes none.
         device, dtype: see :class:`InstructPix2PixEditor`; ``None`` chooses.
+            The preview takes no dtype and runs on the CPU (``device`` may
+            only be ``None`` or ``"cpu"``).
+        fallback: only with ``"auto"``, for demos (the app): when the model
+            cannot be loaded, return the preview editor with a ``notice``
+            saying why (also logged as a warning on the ``"diffusemix"``
+            logger), unless ``model``, ``device`` or ``dtype`` was given: a
+            setting asked for by name is never swapped for the preview. Never
+            use it where data is made.
         **settings: fields of :class:`InstructPix2PixSettings` or
             :class:`Img2ImgSettings` (e.g. ``steps=50, batch_size=4``); a value
             of ``None`` means the default. The preview uses only ``max_retries``
@@ -91,15 +103,22 @@ def load_editor(
         ``.load()`` to load now); ``"auto"`` has already loaded.
 
     Raises:
-        ValueError: an unknown editor name or setting, or a bad setting value.
-        EditorLoadError: an explicitly named diffusion editor whose device or
-            dtype is not available (model loading errors come from ``load()``).
+        ValueError: an unknown editor name or setting, a bad setting value, a
+            model, dtype or non-CPU device for the preview, or ``fallback``
+            with an editor other than ``"auto"``.
+        EditorLoadError: ``"auto"`` whose model cannot be loaded (without
+            ``fallback``), or an explicitly named diffusion editor whose
+            device or dtype is not available (its model loading errors come
+            from ``load()``).
     """
     if name not in EDITOR_NAMES:
         raise ValueError(f"unknown editor {name!r}; choose one of {', '.join(EDITOR_NAMES)}")
+    if fallback and name != "auto":
+        raise ValueError(f"fallback=True applies only to the 'auto' editor; got {name!r}")
     given = {k: v for k, v in settings.items() if v is not None}
 
     if name == "preview":
+        _check_preview_placement(model=model, device=device, dtype=dtype)
         known = {f.name for f in fields(InstructPix2PixSettings)} | {f.name for f in fields(Img2ImgSettings)}
         unknown = sorted(set(given) - known)
         if unknown:
@@ -118,13 +137,16 @@ def load_editor(
     if name == "instruct-pix2pix":
         return InstructPix2PixEditor(model or DEFAULT_IP2P_MODEL, settings=ip2p_settings, device=device, dtype=dtype)
 
-    # "auto": the real model if it loads, else the preview, saying so. A model,
-    # device or dtype asked for by name must not be swapped for the preview.
+    # "auto": the real model, loaded now. Only a demo that asks for it gets the
+    # preview instead, saying so; a model, device or dtype asked for by name is
+    # never swapped for the preview.
     try:
         editor = InstructPix2PixEditor(model or DEFAULT_IP2P_MODEL, settings=ip2p_settings, device=device, dtype=dtype)
         editor.load()
         return editor
     except EditorLoadError as exc:
+        if not fallback:
+            raise
         asked = [f"{k}={v!r}" for k, v in (("model", model), ("device", device), ("dtype", dtype)) if v is not None]
         if asked:
             raise EditorLoadError(
@@ -137,3 +159,43 @@ def load_editor(
         )
         logger.warning(notice)
         return PreviewEditor(max_retries=ip2p_settings.max_retries, notice=notice)
+
+
+def _check_preview_placement(*, model: str | None, device: str | None, dtype: str | None) -> None:
+    """The preview has no model or precision and runs on the CPU: asking for
+    them is an error (as diffusion settings such as ``steps`` are in the CLI)."""
+    asked = [f"{k}={v!r}" for k, v in (("model", model), ("dtype", dtype)) if v is not None]
+    if device is not None and device != "cpu":
+        asked.append(f"device={device!r}")
+    if asked:
+        raise ValueError(
+            f"{', '.join(asked)}: the preview editor (weight-free filters on the CPU) has no model, device or dtype"
+            " to choose. Drop them, or choose the editor instruct-pix2pix or img2img."
+        )
+
+
+def weights_note(editor: Editor) -> str | None:
+    """Where a diffusion editor's weights would come from, without loading them
+    (for ``--dry-run``): ``None`` when they are on this machine (a pipeline
+    folder, or a Hub id in the local Hugging Face cache), else a sentence that
+    says what the run will do and how to get them. ``None`` for the preview."""
+    model = getattr(editor, "model", None)
+    if not getattr(editor, "is_diffusion", False) or not isinstance(model, str):
+        return None
+    from ._diffusers_common import locate_model
+
+    try:
+        source = locate_model(model, label=editor.name, example_id=DEFAULT_IP2P_MODEL)
+    except EditorLoadError as exc:
+        return f"cannot be loaded: {exc}"
+    if source.kind == "folder":
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source.ref, "model_index.json"), str):
+        return None
+    return (
+        f"'{source.ref}' is not in the local Hugging Face cache: the run downloads it if the Hub can be reached,"
+        f" else stops (exit 2). Get it with `hf download {source.ref}`, or pass --model /path/to/folder;"
+        " --editor preview makes a weight-free preview dataset on purpose."
+    )

@@ -102,6 +102,18 @@ class _NoTorchvisionNotice(logging.Filter):
 logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionNotice())
 
 
+class _NoHubRetryNotice(logging.Filter):
+    """Drops diffusers' "Couldn't connect to the Hub ... Will try to load from
+    local cache." notice: when the cache has the weights it is noise, and when
+    it has not the EditorLoadError says it all, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Couldn't connect to the Hub" not in record.getMessage()
+
+
+logging.getLogger("diffusers.pipelines.pipeline_utils").addFilter(_NoHubRetryNotice())
+
+
 def _torch():
     try:
         import torch
@@ -237,12 +249,11 @@ def load_pipeline(
                 " complete diffusers pipeline (what save_pretrained() writes)."
             ) from exc
         raise EditorLoadError(
-            f"{label} weights '{source.ref}' could not be found locally or downloaded: they are not in the local"
-            " Hugging Face cache and the Hub could not be reached (or the id is wrong). To fix it, either pass a"
-            f" local folder (--model /path/to/{source.ref.split('/')[-1]}), or run once where the Hugging Face Hub"
-            f" is reachable (`hf download {source.ref}`, the Hugging Face CLI) so the weights are cached, or use"
-            f" --editor preview (weight-free filters, not a diffusion model). (No local folder"
-            f" {Path(source.ref).absolute()} exists either.) Details: {_first_line(exc, 160)}"
+            f"{label} weights '{source.ref}' are not on this machine: not in the local Hugging Face cache, and the"
+            " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
+            f" (`hf download {source.ref}`), or pass a local pipeline folder (--model /path/to/"
+            f"{source.ref.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
+            " a diffusion model), use --editor preview."
         ) from exc
     except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, ...
         raise EditorLoadError(

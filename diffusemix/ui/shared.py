@@ -171,7 +171,8 @@ def make_context(
     if not isinstance(editor, str):
         ed = editor
     else:
-        ed = load_editor(editor, model=model, device=device)
+        # the app is a demo: "auto" falls back to the preview, and its banner says so
+        ed = load_editor(editor, model=model, device=device, fallback=editor == "auto")
         if ed.is_diffusion:
             ed.load()  # fail now, at start-up, not in the first user's request
     fractals = FractalSet.from_folder(fractal_dir) if fractal_dir else FractalSet.default()

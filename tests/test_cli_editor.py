@@ -21,7 +21,7 @@ from diffusemix import cli
 from diffusemix.fractals import write_fractal_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_export import make_dataset
+from export_helpers import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def test_train_cnn_runs_one_epoch_with_and_without_diffusemix(tmp_path: Path) ->
         sys.executable, str(ROOT / "examples" / "train_cnn.py"),
         "--train", str(train), "--val", str(val), "--cache", str(tmp_path / "cache"),
         "--fractals", str(tmp_path / "fractals"),
-        "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "1",
+        "--epochs", "1", "--size", "32", "--batch-size", "4", "--workers", "0",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

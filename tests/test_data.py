@@ -209,6 +209,19 @@ def test_originals_prompts_and_cap_shape_the_epoch(export_dir: Path, fractals: F
         dataset(export_dir, fractals, p=1.5)
 
 
+def test_fractals_are_decoded_once_per_process(export_dir: Path, fractals: FractalSet) -> None:
+    import pickle
+
+    ds = dataset(export_dir, fractals)
+    name = ds.remixer.fractal_names[0]
+    assert ds.remixer.fractal(name) is ds.remixer.fractal(name)  # kept, not decoded again
+    worker = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker receives
+    assert worker.remixer._memory == {} and worker.remixer._set is None  # built there, on first use
+    assert np.array_equal(np.asarray(worker[0][0]), np.asarray(ds[0][0]))
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0; got -1"):
+        dataset(export_dir, fractals, epoch=-1)
+
+
 def test_transforms_apply(export_dir: Path, fractals: FractalSet) -> None:
     ds = dataset(export_dir, fractals, transform=lambda im: im.size, target_transform=lambda y: f"class {y}")
     assert ds[0] == ((32, 32), "class 0")

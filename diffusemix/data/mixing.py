@@ -89,7 +89,7 @@ class SharedEpoch:
         import torch
 
         self._value = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._value[0] = int(epoch)
+        self.set(epoch)
 
     def get(self) -> int:
         return int(self._value[0])

@@ -285,7 +285,8 @@ def test_an_export_without_stages_says_which_files_are_missing(
     data_dir: Path, fractals: FractalSet, tmp_path: Path
 ) -> None:
     out = _export(data_dir, tmp_path / "plain", fractals)
-    with pytest.raises(CacheError, match=r"file\(s\) missing: stages/input/Bee/00_sunset_0.png, .*without --save-stages"):
+    missing = r"file\(s\) missing: stages/input/Bee/00_sunset_0.png, .*without --save-stages"
+    with pytest.raises(CacheError, match=missing):
         read_cache(out)
 
 
@@ -343,6 +344,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_see_what_one_process_sees(export_dir: Path, fractals: FractalSet, tmp_path: Path) -> None:
     """torchrun, gloo, a DistributedSampler from the process group: nothing configured for the data."""
     import hashlib

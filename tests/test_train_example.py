@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from diffusemix.editors import load_editor
 from diffusemix.export import ExportOptions, export_dataset
 from diffusemix.fractals import FractalSet, write_fractal_set
@@ -16,6 +18,7 @@ from export_helpers import make_dataset
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_train_cnn_runs_one_epoch_with_and_without_diffusemix(tmp_path: Path) -> None:
     train = make_dataset(tmp_path / "train", classes=("a", "b"), per_class=3)
     val = make_dataset(tmp_path / "val", classes=("a", "b"), per_class=2)

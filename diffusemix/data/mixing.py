@@ -143,7 +143,10 @@ class Remixer:
                 from ..fractals import FractalSet
 
                 arg = self._fractals_arg
-                self._set = FractalSet.default() if arg is None else FractalSet.from_folder(arg)  # type: ignore[arg-type]
+                if arg is None:
+                    self._set = FractalSet.default()
+                else:
+                    self._set = FractalSet.from_folder(arg)  # type: ignore[arg-type]
                 self._names = self._set.names
             return self._set
 

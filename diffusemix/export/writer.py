@@ -158,7 +158,8 @@ class Writer:
     def _write_cache(self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord) -> str:
         """A cache keeps I (once per image) and Î, mixes nothing; the row goes last."""
         self._put_input_once(s, image)
-        self._put(self.out / s.file_name, _encode(generated, self.options.format, self.options.quality))  # type: ignore[arg-type]
+        data = _encode(generated, self.options.format, self.options.quality)  # type: ignore[arg-type]
+        self._put(self.out / s.file_name, data)
         self.journal.append(self.cache_row(s, rec))
         return "made"
 

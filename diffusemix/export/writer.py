@@ -144,8 +144,8 @@ class Writer:
             mine = event is None
             if mine:
                 event = self._inputs[path] = threading.Event()
-                while len(self._inputs) > 4096:
-                    self._inputs.popitem(last=False)
+                while len(self._inputs) > 4096 and next(iter(self._inputs.values())).is_set():
+                    self._inputs.popitem(last=False)  # only finished writes are forgotten
         if not mine:
             event.wait()  # type: ignore[union-attr]
             return

@@ -19,7 +19,7 @@ import gradio as gr
 
 from diffusemix.editors import Editor
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
-from diffusemix.images import load_image, prepare, to_pil
+from diffusemix.images import prepare, to_pil
 from diffusemix.recipe import Recipe
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
@@ -28,6 +28,7 @@ from diffusemix.ui.shared import (
     MIN_SIZE,
     QUICK,
     AppContext,
+    ImageFile,
     _run_augment,
     as_int,
     bind,
@@ -38,6 +39,7 @@ from diffusemix.ui.shared import (
     generating,
     make_recipe,
     mix_controls,
+    open_upload,
     prompt_controls,
     show_set,
     slug,
@@ -101,41 +103,44 @@ def _summary(stages: Sequence[Stages], seed: int, editor: Editor) -> str:
 @user_errors
 def explore(
     image: str | None,
-    set_prompts: list[str] | None,
-    extra_prompts: str | None,
-    layouts: list[str] | None,
-    mask: str,
-    seam: float,
-    lam: float,
-    fractal: str,
-    fractal_name: str | None,
-    fractal_image: str | None,
-    seed: float,
-    randomize_seed: bool,
-    size: float,
-    steps: float,
-    guidance_scale: float,
-    image_guidance_scale: float,
-    strength: float,
+    set_prompts: list[str] | None = None,
+    extra_prompts: str | None = "",
+    layouts: list[str] | None = ("left", "top"),  # type: ignore[assignment]
+    mask: str = "ramp",
+    seam: float = 20,
+    lam: float = 0.2,
+    fractal: str = "random",
+    fractal_name: str | None = None,
+    fractal_image: str | None = None,
+    seed: float = 0,
+    randomize_seed: bool = False,
+    size: float = DEFAULT_SIZE,
+    steps: float | None = None,
+    guidance_scale: float | None = None,
+    image_guidance_scale: float | None = None,
+    strength: float | None = None,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
 ) -> tuple[list[tuple[Any, str]], int, dict[str, Any], str, dict[str, Any]]:
     """Run one image through every chosen prompt: six stages per prompt.
 
-    API (``client.predict(..., api_name="/explore")``), in order:
-        image: the input image (``handle_file(path)``).
-        set_prompts: prompts ticked from the default prompt set (``[]`` for none).
+    API: ``Client(url).predict(image=handle_file(path), api_name="/explore")``;
+    every other input is optional (the page's defaults). In order:
+        image: the input image (``handle_file(path)``), decoded by the library.
+        set_prompts: prompts ticked from the default prompt set (``[]`` for
+            none; left out: its first two).
         extra_prompts: your own prompts, comma or newline separated.
         layouts: mask layouts to draw from: left, right, top, bottom.
         mask: "ramp" or "binary". seam: ramp width in px (0-64).
         lam: λ, the fractal weight, in [0, 1].
-        fractal: "random" (drawn from the set), "pick" (``fractal_name``) or
-            "upload" (``fractal_image``).
+        fractal: "random" (drawn from the set), "pick" (``fractal_name``, a
+            name of the set) or "upload" (``fractal_image``).
         seed: the master seed; randomize_seed: draw a new one (returned).
         size: output side S in px (64-512).
         steps, guidance_scale, image_guidance_scale, strength: editor
-            settings (used by the diffusion editors; the preview ignores them).
+            settings (used by the diffusion editors; the preview ignores
+            them; left out: the editor's own).
 
     Returns:
         gallery (six (image, caption) per prompt, row by row), the seed used,
@@ -147,6 +152,8 @@ def explore(
     if image is None:
         raise gr.Error("No image: upload one, or click one of the examples below it.")
     path = upload_path(image, "image")
+    if set_prompts is None:
+        set_prompts = list(c.book.get())[:2]
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=MAX_EXPLORE_PROMPTS)
     seed_used = secrets.randbelow(MAX_SEED + 1) if randomize_seed else as_int(seed, "seed")
     recipe = make_recipe(prompts, layouts, mask, seam, lam, seed_used, size)
@@ -156,7 +163,7 @@ def explore(
                 "strength": strength}
     editor = editor_for(c, **settings)  # checks the values now; the GPU function makes its own
     # 2. the input I and, if chosen, the fractal F
-    array = prepare(load_image(path), recipe.size, resize=recipe.resize)
+    array = prepare(open_upload(path, "image"), recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
         if not fractal_name or fractal_name not in c.fractals:
@@ -165,7 +172,7 @@ def explore(
     elif fractal == "upload":
         if fractal_image is None:
             raise gr.Error("Upload a fractal image, or choose 'random'.")
-        override = prepare(load_image(upload_path(fractal_image, "fractal image")), recipe.size)
+        override = prepare(open_upload(fractal_image, "fractal image"), recipe.size)
     # 3. generate and mix
     stages = _run_augment(c.key, array, recipe, settings, path.name, picked, override, progress,
                           f"Î by {editor.name}")
@@ -253,13 +260,14 @@ def _fractal_controls(ctx: AppContext) -> dict[str, Any]:
     with gr.Accordion("Fractal F", open=False):
         ui["fractal"] = gr.Radio(list(FRACTAL_MODES), value="random", label="Fractal",
                                  info="drawn at random from the set, picked (click one below), or uploaded")
-        ui["fractal_name"] = gr.Dropdown(list(ctx.fractals.names), value=None, label="Picked fractal",
-                                         visible=False)
+        # a text box, not a dropdown: the API lists no 128 names; the handler checks the name
+        ui["fractal_name"] = gr.Textbox("", label="Picked fractal (click one below)", max_lines=1, visible=False,
+                                        elem_id="dm-fractal-name")
         ui["fractal_gallery"] = gr.Gallery([path for path, _ in ctx.thumbnails], columns=6, height=230,
                                            allow_preview=False, label="Fractal set", show_label=False,
                                            format="png", buttons=[], elem_id="dm-fractals")
-        ui["fractal_image"] = gr.Image(type="filepath", format="png", label="Your fractal image",
-                                       height=180, visible=False)
+        ui["fractal_image"] = ImageFile(type="filepath", label="Your fractal image", height=180, visible=False,
+                                        sources=["upload", "clipboard"])
     return ui
 
 
@@ -328,8 +336,8 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340):
                 ui: dict[str, Any] = {}
-                ui["image"] = gr.Image(type="filepath", format="png", label="Input image I", height=260,
-                                       sources=["upload", "clipboard"], elem_id="dm-explore-image")
+                ui["image"] = ImageFile(type="filepath", label="Input image I", height=260,
+                                        sources=["upload", "clipboard"], elem_id="dm-explore-image")
                 gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
                             examples_per_page=8)
                 ui.update(prompt_controls(ctx.book, check="two", prefix="dm-explore"))

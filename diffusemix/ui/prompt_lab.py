@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from diffusemix.errors import DiffuseMixError
-from diffusemix.images import load_image, prepare
+from diffusemix.editors.preview import preview_style
+from diffusemix.images import prepare
 from diffusemix.prompts import format_set, load_prompts, save_set
 from diffusemix.ui.shared import (
     MAX_SEED,
@@ -27,6 +29,7 @@ from diffusemix.ui.shared import (
     bind,
     chosen_prompts,
     current,
+    open_upload,
     example_images,
     generating,
     make_recipe,
@@ -55,37 +58,127 @@ def _lab_images(images: Any) -> list[Path]:
     return [upload_path(item, "image") for item in items]
 
 
-def lab_grid_items(lab: dict[str, Any] | None, show: str, *, ctx: AppContext | None = None) -> Any:
-    """The grid of one stage: rows = prompts, columns = images, each captioned."""
+#: Words that name things rather than a look: a prompt with one of them likely describes content.
+_CONTENT_WORDS = frozenset(
+    "person people man men woman women child children boy girl face dog dogs cat cats horse bird birds fish car "
+    "cars truck bus bike bicycle boat plane tree trees flower flowers house building sofa chair table bed cup "
+    "bottle ball hat shirt dress glasses phone computer food pizza cake apple banana animal animals".split()
+)
+_CONTENT_STARTS = ("a ", "an ", "the ", "one ", "two ", "three ", "some ", "many ")
+#: Words of a look (season, weather, light, style): a prompt with one is read as a filter even after "a".
+_FILTER_WORDS = frozenset(
+    "snowy snow winter autumn fall spring summer rain rainy foggy fog misty sunset sunrise night dusk dawn "
+    "watercolor watercolour painting art style sketch oil vintage sepia neon aurora rainbow mosaic ukiyo-e "
+    "cartoon anime pixel light lighting colors colours".split()
+)
+_CONTENT_LINKS = (" with ", " holding ", " wearing ", " riding ", " eating ", " next to ", " in front of ")
+
+
+def content_warning(prompt: str) -> str | None:
+    """Why ``prompt`` seems to describe content rather than a filter, or None.
+
+    DiffuseMix's prompts are filters (a season, weather, light, an art style:
+    "snowy", "sunset", "watercolor art") so that Î keeps the label of I. A
+    simple heuristic flags a prompt that starts with an article or a number
+    ("a dog"; not "a snowy day": it has a look word), links things ("… with …", "… holding …"), names a common object
+    or being, or runs past six words. It only warns; the prompt still runs.
+    """
+    text = " " + " ".join(prompt.lower().split()) + " "
+    words = [w.strip(".,;:!?'\"") for w in text.split()]
+    if text.lstrip().startswith(_CONTENT_STARTS) and not any(w in _FILTER_WORDS for w in words):
+        return "starts like a description of a thing"
+    link = next((k.strip() for k in _CONTENT_LINKS if k in text), None)
+    if link:
+        return f"links things ('{link}')"
+    thing = next((w for w in words if w in _CONTENT_WORDS), None)
+    if thing:
+        return f"names a thing ('{thing}')"
+    if len(words) > 6:
+        return "is long for a filter"
+    return None
+
+
+def _no_look(prompt: str, editor: Any) -> bool:
+    """True when the preview editor has no built-in look for ``prompt`` (it would grade by a hash)."""
+    return not editor.is_diffusion and preview_style(prompt) is None
+
+
+def _dim(image: Image.Image) -> Image.Image:
+    """A dropped prompt's tile: faded towards white."""
+    return Image.blend(image.convert("RGB"), Image.new("RGB", image.size, (255, 255, 255)), 0.7)
+
+
+def lab_grid_items(
+    lab: dict[str, Any] | None, show: str, kept: list[str] | None = None, *, ctx: AppContext | None = None
+) -> list[tuple[str, str]]:
+    """The grid of one stage: rows = prompts, columns = images, each captioned (path, caption).
+
+    Tiles of prompts not in ``kept`` (None: all kept) are faded and captioned "dropped"; on the
+    preview, tiles of prompts with no built-in look say so.
+    """
     if not lab:
-        return gr.update(value=[])
+        return []
+    c = current(ctx)
     stage = "augmented" if show.startswith("A") else "generated"
-    folder = current(ctx).request_dir()
+    folder = c.request_dir()
     items = []
     for i, (p, row) in enumerate(zip(lab["prompts"], lab["rows"])):
+        dropped = kept is not None and p not in kept
+        note = " · preview: no look for this prompt" if _no_look(p, c.editor) else ""
         for j, (name, s) in enumerate(zip(lab["names"], row)):
-            items.append((write_png(s.image(stage), folder / f"{i:02d}-{j:02d}.png"), f"“{p}” · {name}"))
-    return gr.update(value=items, columns=len(lab["names"]))
+            image = _dim(s.image(stage)) if dropped else s.image(stage)
+            caption = ("dropped · " if dropped else "") + f"“{p}” · {name}{note}"
+            items.append((write_png(image, folder / f"{i:02d}-{j:02d}.png"), caption))
+    return items
+
+
+def lab_grid(lab: dict[str, Any] | None, show: str, kept: list[str] | None, *, ctx: AppContext | None = None) -> Any:
+    """The page's grid: its tiles, one column per image."""
+    items = lab_grid_items(lab, show, kept, ctx=ctx)
+    return gr.update(value=items, columns=len(lab["names"]) if lab else 3)
+
+
+def lab_notes(prompts: list[str], editor: Any) -> str:
+    """Warnings under the grid: prompts that describe content; prompts the preview has no look for."""
+    lines = []
+    for p in prompts:
+        why = content_warning(p)
+        if why:
+            lines.append(f"- ⚠ “{p}” {why}: it may describe content, not a filter. DiffuseMix's prompts change "
+                         "the look (season, weather, light, art style) so that the label is kept.")
+    missing = [p for p in prompts if _no_look(p, editor)]
+    if missing:
+        lines.append("- preview: no look for " + ", ".join(f"“{p}”" for p in missing) + ". The preview editor "
+                     "has ten built-in looks; other prompts get a colour grade from a hash of their text, not "
+                     "what they say. A diffusion model follows any prompt.")
+    return "\n".join(lines)
 
 
 @user_errors
 def prompt_lab(
     images: Any,
     candidates: str | None,
-    show: str,
-    size: float,
-    seed: float,
+    show: str = LAB_SHOW[0],
+    size: float = 192,
+    seed: float = 0,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
-) -> tuple[Any, Any, str, Any, dict[str, Any]]:
-    """Several images x candidate prompts: the grid, and every prompt ticked as kept."""
+) -> tuple[list[tuple[str, str]], list[str], str, str | None, str, dict[str, Any]]:
+    """Several images x candidate prompts: the grid, and every prompt ticked as kept.
+
+    API (``/prompt_lab``): images (a list of ``{"image": handle_file(path)}``),
+    candidates (one prompt per line), and optionally show, size, seed. Returns
+    plain values: the grid ((image, caption) per tile, row by row), the kept
+    prompts, the kept set as prompts.yaml text and as a file, and notes
+    (prompts that seem to describe content; prompts the preview has no look for).
+    """
     c = current(ctx)
     # 1. check inputs
     paths = _lab_images(images)
     prompts = chosen_prompts([], candidates, limit=MAX_LAB_PROMPTS)
     recipe = make_recipe(prompts, ("left", "top"), "ramp", 20, 0.2, as_int(seed, "seed"), size)
-    arrays = [prepare(load_image(p), recipe.size) for p in paths]
+    arrays = [prepare(open_upload(p, "image"), recipe.size) for p in paths]
     # 2. one editor call per image, batched over the prompts
     per_image = []
     for k, (p, a) in enumerate(zip(paths, arrays)):
@@ -96,9 +189,26 @@ def prompt_lab(
         "names": [p.name for p in paths],
         "rows": [[stages[j] for stages in per_image] for j in range(len(prompts))],
     }
+    # 3. the grid, every prompt kept, the set, the notes
     yaml_text, yaml_file = kept_set(list(prompts), "my-set", ctx=c)
-    keep = gr.update(choices=list(prompts), value=list(prompts))
-    return lab_grid_items(lab, show, ctx=c), keep, yaml_text, yaml_file, lab
+    grid = lab_grid_items(lab, show, ctx=c)
+    return grid, list(prompts), yaml_text, yaml_file, lab_notes(list(prompts), c.editor), lab
+
+
+def prompt_lab_page(
+    images: Any,
+    candidates: str | None,
+    show: str,
+    size: float,
+    seed: float,
+    progress: gr.Progress = gr.Progress(),
+    *,
+    ctx: AppContext | None = None,
+) -> tuple[Any, ...]:
+    """The page's Prompt lab event: ``prompt_lab``, with the keep boxes' choices and the grid's columns set."""
+    grid, kept, yaml_text, yaml_file, notes, lab = prompt_lab(images, candidates, show, size, seed, progress, ctx=ctx)
+    return (gr.update(value=grid, columns=len(lab["names"])), gr.update(choices=kept, value=kept), yaml_text,
+            yaml_file, notes, lab)
 
 
 def kept_set(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | None = None) -> tuple[str, Any]:
@@ -167,6 +277,7 @@ def _results_column(ctx: AppContext) -> dict[str, Any]:
     gr.Markdown("**Rows: prompts · columns: images**", elem_classes="dm-note")
     ui["grid"] = gr.Gallery(label="Prompt grid", show_label=False, columns=3, height="auto", object_fit="contain",
                             format="png", elem_id="dm-lab-grid")
+    ui["notes"] = gr.Markdown("", elem_id="dm-lab-notes", elem_classes="dm-note")
     ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")
     with gr.Row():
         ui["name"] = gr.Textbox("my-set", label="Set name", max_lines=1, scale=1, elem_id="dm-lab-name")
@@ -206,17 +317,17 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui["run"] = gr.Button("Make the grid", variant="primary", elem_id="dm-lab-run")
             with gr.Column(scale=5, min_width=480):
                 ui.update(_results_column(ctx))
+        ui["api"] = gr.Button(visible=False)  # triggers /prompt_lab (plain values); never shown
 
     ui["use_examples"].click(example_images, None, ui["images"], **QUICK)
     ui["set"].change(bind(lab_set_text, ctx=ctx), ui["set"], ui["candidates"], **QUICK)
-    ui["run"].click(
-        bind(prompt_lab, ctx=ctx),
-        [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"]],
-        [ui["grid"], ui["keep"], ui["yaml"], ui["file"], ui["state"]],
-        api_name="prompt_lab",
-        **generating(ctx),
-    )
-    ui["show"].change(bind(lab_grid_items, ctx=ctx), [ui["state"], ui["show"]], ui["grid"], **QUICK)
+    inputs = [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"]]
+    outputs = [ui["grid"], ui["keep"], ui["yaml"], ui["file"], ui["notes"], ui["state"]]
+    ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private", **generating(ctx))
+    # the API endpoint: the same work, plain values (no update dicts); its trigger is never shown
+    ui["api"].click(bind(prompt_lab, ctx=ctx), inputs, outputs, api_name="prompt_lab", **generating(ctx))
+    for trigger in (ui["show"].change, ui["keep"].change):
+        trigger(bind(lab_grid, ctx=ctx), [ui["state"], ui["show"], ui["keep"]], ui["grid"], **QUICK)
     for trigger in (ui["keep"].change, ui["name"].change):
         trigger(bind(kept_set, ctx=ctx), [ui["keep"], ui["name"]], [ui["yaml"], ui["file"]], **QUICK)
     return ui

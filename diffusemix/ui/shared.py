@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image, UnidentifiedImageError
 
 from diffusemix.editors import Editor, load_editor
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
 from diffusemix.functional import LAYOUTS, MASK_KINDS
+from diffusemix.images import load_image
 from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
 from diffusemix.recipe import Recipe
 
@@ -57,6 +59,8 @@ MAX_UPLOAD_MB = 200
 #: Output side S offered by the size sliders.
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 512, 256
 MAX_SEED = 2**32 - 1
+#: Decoded pixels one uploaded image may have (read from its header before decoding): 40 MP.
+MAX_IMAGE_PIXELS = 40_000_000
 #: How long this app's per-request files (stage PNGs, figures, zips) are kept. Gradio copies
 #: every file it serves into its own cache when the handler returns (deleted by delete_cache).
 KEEP_FILES_S = 900
@@ -208,12 +212,87 @@ def user_errors(fn: Callable) -> Callable:
         except Cancelled:
             raise gr.Error("Stopped: the run was cancelled.") from None
         except (DiffuseMixError, ValueError) as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(scrub_paths(str(e))) from None
         except Exception as e:  # a bug: log the trace on the server, show a short message
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Unexpected error ({type(e).__name__}); the details are in the server log.") from None
 
     return wrapper
+
+
+def _server_roots() -> list[str]:
+    """Folders of this server whose paths a message in the page must never show."""
+    from gradio.utils import get_upload_folder
+
+    roots = {str(Path(get_upload_folder()).resolve()), get_upload_folder(), str(ROOT_DIR),
+             tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve())}
+    roots.update(str(c.workdir) for c in _CONTEXTS.values())
+    return sorted(roots, key=len, reverse=True)
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every path under the server's folders cut to its file name."""
+    for root in _server_roots():
+        text = re.sub(re.escape(root) + r"(/[^\s'\"]*)?", lambda m: Path(m.group(0)).name, text)
+    return text
+
+
+#: What the page asks for when an upload is not an image it can use.
+IMAGE_HINT = "upload a PNG, JPEG, WebP, BMP or TIFF image"
+
+
+def image_pixels(path: Path, name: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
+    """Width x height of an image file, read from its header only (nothing is decoded).
+
+    Raises gr.Error saying what to do when the file is empty, an SVG drawing,
+    not an image, or more than ``max_pixels``.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise gr.Error(f"{name} is empty (0 bytes): {IMAGE_HINT}.")
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if path.suffix.lower() == ".svg" or head.startswith((b"<svg", b"<?xml")):
+        raise gr.Error(f"{name} is an SVG drawing, which the app does not render: export it as PNG and upload that.")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        raise gr.Error(f"{name} is not an image Pillow can read: {IMAGE_HINT}.") from None
+    if w * h > max_pixels:
+        raise gr.Error(
+            f"{name} is {w:,} x {h:,} = {w * h:,} pixels; the app takes images up to {max_pixels:,} pixels. "
+            "Shrink it and upload it again (the command line, python -m diffusemix export, takes larger ones)."
+        )
+    return w * h
+
+
+def open_upload(value: Any, what: str) -> Image.Image:
+    """An uploaded image, checked from its header, then decoded by the library's ``load_image``
+    (16-bit and float images scaled, not clipped; EXIF orientation; alpha over white)."""
+    path = upload_path(value, what)
+    image_pixels(path, path.name)
+    try:
+        return load_image(path, max_pixels=MAX_IMAGE_PIXELS)
+    except DiffuseMixError as e:
+        reason = str(e).replace(f"image '{path}'", path.name)
+        raise gr.Error(f"{scrub_paths(reason)}: save it again with an image editor, or {IMAGE_HINT}.") from None
+
+
+class ImageFile(gr.Image):
+    """``gr.Image`` that hands the handler the uploaded file untouched (its path).
+
+    ``gr.Image`` decodes an upload itself before the handler runs: it clips
+    16-bit PNGs to white and answers a bad file with Gradio's internal error.
+    This one leaves decoding to ``open_upload`` (the library's loader).
+    """
+
+    is_template = True  # the page shows it as a gr.Image
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None:
+            return None
+        return payload.path
 
 
 def _allowed_roots() -> list[Path]:

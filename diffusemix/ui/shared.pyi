@@ -1,0 +1,608 @@
+"""What the app's tabs share: the context, boundary checks, error mapping, the GPU shim, the banner.
+
+* ``AppContext`` / ``make_context``: the one editor every user shares (loaded
+  once), the fractal set, the prompt file, the app's work folder.
+* ``gpu``: ``spaces.GPU`` on a ZeroGPU Space, a no-op elsewhere;
+  ``_run_augment`` is the GPU-bound step of Explore and the Prompt lab.
+* ``user_errors``: the library's ``ValueError`` s become ``gr.Error`` messages.
+* checks at the boundary: uploaded paths, prompts, numbers, the Recipe.
+* ``status_markdown``: the banner that says which editor makes Î.
+* page parts two tabs use: the prompt and mask controls, ``bind``, CSS and
+  ``launch_kwargs``.
+
+No maths and no model code: handlers call ``diffusemix`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import functools
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image, UnidentifiedImageError
+
+from diffusemix.editors import Editor, load_editor
+from diffusemix.engine import Stages, augment
+from diffusemix.errors import Cancelled, DiffuseMixError
+from diffusemix.fractals import FractalSet
+from diffusemix.functional import LAYOUTS, MASK_KINDS
+from diffusemix.images import load_image
+from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
+from diffusemix.recipe import Recipe
+
+logger = logging.getLogger("diffusemix.app")
+
+ROOT_DIR = Path(__file__).resolve().parent.parent.parent  # the checkout: app.py, assets/, prompts.yaml
+ASSETS_DIR = ROOT_DIR / "assets"
+EXAMPLES_DIR = ASSETS_DIR / "examples"
+
+
+# ---------------------------------------------------------------------------
+# limits (stated on the page)
+# ---------------------------------------------------------------------------
+
+#: Largest upload of any kind (passed to launch(max_file_size=...)).
+MAX_UPLOAD_MB = 200
+#: Output side S offered by the size sliders.
+MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 512, 256
+MAX_SEED = 2**32 - 1
+#: Decoded pixels one uploaded image may have (read from its header before decoding): 40 MP.
+MAX_IMAGE_PIXELS = 40_000_000
+#: How long this app's per-request files (stage PNGs, figures, zips) are kept. Gradio copies
+#: every file it serves into its own cache when the handler returns (deleted by delete_cache).
+KEEP_FILES_S = 900
+#: Gradio's cache: check every 30 min, delete files older than an hour.
+GRADIO_CACHE_CLEANUP = (1800, 3600)
+
+
+IP2P_ID = "timbrooks/instruct-pix2pix"
+
+
+# ---------------------------------------------------------------------------
+# ZeroGPU: only the functions that run the editor ask for a GPU
+# ---------------------------------------------------------------------------
+
+
+#: On ZeroGPU the decorated functions run in a forked worker: their arguments and results are
+#: pickled, so they take plain data (arrays, a Recipe, a settings dict, the context's key) and
+#: find the shared editor in _CONTEXTS; a threading.Event cannot cross, so Stop is local only.
+ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
+
+
+def gpu(duration: int = 60) -> Callable[[Callable], Callable]:
+    """``spaces.GPU(duration=...)`` on a Hugging Face Space with ``spaces``; a no-op elsewhere."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+
+# ---------------------------------------------------------------------------
+# the app's state: one editor for every user
+# ---------------------------------------------------------------------------
+
+
+@dataclass(repr=False)
+class AppContext:
+    """What every handler needs: the shared editor, fractals, prompt file, flags."""
+
+    editor: Editor
+    fractals: FractalSet
+    prompts_path: Path
+    book: PromptBook
+    allow_save_prompts: bool = False
+    on_space: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="diffusemix-app-")))
+    cancels: dict[str, threading.Event] = field(default_factory=dict)
+    busy: set[Path] = field(default_factory=set)  # request folders of running exports: never swept
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # this context in _CONTEXTS
+    thumbnails: list[tuple[str, str]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"AppContext(editor={self.editor.name!r}, fractals={len(self.fractals)}, prompts={self.prompts_path})"
+
+    @property
+    def concurrency(self) -> int:
+        """Generating events at once: one for a diffusion model (one GPU), two for the preview."""
+        return 1 if self.editor.is_diffusion else 2
+
+    def request_dir(self) -> Path:
+        """A fresh folder for one request's files; other requests' folders older than KEEP_FILES_S go."""
+        root = self.workdir / "requests"
+        root.mkdir(exist_ok=True)
+        now = time.time()
+        for old in root.iterdir():
+            try:
+                if old not in self.busy and now - old.stat().st_mtime > KEEP_FILES_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        d = root / uuid.uuid4().hex
+        d.mkdir()
+        return d
+
+
+_CONTEXT: AppContext | None = None  # the last one built (handlers called without ctx use it)
+_CONTEXTS: dict[str, AppContext] = {}  # by key, for the GPU functions
+
+
+def current(ctx: AppContext | None) -> AppContext:
+    if ctx is not None:
+        return ctx
+    if _CONTEXT is None:
+        raise RuntimeError("no app context: call build_demo() first")
+    return _CONTEXT
+
+
+def by_key(key: str) -> AppContext:
+    """The context with this key (the GPU functions get the key: a context cannot be pickled)."""
+    return _CONTEXTS[key]
+
+
+def set_current(ctx: AppContext) -> None:
+    """Make ``ctx`` the one handlers use when called without ``ctx=`` (the demo just built)."""
+    global _CONTEXT
+    _CONTEXT = ctx
+    _CONTEXTS[ctx.key] = ctx
+
+
+def make_context(
+    editor: str | Editor = "auto",
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    prompts_path: str | os.PathLike | None = None,
+    fractal_dir: str | os.PathLike | None = None,
+    allow_save_prompts: bool = False,
+) -> AppContext:
+    """Load the editor (once), the fractal set and the prompt file."""
+    on_space = bool(os.environ.get("SPACE_ID"))
+    if not isinstance(editor, str):
+        ed = editor
+    else:
+        ed = load_editor(editor, model=model, device=device)
+        if ed.is_diffusion:
+            ed.load()  # fail now, at start-up, not in the first user's request
+    fractals = FractalSet.from_folder(fractal_dir) if fractal_dir else FractalSet.default()
+    path = Path(prompts_path) if prompts_path else None
+    book = load_prompts(path)
+    ctx = AppContext(
+        editor=ed,
+        fractals=fractals,
+        prompts_path=book.path or Path(path or "prompts.yaml"),
+        book=book,
+        allow_save_prompts=allow_save_prompts and not on_space,
+        on_space=on_space,
+    )
+    atexit.register(shutil.rmtree, ctx.workdir, True)
+    _CONTEXTS[ctx.key] = ctx
+    return ctx
+
+
+# ---------------------------------------------------------------------------
+# small helpers (checks at the boundary; no maths)
+# ---------------------------------------------------------------------------
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the library's ValueErrors into ``gr.Error`` (a message in the page, no trace)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Cancelled:
+            raise gr.Error("Stopped: the run was cancelled.") from None
+        except (DiffuseMixError, ValueError) as e:
+            raise gr.Error(scrub_paths(str(e))) from None
+        except Exception as e:  # a bug: log the trace on the server, show a short message
+            logger.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Unexpected error ({type(e).__name__}); the details are in the server log.") from None
+
+    return wrapper
+
+
+def _server_roots() -> list[str]:
+    """Folders of this server whose paths a message in the page must never show."""
+    from gradio.utils import get_upload_folder
+
+    roots = {str(Path(get_upload_folder()).resolve()), get_upload_folder(), str(ROOT_DIR),
+             tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve())}
+    roots.update(str(c.workdir) for c in _CONTEXTS.values())
+    return sorted(roots, key=len, reverse=True)
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every path under the server's folders cut to its file name."""
+    for root in _server_roots():
+        text = re.sub(re.escape(root) + r"(/[^\s'\"]*)?", lambda m: Path(m.group(0)).name, text)
+    return text
+
+
+#: What the page asks for when an upload is not an image it can use.
+IMAGE_HINT = "upload a PNG, JPEG, WebP, BMP or TIFF image"
+
+
+def image_pixels(path: Path, name: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
+    """Width x height of an image file, read from its header only (nothing is decoded).
+
+    Raises gr.Error saying what to do when the file is empty, an SVG drawing,
+    not an image, or more than ``max_pixels``.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise gr.Error(f"{name} is empty (0 bytes): {IMAGE_HINT}.")
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    if path.suffix.lower() == ".svg" or head.startswith((b"<svg", b"<?xml")):
+        raise gr.Error(f"{name} is an SVG drawing, which the app does not render: export it as PNG and upload that.")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        raise gr.Error(f"{name} is not an image Pillow can read: {IMAGE_HINT}.") from None
+    if w * h > max_pixels:
+        raise gr.Error(
+            f"{name} is {w:,} x {h:,} = {w * h:,} pixels; the app takes images up to {max_pixels:,} pixels. "
+            "Shrink it and upload it again (the command line, python -m diffusemix export, takes larger ones)."
+        )
+    return w * h
+
+
+def open_upload(value: Any, what: str) -> Image.Image:
+    """An uploaded image, checked from its header, then decoded by the library's ``load_image``
+    (16-bit and float images scaled, not clipped; EXIF orientation; alpha over white)."""
+    path = upload_path(value, what)
+    image_pixels(path, path.name)
+    try:
+        return load_image(path, max_pixels=MAX_IMAGE_PIXELS)
+    except DiffuseMixError as e:
+        reason = str(e).replace(f"image '{path}'", path.name)
+        raise gr.Error(f"{scrub_paths(reason)}: save it again with an image editor, or {IMAGE_HINT}.") from None
+
+from gradio.events import Dependency
+
+class ImageFile(gr.Image):
+    """``gr.Image`` that hands the handler the uploaded file untouched (its path).
+
+    ``gr.Image`` decodes an upload itself before the handler runs: it clips
+    16-bit PNGs to white and answers a bad file with Gradio's internal error.
+    This one leaves decoding to ``open_upload`` (the library's loader).
+    """
+
+    is_template = True  # the page shows it as a gr.Image
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None:
+            return None
+        return payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _allowed_roots() -> list[Path]:
+    """Where files a handler opens may live: gradio's upload folder and the bundled assets."""
+    from gradio.utils import get_upload_folder
+
+    return [Path(get_upload_folder()).resolve(), ASSETS_DIR.resolve()]
+
+
+def upload_path(value: Any, what: str) -> Path:
+    """The path of an uploaded file, refusing anything but gradio's uploads and the bundled assets."""
+    if isinstance(value, dict):  # a FileData dict
+        value = value.get("path")
+    if isinstance(value, (list, tuple)) and value:  # a (path, caption) gallery item
+        value = value[0]
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise gr.Error(f"No {what} was given.")
+    path = Path(value).resolve()
+    if not any(path.is_relative_to(root) for root in _allowed_roots()):
+        raise gr.Error(f"The {what} must be an uploaded file.")
+    if not path.is_file():
+        raise gr.Error(f"The {what} upload is missing on the server; upload it again.")
+    return path
+
+
+def chosen_prompts(set_prompts: Sequence[str] | None, extra: str | None, *, limit: int) -> tuple[str, ...]:
+    """The ticked prompts followed by the typed ones, each once, checked."""
+    chosen = list(set_prompts or [])
+    if extra and extra.strip():
+        chosen += parse_prompt_list(extra)
+    seen: set[str] = set()
+    unique = [p for p in chosen if not (p.strip().casefold() in seen or seen.add(p.strip().casefold()))]
+    if not unique:
+        raise gr.Error("Choose at least one prompt: tick one from the set, or type your own (comma separated).")
+    if len(unique) > limit:
+        raise gr.Error(f"{len(unique)} prompts chosen; at most {limit} at once here.")
+    return check_prompts(unique)
+
+
+def as_float(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number; got {value!r}") from None
+    if isinstance(value, bool) or number != number:
+        raise gr.Error(f"{name} must be a number; got {value!r}")
+    return number
+
+
+def as_int(value: Any, name: str) -> int:
+    number = as_float(value, name)
+    if number != int(number):
+        raise gr.Error(f"{name} must be a whole number; got {value!r}")
+    return int(number)
+
+
+def make_recipe(
+    prompts: tuple[str, ...],
+    layouts: Sequence[str] | None,
+    mask: str,
+    seam: Any,
+    lam: Any,
+    seed: Any,
+    size: Any,
+    images_per_prompt: Any = 1,
+) -> Recipe:
+    if not layouts:
+        raise gr.Error(f"Choose at least one mask layout ({', '.join(LAYOUTS)}).")
+    size_i = as_int(size, "size")
+    if not MIN_SIZE <= size_i <= MAX_SIZE:
+        raise gr.Error(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels here; got {size_i}")
+    return Recipe(
+        size=size_i,
+        prompts=prompts,
+        layouts=tuple(layouts),
+        mask=mask,
+        seam=as_int(seam, "seam"),
+        lam=as_float(lam, "λ (lam)"),
+        seed=as_int(seed, "seed"),
+        images_per_prompt=as_int(images_per_prompt, "images per prompt"),
+    )
+
+
+def editor_for(ctx: AppContext, **changes: Any) -> Editor:
+    """The shared editor, with per-call settings (steps, guidance...) where it has them.
+
+    A variant shares the loaded pipeline (a shallow copy with other settings),
+    so no second model is ever loaded. Settings the editor does not have are
+    ignored (the preview has none; ``strength`` is img2img's).
+    """
+    ed = ctx.editor
+    settings = getattr(ed, "settings", None)
+    if settings is None or not dataclasses.is_dataclass(settings):
+        return ed
+    names = {f.name for f in dataclasses.fields(settings)}
+    wanted = {k: v for k, v in changes.items() if k in names and v is not None}
+    wanted = {k: (int(v) if isinstance(getattr(settings, k), int) else float(v)) for k, v in wanted.items()}
+    if all(getattr(settings, k) == v for k, v in wanted.items()):
+        return ed
+    variant = ed.with_settings(**wanted) if hasattr(ed, "with_settings") else None
+    if variant is None:
+        import copy
+
+        variant = copy.copy(ed)
+        variant.settings = dataclasses.replace(settings, **wanted)  # validated by the settings class
+    return variant
+
+
+def progress_fn(progress: Any, desc: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        try:
+            progress((done, max(total, 1)), desc=desc)
+        except Exception:  # progress is best effort; never fail a run for it
+            pass
+
+    return report
+
+
+def slug(text: str, n: int = 40) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s[:n] or "prompt"
+
+
+# ---------------------------------------------------------------------------
+# the status line
+# ---------------------------------------------------------------------------
+
+
+def status_markdown(ctx: AppContext) -> str:
+    """Which editor makes Î, plainly; how to get the diffusion model when it is the preview."""
+    d = ctx.editor.describe()
+    if not ctx.editor.is_diffusion:
+        text = (
+            "<div class='dm-status dm-preview'>⚠️ <b>Î is made by the preview editor</b>: weight-free colour and "
+            "texture filters, <b>not a diffusion model</b>. M, H, F and A are the real method; only Î is a stand-in. "
+        )
+        if ctx.on_space:
+            text += "This Space has no GPU: on a GPU Space the app downloads <code>timbrooks/instruct-pix2pix</code> "
+            text += "automatically. "
+        else:
+            text += (
+                f"For the paper's model run <code>python app.py --editor instruct-pix2pix</code> once "
+                f"<code>{IP2P_ID}</code> is in the Hugging Face cache, or "
+                "<code>python app.py --model /path/to/local/folder</code>; on a GPU Space it is downloaded "
+                "automatically. "
+            )
+        notice = getattr(ctx.editor, "notice", None)
+        if notice:
+            text += f"<details><summary>Why the preview</summary>{html_text(notice)}</details>"
+        return text + "</div>"
+    model = d.get("model") or "?"
+    text = (
+        f"<div class='dm-status dm-diffusion'>✅ <b>Î is made by {html_text(d.get('name', '?'))}</b> "
+        f"(<code>{html_text(str(model))}</code>) on <code>{html_text(str(d.get('device', '?')))}</code>"
+    )
+    if d.get("dtype"):
+        text += f" in {html_text(str(d['dtype']))}"
+    text += f". {html_text(str(d.get('summary', '')))}</div>"
+    return text
+
+
+def html_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+
+def example_images() -> list[str]:
+    """The bundled example images (Explore's examples, the Prompt lab's 'Use the examples')."""
+    return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
+
+
+def write_png(image: Any, path: Path) -> str:
+    """Write a lossless PNG fast (zlib level 1: ~6x faster than the default, ~15 % larger)."""
+    image.save(path, format="PNG", compress_level=1)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------
+# the GPU-bound step of Explore and the Prompt lab
+# ---------------------------------------------------------------------------
+
+
+@gpu(duration=120)
+def _run_augment(
+    key: str,
+    image: Any,
+    recipe: Recipe,
+    settings: dict[str, Any],
+    source: str,
+    fractal_name: str | None,
+    fractal: Any,
+    progress: Any,
+    desc: str,
+) -> list[Stages]:
+    """The one GPU-bound step of Explore and the Prompt lab (plain, picklable arguments)."""
+    c = by_key(key)
+    editor = editor_for(c, **settings)
+    return augment(image, recipe, editor, c.fractals, source=source, fractal_name=fractal_name,
+                   fractal_override=fractal, progress=progress_fn(progress, desc))
+
+
+def show_set(set_name: str | None, *, ctx: AppContext | None = None, check: str = "two") -> Any:
+    """Fill the prompt checkboxes with a set's prompts (Explore ticks the first two, Export all)."""
+    c = current(ctx)
+    if not set_name:
+        return gr.update(choices=[], value=[])
+    try:
+        prompts = list(c.book.get(set_name))
+    except DiffuseMixError as e:
+        raise gr.Error(str(e)) from None
+    return gr.update(choices=prompts, value=prompts if check == "all" else prompts[:2])
+
+
+
+# ---------------------------------------------------------------------------
+# page parts the tabs share
+# ---------------------------------------------------------------------------
+
+#: Events that only update the page: no queue, not in the API.
+QUICK: dict[str, Any] = {"queue": False, "api_visibility": "private"}
+
+
+def generating(ctx: AppContext) -> dict[str, Any]:
+    """Event settings of the editor-bound events: they share the editor's queue slots."""
+    return {"concurrency_limit": ctx.concurrency, "concurrency_id": "editor"}
+
+
+def bind(fn: Callable, **bound: Any) -> Callable:
+    """``fn`` with keywords bound (a demo's context); keeps the signature and hints gradio reads
+    (gr.Request, gr.SelectData, gr.Progress), which functools.partial would hide."""
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **bound, **kwargs)
+
+    return handler
+
+
+def prompt_controls(book: PromptBook, *, check: str, prefix: str) -> dict[str, Any]:
+    """A prompt set picker, its prompts as checkboxes, and a box for your own prompts."""
+    first = list(book.get())
+    explore = prefix == "dm-explore"
+    return {
+        "set": gr.Dropdown(list(book.names), value=book.default, label="Prompt set (prompts.yaml)",
+                           elem_id=f"{prefix}-set"),
+        "prompts": gr.CheckboxGroup(first, value=first if check == "all" else first[:2], label="Prompts",
+                                    elem_id=f"{prefix}-prompts",
+                                    info="one row of six stages per prompt" if explore
+                                    else "each prompt multiplies the dataset"),
+        "extra": gr.Textbox("", label="Your own prompts", placeholder="comma separated, e.g. foggy, neon lights",
+                            lines=1, max_lines=3, elem_id=f"{prefix}-extra"),
+    }
+
+
+def mix_controls(*, open: bool) -> dict[str, Any]:
+    """Mask layouts, mask kind, seam and λ."""
+    ctl: dict[str, Any] = {}
+    with gr.Accordion("Mask M and fractal weight λ", open=open):
+        ctl["layouts"] = gr.CheckboxGroup(list(LAYOUTS), value=["left", "top"], label="Mask layouts (where I is kept)",
+                                          info="one is drawn per sample")
+        ctl["mask"] = gr.Radio(list(MASK_KINDS), value="ramp", label="Mask kind",
+                               info="ramp: a linear seam (reference code); binary: the paper's hard edge")
+        ctl["seam"] = gr.Slider(0, 64, value=20, step=1, label="Seam width (px, ramp only)")
+        ctl["lam"] = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="λ (fractal weight)", info="A = (1 − λ) H + λ F")
+    return ctl
+
+
+
+CSS = """
+.gradio-container { max-width: 1600px !important; margin: 0 auto !important; }
+.dm-stage-header { display: grid; grid-template-columns: repeat(6, 1fr); gap: var(--spacing-lg);
+  padding: 0 var(--size-2); margin-bottom: -6px; text-align: center; font-size: 0.95rem; font-weight: 600; }
+.dm-sym { font-family: "Times New Roman", serif; font-style: italic; font-size: 1.15rem; }
+#dm-lab-grid .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(100px, 230px)); }
+#dm-fractals .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(40px, 1fr));
+  grid-auto-rows: minmax(40px, 1fr); gap: 6px; }
+#dm-stages .fixed-height, #dm-lab-grid .fixed-height { min-height: 0 !important; max-height: none !important; }
+#dm-stages .caption-label, #dm-lab-grid .caption-label { max-width: 96%; font-size: 0.78rem; }
+.dm-status { padding: 10px 14px; border-radius: 8px; font-size: 0.95rem; line-height: 1.45; }
+.dm-status code { font-size: 0.85rem; }
+.dm-status details { margin-top: 4px; font-size: 0.85rem; opacity: 0.85; }
+.dm-preview { background: #fff6e0; border: 1px solid #f0c36d; color: #4a3b12; }
+.dm-diffusion { background: #e9f7ef; border: 1px solid #7fc79b; color: #15432a; }
+.dm-title h1 { margin-bottom: 0; }
+.dm-title p { margin-top: 2px; opacity: 0.8; }
+.dm-note { font-size: 0.85rem; opacity: 0.8; }
+#dm-export-summary textarea { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
+"""
+
+
+def launch_kwargs(ctx: AppContext | None = None) -> dict[str, Any]:
+    """What ``launch()`` needs besides host and port: theme, CSS, upload limit, allowed folders."""
+    return {
+        "theme": gr.themes.Soft(
+            primary_hue="indigo",
+            secondary_hue="amber",
+            # system fonts: the page fetches nothing from outside (offline machines, privacy)
+            font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
+            font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+        ),
+        "css": CSS,
+        "max_file_size": f"{MAX_UPLOAD_MB}mb",
+        "allowed_paths": [str(EXAMPLES_DIR), str(current(ctx).fractals.folder)],
+        "show_error": True,
+    }

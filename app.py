@@ -38,10 +38,12 @@ from diffusemix.editors import Editor
 from diffusemix.errors import DiffuseMixError
 from diffusemix.ui import batch_export, explore, prompt_lab
 from diffusemix.ui.shared import (
+    CITATION,
     GRADIO_CACHE_CLEANUP,
     AppContext,
     launch_kwargs,
     make_context,
+    page_header,
     set_current,
     status_markdown,
 )
@@ -67,17 +69,15 @@ def build_demo(
         )
     set_current(ctx)
     with gr.Blocks(title="DiffuseMix", delete_cache=GRADIO_CACHE_CLEANUP, fill_width=True) as demo:
-        gr.Markdown(
-            "# DiffuseMix\nLabel-preserving data augmentation with diffusion models (CVPR 2024): "
-            "**A = (1 − λ) · (M ⊙ I + (1 − M) ⊙ Î) + λ · F**, and A keeps the label of I.",
-            elem_classes="dm-title",
-        )
+        gr.Markdown(page_header(), elem_classes="dm-title", elem_id="dm-title")
         gr.Markdown(status_markdown(ctx), elem_id="dm-status")
         with gr.Tabs():
             ex = explore.build_tab(ctx)
             lab = prompt_lab.build_tab(ctx)
             xp = batch_export.build_tab(ctx)
         prompt_lab.wire_save(ctx, lab, [ex["set"], xp["set"]])
+        with gr.Accordion("Cite DiffuseMix", open=False, elem_id="dm-cite"):
+            gr.Code(CITATION, language=None, label="BibTeX", interactive=False)
     demo.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
     demo.ctx = ctx  # type: ignore[attr-defined]
     return demo

@@ -33,6 +33,7 @@ def safe_extract(
     max_images: int = MAX_IMAGES,
     max_entries: int = MAX_ENTRIES,
     max_bytes: int = MAX_UNPACKED_MB * 2**20,
+    max_file_bytes: int | None = None,
 ) -> int:
     """Unpack the image files of a zip into ``dest``; return how many were unpacked.
 
@@ -40,7 +41,9 @@ def safe_extract(
     entries with absolute paths, drive letters or ``..`` (zip slip), symbolic
     links, encrypted entries, more than ``max_entries`` entries or
     ``max_images`` images, and more than ``max_bytes`` once unpacked (counted
-    while unpacking, so a lying header does not help a zip bomb). Folders
+    while unpacking, so a lying header does not help a zip bomb), or one
+    image over ``max_file_bytes`` (if given). Members are streamed in 1 MB
+    chunks, never read whole, and unpacking stops at a limit. Folders
     and files that are not images (and macOS ``__MACOSX`` / dot files) are
     skipped.
     """
@@ -75,6 +78,8 @@ def safe_extract(
                 continue
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"The zip entry {info.filename!r} is encrypted; upload an unencrypted zip.")
+            if max_file_bytes is not None and info.file_size > max_file_bytes:
+                raise ArchiveError(_too_big(info.filename, max_file_bytes))
             declared += info.file_size
             todo.append((info, parts))
         if len(todo) > max_images:
@@ -103,8 +108,12 @@ def safe_extract(
                 )
             try:
                 with zf.open(info) as src, open(target, "wb") as dst:
+                    member = 0
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
+                        member += len(chunk)
+                        if max_file_bytes is not None and member > max_file_bytes:
+                            raise ArchiveError(_too_big(info.filename, max_file_bytes))
                         if written > max_bytes:
                             raise ArchiveError(
                                 f"The zip unpacks to more than {max_bytes / 2**20:,.0f} MB (the limit); refusing it."
@@ -113,6 +122,10 @@ def safe_extract(
             except (zipfile.BadZipFile, zlib.error, EOFError) as e:
                 raise ArchiveError(f"The zip entry {info.filename!r} is corrupt ({e}).") from None
     return len(todo)
+
+
+def _too_big(name: str, limit: int) -> str:
+    return f"{name} unpacks to more than {limit / 2**20:,.0f} MB, the limit for one image; refusing the zip."
 
 
 def dataset_root(folder: Path) -> Path:

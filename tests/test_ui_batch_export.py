@@ -12,7 +12,7 @@ import pytest
 from app_helpers import clean_uploads, ctx, make_zip, png_bytes, upload  # noqa: F401 (fixtures)
 
 from diffusemix.ui import batch_export as batch_export_tab
-from diffusemix.ui.batch_export import batch_export
+from diffusemix.ui.batch_export import batch_export, stop_export
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
@@ -76,3 +76,90 @@ def test_export_refuses_too_many_outputs(ctx, tmp_path, monkeypatch):
     dataset = make_zip(tmp_path / "d.zip", {"cats/a.png": png_bytes(), "dogs/b.png": png_bytes()})
     with pytest.raises(gr.Error, match="2 images x 2 per image = 4 augmented images; the limit here is 3"):
         batch_export(dataset, ["snowy", "rain"], "", ["left"], "ramp", 8, 0.2, 0, 64, 1, False, ctx=ctx)
+
+
+# ---------------------------------------------------------------------------
+# bounded work (issue 8, "The app")
+# ---------------------------------------------------------------------------
+
+
+def test_exports_do_not_take_the_queue_slots_of_explore(ctx):
+    import app
+
+    demo = app.build_demo(ctx=ctx)
+    by_api = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    assert by_api["export"].concurrency_id != by_api["explore"].concurrency_id
+    assert by_api["explore"].concurrency_id == by_api["prompt_lab"].concurrency_id
+    assert by_api["export"].concurrency_limit == 1
+
+
+def test_zip_pixels_are_bounded_from_headers(ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(batch_export_tab, "MAX_ZIP_PIXELS", 3000)
+    dataset = make_zip(tmp_path / "d.zip", {f"cats/{i}.png": png_bytes(size=(40, 30)) for i in range(3)})
+    with pytest.raises(gr.Error, match=r"3 images of 3,600 pixels in all; the app takes up to 3,000"):
+        batch_export(dataset, ["snowy"], "", ["left"], "ramp", 8, 0.2, 0, 64, 1, False, ctx=ctx)
+
+
+def test_a_huge_image_in_a_zip_is_refused_before_decoding(ctx, tmp_path):
+    import io
+    import time
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buf, "PNG")  # 81 MP in a few KB
+    entries = {"cats/a.png": png_bytes(), **{f"dogs/{i}.png": buf.getvalue() for i in range(150)}}
+    dataset = make_zip(tmp_path / "bomb.zip", entries)
+    t0 = time.perf_counter()
+    with pytest.raises(gr.Error, match=r"dogs/0.png is 9,000 x 9,000 = 81,000,000 pixels") as err:
+        batch_export(dataset, ["snowy"], "", ["left"], "ramp", 8, 0.2, 0, 64, 1, False, ctx=ctx)
+    assert time.perf_counter() - t0 < 20 and "/tmp" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_one_gigabyte_member_is_streamed_not_read_whole(ctx, tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("cats/a.png", png_bytes())
+        with zf.open("dogs/big.png", "w", force_zip64=True) as member:
+            chunk = b"\0" * 2**24
+            for _ in range(64):  # 1 GiB of zeros: about 1 MB compressed
+                member.write(chunk)
+    assert path.stat().st_size < 8 * 2**20
+    dataset = upload(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(gr.Error, match=r"dogs/big.png unpacks to more than 64 MB"):
+            batch_export(dataset, ["snowy"], "", ["left"], "ramp", 8, 0.2, 0, 64, 1, False, ctx=ctx)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_a_stopped_export_gives_a_dataset_zip(ctx, tmp_path):
+    dataset = make_zip(tmp_path / "d.zip", {f"{c}/{i}.png": png_bytes((i * 20, 90, 40)) for c in ("cats", "dogs")
+                                            for i in range(6)})
+
+    class Request:
+        session_hash = "stop-me"
+
+    calls = []
+
+    def progress(*args, **kwargs):  # stop after the exporter has reported a few images
+        calls.append(args)
+        if len(calls) == 2:
+            stop_export(Request(), ctx=ctx)
+
+    summary, result = batch_export(dataset, ["snowy"], "", ["left"], "ramp", 8, 0.2, 0, 64, 1, True, Request(),
+                                   progress, ctx=ctx)
+    assert "run the same command" not in summary
+    assert summary.startswith("Stopped") and "The zip holds the" in summary
+    with zipfile.ZipFile(result) as zf:
+        names = set(zf.namelist())
+        rows = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
+    assert 0 < len(rows) < 12 and {r["file_name"] for r in rows} | {"metadata.jsonl"} == names
+    assert all(r["label"] in ("cats", "dogs") for r in rows)
+    assert not any(n.startswith("stages/") for n in names)

@@ -11,10 +11,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_helpers import clean_uploads, ctx, explore_args, upload  # noqa: F401 (fixtures)
+from app_helpers import CAR, clean_uploads, ctx, explore_args, upload  # noqa: F401 (fixtures)
 from PIL import Image
 
 from diffusemix.ui.explore import explore, make_downloads
+from diffusemix.ui.shared import mask_kind_changed
 from diffusemix.ui.shared import MAX_SEED, show_set
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -120,3 +121,48 @@ def test_prompt_set_picker_fills_the_checkboxes(ctx):
     assert show_set("art", ctx=ctx, check="all")["value"] == list(ctx.book.get("art"))
     with pytest.raises(gr.Error, match="unknown prompt set"):
         show_set("nope", ctx=ctx)
+
+
+def test_records_and_zip_rows_leave_the_fallback_notice_to_the_banner(tmp_path):
+    from diffusemix.editors.preview import PreviewEditor
+    from diffusemix.ui.shared import make_context, status_markdown
+
+    notice = "InstructPix2Pix could not be loaded from /work/some/checkout/path: " + "x" * 900
+    fallback = make_context(PreviewEditor(notice=notice))
+    _, _, records, _, state = explore(**explore_args(), ctx=fallback)
+    assert "notice" not in records["editor"] and "checkout" not in json.dumps(records)
+    files = make_downloads(state, ctx=fallback)["value"]
+    with zipfile.ZipFile(files[2]) as zf:
+        text = zf.read("records.jsonl").decode()
+    assert "checkout" not in text and "notice" not in text
+    assert "Why the preview" in status_markdown(fallback)  # the banner still says it
+
+
+def test_download_names_differ_per_image_and_run(ctx):
+    names = []
+    for image in (CAR, upload(Path(CAR).with_name("flower.jpg")), CAR):
+        *_, state = explore(**explore_args(image=image, seed=0), ctx=ctx)
+        names.append([Path(p).name for p in make_downloads(state, ctx=ctx)["value"]])
+    flat = [n for run in names for n in run]
+    assert len(set(flat)) == len(flat), flat
+    assert names[0][0].startswith("diffusemix-car-0-") and names[1][0].startswith("diffusemix-flower-0-")
+
+
+def test_seam_slider_follows_the_mask_kind():
+    assert mask_kind_changed("binary")["interactive"] is False
+    assert mask_kind_changed("ramp")["interactive"] is True
+
+
+def test_explore_defaults_match_the_page(ctx):
+    gallery, seed, records, _, _ = explore(CAR, ctx=ctx)
+    assert len(gallery) == 12 and seed == 0
+    assert [r["prompt"] for r in records["samples"]] == list(ctx.book.get())[:2]
+    assert records["recipe"]["size"] == 256 and records["recipe"]["mask"] == "ramp"
+
+
+def test_pixel_cap_is_read_from_the_header(ctx, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.new("1", (9000, 9000)).save(huge)  # 81 MP, a few KB on disk
+    with pytest.raises(gr.Error, match=r"huge.png is 9,000 x 9,000 = 81,000,000 pixels; the app takes") as err:
+        explore(**explore_args(image=upload(huge)), ctx=ctx)
+    assert "/" not in str(err.value)

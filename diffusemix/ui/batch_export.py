@@ -7,9 +7,11 @@ safely (``diffusemix.archive``) into a per-request folder, never served.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ import gradio as gr
 from diffusemix.archive import MAX_IMAGES as MAX_ZIP_IMAGES
 from diffusemix.archive import MAX_UNPACKED_MB as MAX_ZIP_UNPACKED_MB
 from diffusemix.archive import dataset_root, safe_extract, zip_folder
+from diffusemix import manifest
 from diffusemix.recipe import Recipe
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
+    MAX_IMAGE_PIXELS,
     MAX_SEED,
     MAX_SIZE,
     MAX_UPLOAD_MB,
@@ -32,19 +36,26 @@ from diffusemix.ui.shared import (
     by_key,
     chosen_prompts,
     current,
+    clear_toasts_on_success,
     generating,
+    header_size,
     gpu,
     make_recipe,
     mix_controls,
     progress_fn,
     prompt_controls,
     show_set,
+    scrub_paths,
     upload_path,
     user_errors,
 )
 
 #: Augmented images one run may make (images x prompts x copies).
 MAX_EXPORT_OUTPUTS = 10_000
+#: Decoded pixels of all the images of one zip (read from headers before anything is decoded): 1 GP.
+MAX_ZIP_PIXELS = 1_000_000_000
+#: Bytes one image of a zip may unpack to (unpacking streams and stops there).
+MAX_IMAGE_MB = 64
 
 
 # ---------------------------------------------------------------------------
@@ -106,8 +117,9 @@ def batch_export(
     try:
         # 2. unpack safely, find the class folders, check the size of the run
         progress(0, desc="Unpacking the zip")
-        n = safe_extract(path, work / "input")
+        n = safe_extract(path, work / "input", max_file_bytes=MAX_IMAGE_MB * 2**20)
         root = dataset_root(work / "input")
+        check_pixels(root)
         if n * recipe.samples_per_image > MAX_EXPORT_OUTPUTS:
             raise gr.Error(
                 f"{n} images x {recipe.samples_per_image} per image = {n * recipe.samples_per_image:,} augmented "
@@ -116,13 +128,22 @@ def batch_export(
             )
         # 3. run the exporter
         summary = _run_export(c.key, root, out, recipe, bool(save_stages), progress)
-        # 4. zip the result; the summary names the zip, not server folders
+        # 4. zip the result (a stopped run: what it made, as a dataset); the summary names no server folders
         progress(1.0, desc="Zipping the result")
-        archive = zip_folder(out, work / f"diffusemix-export-{recipe.seed}.zip")
+        archive = work / f"diffusemix-export-{Path(path).stem[:40]}-{recipe.seed}-{uuid.uuid4().hex[:6]}.zip"
+        stopped = bool(getattr(summary, "cancelled", False))
+        kept = partial_zip(out, archive) if stopped else None
+        if not stopped:
+            zip_folder(out, archive)
         shutil.rmtree(out, ignore_errors=True)
-        text = str(summary).replace(str(out), archive.name)
-        if getattr(summary, "cancelled", False):
-            text = "Stopped. The zip holds the images made so far, without metadata.jsonl.\n\n" + text
+        text = scrub_paths(str(summary).replace(str(out), archive.name))
+        if stopped:
+            text = "\n".join(line for line in text.splitlines() if "run the same command" not in line)
+            text = (
+                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders, "
+                "with their metadata.jsonl rows (labels included): it loads as a dataset. Saved stages and the "
+                "images not yet made are left out; press Export again to make the whole set.\n\n" + text
+            )
         return text, str(archive)
     finally:
         shutil.rmtree(work / "input", ignore_errors=True)
@@ -130,6 +151,50 @@ def batch_export(
             c.cancels.pop(session, None)
         c.cancels.pop(str(out), None)
         c.busy.discard(work)
+
+
+def check_pixels(root: Path) -> int:
+    """Decoded pixels of the unpacked images, read from their headers (nothing is decoded).
+
+    Refuses (gr.Error) one image over MAX_IMAGE_PIXELS or a zip over MAX_ZIP_PIXELS in all, so a
+    small zip cannot ask the server for minutes of decoding. Files that are not images are left to
+    the exporter, which lists them.
+    """
+    total = count = 0
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        name = p.relative_to(root).as_posix()
+        size = header_size(p)
+        if size is None:
+            continue
+        w, h = size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise gr.Error(f"{name} is {w:,} x {h:,} = {w * h:,} pixels; the app takes images up to "
+                           f"{MAX_IMAGE_PIXELS:,} pixels. Shrink it, or use the command line (python -m diffusemix "
+                           "export).")
+        total += w * h
+        count += 1
+    if total > MAX_ZIP_PIXELS:
+        raise gr.Error(f"The zip holds {count:,} images of {total:,} pixels in all; the app takes up to "
+                       f"{MAX_ZIP_PIXELS:,} pixels per export. Shrink the images, split the zip, or use the command "
+                       "line (python -m diffusemix export).")
+    return total
+
+
+def partial_zip(out: Path, archive: Path) -> int:
+    """A stopped export as a dataset: the outputs made so far and their metadata.jsonl rows.
+
+    Rows come from the exporter's journal (``manifest.collect``), in plan order, each with its
+    label; a row whose file is missing is left out, and so are saved stages and state files.
+    Returns how many images the zip holds.
+    """
+    lines, _errors, _pending = manifest.collect(out)
+    rows = [line for line in lines if (out / json.loads(line)["file_name"]).is_file()]
+    with zipfile.ZipFile(archive, "w") as zf:
+        for line in rows:
+            name = json.loads(line)["file_name"]
+            zf.write(out / name, name, compress_type=zipfile.ZIP_STORED)
+        zf.writestr(manifest.MANIFEST_NAME, "".join(line + "\n" for line in rows), compress_type=zipfile.ZIP_DEFLATED)
+    return len(rows)
 
 
 def stop_export(request: gr.Request = None, *, ctx: AppContext | None = None) -> None:  # type: ignore[assignment]
@@ -177,12 +242,15 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
 
     ui["set"].change(bind(show_set, ctx=ctx, check="all"), ui["set"], ui["prompts"], **QUICK)
     inputs = ["zip", "prompts", "extra", "layouts", "mask", "seam", "lam", "seed", "size", "copies", "stages"]
-    ui["run"].click(
+    # its own queue slot: an export never takes the slots Explore and the Prompt lab need
+    exported = ui["run"].click(
         bind(batch_export, ctx=ctx),
         [ui[k] for k in inputs],
         [ui["summary"], ui["result"]],
         api_name="export",
-        **generating(ctx),
+        concurrency_id="export",
+        concurrency_limit=1,
     )
+    clear_toasts_on_success(exported)
     ui["stop"].click(bind(stop_export, ctx=ctx), None, None, queue=False, api_visibility="private")
     return ui

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_success,
     current,
     editor_for,
     example_images,
@@ -80,7 +82,7 @@ def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str
 
 def _records(stages: Sequence[Stages], editor: Editor, recipe: Recipe) -> dict[str, Any]:
     return {
-        "editor": editor.describe(),
+        "editor": {k: v for k, v in editor.describe().items() if k != "notice"},  # the notice: banner only
         "recipe": recipe.to_dict(),
         "samples": [{**s.record.to_dict(), "degenerate": s.degenerate} for s in stages],
     }
@@ -177,7 +179,7 @@ def explore(
     stages = _run_augment(c.key, array, recipe, settings, path.name, picked, override, progress,
                           f"Î by {editor.name}")
     records = _records(stages, editor, recipe)
-    state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name}
+    state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name, "image": path.stem}
     gallery = gallery_items(stages, c.request_dir())
     return gallery, seed_used, records, _summary(stages, seed_used, editor), state
 
@@ -192,7 +194,8 @@ def make_downloads(state: dict[str, Any] | None, *, ctx: AppContext | None = Non
         raise gr.Error("Nothing to download yet: press Generate first.")
     stages: list[Stages] = state["stages"]
     out = c.request_dir()
-    stem = f"diffusemix-{state['seed']}"
+    # named by image, seed and run: two downloads never share a name
+    stem = f"diffusemix-{slug(state.get('image', 'image'), 30)}-{state['seed']}-{uuid.uuid4().hex[:6]}"
     fig = stage_grid(stages, editor=state["editor"])
     png = save_figure(fig, out / f"{stem}-figure.png")
     pdf = save_figure(fig, out / f"{stem}-figure.pdf")
@@ -318,13 +321,14 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
     ui["run"].click(lambda: gr.update(value=None, visible=False), None, ui["downloads"], **QUICK)
     inputs = ["image", "prompts", "extra", "layouts", "mask", "seam", "lam", "fractal", "fractal_name",
               "fractal_image", "seed", "randomize", "size", "steps", "guidance", "image_guidance", "strength"]
-    ui["run"].click(
+    generated = ui["run"].click(
         bind(explore, ctx=ctx),
         [ui[k] for k in inputs],
         [ui["stages_view"], ui["seed"], ui["records"], ui["summary"], ui["state"]],
         api_name="explore",
         **generating(ctx),
     )
+    clear_toasts_on_success(generated)
     ui["downloads_btn"].click(bind(make_downloads, ctx=ctx), ui["state"], ui["downloads"],
                               api_visibility="private", concurrency_limit=2)
 
@@ -338,10 +342,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui: dict[str, Any] = {}
                 ui["image"] = ImageFile(type="filepath", label="Input image I", height=260,
                                         sources=["upload", "clipboard"], elem_id="dm-explore-image")
-                gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
-                            examples_per_page=8)
                 ui.update(prompt_controls(ctx.book, check="two", prefix="dm-explore"))
                 ui["run"] = gr.Button("Generate", variant="primary", elem_id="dm-generate")
+                gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
+                            examples_per_page=8)
                 ui.update(mix_controls(open=True))
                 ui.update(_fractal_controls(ctx))
                 ui.update(_run_controls(ctx))

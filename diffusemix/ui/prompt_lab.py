@@ -28,6 +28,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_success,
     current,
     open_upload,
     example_images,
@@ -323,7 +324,9 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     ui["set"].change(bind(lab_set_text, ctx=ctx), ui["set"], ui["candidates"], **QUICK)
     inputs = [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"]]
     outputs = [ui["grid"], ui["keep"], ui["yaml"], ui["file"], ui["notes"], ui["state"]]
-    ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private", **generating(ctx))
+    made = ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private",
+                           **generating(ctx))
+    clear_toasts_on_success(made)
     # the API endpoint: the same work, plain values (no update dicts); its trigger is never shown
     ui["api"].click(bind(prompt_lab, ctx=ctx), inputs, outputs, api_name="prompt_lab", **generating(ctx))
     for trigger in (ui["show"].change, ui["keep"].change):

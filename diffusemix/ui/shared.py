@@ -241,6 +241,15 @@ def scrub_paths(text: str) -> str:
 IMAGE_HINT = "upload a PNG, JPEG, WebP, BMP or TIFF image"
 
 
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (no pixel is decoded), or None if it is no image."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+
+
 def image_pixels(path: Path, name: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
     """Width x height of an image file, read from its header only (nothing is decoded).
 
@@ -254,11 +263,10 @@ def image_pixels(path: Path, name: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -
         head = f.read(512).lstrip().lower()
     if path.suffix.lower() == ".svg" or head.startswith((b"<svg", b"<?xml")):
         raise gr.Error(f"{name} is an SVG drawing, which the app does not render: export it as PNG and upload that.")
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-        raise gr.Error(f"{name} is not an image Pillow can read: {IMAGE_HINT}.") from None
+    size = header_size(path)
+    if size is None:
+        raise gr.Error(f"{name} is not an image Pillow can read: {IMAGE_HINT}.")
+    w, h = size
     if w * h > max_pixels:
         raise gr.Error(
             f"{name} is {w:,} x {h:,} = {w * h:,} pixels; the app takes images up to {max_pixels:,} pixels. "
@@ -517,6 +525,32 @@ def show_set(set_name: str | None, *, ctx: AppContext | None = None, check: str 
 #: Events that only update the page: no queue, not in the API.
 QUICK: dict[str, Any] = {"queue": False, "api_visibility": "private"}
 
+PAPER_URL = "https://arxiv.org/abs/2405.14881"
+CODE_URL = "https://github.com/khawar-islam/diffuseMix"
+CITATION = """@inproceedings{islam2024diffusemix,
+  title     = {DiffuseMix: Label-Preserving Data Augmentation with Diffusion Models},
+  author    = {Islam, Khawar and Zaheer, Muhammad Zaigham and Mahmood, Arif and Nandakumar, Karthik},
+  booktitle = {CVPR},
+  year      = {2024}
+}"""
+
+#: Closes the error messages (toasts) still on the page: run after a success, so old errors go.
+CLEAR_TOASTS_JS = "() => { document.querySelectorAll('.toast-close').forEach((b) => b.click()); }"
+
+
+def page_header() -> str:
+    """The title, the method in one line, and links to the paper and the code."""
+    return (
+        "# DiffuseMix\nLabel-preserving data augmentation with diffusion models (CVPR 2024): "
+        "**A = (1 − λ) · (M ⊙ I + (1 − M) ⊙ Î) + λ · F**, and A keeps the label of I. "
+        f"[Paper (arXiv 2405.14881)]({PAPER_URL}) · [the authors' code]({CODE_URL}) · cite it: see below."
+    )
+
+
+def clear_toasts_on_success(event: Any) -> None:
+    """After ``event`` succeeds, close the error messages left from earlier tries."""
+    event.success(None, None, None, js=CLEAR_TOASTS_JS, **QUICK)
+
 
 def generating(ctx: AppContext) -> dict[str, Any]:
     """Event settings of the editor-bound events: they share the editor's queue slots."""
@@ -560,7 +594,13 @@ def mix_controls(*, open: bool) -> dict[str, Any]:
                                info="ramp: a linear seam (reference code); binary: the paper's hard edge")
         ctl["seam"] = gr.Slider(0, 64, value=20, step=1, label="Seam width (px, ramp only)")
         ctl["lam"] = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="λ (fractal weight)", info="A = (1 − λ) H + λ F")
+    ctl["mask"].change(mask_kind_changed, ctl["mask"], ctl["seam"], **QUICK)
     return ctl
+
+
+def mask_kind_changed(mask: str) -> Any:
+    """The seam slider only means something for the ramp mask: off with a binary one."""
+    return gr.update(interactive=mask == "ramp")
 
 
 

@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from collections.abc import Sequence
+from typing import Any
 
 import gradio as gr
 
@@ -44,6 +46,7 @@ from diffusemix.ui.shared import (
     launch_kwargs,
     make_context,
     page_header,
+    remove_work_folders,
     set_current,
     status_markdown,
 )
@@ -115,12 +118,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     global demo
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # atexit does not run on SIGTERM: clean up here
     try:
         demo = build_demo(args.editor, model=args.model, device=args.device, prompts_path=args.prompts,
                           fractal_dir=args.fractals, allow_save_prompts=args.allow_save_prompts)
     except DiffuseMixError as e:  # e.g. --editor instruct-pix2pix without weights: say what to do, no trace
         raise SystemExit(f"error: {e}") from None
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(demo.ctx))
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (docker stop, systemd, a Space restarting): remove the work folders, close, exit."""
+    remove_work_folders()
+    try:
+        if "demo" in globals():
+            demo.close()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -185,8 +185,12 @@ def test_sigterm_removes_the_work_folder(tmp_path):
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while not list(tmp_path.glob("diffusemix-app-*/fractal-thumbnails/*.png")) and time.time() < deadline:
+        up = False
+        while not up and time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
+            with socket.socket() as s:
+                up = s.connect_ex(("127.0.0.1", port)) == 0
+        assert up, "the app did not start"
         assert list(tmp_path.glob("diffusemix-app-*")), "the app made no work folder"
         proc.terminate()  # SIGTERM
         assert proc.wait(timeout=60) is not None

@@ -154,6 +154,12 @@ def by_key(key: str) -> AppContext:
     return _CONTEXTS[key]
 
 
+def remove_work_folders() -> None:
+    """Delete every context's work folder (stage PNGs, zips, unpacked uploads): at exit and on SIGTERM."""
+    for c in list(_CONTEXTS.values()):
+        shutil.rmtree(c.workdir, ignore_errors=True)
+
+
 def set_current(ctx: AppContext) -> None:
     """Make ``ctx`` the one handlers use when called without ``ctx=`` (the demo just built)."""
     global _CONTEXT

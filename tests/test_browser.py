@@ -188,3 +188,70 @@ def test_batch_export_of_a_zip(page, tmp_path):
     assert "made:             27 image(s)" in summary and "2 classes (cars, flowers)" in summary
     page.wait_for_function("document.querySelector('#dm-export-result').innerText.includes('.zip')")
     _screenshot(page, "batch_export.png", tmp_path)
+
+
+@pytest.fixture
+def laptop(browser, server):
+    """A 1440 x 900 window, as on a laptop."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    pg.goto(server)
+    pg.wait_for_selector("#dm-generate")
+    yield pg
+    context.close()
+
+
+def test_generate_is_above_the_fold_at_1440x900(laptop):
+    box = laptop.locator("#dm-generate").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900, box
+
+
+def test_page_links_the_paper_the_code_and_a_citation(laptop):
+    hrefs = laptop.eval_on_selector_all("#dm-title a", "els => els.map(e => e.href)")
+    assert "https://arxiv.org/abs/2405.14881" in hrefs and any("github.com" in h for h in hrefs)
+    laptop.locator("#dm-cite").get_by_text("Cite DiffuseMix").click()
+    assert "@inproceedings{islam2024diffusemix" in laptop.locator("#dm-cite").inner_text()
+
+
+def test_seam_slider_is_off_with_a_binary_mask(laptop):
+    from playwright.sync_api import expect
+
+    seam = laptop.get_by_label("Seam width (px, ramp only)").first  # Explore's (Export's is folded)
+    expect(seam).to_be_enabled()
+    laptop.get_by_label("binary").first.check()
+    expect(seam).to_be_disabled()
+    laptop.get_by_label("ramp").first.check()
+    expect(seam).to_be_enabled()
+
+
+def test_an_old_error_goes_after_a_success(laptop):
+    laptop.locator("#dm-generate").click()
+    laptop.get_by_text("No image: upload one").first.wait_for()
+    laptop.locator("#dm-explore-image input[type=file]").set_input_files(str(EXAMPLES / "car.jpg"))
+    laptop.wait_for_selector("#dm-explore-image img")
+    laptop.locator("#dm-generate").click()
+    laptop.wait_for_function("document.querySelectorAll('#dm-stages img').length >= 12")
+    laptop.get_by_text("No image: upload one").first.wait_for(state="detached")
+
+
+def test_sixteen_bit_png_upload_in_the_page(laptop, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    png = tmp_path / "grey16.png"
+    Image.fromarray(np.full((40, 60), 20_000, np.uint16)).save(png)
+    laptop.locator("#dm-explore-image input[type=file]").set_input_files(str(png))
+    laptop.wait_for_selector("#dm-explore-image img")
+    laptop.locator("#dm-generate").click()
+    laptop.wait_for_function("document.querySelectorAll('#dm-stages img').length >= 12")
+    summary = laptop.locator("#dm-summary").inner_text()
+    assert "seed" in summary
+    first = laptop.eval_on_selector("#dm-stages img", "img => img.src")
+    import httpx
+
+    data = httpx.get(first).content
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        assert abs(im.convert("L").getpixel((5, 5)) - 78) <= 2

@@ -69,6 +69,8 @@ def test_preview_tiles_say_when_a_prompt_has_no_look(ctx):
         ("snowy", False),
         ("watercolor art", False),
         ("a snowy day", False),
+        ("a sketch with crayon", False),  # in the paper's set
+        ("a castle", True),
         ("sunset", False),
         ("ukiyo-e", False),
     ],

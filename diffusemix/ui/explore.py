@@ -342,8 +342,9 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui: dict[str, Any] = {}
                 ui["image"] = ImageFile(type="filepath", label="Input image I", height=260,
                                         sources=["upload", "clipboard"], elem_id="dm-explore-image")
-                ui.update(prompt_controls(ctx.book, check="two", prefix="dm-explore"))
+                # Generate under the image: above the fold at 1440 x 900, where the results appear
                 ui["run"] = gr.Button("Generate", variant="primary", elem_id="dm-generate")
+                ui.update(prompt_controls(ctx.book, check="two", prefix="dm-explore"))
                 gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
                             examples_per_page=8)
                 ui.update(mix_controls(open=True))

@@ -80,20 +80,24 @@ def content_warning(prompt: str) -> str | None:
 
     DiffuseMix's prompts are filters (a season, weather, light, an art style:
     "snowy", "sunset", "watercolor art") so that Î keeps the label of I. A
-    simple heuristic flags a prompt that starts with an article or a number
-    ("a dog"; not "a snowy day": it has a look word), links things ("… with …", "… holding …"), names a common object
-    or being, or runs past six words. It only warns; the prompt still runs.
+    simple heuristic flags a prompt that names a common object or being
+    ("dog", "man", "car"); else, unless it has a look word ("snowy",
+    "sketch", "sunset": "a sketch with crayon" passes), one that starts with
+    an article or a number ("a castle"), links things ("… holding …"), or
+    runs past six words. It only warns; the prompt still runs.
     """
     text = " " + " ".join(prompt.lower().split()) + " "
     words = [w.strip(".,;:!?'\"") for w in text.split()]
-    if text.lstrip().startswith(_CONTENT_STARTS) and not any(w in _FILTER_WORDS for w in words):
+    thing = next((w for w in words if w in _CONTENT_WORDS), None)
+    if thing:
+        return f"names a thing ('{thing}')"
+    if any(w in _FILTER_WORDS for w in words):
+        return None  # "a snowy day", "a sketch with crayon": a look
+    if text.lstrip().startswith(_CONTENT_STARTS):
         return "starts like a description of a thing"
     link = next((k.strip() for k in _CONTENT_LINKS if k in text), None)
     if link:
         return f"links things ('{link}')"
-    thing = next((w for w in words if w in _CONTENT_WORDS), None)
-    if thing:
-        return f"names a thing ('{thing}')"
     if len(words) > 6:
         return "is long for a filter"
     return None

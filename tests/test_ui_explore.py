@@ -79,6 +79,7 @@ def test_explore_picked_and_uploaded_fractals(ctx, tmp_path):
         ({"seed": "abc"}, "seed must be a number"),
         ({"extra_prompts": "a, b, c, d, e, f, g, h, i, j, k, l, m"}, "at most 12"),
         ({"fractal": "pick", "fractal_name": None}, "Pick a fractal"),
+        ({"fractal": "pick", "fractal_name": "../../etc/passwd"}, "is not one of its 128 names"),
         ({"fractal": "upload"}, "Upload a fractal image"),
         ({"fractal": "mandelbrot"}, "fractal must be one of"),
         ({"image": "/etc/hostname"}, "must be an uploaded file"),

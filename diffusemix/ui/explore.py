@@ -43,6 +43,7 @@ from diffusemix.ui.shared import (
     mix_controls,
     open_upload,
     prompt_controls,
+    scrub_paths,
     show_set,
     slug,
     upload_path,
@@ -168,8 +169,11 @@ def explore(
     array = prepare(open_upload(path, "image"), recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
-        if not fractal_name or fractal_name not in c.fractals:
+        if not fractal_name:
             raise gr.Error("Pick a fractal from the set (click one in the fractal gallery), or choose 'random'.")
+        if fractal_name not in c.fractals:
+            raise gr.Error(f"Pick a fractal from the set: {scrub_paths(fractal_name)[:80]!r} is not one of its "
+                           f"{len(c.fractals)} names (e.g. {c.fractals.names[0]!r}); or choose 'random'.")
         picked = fractal_name
     elif fractal == "upload":
         if fractal_image is None:

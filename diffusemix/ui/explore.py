@@ -29,7 +29,6 @@ from diffusemix.ui.shared import (
     MIN_SIZE,
     QUICK,
     AppContext,
-    ImageFile,
     _run_augment,
     as_int,
     bind,
@@ -39,6 +38,7 @@ from diffusemix.ui.shared import (
     editor_for,
     example_images,
     generating,
+    image_file,
     make_recipe,
     mix_controls,
     open_upload,
@@ -273,7 +273,7 @@ def _fractal_controls(ctx: AppContext) -> dict[str, Any]:
         ui["fractal_gallery"] = gr.Gallery([path for path, _ in ctx.thumbnails], columns=6, height=230,
                                            allow_preview=False, label="Fractal set", show_label=False,
                                            format="png", buttons=[], elem_id="dm-fractals")
-        ui["fractal_image"] = ImageFile(type="filepath", label="Your fractal image", height=180, visible=False,
+        ui["fractal_image"] = image_file(label="Your fractal image", height=180, visible=False,
                                         sources=["upload", "clipboard"])
     return ui
 
@@ -344,7 +344,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=340):
                 ui: dict[str, Any] = {}
-                ui["image"] = ImageFile(type="filepath", label="Input image I", height=260,
+                ui["image"] = image_file(label="Input image I", height=260,
                                         sources=["upload", "clipboard"], elem_id="dm-explore-image")
                 # Generate under the image: above the fold at 1440 x 900, where the results appear
                 ui["run"] = gr.Button("Generate", variant="primary", elem_id="dm-generate")

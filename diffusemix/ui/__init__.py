@@ -2,6 +2,7 @@
 
     shared        the context (one editor for every user), boundary checks, error mapping,
                   the ZeroGPU ``gpu`` shim, the status banner, page parts two tabs use
+    uploads       uploaded files: allowed places, header checks (kind, pixels), library decoding
     explore       the Explore tab: handlers (``explore`` = ``/explore``) and layout
     prompt_lab    the Prompt lab tab: handlers (``prompt_lab`` = ``/prompt_lab``) and layout
     batch_export  the Batch export tab: handlers (``batch_export`` = ``/export``) and layout

@@ -38,7 +38,6 @@ from diffusemix.ui.shared import (
     current,
     clear_toasts_on_success,
     generating,
-    header_size,
     gpu,
     make_recipe,
     mix_controls,
@@ -46,9 +45,9 @@ from diffusemix.ui.shared import (
     prompt_controls,
     show_set,
     scrub_paths,
-    upload_path,
     user_errors,
 )
+from diffusemix.ui.uploads import header_size, upload_path
 
 #: Augmented images one run may make (images x prompts x copies).
 MAX_EXPORT_OUTPUTS = 10_000

@@ -38,18 +38,16 @@ from diffusemix.ui.shared import (
     editor_for,
     example_images,
     generating,
-    image_file,
     make_recipe,
     mix_controls,
-    open_upload,
     prompt_controls,
     scrub_paths,
     show_set,
     slug,
-    upload_path,
     user_errors,
     write_png,
 )
+from diffusemix.ui.uploads import image_file, open_upload, upload_path
 
 #: Explore: prompts per run.
 MAX_EXPLORE_PROMPTS = 12

@@ -30,14 +30,13 @@ from diffusemix.ui.shared import (
     chosen_prompts,
     clear_toasts_on_success,
     current,
-    open_upload,
     example_images,
     generating,
     make_recipe,
-    upload_path,
     user_errors,
     write_png,
 )
+from diffusemix.ui.uploads import open_upload, upload_path
 
 #: Prompt lab: images and candidate prompts per grid.
 MAX_LAB_IMAGES = 8

@@ -5,7 +5,7 @@
 * ``gpu``: ``spaces.GPU`` on a ZeroGPU Space, a no-op elsewhere;
   ``_run_augment`` is the GPU-bound step of Explore and the Prompt lab.
 * ``user_errors``: the library's ``ValueError`` s become ``gr.Error`` messages.
-* checks at the boundary: uploaded paths, prompts, numbers, the Recipe.
+* checks at the boundary: prompts, numbers, the Recipe (uploads: ``uploads``).
 * ``status_markdown``: the banner that says which editor makes Î.
 * page parts two tabs use: the prompt and mask controls, ``bind``, CSS and
   ``launch_kwargs``.
@@ -32,14 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image, UnidentifiedImageError
 
 from diffusemix.editors import Editor, load_editor
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
 from diffusemix.functional import LAYOUTS, MASK_KINDS
-from diffusemix.images import load_image
 from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
 from diffusemix.recipe import Recipe
 
@@ -241,97 +239,6 @@ def scrub_paths(text: str) -> str:
     for root in _server_roots():
         text = re.sub(re.escape(root) + r"(/[^\s'\"]*)?", lambda m: Path(m.group(0)).name, text)
     return text
-
-
-#: What the page asks for when an upload is not an image it can use.
-IMAGE_HINT = "upload a PNG, JPEG, WebP, BMP or TIFF image"
-
-
-def header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header (no pixel is decoded), or None if it is no image."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-        return None
-
-
-def image_pixels(path: Path, name: str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> int:
-    """Width x height of an image file, read from its header only (nothing is decoded).
-
-    Raises gr.Error saying what to do when the file is empty, an SVG drawing,
-    not an image, or more than ``max_pixels``.
-    """
-    size = path.stat().st_size
-    if size == 0:
-        raise gr.Error(f"{name} is empty (0 bytes): {IMAGE_HINT}.")
-    with open(path, "rb") as f:
-        head = f.read(512).lstrip().lower()
-    if path.suffix.lower() == ".svg" or head.startswith((b"<svg", b"<?xml")):
-        raise gr.Error(f"{name} is an SVG drawing, which the app does not render: export it as PNG and upload that.")
-    size = header_size(path)
-    if size is None:
-        raise gr.Error(f"{name} is not an image Pillow can read: {IMAGE_HINT}.")
-    w, h = size
-    if w * h > max_pixels:
-        raise gr.Error(
-            f"{name} is {w:,} x {h:,} = {w * h:,} pixels; the app takes images up to {max_pixels:,} pixels. "
-            "Shrink it and upload it again (the command line, python -m diffusemix export, takes larger ones)."
-        )
-    return w * h
-
-
-def open_upload(value: Any, what: str) -> Image.Image:
-    """An uploaded image, checked from its header, then decoded by the library's ``load_image``
-    (16-bit and float images scaled, not clipped; EXIF orientation; alpha over white)."""
-    path = upload_path(value, what)
-    image_pixels(path, path.name)
-    try:
-        return load_image(path, max_pixels=MAX_IMAGE_PIXELS)
-    except DiffuseMixError as e:
-        reason = str(e).replace(f"image '{path}'", path.name)
-        raise gr.Error(f"{scrub_paths(reason)}: save it again with an image editor, or {IMAGE_HINT}.") from None
-
-
-def _file_path(payload: Any) -> str | None:
-    """The uploaded file's path, untouched (no decoding)."""
-    return None if payload is None else payload.path
-
-
-def image_file(**kwargs: Any) -> gr.Image:
-    """A ``gr.Image`` upload whose handler gets the uploaded file untouched (its path).
-
-    ``gr.Image`` decodes an upload itself before the handler runs: it clips
-    16-bit PNGs to white and answers a bad file with Gradio's internal error.
-    This one leaves decoding to ``open_upload`` (the library's loader). (Not a
-    subclass: Gradio writes a .pyi stub beside any module that defines one.)
-    """
-    component = gr.Image(type="filepath", **kwargs)
-    component.preprocess = _file_path  # type: ignore[method-assign]
-    return component
-
-
-def _allowed_roots() -> list[Path]:
-    """Where files a handler opens may live: gradio's upload folder and the bundled assets."""
-    from gradio.utils import get_upload_folder
-
-    return [Path(get_upload_folder()).resolve(), ASSETS_DIR.resolve()]
-
-
-def upload_path(value: Any, what: str) -> Path:
-    """The path of an uploaded file, refusing anything but gradio's uploads and the bundled assets."""
-    if isinstance(value, dict):  # a FileData dict
-        value = value.get("path")
-    if isinstance(value, (list, tuple)) and value:  # a (path, caption) gallery item
-        value = value[0]
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise gr.Error(f"No {what} was given.")
-    path = Path(value).resolve()
-    if not any(path.is_relative_to(root) for root in _allowed_roots()):
-        raise gr.Error(f"The {what} must be an uploaded file.")
-    if not path.is_file():
-        raise gr.Error(f"The {what} upload is missing on the server; upload it again.")
-    return path
 
 
 def chosen_prompts(set_prompts: Sequence[str] | None, extra: str | None, *, limit: int) -> tuple[str, ...]:

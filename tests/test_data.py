@@ -398,3 +398,28 @@ def test_set_transform_on_a_cache_gives_the_datasets_a(cache_dir: Path, fractals
             a, y = ds[by_key[entry.key]]
             assert torch.equal(batch["image"][k], a) and batch["label"][k] == y
     assert "rows=21" in repr(mix) and "NOT DiffuseMix data" in repr(mix)
+
+
+@pytest.mark.slow
+def test_a_cache_made_by_a_diffusion_model_trains_without_warning(
+    tiny_ip2p_dir: Path, fractals: FractalSet, tmp_path: Path
+) -> None:
+    """A real (tiny, random-weight) InstructPix2Pix pipeline makes the cache: no preview warning."""
+    data = make_dataset(tmp_path / "data", classes=("a", "b"), per_class=1)
+    out = tmp_path / "cache"
+    export_dataset(
+        data,
+        out,
+        recipe=Recipe(size=32, prompts=("snowy",), seam=4),
+        editor=load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), device="cpu", steps=2),
+        fractals=fractals,
+        options=ExportOptions(cache=True),
+        progress_bar=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no preview warning
+        ds = DiffuseMixDataset(out, fractals=fractals.folder, include_originals=True, transform=to_tensor)
+    assert ds.cache.editors == ("instruct-pix2pix",) and not ds.cache.from_preview
+    assert "instruct-pix2pix" in ds.summary() and "WARNING" not in ds.summary() and "NOT" not in repr(ds)
+    a, y = ds[0]
+    assert a.shape == (3, 32, 32) and y == 0 and len(ds) == 3 + 3

@@ -405,7 +405,8 @@ def _journal_lines(out: Path) -> int:
         return 0
 
 
-def test_sigkill_mid_run_then_resume_gives_identical_files(tmp_path: Path, fractal_dir: Path) -> None:
+@pytest.mark.parametrize("mode", ["--save-stages", "--cache"])
+def test_sigkill_mid_run_then_resume_gives_identical_files(tmp_path: Path, fractal_dir: Path, mode: str) -> None:
     data = make_dataset(tmp_path / "data", per_class=20, size=(96, 128))  # 61 images x 2 prompts
     args = [
         "--editor",
@@ -417,7 +418,7 @@ def test_sigkill_mid_run_then_resume_gives_identical_files(tmp_path: Path, fract
         "--fractals",
         str(fractal_dir),
         "--no-progress",
-        "--save-stages",
+        mode,  # an export with its stages, or a cache (I once per image and Î)
         "--batch-size",
         "4",
     ]

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .recipe import PRESETS
 
     parser = argparse.ArgumentParser(
-        prog="python -m diffusemix",
+        prog="diffusemix" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix",  # console script
         description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{export,merge,fractals}")

@@ -81,8 +81,11 @@ _TOP_KEYS = ("default", "sets")
 
 
 def default_prompts_path() -> Path:
-    """The shipped ``prompts.yaml`` at the repository root."""
-    return Path(__file__).resolve().parent.parent / "prompts.yaml"
+    """The shipped ``prompts.yaml`` (the repository's top-level file; inside an
+    installed wheel, its packaged copy: see :mod:`diffusemix.resources`)."""
+    from .resources import shipped_path
+
+    return shipped_path("prompts.yaml")
 
 
 # ---------------------------------------------------------------------------

@@ -63,6 +63,8 @@ def export_dataset(
     Raises:
         DiffuseMixError: bad input or output folders, or an output folder made
             with other settings; raised before any work.
+        EditorLoadError: the editor's model cannot be loaded (it is loaded
+            before anything is written, so a failed load leaves no run.json).
     """
     t0 = time.perf_counter()
     inp, out = Path(input_dir), Path(output_dir)
@@ -76,6 +78,9 @@ def export_dataset(
     if not fractals.names:
         raise DiffuseMixError("the fractal set has no images; pass a folder of fractal images")
     check_foreign_output(out)
+    load = getattr(editor, "load", None)
+    if callable(load):  # a model that cannot be loaded stops the run here, before run.json or any file is written
+        load()
     settings = run_settings(scan, recipe, editor, fractals, options)
 
     # 2. open the output (settings, this shard's leftovers), record the plan, read what is finished
@@ -131,6 +136,7 @@ def export_dataset(
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
         editor=str(editor.describe().get("summary") or editor.name),
+        preview=not getattr(editor, "is_diffusion", True),
     )
 
 

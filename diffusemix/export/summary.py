@@ -33,6 +33,7 @@ class ExportSummary:
     editor: str = ""
     notes: list[str] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of files that are not inputs
+    preview: bool = False  # Î came from the preview editor (a stand-in): the head line says so
 
     @property
     def images_per_second(self) -> float:
@@ -43,6 +44,8 @@ class ExportSummary:
         head += f" in {self.seconds:.1f} s"
         if self.shard[1] > 1:
             head += f" (shard {self.shard[0]}/{self.shard[1]})"
+        if self.preview:
+            head += " with the PREVIEW editor: a preview dataset (Î from colour filters, not a diffusion model)"
         labels = self.label_mode
         if labels == "class folders":
             cls = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")

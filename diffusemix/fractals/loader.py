@@ -37,8 +37,11 @@ _MAX_FILE_BYTES = 256 * 1024**2  # a fractal file larger than this is not read
 
 
 def default_fractal_dir() -> Path:
-    """The set shipped with the repository: ``<repo>/assets/fractals``."""
-    return Path(__file__).resolve().parents[2] / "assets" / "fractals"
+    """The set shipped with the repository: ``<repo>/assets/fractals`` (inside an
+    installed wheel, its packaged copy: see :mod:`diffusemix.resources`)."""
+    from ..resources import shipped_path
+
+    return shipped_path("assets/fractals")
 
 
 def _scan(folder: Path) -> list[tuple[str, Path]]:

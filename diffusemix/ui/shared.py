@@ -40,11 +40,12 @@ from diffusemix.fractals import FractalSet
 from diffusemix.functional import LAYOUTS, MASK_KINDS
 from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
 from diffusemix.recipe import Recipe
+from diffusemix.resources import shipped_path
 
 logger = logging.getLogger("diffusemix.app")
 
 ROOT_DIR = Path(__file__).resolve().parent.parent.parent  # the checkout: app.py, assets/, prompts.yaml
-ASSETS_DIR = ROOT_DIR / "assets"
+ASSETS_DIR = shipped_path("assets/examples").parent  # the checkout's assets/, or an installed wheel's copy
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 
 

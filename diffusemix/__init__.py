@@ -25,12 +25,15 @@ _EXPORTS: dict[str, str] = {
     "degenerate_reason": "functional",
     "LAYOUTS": "functional",
     "MASK_KINDS": "functional",
+    "ARITHMETICS": "functional",
+    "mix_reference": "functional",
     # settings and draws
     "Recipe": "recipe",
     "SampleRecord": "recipe",
     "PRESETS": "recipe",
     "get_preset": "recipe",
     "draw": "recipe",
+    "draw_prompts": "recipe",
     # running
     "Stages": "engine",
     "STAGE_NAMES": "engine",

@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--mask",
-        choices=("ramp", "binary"),
+        choices=("linspace", "ramp", "binary"),
         default=None,
-        help="ramp (linear seam, the reference code) or binary (the paper's equation) (preset: ramp)",
+        help="linspace (the authors' ramp: np.linspace(0, 1, seam) across the seam), ramp (a centred ramp, "
+        "seam pixels all mixed) or binary (the paper's equation: a hard edge) (preset: linspace)",
     )
     g.add_argument(
         "--seam", type=int, metavar="PX", default=None, help="ramp width in pixels at the output size (preset: 20)"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from .editors.base import CancelToken, Editor, EditRequest, EditResult, ProgressFn
-from .functional import make_mask, mix
+from .functional import ARITHMETICS, make_mask, mix, mix_reference
 from .recipe import Recipe, SampleRecord, draw
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,8 +95,13 @@ def apply_record(
 ) -> Stages:
     """Apply a drawn record to (I, Î, F): deterministic, no randomness.
 
+    The one mixing path: the app, the exporter and the training dataset all
+    call it, so an image is the same whichever of them made it.
+
     Args:
-        record: the sample's choices (layout, mask kind, seam, λ).
+        record: the sample's choices (layout, mask kind, seam, λ) and the
+            arithmetic (``reference``: the authors' code bit for bit;
+            ``rounded``: see :mod:`diffusemix.functional`).
         image: I, uint8 (S, S, 3).
         generated: Î, uint8, same shape.
         fractal: F, uint8, same shape.
@@ -108,9 +113,16 @@ def apply_record(
         raise ValueError(
             f"I, Î and F must be uint8 arrays; got {image.dtype}, {generated.dtype}, {fractal.dtype}"
         )
+    if record.arithmetic not in ARITHMETICS:
+        raise ValueError(f"record.arithmetic must be one of {', '.join(ARITHMETICS)}; got {record.arithmetic!r}")
     h, w = image.shape[:2]
     m = make_mask(h, w, record.layout, kind=record.mask, seam=record.seam)  # type: ignore[arg-type]
-    hyb, aug = mix(image, generated, fractal, m, record.lam)
+    if record.arithmetic == "reference":
+        hyb, aug = mix_reference(
+            image, generated, fractal, record.layout, record.lam, kind=record.mask, seam=record.seam  # type: ignore[arg-type]
+        )
+    else:
+        hyb, aug = mix(image, generated, fractal, m, record.lam)
     return Stages(
         input=image,
         generated=generated,

@@ -72,7 +72,7 @@ def sample_label(stages: Stages) -> str:
     lines = textwrap.wrap(f"“{r.prompt}”", 22) or ["“”"]
     if len(lines) > 2:
         lines = [lines[0], lines[1][:21] + "…”"]
-    mask = f"{r.mask} {r.seam} px" if r.mask == "ramp" else r.mask
+    mask = f"{r.mask} {r.seam} px" if r.mask != "binary" else r.mask
     text = "\n".join(lines) + f"\nλ = {r.lam:.2f} · {r.layout}\n{mask}"
     if stages.degenerate:
         text += "\n(Î degenerate)"

@@ -20,8 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .functional import LAYOUTS, MASK_KINDS
 from .errors import PromptFileError
+from .functional import ARITHMETICS, LAYOUTS, MASK_KINDS
 from .images import MAX_SIZE, RESIZE_MODES
 from .prompts import PAPER_PROMPTS, QUICK_PROMPTS, check_prompts
 
@@ -31,6 +31,7 @@ __all__ = [
     "PRESETS",
     "get_preset",
     "draw",
+    "draw_prompts",
     "RESIZE_MODES",
 ]
 
@@ -61,16 +62,25 @@ class Recipe:
     # How I is brought to S x S: "resize" (plain, aspect not kept: the paper)
     # or "center-crop" (short side to S, then the centre).
     resize: str = "resize"
-    # Filter-like prompts; each multiplies the dataset (the paper's nine + "rain",
-    # as in prompts.yaml's default set).
+    # Filter-like prompts (the authors' nine, as in prompts.yaml's default set).
     prompts: tuple[str, ...] = PAPER_PROMPTS
+    # "all": every prompt for every image (the authors' code; the dataset grows
+    # x len(prompts)); or k: k distinct prompts drawn per image from the seed
+    # (the paper's text draws one: k = 1 gives a dataset the size of the input).
+    prompts_per_image: int | str = "all"
     # Mask layouts drawn from, named by where I is kept. The reference code
     # draws "horizontal" (= left) or "vertical" (= top).
     layouts: tuple[str, ...] = ("left", "top")
-    # "ramp" (linear seam, the reference code) or "binary" (the paper's equation).
-    mask: str = "ramp"
+    # "linspace" (the authors' ramp: np.linspace(0, 1, seam) across the seam),
+    # "ramp" (a centred ramp: seam pixels all mixed, mirror-exact at odd sizes)
+    # or "binary" (the paper's equation: a hard edge).
+    mask: str = "linspace"
     # Ramp width in pixels at the output size (20 px at 256 in the reference).
     seam: int = 20
+    # How H and A are computed from uint8 images: "reference" (the authors'
+    # code bit for bit: truncation, A from the uint8 H) or "rounded" (float32,
+    # A from the unrounded H, rounded to the nearest grey level).
+    arithmetic: str = "reference"
     # Fractal blend weight λ: a number, or (low, high) to draw uniformly from.
     lam: float | tuple[float, float] = 0.2
     # Generated images per (image, prompt).
@@ -111,6 +121,17 @@ class Recipe:
             raise _err("layouts", self.layouts, "must not repeat a layout")
         if self.mask not in MASK_KINDS:
             raise _err("mask", self.mask, f"must be one of {', '.join(MASK_KINDS)}")
+        if self.arithmetic not in ARITHMETICS:
+            raise _err("arithmetic", self.arithmetic, f"must be one of {', '.join(ARITHMETICS)}")
+        ppi = self.prompts_per_image
+        if ppi != "all":
+            if not isinstance(ppi, (int, np.integer)) or isinstance(ppi, bool) or not 1 <= ppi <= len(self.prompts):
+                raise _err(
+                    "prompts_per_image",
+                    ppi,
+                    f'must be "all" or a whole number from 1 to the number of prompts ({len(self.prompts)})',
+                )
+            object.__setattr__(self, "prompts_per_image", int(ppi))
         if not isinstance(self.seam, (int, np.integer)) or isinstance(self.seam, bool) or self.seam < 0:
             raise _err("seam", self.seam, "must be a whole number of pixels >= 0")
         if self.seam > self.size:
@@ -143,9 +164,14 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     @property
+    def prompts_each(self) -> int:
+        """How many prompts each image gets (all of them, or ``prompts_per_image``)."""
+        return len(self.prompts) if self.prompts_per_image == "all" else int(self.prompts_per_image)
+
+    @property
     def samples_per_image(self) -> int:
         """How many augmented images one input image yields."""
-        return len(self.prompts) * self.images_per_prompt
+        return self.prompts_each * self.images_per_prompt
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -165,12 +191,16 @@ class Recipe:
 
 
 PRESETS: dict[str, Recipe] = {
-    # The reference defaults (METHOD.md): 256 px plain resize, the paper's
-    # prompts, the reference code's two layouts with a 20 px ramp, λ = 0.2.
+    # The authors' code (METHOD.md): 256 px plain resize, their nine prompts,
+    # every prompt for every image, their two layouts with their 20 px ramp,
+    # λ = 0.2, their arithmetic: H and A equal theirs bit for bit.
     "paper": Recipe(),
-    # The paper's equation literally: a hard binary mask, all four layouts.
-    "paper-binary": Recipe(mask="binary", seam=0, layouts=("left", "right", "top", "bottom")),
-    # A quick start: two prompts, as the authors advise.
+    # The paper's equation literally: a hard binary mask, all four layouts,
+    # rounded arithmetic.
+    "paper-binary": Recipe(
+        mask="binary", seam=0, layouts=("left", "right", "top", "bottom"), arithmetic="rounded"
+    ),
+    # A quick start: two prompts, as the authors advise (otherwise "paper").
     "quick": Recipe(prompts=QUICK_PROMPTS),
 }
 
@@ -198,6 +228,10 @@ class SampleRecord:
         seed: the editor's noise seed (after any degenerate-output retry).
         size: output side in pixels.
         attempts: generations made for this sample (1 unless retried).
+        arithmetic: how H and A were computed (``reference`` or ``rounded``;
+            rows written before this field existed were ``rounded``).
+        resize: how the source image became ``size`` x ``size``
+            (``resize`` or ``center-crop``).
     """
 
     source: str
@@ -211,6 +245,8 @@ class SampleRecord:
     seed: int
     size: int
     attempts: int = 1
+    arithmetic: str = "rounded"
+    resize: str = "resize"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,6 +263,22 @@ def _key_words(text: str) -> tuple[int, ...]:
     return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
 
 
+def draw_prompts(recipe: Recipe, source: str) -> tuple[str, ...]:
+    """The prompts image ``source`` gets, in recipe order.
+
+    All of them for ``prompts_per_image="all"``; otherwise k distinct prompts
+    drawn without replacement from a generator seeded by (master seed,
+    ``source``) alone, so the same seed gives the same draw whatever the
+    order in which images are visited, sharded or resumed.
+    """
+    if recipe.prompts_per_image == "all":
+        return recipe.prompts
+    k = int(recipe.prompts_per_image)
+    ss = np.random.SeedSequence(entropy=recipe.seed, spawn_key=(*_key_words(source), *_key_words("\0prompts")))
+    picked = np.random.default_rng(ss).choice(len(recipe.prompts), size=k, replace=False)
+    return tuple(recipe.prompts[i] for i in sorted(int(i) for i in picked))
+
+
 def draw(recipe: Recipe, source: str, fractal_names: Sequence[str]) -> list[SampleRecord]:
     """Draw the records for one image: one per (prompt, copy), prompts in recipe order.
 
@@ -237,14 +289,16 @@ def draw(recipe: Recipe, source: str, fractal_names: Sequence[str]) -> list[Samp
             order, e.g. ``FractalSet.names``).
 
     Returns:
-        ``len(recipe.prompts) * recipe.images_per_prompt`` records. The record
-        for (source, prompt, copy) depends only on the master seed, those
-        three, and the recipe's layouts, λ and the fractal names.
+        ``recipe.samples_per_image`` records, for the prompts of
+        :func:`draw_prompts`. The record for (source, prompt, copy) depends
+        only on the master seed, those three, and the recipe's layouts, λ and
+        the fractal names: drawing fewer prompts per image changes which
+        samples exist, never what a sample is.
     """
     if not fractal_names:
         raise ValueError("fractal_names is empty: a fractal set with at least one image is needed")
     records = []
-    for prompt in recipe.prompts:
+    for prompt in draw_prompts(recipe, source):
         for copy in range(recipe.images_per_prompt):
             ss = np.random.SeedSequence(
                 entropy=recipe.seed,
@@ -266,11 +320,13 @@ def draw(recipe: Recipe, source: str, fractal_names: Sequence[str]) -> list[Samp
                     copy=copy,
                     layout=layout,
                     mask=recipe.mask,
-                    seam=int(recipe.seam) if recipe.mask == "ramp" else 0,
+                    seam=int(recipe.seam) if recipe.mask != "binary" else 0,
                     lam=round(lam, 6),
                     fractal=fractal,
                     seed=seed,
                     size=recipe.size,
+                    arithmetic=recipe.arithmetic,
+                    resize=recipe.resize,
                 )
             )
     return records

@@ -33,7 +33,7 @@ from diffusemix.errors import Cancelled, EditorLoadError
 from diffusemix.prompts import PAPER_PROMPTS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROMPTS = list(PAPER_PROMPTS)
+DEFAULT_PROMPTS = [*PAPER_PROMPTS, "rain"]  # every shipped prompt ("rain" is in the weather set)
 STEPS = 2
 
 

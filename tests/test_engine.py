@@ -81,7 +81,10 @@ def test_augment_gives_six_stages_per_prompt_in_order(fractal_set):
 
 
 def test_stages_follow_the_equations(fractal_set):
-    r = Recipe(size=48, prompts=("sunset",), lam=(0.1, 0.9), layouts=("right", "bottom"), seam=8)
+    r = Recipe(
+        size=48, prompts=("sunset",), lam=(0.1, 0.9), layouts=("right", "bottom"), mask="ramp", seam=8,
+        arithmetic="rounded",
+    )
     s = augment(img(48, 1), r, NoiseEditor(), fractal_set)[0]
     m = make_mask(48, 48, s.record.layout, kind="ramp", seam=8).astype(np.float64)[..., None]
     np.testing.assert_array_equal(s.mask, m[..., 0])

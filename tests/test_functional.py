@@ -12,6 +12,7 @@ from diffusemix.functional import (
     MASK_KINDS,
     blend,
     degenerate_reason,
+    generated_weight,
     hybrid,
     make_mask,
     mix,
@@ -47,6 +48,15 @@ def ref_mask(h: int, w: int, layout: str, kind: str, seam: float) -> np.ndarray:
                 idx = h - 1 - y
             if kind == "binary" or seam == 0:
                 m[y, x] = 1.0 if idx < n // 2 else 0.0
+            elif kind == "linspace":
+                # the authors: weight of Î 0 before the ramp, k/(seam-1) on it, 1 after
+                t = idx - (n // 2 - seam // 2)
+                if t < 0:
+                    m[y, x] = 1.0
+                elif t < seam:
+                    m[y, x] = 1.0 - (t / (seam - 1) if seam > 1 else 0.0)
+                else:
+                    m[y, x] = 0.0
             else:
                 m[y, x] = min(1.0, max(0.0, 0.5 + d / seam))
     return m
@@ -129,6 +139,36 @@ def test_ramp_is_monotone_across_its_seam_and_zero_one_outside(layout):
     assert np.all(m == (m[:1, :] if layout in ("left", "right") else m[:, :1]))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_linspace_is_the_authors_ramp_at_256(layout):
+    # input weight 1, 18/19, ..., 1/19, 0 on pixels 118..137 (counted from the kept side)
+    m = make_mask(256, 256, layout, kind="linspace", seam=20).astype(np.float64)
+    profile = {"left": m[0, :], "right": m[0, ::-1], "top": m[:, 0], "bottom": m[::-1, 0]}[layout]
+    np.testing.assert_allclose(profile[118:138], 1 - np.arange(20) / 19, atol=1e-7)
+    assert np.all(profile[:119] == 1.0) and np.all(profile[137:] == 0.0)
+    # it is the centred ramp with one pixel less
+    np.testing.assert_allclose(m, make_mask(256, 256, layout, kind="ramp", seam=19), atol=1e-6)
+
+
+def test_generated_weight_holds_the_authors_float64_values():
+    m = generated_weight(256, 256, "left", kind="linspace", seam=20)
+    assert m.dtype == np.float64 and m.shape == (256,)
+    np.testing.assert_array_equal(m[118:138], np.linspace(0, 1, 20))  # exactly, not via float32
+    np.testing.assert_array_equal(generated_weight(256, 64, "bottom", kind="linspace", seam=20), m[::-1])
+    np.testing.assert_allclose(1 - m, make_mask(8, 256, "left", kind="linspace", seam=20)[0], atol=1e-7)
+
+
+@pytest.mark.parametrize("n,seam", [(33, 20), (256, 19), (17, 30), (5, 1)])
+def test_linspace_at_sizes_where_the_authors_code_crashes(n, seam):
+    # their zeros + linspace + ones only add up to n for even n and even seam
+    m = make_mask(n, n, "left", kind="linspace", seam=seam)[0].astype(np.float64)
+    start = n // 2 - seam // 2
+    ramp = np.linspace(0, 1, seam)
+    want = np.array([0.0 if x < start else (ramp[x - start] if x < start + seam else 1.0) for x in range(n)])
+    np.testing.assert_allclose(m, 1 - want, atol=1e-7)
+    assert np.all(np.diff(m) <= 0)
+
+
 def test_ramp_with_zero_seam_is_binary():
     np.testing.assert_array_equal(make_mask(33, 17, "top", kind="ramp", seam=0), make_mask(33, 17, "top", kind="binary"))
 
@@ -144,10 +184,11 @@ def test_mask_is_cached_and_read_only():
     "kwargs,match",
     [
         (dict(height=8, width=8, layout="middle"), "layout must be one of left, right, top, bottom; got 'middle'"),
-        (dict(height=8, width=8, layout="left", kind="soft"), "mask kind must be one of binary, ramp; got 'soft'"),
+        (dict(height=8, width=8, layout="left", kind="soft"), "mask kind must be one of binary, linspace, ramp; got 'soft'"),
         (dict(height=0, width=8, layout="left"), "at least 1x1; got 0x8"),
         (dict(height=8, width=8, layout="left", seam=-1), "seam must be a width in pixels >= 0; got -1"),
         (dict(height=8, width=8, layout="left", seam=float("nan")), "seam must be"),
+        (dict(height=8, width=8, layout="left", kind="linspace", seam=2.5), "whole number of pixels; got 2.5"),
     ],
 )
 def test_mask_bad_input(kwargs, match):
@@ -278,6 +319,11 @@ def test_property_mix_agrees_with_reference(h, w, layout, kind, seam, lam, seed)
 def test_property_opposite_masks_sum_to_one_except_the_odd_middle(h, w, kind, seam):
     left, right = make_mask(h, w, "left", kind=kind, seam=seam), make_mask(h, w, "right", kind=kind, seam=seam)
     s = left + right
+    if kind == "linspace" and seam > 0:
+        # the authors' ramp is centred when w and the seam have the same parity
+        if seam >= 2 and (w - seam) % 2 == 0:
+            np.testing.assert_allclose(s, 1.0, atol=1e-6)
+        return
     if w % 2 == 0 or (kind == "ramp" and seam > 0):
         np.testing.assert_allclose(s, 1.0, atol=1e-6)
     else:  # binary, odd width: the middle column belongs to Î in both layouts

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffusemix.recipe import PRESETS, Recipe, SampleRecord, draw, get_preset
+from diffusemix.recipe import PRESETS, Recipe, SampleRecord, draw, draw_prompts, get_preset
 
 FRACTALS = [f"fractal_{i:03d}.png" for i in range(64)]
 
@@ -17,17 +17,20 @@ def test_paper_preset_is_the_reference_defaults():
     r = get_preset("paper")
     assert r.size == 256 and r.resize == "resize"
     assert r.layouts == ("left", "top")
-    assert r.mask == "ramp" and r.seam == 20
+    assert r.mask == "linspace" and r.seam == 20 and r.arithmetic == "reference"
     assert r.lam == 0.2
-    assert r.images_per_prompt == 1
+    assert r.images_per_prompt == 1 and r.prompts_per_image == "all"
     assert r.prompts == (
         "Autumn", "snowy", "watercolor art", "sunset", "rainbow",
-        "aurora", "mosaic", "ukiyo-e", "a sketch with crayon", "rain",
+        "aurora", "mosaic", "ukiyo-e", "a sketch with crayon",
     )
-    assert r.samples_per_image == 10
-    assert get_preset("quick").prompts == ("sunset", "Autumn")
+    assert r.samples_per_image == 9
+    assert r == Recipe()  # the defaults are the paper preset
+    q = get_preset("quick")
+    assert q.prompts == ("sunset", "Autumn") and q.arithmetic == "reference" and q.mask == "linspace"
     b = get_preset("paper-binary")
     assert b.mask == "binary" and set(b.layouts) == {"left", "right", "top", "bottom"}
+    assert b.arithmetic == "rounded" and b.prompts_per_image == "all"
 
 
 def test_preset_overrides_and_unknown_preset():
@@ -65,7 +68,13 @@ def test_layouts_may_be_a_comma_string():
         ("layouts", (), "Recipe.layouts must hold at least one of left, right, top, bottom"),
         ("layouts", ("left", "diagonal"), "Recipe.layouts must be made of left, right, top, bottom; got 'diagonal'"),
         ("layouts", ("left", "left"), "must not repeat a layout"),
-        ("mask", "soft", "Recipe.mask must be one of binary, ramp; got 'soft'"),
+        ("mask", "soft", "Recipe.mask must be one of binary, linspace, ramp; got 'soft'"),
+        ("arithmetic", "exact", "Recipe.arithmetic must be one of reference, rounded; got 'exact'"),
+        ("prompts_per_image", 0, r'Recipe.prompts_per_image must be "all" or a whole number from 1 to .* \(9\); got 0'),
+        ("prompts_per_image", 10, r"Recipe.prompts_per_image .*; got 10"),
+        ("prompts_per_image", "some", r"Recipe.prompts_per_image .*; got 'some'"),
+        ("prompts_per_image", True, r"Recipe.prompts_per_image .*; got True"),
+        ("prompts_per_image", 1.5, r"Recipe.prompts_per_image .*; got 1.5"),
         ("seam", -1, "Recipe.seam must be a whole number of pixels >= 0; got -1"),
         ("seam", 300, r"Recipe.seam must not exceed the output size \(256 px\); got 300"),
         ("lam", 1.2, r"Recipe.lam must be in \[0, 1\]; got 1.2"),
@@ -84,11 +93,12 @@ def test_invalid_values_name_the_field_and_value(field, value, match):
 def test_draw_counts_and_contents():
     r = Recipe(images_per_prompt=2, lam=(0.1, 0.3), layouts=("left", "right", "top", "bottom"))
     recs = draw(r, "cat/001.jpg", FRACTALS)
-    assert len(recs) == r.samples_per_image == 20
+    assert len(recs) == r.samples_per_image == 18
     assert [x.prompt for x in recs[:4]] == ["Autumn", "Autumn", "snowy", "snowy"]
     assert [x.copy for x in recs[:4]] == [0, 1, 0, 1]
     for x in recs:
-        assert x.source == "cat/001.jpg" and x.size == 256 and x.mask == "ramp" and x.seam == 20
+        assert x.source == "cat/001.jpg" and x.size == 256 and x.mask == "linspace" and x.seam == 20
+        assert x.arithmetic == "reference" and x.resize == "resize"
         assert x.layout in r.layouts and x.fractal in FRACTALS and 0.1 <= x.lam <= 0.3
         assert 0 <= x.seed < 2**32 and x.attempts == 1
 
@@ -185,3 +195,54 @@ def test_recipe_refuses_the_prompts_the_cli_and_app_refuse(prompt, match):
 
 def test_recipe_keeps_good_prompts_stripped():
     assert Recipe(prompts=(" sunset ", "x" * 200)).prompts == ("sunset", "x" * 200)
+
+
+# --- prompts per image ------------------------------------------------------------
+
+
+def test_one_prompt_per_image_is_drawn_from_the_seed_and_recorded():
+    r = Recipe(prompts_per_image=1, images_per_prompt=1)
+    assert r.samples_per_image == 1
+    sources = [f"cls/{i}.png" for i in range(200)]
+    picked = [draw(r, s, FRACTALS) for s in sources]
+    assert all(len(p) == 1 for p in picked)
+    prompts = [p[0].prompt for p in picked]
+    # same seed, same draw; every prompt gets used; another seed draws differently
+    assert prompts == [draw(r, s, FRACTALS)[0].prompt for s in sources]
+    assert set(prompts) == set(r.prompts)
+    assert prompts != [draw(r.replace(seed=1), s, FRACTALS)[0].prompt for s in sources]
+    # the draw does not depend on which other images exist or in which order they are visited
+    assert [draw(r, s, FRACTALS)[0].prompt for s in reversed(sources)] == prompts[::-1]
+    assert draw_prompts(r, "cls/7.png") == (prompts[7],)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    k=st.integers(1, 9),
+    ipp=st.integers(1, 3),
+    seed=st.integers(0, 2**40),
+    source=st.text(min_size=1, max_size=20),
+)
+def test_property_k_prompts_are_distinct_in_order_and_their_samples_are_the_all_prompt_ones(k, ipp, seed, source):
+    full = Recipe(seed=seed, images_per_prompt=ipp)
+    some = full.replace(prompts_per_image=k)
+    chosen = draw_prompts(some, source)
+    assert len(chosen) == k == len(set(chosen))
+    assert list(chosen) == [p for p in full.prompts if p in chosen]  # recipe order
+    recs = draw(some, source, FRACTALS)
+    assert len(recs) == some.samples_per_image == k * ipp
+    everything = {(x.prompt, x.copy): x for x in draw(full, source, FRACTALS)}
+    for x in recs:  # fewer prompts per image changes which samples exist, never what a sample is
+        assert x == everything[(x.prompt, x.copy)]
+    assert draw_prompts(full.replace(prompts_per_image=9), source) == full.prompts
+
+
+def test_prompts_per_image_round_trips_and_records_carry_arithmetic_and_resize():
+    r = Recipe(prompts_per_image=2, arithmetic="rounded", resize="center-crop", mask="ramp")
+    assert Recipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+    rec = draw(r, "a.png", FRACTALS)[0]
+    assert (rec.arithmetic, rec.resize, rec.mask, rec.seam) == ("rounded", "center-crop", "ramp", 20)
+    assert SampleRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+    # a row written before these fields existed: plain resize, rounded arithmetic
+    old = {k: v for k, v in rec.to_dict().items() if k not in ("arithmetic", "resize")}
+    assert (SampleRecord.from_dict(old).arithmetic, SampleRecord.from_dict(old).resize) == ("rounded", "resize")

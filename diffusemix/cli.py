@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prompt file for --prompt-set (default: the repository's prompts.yaml)",
     )
+    g.add_argument(
+        "--prompts-per-image",
+        metavar="all|K",
+        default=None,
+        help="all: every prompt for every image (the authors' code; the dataset grows x prompts); "
+        "K: K prompts drawn per image from the seed (1: the paper's text, a dataset the size of the input) "
+        "(preset: all)",
+    )
     g.add_argument("--size", type=int, metavar="S", default=None, help="output side S in pixels (preset: 256)")
     g.add_argument(
         "--resize",
@@ -136,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--seam", type=int, metavar="PX", default=None, help="ramp width in pixels at the output size (preset: 20)"
+    )
+    g.add_argument(
+        "--arithmetic",
+        choices=("reference", "rounded"),
+        default=None,
+        help="how H and A are computed: reference (the authors' code bit for bit: truncation, A from the uint8 H) "
+        "or rounded (float32, rounded to the nearest grey level) (preset: reference)",
     )
     g.add_argument(
         "--lam",
@@ -285,7 +300,10 @@ def _recipe(args: argparse.Namespace):
         from .prompts import load_prompts
 
         overrides["prompts"] = load_prompts(args.prompts_file).get(args.prompt_set)
-    for name in ("size", "resize", "images_per_prompt", "mask", "seam", "seed"):
+    if args.prompts_per_image is not None:
+        text = args.prompts_per_image.strip()
+        overrides["prompts_per_image"] = int(text) if text.isdigit() else text
+    for name in ("size", "resize", "images_per_prompt", "mask", "seam", "seed", "arithmetic"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value

@@ -66,3 +66,146 @@ def test_paper_export_is_the_authors_arithmetic_bit_for_bit(tmp_path: Path, frac
         np.testing.assert_array_equal(_stage(out, "hybrid", row["file_name"]), want_h)
         with Image.open(out / row["file_name"]) as im:
             np.testing.assert_array_equal(np.asarray(im), want_a)
+
+
+# --- rows carry everything that made their image ------------------------------------
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _export(data: Path, out: Path, fractal_dir: Path, *extra: str) -> None:
+    args = ["export", str(data), str(out), "--editor", "preview", "--fractals", str(fractal_dir)]
+    assert main([*args, "--no-progress", "--workers", "1", *extra]) == 0
+
+
+def test_a_center_crop_export_replays_byte_identical_from_its_rows_alone(tmp_path: Path, fractal_dir: Path):
+    from diffusemix.editors import load_editor
+    from diffusemix.engine import replay
+    from diffusemix.export import replay_row
+    from diffusemix.fractals import FractalSet
+    from diffusemix.images import load_image, prepare
+    from diffusemix.recipe import SampleRecord
+
+    data = _dataset(tmp_path / "data")
+    Image.fromarray(_picture(90, 200, 7)).save(data / "dog" / "wide.png")  # cropping matters most here
+    out = tmp_path / "out"
+    _export(data, out, fractal_dir, "--resize", "center-crop", "--size", "64", "--prompts", "snowy,sunset")
+    rows = _rows(out)
+    assert len(rows) == 6
+    fractals = FractalSet.from_folder(fractal_dir)
+    for row in rows:
+        # only the row, the input file and the fractal folder: no run.json
+        assert row["resize"] == "center-crop" and row["size"] == 64 and row["arithmetic"] == "reference"
+        a = replay_row(row, data, fractals).augmented
+        buf = __import__("io").BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        assert buf.getvalue() == (out / row["file_name"]).read_bytes(), row["file_name"]
+    # the same replay with the plain resize (what a row without "resize" implied) does not give the file
+    row = next(r for r in rows if r["source"] == "dog/wide.png")
+    rec = SampleRecord.from_dict({**row, "resize": "resize"})
+    image = prepare(load_image(data / row["source"]), rec.size, resize="resize")
+    with Image.open(out / row["file_name"]) as im:
+        assert not np.array_equal(replay(rec, image, load_editor("preview"), fractals).augmented, np.asarray(im))
+
+
+def test_rows_and_run_json_record_the_arithmetic_mask_resize_and_editor(tmp_path: Path, fractal_dir: Path):
+    data = _dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    _export(data, out, fractal_dir, "--prompts", "snowy", "--arithmetic", "rounded", "--mask", "ramp", "--size", "32")
+    for row in _rows(out):
+        assert (row["arithmetic"], row["mask"], row["seam"], row["resize"]) == ("rounded", "ramp", 20, "resize")
+        assert row["prompts_per_image"] == "all" and row["model_revision"] is None  # the preview has no model
+        assert json.loads(row["editor_settings"]) == {"is_diffusion": False, "max_retries": 2, "model": None}
+    run = json.loads((out / ".diffusemix" / "run.json").read_text(encoding="utf-8"))
+    assert run["mixing"]["arithmetic"] == "rounded" and run["generation"]["prompts_per_image"] == "all"
+
+
+def test_a_folder_made_before_arithmetic_was_recorded_resumes_only_as_rounded(tmp_path: Path, fractal_dir: Path, capsys):
+    data = _dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    flags = ("--prompts", "snowy", "--mask", "ramp", "--size", "32")
+    _export(data, out, fractal_dir, *flags, "--arithmetic", "rounded")
+    p = out / ".diffusemix" / "run.json"
+    run = json.loads(p.read_text(encoding="utf-8"))  # as version 1 wrote it
+    run["settings_version"] = 1
+    del run["mixing"]["arithmetic"], run["generation"]["prompts_per_image"], run["generation"]["model_revision"]
+    p.write_text(json.dumps(run), encoding="utf-8")
+    capsys.readouterr()
+    args = ["export", str(data), str(out), "--editor", "preview", "--fractals", str(fractal_dir), *flags]
+    assert main(args) == 2  # the default arithmetic is the reference one: those images were rounded
+    assert 'mixing.arithmetic: "rounded" -> "reference"' in capsys.readouterr().err
+    _export(data, out, fractal_dir, *flags, "--arithmetic", "rounded")  # the same settings resume
+
+
+def test_model_revision_is_known_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from huggingface_hub import constants
+
+    from diffusemix.export.settings import model_revision
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = tmp_path / "hub" / "models--org--m" / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (tmp_path / "hub" / "models--org--m" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--m" / "refs" / "main").write_text(commit + "\n")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert model_revision("org/m") == commit  # a Hub id: what the cache resolves main to
+    assert model_revision(str(snap)) == commit  # a snapshot folder names its commit
+    assert model_revision("org/not-cached") is None
+    assert model_revision(str(tmp_path)) is None and model_revision(None) is None
+
+
+# --- one prompt per image -------------------------------------------------------------
+
+
+def test_one_prompt_per_image_gives_a_dataset_the_size_of_the_input(tmp_path: Path, fractal_dir: Path):
+    from diffusemix.recipe import draw_prompts, get_preset
+
+    data = tmp_path / "data"
+    for cls in ("cat", "dog"):
+        (data / cls).mkdir(parents=True)
+        for k in range(6):
+            Image.fromarray(_picture(40, 40, k)).save(data / cls / f"{k}.png")
+    runs = {}
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        _export(data, tmp_path / name, fractal_dir, "--prompts-per-image", "1", "--size", "32", "--seed", seed)
+        runs[name] = _rows(tmp_path / name)
+    rows = runs["a"]
+    assert len(rows) == 12  # twelve images in, twelve out
+    assert sorted(r["source"] for r in rows) == sorted(f"{c}/{k}.png" for c in ("cat", "dog") for k in range(6))
+    recipe = get_preset("paper", prompts_per_image=1, size=32)
+    for r in rows:  # the prompt drawn from the seed, recorded in the row and in the file name
+        assert r["prompts_per_image"] == 1
+        assert (r["prompt"],) == draw_prompts(recipe, r["source"])
+        assert r["prompt"] in PAPER_PROMPTS and (tmp_path / "a" / r["file_name"]).is_file()
+    assert len({r["prompt"] for r in rows}) > 3  # drawn, not one prompt for all
+    assert runs["b"] == rows  # same seed, same draw (and same images)
+    assert [r["prompt"] for r in runs["c"]] != [r["prompt"] for r in rows]
+
+
+def test_prompts_per_image_errors_name_the_flag(tmp_path: Path, fractal_dir: Path, capsys):
+    data = _dataset(tmp_path / "data")
+    args = ["export", str(data), str(tmp_path / "out"), "--editor", "preview", "--prompts", "snowy,sunset"]
+    assert main([*args, "--prompts-per-image", "3", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert 'error: --prompts-per-image must be "all" or a whole number from 1 to the number of prompts (2); got 3' in err
+    assert main([*args, "--prompts-per-image", "some", "--dry-run"]) == 2
+    assert "got 'some'" in capsys.readouterr().err
+    assert main([*args, "--prompts-per-image", "1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 drawn per image from the seed" in out and "would make 2 image(s)" in out
+
+
+def test_editor_from_row_rebuilds_a_diffusion_editor_with_its_settings():
+    from diffusemix.editors import load_editor
+    from diffusemix.export import editor_from_row
+    from diffusemix.export.settings import _editor_settings
+
+    made = load_editor("instruct-pix2pix", model="org/some-ip2p", device="cpu", steps=7, guidance_scale=5.5)
+    row = {"editor": made.name, "editor_settings": json.dumps(_editor_settings(made)), "file_name": "x.png"}
+    again = editor_from_row(row, device="cpu")
+    assert type(again) is type(made) and again.model == "org/some-ip2p" and not again.loaded
+    assert again.settings == made.settings
+    with pytest.raises(ValueError, match="editor_settings is not JSON"):
+        editor_from_row({**row, "editor_settings": "{oops"})

@@ -163,3 +163,24 @@ def test_a_stopped_export_gives_a_dataset_zip(ctx, tmp_path):
     assert 0 < len(rows) < 12 and {r["file_name"] for r in rows} | {"metadata.jsonl"} == names
     assert all(r["label"] in ("cats", "dogs") for r in rows)
     assert not any(n.startswith("stages/") for n in names)
+
+
+def test_batch_export_draws_prompts_per_image(ctx, tmp_path):
+    files = {f"pets/{c}/{k}.png": png_bytes((40 * k, 90, 40)) for c in ("cats", "dogs") for k in range(1, 4)}
+    dataset = make_zip(tmp_path / "pets.zip", files)
+    args = (dataset, ["snowy", "Autumn", "mosaic"], "", ["left"], "linspace", 8, 0.2, 3, 64, 1, False)
+    summary, result = batch_export(*args, prompts_per_image="1", ctx=ctx)
+    assert "made:             6 image(s)" in summary  # one per uploaded image, not x 3 prompts
+    with zipfile.ZipFile(result) as zf:
+        rows = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
+    assert len(rows) == 6 and all(r["prompts_per_image"] == 1 for r in rows)
+    assert {r["prompt"] for r in rows} <= {"snowy", "Autumn", "mosaic"}
+    _, again = batch_export(*args, prompts_per_image=1, ctx=ctx)  # same seed, same draw
+    with zipfile.ZipFile(again) as zf:
+        assert [json.loads(x)["prompt"] for x in zf.read("metadata.jsonl").decode().splitlines()] == [
+            r["prompt"] for r in rows
+        ]
+    with pytest.raises(gr.Error, match=r"prompts_per_image must be \"all\" or a whole number from 1 to .* \(3\); got 4"):
+        batch_export(*args, prompts_per_image="4", ctx=ctx)
+    with pytest.raises(gr.Error, match="prompts per image must be a number; got 'some'"):
+        batch_export(*args, prompts_per_image="some", ctx=ctx)

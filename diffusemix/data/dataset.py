@@ -246,7 +246,8 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         n_img = len(self._images)
         per = [len(es) for _, _, es in self._images]
         lam = f"{r.lam[0]}..{r.lam[1]}" if isinstance(r.lam, tuple) else f"{r.lam}"
-        mask = f"ramp seam {r.seam} px" if r.mask == "ramp" else "binary"
+        mask = f"{r.mask} seam {r.seam} px" if r.mask != "binary" else "binary"
+        mask += f", {r.arithmetic} arithmetic"
         editors = ", ".join(self.cache.editors)
         return {
             "cache": f"{self.cache.root} ({self.cache.layout}, {self.cache.size} px)",

@@ -57,7 +57,7 @@ def draw_mix(
     """This epoch's draw for one cached sample.
 
     Args:
-        recipe: its mixing settings are used (layouts, mask, seam, λ).
+        recipe: its mixing settings are used (layouts, mask, seam, λ, arithmetic).
         base: the cached sample's record (prompt, copy, editor seed, size).
         fractal_names: the fractal set's names, in its fixed order.
         seed: the training seed.
@@ -84,9 +84,10 @@ def draw_mix(
         base,
         layout=layout,
         mask=recipe.mask,
-        seam=int(recipe.seam) if recipe.mask == "ramp" else 0,
+        seam=int(recipe.seam) if recipe.mask != "binary" else 0,
         lam=round(lam, 6),
         fractal=fractal,
+        arithmetic=recipe.arithmetic,
     )
     return MixDraw(augmented=augmented, record=record)
 

@@ -16,6 +16,7 @@ scan → plan → run → write → collect, streaming, one module a step:
    an output folder was made with (``.diffusemix/run.json``).
 5. :mod:`.manifest` merges the journals into ``OUTPUT/metadata.jsonl`` in plan
    order when every shard has finished; :mod:`.summary` reports the run.
+   :mod:`.replay` rebuilds any image from its row alone.
 
 :func:`export_dataset` (in :mod:`.run`) calls these steps in order. The
 command line (``python -m diffusemix export``) is a thin shell over
@@ -28,6 +29,7 @@ from .manifest import merge_manifests
 from .naming import prompt_slugs
 from .options import FORMATS, ExportOptions, detect_shard, parse_shard
 from .plan import ExportPlan, plan_export
+from .replay import editor_from_row, replay_row
 from .run import export_dataset
 from .scan import ImageEntry, InputScan, scan_input
 from .summary import ExportSummary
@@ -46,4 +48,6 @@ __all__ = [
     "detect_shard",
     "parse_shard",
     "prompt_slugs",
+    "editor_from_row",
+    "replay_row",
 ]

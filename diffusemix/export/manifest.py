@@ -77,8 +77,12 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "seed",
     "attempts",
     "size",
+    "resize",
+    "arithmetic",
+    "prompts_per_image",
     "editor",
     "editor_settings",
+    "model_revision",
 )
 
 #: Journal key marking a sample whose Î stayed degenerate (no file written).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..recipe import Recipe, SampleRecord, draw
+from ..recipe import Recipe, SampleRecord, draw, draw_prompts
 from . import manifest
 from .checks import check_folders, check_reserved
 from .naming import prompt_slugs
@@ -37,7 +37,9 @@ def iter_samples(
 ) -> Iterator[Sample]:
     """This shard's samples in plan order (records drawn lazily, one image at a time).
 
-    With ``fractal_names=None`` records are not drawn (the record is a placeholder).
+    An image's samples are its prompts (all, or the ones drawn for it:
+    ``recipe.draw_prompts``) times the copies. With ``fractal_names=None``
+    records are not drawn (the record is a placeholder; file names are exact).
     """
     spi = recipe.samples_per_image
     i, n = options.shard
@@ -50,8 +52,9 @@ def iter_samples(
         if not js:
             continue
         records = draw(recipe, entry.source, fractal_names) if fractal_names is not None else None
+        prompts = draw_prompts(recipe, entry.source)
         for j in js:
-            prompt = recipe.prompts[j // recipe.images_per_prompt]
+            prompt = prompts[j // recipe.images_per_prompt]
             copy = j % recipe.images_per_prompt
             rec = records[j] if records is not None else placeholder
             yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
@@ -117,7 +120,9 @@ class ExportPlan:
             "DiffuseMix export plan (dry run: nothing was written)",
             f"  input:    {self.input_dir}  [{labels}]",
             f"  images:   {self.images}",
-            f"  prompts:  {len(r.prompts)} ({', '.join(r.prompts)}) x {r.images_per_prompt} image(s) per prompt",
+            f"  prompts:  {len(r.prompts)} ({', '.join(r.prompts)})"
+            + ("" if r.prompts_per_image == "all" else f", {r.prompts_per_image} drawn per image from the seed")
+            + f" x {r.images_per_prompt} image(s) per prompt",
             f"  shard:    {self.shard[0]}/{self.shard[1]}",
             f"  output:   {self.output_dir}  ({self.options.format.upper()}, {r.size}x{r.size}"
             + (", with stages" if self.options.save_stages else "")

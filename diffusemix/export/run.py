@@ -20,7 +20,7 @@ from .manifest import DEGENERATE_KEY
 from .options import ExportOptions
 from .plan import chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
-from .settings import adopt_settings, editor_settings_text, run_settings
+from .settings import adopt_settings, editor_settings_text, run_fields, run_settings
 from .stream import Progress, Stream
 from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
 from .writer import Writer
@@ -87,7 +87,10 @@ def export_dataset(
     remix = _open_output(out, settings, options, tag)
     finished, orphans = _record_plan(out, scan, recipe, options, tag)
     journal = manifest.Journal(manifest.journal_path(out, shard))
-    writer = Writer(out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix)
+    writer = Writer(
+        out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix,
+        run_fields=run_fields(settings),
+    )
 
     # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
     total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Editor description keys that do not change pixels (left out of run.json and the manifest).
 _NON_PIXEL_EDITOR_KEYS = frozenset({"device", "batch_size", "notice", "summary"})
-_SETTINGS_VERSION = 1
+#: 2: ``generation.prompts_per_image``, ``generation.model_revision`` and
+#: ``mixing.arithmetic`` recorded (version 1 folders were all prompts, rounded).
+_SETTINGS_VERSION = 2
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def _editor_settings(editor: "Editor") -> dict[str, Any]:
@@ -44,6 +48,32 @@ def _fractal_digest(fractals: "FractalSet") -> str:
     return h.hexdigest()[:16]
 
 
+def model_revision(model: str | None) -> str | None:
+    """The commit of a Hugging Face model, where it can be known without loading anything.
+
+    A folder inside the Hugging Face cache (``.../snapshots/<commit>``) gives
+    its commit; a Hub id gives the commit the local cache resolves ``main``
+    to (what ``from_pretrained`` loads). Any other folder, the preview
+    (``None``) or a model not in the cache: ``None``.
+    """
+    if not model:
+        return None
+    path = Path(model).expanduser()
+    if path.exists():
+        found = re.search(r"[/\\]snapshots[/\\]([0-9a-f]{40})(?:[/\\]|$)", str(path.resolve()))
+        return found.group(1) if found else None
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - installed with diffusers
+        return None
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{model.replace('/', '--')}" / "refs" / "main"
+    try:
+        text = ref.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text if _COMMIT.fullmatch(text) else None
+
+
 def run_settings(
     scan: InputScan, recipe: Recipe, editor: "Editor", fractals: "FractalSet", options: ExportOptions
 ) -> dict[str, Any]:
@@ -60,9 +90,11 @@ def run_settings(
             "size": r["size"],
             "resize": r["resize"],
             "prompts": r["prompts"],
+            "prompts_per_image": r["prompts_per_image"],
             "images_per_prompt": r["images_per_prompt"],
             "seed": r["seed"],
             "editor": _editor_settings(editor),
+            "model_revision": model_revision(editor.describe().get("model")),
         },
         # what makes A from Î: may change with --reuse-generated (a remix); a cache mixes
         # nothing, and its layouts, mask, seam and λ are the training defaults (diffusemix.data)
@@ -77,6 +109,7 @@ def run_settings(
             "mask": r["mask"],
             "seam": r["seam"],
             "lam": r["lam"],
+            "arithmetic": r["arithmetic"],
             "fractals": {"count": len(fractals.names), "digest": _fractal_digest(fractals)},
             "format": options.format,
             "quality": options.quality if options.format == "jpeg" else None,
@@ -96,6 +129,7 @@ def adopt_settings(out: Path, new: dict[str, Any], options: ExportOptions, tag: 
     if old is None:
         manifest.write_settings(out, new, tag=tag)
         return False
+    old = _upgrade(old, new)
     if old.get("input") != new["input"]:
         raise DiffuseMixError(
             f"output folder {out} was made from another input ({old.get('input')}); "
@@ -118,6 +152,26 @@ def adopt_settings(out: Path, new: dict[str, Any], options: ExportOptions, tag: 
         f"output folder {out} was made with other settings ({shown}). Use a new output folder, or run "
         f"with the original settings to resume.{hint}"
     )
+
+
+def _upgrade(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 settings as version 2 reads them: every prompt per image, rounded
+    arithmetic (all version 1 made), and the model revision unknown (taken as unchanged)."""
+    if old.get("settings_version") != 1:
+        return old
+    old = json.loads(json.dumps(old))
+    if isinstance(old.get("generation"), dict):
+        old["generation"].setdefault("prompts_per_image", "all")
+        old["generation"].setdefault("model_revision", new["generation"].get("model_revision"))
+    if isinstance(old.get("mixing"), dict):
+        old["mixing"].setdefault("arithmetic", "rounded")
+    return old
+
+
+def run_fields(settings: dict[str, Any]) -> dict[str, Any]:
+    """Row fields that hold for every sample of a run (beside each record's own)."""
+    gen = settings["generation"]
+    return {"prompts_per_image": gen["prompts_per_image"], "model_revision": gen["model_revision"]}
 
 
 def editor_settings_text(settings: dict[str, Any]) -> str:

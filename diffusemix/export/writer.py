@@ -87,9 +87,12 @@ class Writer:
         editor_settings: str,
         tag: str,
         remix: bool,
+        *,
+        run_fields: dict[str, Any] | None = None,
     ) -> None:
         self.out, self.options, self.fractals, self.journal = out, options, fractals, journal
         self.editor_name, self.editor_settings, self.tag, self.remix = editor_name, editor_settings, tag, remix
+        self.run_fields = dict(run_fields or {})
         self._made_dirs: set[Path] = set()
         self._lock = threading.Lock()
         # a cache's I files being written or written in this run: the first sample of an
@@ -108,6 +111,7 @@ class Writer:
         manifest.atomic_write(path, data, tag=self.tag)
 
     def row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
+        """The sample's manifest row: everything that made its image, enough to replay it alone."""
         return {
             "file_name": s.file_name,
             "label": s.entry.label,
@@ -122,8 +126,12 @@ class Writer:
             "seed": rec.seed,
             "attempts": rec.attempts,
             "size": rec.size,
+            "resize": rec.resize,
+            "arithmetic": rec.arithmetic,
+            "prompts_per_image": self.run_fields.get("prompts_per_image"),
             "editor": self.editor_name,
             "editor_settings": self.editor_settings,
+            "model_revision": self.run_fields.get("model_revision"),
         }
 
     def cache_row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:

@@ -96,17 +96,23 @@ def batch_export(
     save_stages: bool,
     request: gr.Request = None,  # type: ignore[assignment]
     progress: gr.Progress = gr.Progress(),
+    prompts_per_image: str | float = "all",
     *,
     ctx: AppContext | None = None,
 ) -> tuple[str, str]:
-    """Augment a zipped class-folder dataset; return the summary and a zip of the result."""
+    """Augment a zipped class-folder dataset; return the summary and a zip of the result.
+
+    ``prompts_per_image``: "all" (every prompt for every image, the authors'
+    code) or k prompts drawn per image from the seed (1: a dataset the size of
+    the input, the paper's text); each row records its prompt.
+    """
     c = current(ctx)
     # 1. check inputs
     if dataset_zip is None:
         raise gr.Error("No dataset: upload a .zip of class folders first.")
     path = upload_path(dataset_zip, "dataset zip")
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=50)
-    recipe = make_recipe(prompts, layouts, mask, seam, lam, seed, size, images_per_prompt)
+    recipe = make_recipe(prompts, layouts, mask, seam, lam, seed, size, images_per_prompt, prompts_per_image)
     work = c.request_dir()
     c.busy.add(work)
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
@@ -230,6 +236,13 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 with gr.Row():
                     ui["seed"] = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", min_width=120)
                     ui["copies"] = gr.Slider(1, 10, value=1, step=1, label="Images per prompt", min_width=160)
+                ui["per_image"] = gr.Dropdown(
+                    ["all", *(str(k) for k in range(1, 10))], value="all", label="Prompts per image",
+                    elem_id="dm-export-per-image",
+                    info="all: every prompt for every image (the authors' code; the dataset grows × prompts). "
+                         "k: k prompts drawn per image from the seed (1: the paper's text, as many images as "
+                         "you upload)",
+                )
                 ui["size"] = gr.Slider(MIN_SIZE, MAX_SIZE, value=DEFAULT_SIZE, step=8, label="Output size S (px)")
                 ui["stages"] = gr.Checkbox(False, label="Also save the stages I, Î, M, H, F")
                 with gr.Row():
@@ -240,7 +253,9 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui["result"] = gr.File(label="Augmented dataset (.zip)", elem_id="dm-export-result")
 
     ui["set"].change(bind(show_set, ctx=ctx, check="all"), ui["set"], ui["prompts"], **QUICK)
-    inputs = ["zip", "prompts", "extra", "layouts", "mask", "seam", "lam", "seed", "size", "copies", "stages"]
+    inputs = [
+        "zip", "prompts", "extra", "layouts", "mask", "seam", "lam", "seed", "size", "copies", "stages", "per_image"
+    ]
     # its own queue slot: an export never takes the slots Explore and the Prompt lab need
     exported = ui["run"].click(
         bind(batch_export, ctx=ctx),

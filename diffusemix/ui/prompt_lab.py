@@ -181,7 +181,7 @@ def prompt_lab(
     # 1. check inputs
     paths = _lab_images(images)
     prompts = chosen_prompts([], candidates, limit=MAX_LAB_PROMPTS)
-    recipe = make_recipe(prompts, ("left", "top"), "ramp", 20, 0.2, as_int(seed, "seed"), size)
+    recipe = make_recipe(prompts, ("left", "top"), "linspace", 20, 0.2, as_int(seed, "seed"), size)
     arrays = [prepare(open_upload(p, "image"), recipe.size) for p in paths]
     # 2. one editor call per image, batched over the prompts
     per_image = []

@@ -282,6 +282,7 @@ def make_recipe(
     seed: Any,
     size: Any,
     images_per_prompt: Any = 1,
+    prompts_per_image: Any = "all",
 ) -> Recipe:
     if not layouts:
         raise gr.Error(f"Choose at least one mask layout ({', '.join(LAYOUTS)}).")
@@ -297,7 +298,15 @@ def make_recipe(
         lam=as_float(lam, "λ (lam)"),
         seed=as_int(seed, "seed"),
         images_per_prompt=as_int(images_per_prompt, "images per prompt"),
+        prompts_per_image=as_prompts_per_image(prompts_per_image),
     )
+
+
+def as_prompts_per_image(value: Any) -> int | str:
+    """"all" or a whole number (checked against the prompts by the Recipe)."""
+    if value is None or str(value).strip() == "all":
+        return "all"
+    return as_int(value, "prompts per image")
 
 
 def editor_for(ctx: AppContext, **changes: Any) -> Editor:
@@ -506,9 +515,10 @@ def mix_controls(*, open: bool) -> dict[str, Any]:
     with gr.Accordion("Mask M and fractal weight λ", open=open):
         ctl["layouts"] = gr.CheckboxGroup(list(LAYOUTS), value=["left", "top"], label="Mask layouts (where I is kept)",
                                           info="one is drawn per sample")
-        ctl["mask"] = gr.Radio(list(MASK_KINDS), value="ramp", label="Mask kind",
-                               info="ramp: a linear seam (reference code); binary: the paper's hard edge")
-        ctl["seam"] = gr.Slider(0, 64, value=20, step=1, label="Seam width (px, ramp only)")
+        ctl["mask"] = gr.Radio(list(MASK_KINDS), value="linspace", label="Mask kind",
+                               info="linspace: the authors' ramp (reference code); ramp: a centred ramp; "
+                                    "binary: the paper's hard edge")
+        ctl["seam"] = gr.Slider(0, 64, value=20, step=1, label="Seam width (px, linspace and ramp)")
         ctl["lam"] = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="λ (fractal weight)", info="A = (1 − λ) H + λ F")
     ctl["mask"].change(mask_kind_changed, ctl["mask"], ctl["seam"], **QUICK)
     return ctl

@@ -41,7 +41,7 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
     got = rows(out)
     assert [r["file_name"] for r in got] == [r["file_name"].replace(".png", ".bmp") for r in rows(ref)]
     for r, e in zip(got, rows(ref)):
-        assert "layout" not in r and "lam" not in r and "fractal" not in r  # nothing was mixed
+        assert "layout" not in r and "lam" not in r and "fractal" not in r and "arithmetic" not in r  # nothing mixed
         assert (r["source"], r["prompt"], r["copy"], r["seed"], r["label"]) == (
             e["source"], e["prompt"], e["copy"], e["seed"], e["label"]
         )  # fmt: skip
@@ -50,8 +50,8 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
         assert np.array_equal(load(out / r["file_name"]), load(ref / "stages" / "generated" / stem))
         assert np.array_equal(load(out / r["input_file_name"]), load(ref / "stages" / "input" / stem))
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["mixing"] == {"cache": True, "format": "bmp", "layouts": ["left", "top"], "mask": "ramp",
-                                  "seam": 4, "lam": 0.2}  # fmt: skip
+    assert settings["mixing"] == {"cache": True, "format": "bmp", "layouts": ["left", "top"], "mask": "linspace",
+                                  "seam": 4, "lam": 0.2, "arithmetic": "reference"}  # fmt: skip
 
 
 def test_cache_resumes_and_shards_to_the_same_folder(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:

@@ -101,7 +101,7 @@ def run_settings(
         "mixing": {
             "cache": True,
             "format": options.format,
-            **{k: r[k] for k in ("layouts", "mask", "seam", "lam")},
+            **{k: r[k] for k in ("layouts", "mask", "seam", "lam", "arithmetic")},
         }
         if options.cache
         else {

@@ -137,7 +137,7 @@ class Writer:
     def cache_row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
         """A cache's row: Î is ``file_name``, I is ``input_file_name``; no mixing fields."""
         row = self.row(s, rec)
-        for k in ("layout", "mask", "seam", "lam", "fractal"):
+        for k in ("layout", "mask", "seam", "lam", "fractal", "arithmetic"):
             del row[k]
         return {"file_name": row.pop("file_name"), "input_file_name": self.input_name(s), **row}
 

@@ -217,7 +217,7 @@ def test_page_links_the_paper_the_code_and_a_citation(laptop):
 def test_seam_slider_is_off_with_a_binary_mask(laptop):
     from playwright.sync_api import expect
 
-    seam = laptop.get_by_label("Seam width (px, ramp only)").first  # Explore's (Export's is folded)
+    seam = laptop.get_by_label("Seam width (px, linspace and ramp)").first  # Explore's (Export's is folded)
     expect(seam).to_be_enabled()
     laptop.get_by_label("binary").first.check()
     expect(seam).to_be_disabled()

@@ -152,13 +152,15 @@ def test_download_names_differ_per_image_and_run(ctx):
 def test_seam_slider_follows_the_mask_kind():
     assert mask_kind_changed("binary")["interactive"] is False
     assert mask_kind_changed("ramp")["interactive"] is True
+    assert mask_kind_changed("linspace")["interactive"] is True
 
 
 def test_explore_defaults_match_the_page(ctx):
     gallery, seed, records, _, _ = explore(CAR, ctx=ctx)
     assert len(gallery) == 12 and seed == 0
     assert [r["prompt"] for r in records["samples"]] == list(ctx.book.get())[:2]
-    assert records["recipe"]["size"] == 256 and records["recipe"]["mask"] == "ramp"
+    assert records["recipe"]["size"] == 256 and records["recipe"]["mask"] == "linspace"
+    assert records["recipe"]["arithmetic"] == "reference"
 
 
 def test_pixel_cap_is_read_from_the_header(ctx, tmp_path):

@@ -107,7 +107,7 @@ def explore(
     set_prompts: list[str] | None = None,
     extra_prompts: str | None = "",
     layouts: list[str] | None = ("left", "top"),  # type: ignore[assignment]
-    mask: str = "ramp",
+    mask: str = "linspace",
     seam: float = 20,
     lam: float = 0.2,
     fractal: str = "random",
@@ -133,7 +133,8 @@ def explore(
             none; left out: its first two).
         extra_prompts: your own prompts, comma or newline separated.
         layouts: mask layouts to draw from: left, right, top, bottom.
-        mask: "ramp" or "binary". seam: ramp width in px (0-64).
+        mask: "linspace" (the authors' ramp), "ramp" (centred) or "binary".
+            seam: ramp width in px (0-64).
         lam: λ, the fractal weight, in [0, 1].
         fractal: "random" (drawn from the set), "pick" (``fractal_name``, a
             name of the set) or "upload" (``fractal_image``).

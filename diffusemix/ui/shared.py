@@ -525,8 +525,8 @@ def mix_controls(*, open: bool) -> dict[str, Any]:
 
 
 def mask_kind_changed(mask: str) -> Any:
-    """The seam slider only means something for the ramp mask: off with a binary one."""
-    return gr.update(interactive=mask == "ramp")
+    """The seam slider only means something for the ramps (linspace, ramp): off with a binary mask."""
+    return gr.update(interactive=mask != "binary")
 
 
 

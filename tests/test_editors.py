@@ -586,3 +586,15 @@ def test_with_settings_shares_the_loaded_pipeline_and_prompt_cache(diffusion, rg
     ed.edit([EditRequest(rgb_image, "mosaic", 0)])
     variant.edit([EditRequest(rgb_image, "mosaic", 0)])
     assert counter.calls == 2  # "mosaic" and "" once, for both
+
+
+def test_weights_note_says_where_the_weights_would_come_from(tiny_ip2p_dir, tmp_path):
+    from diffusemix.editors import weights_note
+
+    assert weights_note(load_editor("preview")) is None
+    assert weights_note(load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir))) is None  # a folder: here
+    note = weights_note(load_editor("instruct-pix2pix"))  # a hub id not in the (empty) test cache
+    assert "not in the local Hugging Face cache" in note and "hf download timbrooks/instruct-pix2pix" in note
+    assert "--editor preview" in note
+    note = weights_note(load_editor("img2img", model=str(tmp_path / "nowhere")))
+    assert note.startswith("cannot be loaded:") and "does not exist" in note

@@ -185,7 +185,8 @@ def weights_note(editor: Editor) -> str | None:
     from ._diffusers_common import locate_model
 
     try:
-        source = locate_model(model, label=editor.name, example_id=DEFAULT_IP2P_MODEL)
+        example = DEFAULT_IMG2IMG_MODEL if editor.name == "img2img" else DEFAULT_IP2P_MODEL
+        source = locate_model(model, label=editor.name, example_id=example)
     except EditorLoadError as exc:
         return f"cannot be loaded: {exc}"
     if source.kind == "folder":

@@ -253,7 +253,7 @@ def load_pipeline(
             " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
             f" (`hf download {source.ref}`), or pass a local pipeline folder (--model /path/to/"
             f"{source.ref.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
-            " a diffusion model), use --editor preview."
+            " a diffusion model), use --editor preview (in Python: load_editor(\"preview\"))."
         ) from exc
     except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, ...
         raise EditorLoadError(

@@ -143,7 +143,7 @@ def test_sixteen_bit_png_is_not_white(client, tmp_path):
 HOSTILE_UPLOADS = {
     "notes.png": b"this is not an image at all",
     "truncated.png": None,  # made below: a PNG cut in half
-    "drawing.svg": b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><rect width='10' height='10'/></svg>",
+    "drawing.svg": b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><rect width='10'/></svg>",
     "huge.png": None,  # made below: a 1-bit PNG of 9000 x 9000 (a few KB)
     "empty.png": b"",
 }
@@ -198,3 +198,36 @@ def test_sigterm_removes_the_work_folder(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not list(tmp_path.glob("diffusemix-app-*"))
+
+
+def test_running_exports_do_not_hold_up_explore(client, tmp_path, monkeypatch):
+    """Two exports at once (one running, one queued) leave Explore's slots free."""
+    import threading
+    import time
+
+    from app_helpers import make_zip, png_bytes
+    from gradio_client import handle_file
+
+    from diffusemix.ui import batch_export as batch_export_tab
+
+    started, release = threading.Event(), threading.Event()
+
+    def held_export(*args, **kwargs):  # an export that runs until the test lets it go
+        started.set()
+        release.wait(60)
+        raise ValueError("export released by the test")
+
+    monkeypatch.setattr(batch_export_tab, "_run_export", held_export)
+    dataset = make_zip(tmp_path / "d.zip", {"cats/a.png": png_bytes(), "dogs/b.png": png_bytes()})
+    jobs = [client.submit(dataset_zip=handle_file(dataset), api_name="/export") for _ in range(2)]
+    try:
+        assert started.wait(60), "the export did not start"
+        t0 = time.perf_counter()
+        gallery, *_ = client.predict(image=handle_file(CAR), extra_prompts="", size=64, api_name="/explore")
+        assert len(gallery) == 12 and time.perf_counter() - t0 < 30
+        assert not release.is_set() and not jobs[0].done()  # the export was still running meanwhile
+    finally:
+        release.set()
+    for job in jobs:
+        with pytest.raises(Exception, match="released by the test"):
+            job.result(timeout=60)

@@ -30,7 +30,7 @@ import numpy as np
 import torch.utils.data
 
 from ..recipe import Recipe
-from .cache import Cache, CacheEntry, read_cache
+from .cache import Cache, CacheEntry, CacheError, read_cache
 from .draws import MixDraw, pick_slots
 from .mixing import Remixer, SharedEpoch, recipe_for_cache
 
@@ -57,6 +57,26 @@ def _opt_int(name: str, value: Any, low: int) -> int | None:
     return int(value)
 
 
+def _low_scored(cache: Cache, min_score: float | None) -> frozenset[str]:
+    """Keys of the Î whose manifest ``score`` is below ``min_score``.
+
+    Raises:
+        ValueError: ``min_score`` is not a number in [-1, 1].
+        CacheError: some rows have no score (the export was made without ``--score``).
+    """
+    if min_score is None:
+        return frozenset()
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not -1 <= min_score <= 1:
+        raise ValueError(f"min_score must be a number in [-1, 1]; got {min_score!r}")
+    unscored = [e for e in cache.entries if not isinstance(e.row.get("score"), (int, float))]
+    if unscored:
+        raise CacheError(
+            f"min_score needs scores, but {len(unscored)} of {len(cache.entries)} rows of {cache.root} have none"
+            f" (e.g. {unscored[0].row.get('file_name')}): export with --score dino|clip|clip-label to score each Î"
+        )
+    return frozenset(e.key for e in cache.entries if float(e.row["score"]) < min_score)
+
+
 class DiffuseMixDataset(torch.utils.data.Dataset):
     """(A, label) pairs freshly mixed from a cache of Î, every epoch anew.
 
@@ -79,6 +99,10 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         classes: the class names you expect (e.g. your evaluation set's);
             a cache with other classes is refused.
         epoch: the first epoch (see :meth:`set_epoch`).
+        min_score: skip every Î whose manifest score (``--score`` at export:
+            a DINOv2/CLIP cosine of I and Î, or CLIP's probability of the
+            true class) is below this; ``None`` uses every Î. A cache made
+            without ``--score`` has no scores and is refused.
 
     Attributes:
         classes: class names in ImageFolder's order (sorted).
@@ -106,6 +130,7 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         target_transform: Callable[[int], Any] | None = None,
         classes: Sequence[str] | None = None,
         epoch: int = 0,
+        min_score: float | None = None,
     ) -> None:
         # 1. the cache and the settings
         if isinstance(cache, Cache):
@@ -140,8 +165,11 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
             self.prompts = tuple(q for q in cache.prompts if q in set(prompts))
         used = set(self.prompts)
 
-        # 3. images and their Î (in cache order), slots per image
-        self._images = self._group(cache, used)
+        # 3. images and their Î (in cache order, those scored below min_score left out), slots per image
+        self.min_score = min_score
+        low = _low_scored(cache, min_score)
+        self.skipped_low_score = sum(1 for e in cache.entries if e.prompt in used and e.key in low)
+        self._images = self._group(cache, used, low)
         cap = self.max_per_image
         self._slots = [len(es) if cap is None else min(cap, len(es)) for _, _, es in self._images]
         self._starts = np.concatenate([[0], np.cumsum(self._slots)]).astype(np.int64).tolist()
@@ -152,14 +180,16 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
             warnings.warn(PREVIEW_WARNING, UserWarning, stacklevel=2)
 
     @staticmethod
-    def _group(cache: Cache, used: set[str]) -> list[tuple[str, CacheEntry, list[CacheEntry]]]:
+    def _group(
+        cache: Cache, used: set[str], low: frozenset[str] = frozenset()
+    ) -> list[tuple[str, CacheEntry, list[CacheEntry]]]:
         """(source, an entry holding its I, its used Î entries) per image, in cache order."""
         first: dict[str, CacheEntry] = {}
         kept: dict[str, list[CacheEntry]] = {}
         for e in cache.entries:
             first.setdefault(e.source, e)
             lst = kept.setdefault(e.source, [])
-            if e.prompt in used:
+            if e.prompt in used and e.key not in low:
                 lst.append(e)
         return [(src, first[src], kept[src]) for src in first]
 
@@ -256,6 +286,11 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
             "Î per image": f"{min(per) if per else 0}..{max(per) if per else 0} cached, "
             f"{'all' if self.max_per_image is None else f'at most {self.max_per_image}'} used per epoch",
             "p": f"{self.p:g} (an item is A with probability p, else its original I)",
+            **(
+                {"min score": f"{self.min_score:g}: {self.skipped_low_score} Î scored below it left out"}
+                if self.min_score is not None
+                else {}
+            ),
             "epoch length": f"{len(self)} = {self.n_slots} slots"
             + (f" + {n_img} originals" if self.include_originals else " (originals not included)"),
             "mixing": f"layouts {', '.join(r.layouts)}, {mask}, λ {lam}, "

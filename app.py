@@ -4,6 +4,7 @@
     python app.py --editor instruct-pix2pix        # the paper's model (weights cached)
     python app.py --model /path/to/local/pipeline  # a local InstructPix2Pix folder
     python app.py --allow-save-prompts             # let the Prompt lab write prompts.yaml
+    python app.py --score dino --scorer-model DIR  # Prompt lab scores from a local DINOv2 folder
 
 Three tabs, one shared editor (loaded once at start-up), each tab one module
 of ``diffusemix/ui/`` with its handlers and its layout:
@@ -62,13 +63,15 @@ def build_demo(
     prompts_path: str | os.PathLike | None = None,
     fractal_dir: str | os.PathLike | None = None,
     allow_save_prompts: bool = False,
+    score: str = "none",
+    scorer_model: str | None = None,
     ctx: AppContext | None = None,
 ) -> gr.Blocks:
-    """Load the editor once and build the page from the three tabs. The context is ``demo.ctx``."""
+    """Load the editor (and scorer) once and build the page from the three tabs. The context is ``demo.ctx``."""
     if ctx is None:
         ctx = make_context(
             editor, model=model, device=device, prompts_path=prompts_path, fractal_dir=fractal_dir,
-            allow_save_prompts=allow_save_prompts,
+            allow_save_prompts=allow_save_prompts, scorer=score, scorer_model=scorer_model,
         )
     set_current(ctx)
     with gr.Blocks(title="DiffuseMix", delete_cache=GRADIO_CACHE_CLEANUP, fill_width=True) as demo:
@@ -105,6 +108,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: the best available)")
     p.add_argument("--prompts", default=None, help="prompt file (default: the shipped prompts.yaml)")
     p.add_argument("--fractals", default=None, help="fractal folder (default: assets/fractals)")
+    p.add_argument("--score", default=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
+                   choices=["auto", "dino", "clip", "none"],
+                   help="scores of Î against I in the Prompt lab (default auto: DINOv2, else CLIP, if the weights"
+                        " are there; otherwise no scores, said on the page)")
+    p.add_argument("--scorer-model", default=None, help="Hugging Face id or local folder of the scorer model")
     p.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
     p.add_argument("--allow-save-prompts", action="store_true",
                    help="let the Prompt lab save sets into the prompt file (never on a Space)")
@@ -121,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # atexit does not run on SIGTERM: clean up here
     try:
         demo = build_demo(args.editor, model=args.model, device=args.device, prompts_path=args.prompts,
-                          fractal_dir=args.fractals, allow_save_prompts=args.allow_save_prompts)
+                          fractal_dir=args.fractals, allow_save_prompts=args.allow_save_prompts,
+                          score=args.score, scorer_model=args.scorer_model)
     except DiffuseMixError as e:  # e.g. --editor instruct-pix2pix without weights: say what to do, no trace
         raise SystemExit(f"error: {e}") from None
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(demo.ctx))
@@ -140,4 +149,6 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 if __name__ == "__main__":
     main()
 else:
-    demo = build_demo(os.environ.get("DIFFUSEMIX_EDITOR", "auto"), model=os.environ.get("DIFFUSEMIX_MODEL") or None)
+    demo = build_demo(os.environ.get("DIFFUSEMIX_EDITOR", "auto"), model=os.environ.get("DIFFUSEMIX_MODEL") or None,
+                      score=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
+                      scorer_model=os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None)

@@ -19,6 +19,7 @@ from PIL import Image
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DIFFUSEMIX_EDITOR", "preview")  # importing app must not load a diffusion model
+os.environ.setdefault("DIFFUSEMIX_SCORE", "none")  # nor try scorer weights (tests that score build their own)
 
 from diffusemix.ui.shared import make_context  # noqa: E402
 

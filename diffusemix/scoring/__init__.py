@@ -72,8 +72,8 @@ def load_scorer(
         name: ``"dino"``, ``"clip"``, ``"clip-label"``, ``"auto"`` or
             ``"none"``. ``"auto"`` loads DINOv2 now, else CLIP, and when
             neither has weights here returns a :class:`NoScorer` whose
-            ``notice`` says so (also logged as a warning) — unless ``model``,
-            ``device`` or ``dtype`` was given: then the error is raised.
+            ``notice`` says so (also logged as a warning) — unless ``model``
+            was given: then the error is raised.
             ``"none"`` returns a :class:`NoScorer` (scoring off).
         model: a Hugging Face Hub id or a local folder (default: the scorer's).
         device, dtype: where to run (pass the editor's device); ``None`` picks.
@@ -88,7 +88,7 @@ def load_scorer(
     Raises:
         ValueError: an unknown name, or a bad setting.
         ScorerLoadError: the device or dtype is not available; for ``auto``
-            with a model/device/dtype asked for, the weights cannot be loaded.
+            with a model asked for, the weights cannot be loaded.
     """
     if name not in SCORER_NAMES:
         raise ValueError(f"unknown scorer {name!r}; choose one of {', '.join(SCORER_NAMES)}")
@@ -111,10 +111,9 @@ def load_scorer(
             return scorer
         except ScorerLoadError as exc:
             whys.append(exc)
-    asked = [f"{k}={v!r}" for k, v in (("model", model), ("device", device), ("dtype", dtype)) if v is not None]
-    if asked:
+    if model is not None:
         raise ScorerLoadError(
-            f"no scorer could be loaded with {', '.join(asked)}: " + " | ".join(str(w) for w in whys)
+            f"no scorer could be loaded with model={model!r}: " + " | ".join(str(w) for w in whys)
         ) from whys[-1]
     notice = (
         "no scores: no scorer weights are available here (neither "

@@ -3,6 +3,12 @@
 Its handlers (``prompt_lab``, the API endpoint ``/prompt_lab``; the grid, the
 kept set as prompts.yaml text, saving it) and its layout (``build_tab``) live
 together here. Handlers are plain functions: call them with ``ctx=`` in tests.
+
+With a scorer (``--score``), each tile shows the similarity of its Î to its I
+first in its caption, a table gives each prompt's mean and min across the
+images (sortable), and a threshold dims the tiles below it and drops the
+prompts whose mean is below it from the kept set (which stays editable by
+hand). Without one, the tab says that scores are unavailable and how to get them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
 from diffusemix.errors import DiffuseMixError
@@ -30,8 +37,11 @@ from diffusemix.ui.shared import (
     chosen_prompts,
     clear_toasts_on_success,
     current,
+    by_key,
     example_images,
     generating,
+    gpu,
+    scores_unavailable,
     make_recipe,
     user_errors,
     write_png,
@@ -42,6 +52,11 @@ from diffusemix.ui.uploads import open_upload, upload_path
 MAX_LAB_IMAGES = 8
 MAX_LAB_PROMPTS = 12
 LAB_SHOW = ("Î generated", "A augmented")
+#: Threshold slider's start for each scorer: GenMix keeps DINO cosine >= 0.7, DiffCoRe-Mix CLIP > 0.6.
+DEFAULT_THRESHOLD = {"dino": 0.7, "clip": 0.6}
+#: How much of a dimmed tile (a dropped prompt's, or one below the threshold) is washed to white.
+DIM = 0.7
+TABLE_HEADERS = ["prompt", "mean score", "min score", "below threshold", "passes"]
 
 
 # ---------------------------------------------------------------------------
@@ -109,37 +124,109 @@ def _no_look(prompt: str, editor: Any) -> bool:
 
 def _dim(image: Image.Image) -> Image.Image:
     """A dropped prompt's tile: faded towards white."""
-    return Image.blend(image.convert("RGB"), Image.new("RGB", image.size, (255, 255, 255)), 0.7)
+    return Image.blend(image.convert("RGB"), Image.new("RGB", image.size, (255, 255, 255)), DIM)
 
 
 def lab_grid_items(
-    lab: dict[str, Any] | None, show: str, kept: list[str] | None = None, *, ctx: AppContext | None = None
+    lab: dict[str, Any] | None,
+    show: str,
+    kept: list[str] | None = None,
+    threshold: float | None = None,
+    *,
+    ctx: AppContext | None = None,
 ) -> list[tuple[str, str]]:
     """The grid of one stage: rows = prompts, columns = images, each captioned (path, caption).
 
     Tiles of prompts not in ``kept`` (None: all kept) are faded and captioned "dropped"; on the
-    preview, tiles of prompts with no built-in look say so.
+    preview, tiles of prompts with no built-in look say so. When the grid is scored, each caption
+    starts with the tile's score (a narrow tile cuts a caption's end), and tiles below
+    ``threshold`` are faded and say ``< threshold``.
     """
     if not lab:
         return []
     c = current(ctx)
     stage = "augmented" if show.startswith("A") else "generated"
     folder = c.request_dir()
+    scores = lab.get("scores")
+    if scores is None:
+        threshold = None
     items = []
     for i, (p, row) in enumerate(zip(lab["prompts"], lab["rows"])):
         dropped = kept is not None and p not in kept
         note = " · preview: no look for this prompt" if _no_look(p, c.editor) else ""
         for j, (name, s) in enumerate(zip(lab["names"], row)):
-            image = _dim(s.image(stage)) if dropped else s.image(stage)
+            low = threshold is not None and scores[i][j] < threshold
+            image = _dim(s.image(stage)) if dropped or low else s.image(stage)
             caption = ("dropped · " if dropped else "") + f"“{p}” · {name}{note}"
+            if scores is not None:
+                caption = f"{scores[i][j]:.3f}" + (f" < {threshold:g}" if low else "") + " · " + caption
             items.append((write_png(image, folder / f"{i:02d}-{j:02d}.png"), caption))
     return items
 
 
-def lab_grid(lab: dict[str, Any] | None, show: str, kept: list[str] | None, *, ctx: AppContext | None = None) -> Any:
+def lab_grid(
+    lab: dict[str, Any] | None,
+    show: str,
+    kept: list[str] | None,
+    threshold: float | None = None,
+    *,
+    ctx: AppContext | None = None,
+) -> Any:
     """The page's grid: its tiles, one column per image."""
-    items = lab_grid_items(lab, show, kept, ctx=ctx)
+    items = lab_grid_items(lab, show, kept, _threshold(lab, threshold), ctx=ctx)
     return gr.update(value=items, columns=len(lab["names"]) if lab else 3)
+
+
+def _threshold(lab: dict[str, Any] | None, threshold: Any) -> float | None:
+    """The slider's value when the grid is scored, else None (nothing to compare)."""
+    if not lab or lab.get("scores") is None or threshold is None:
+        return None
+    return float(threshold)
+
+
+def passing_prompts(lab: dict[str, Any], threshold: float | None) -> list[str]:
+    """The prompts whose mean score across the images reaches ``threshold`` (all without scores)."""
+    scores = lab.get("scores")
+    if scores is None or threshold is None:
+        return list(lab["prompts"])
+    return [p for p, row in zip(lab["prompts"], scores) if float(np.mean(row)) >= threshold]
+
+
+def score_table(lab: dict[str, Any] | None, threshold: float | None, *, ctx: AppContext | None = None) -> Any:
+    """Per prompt: mean and min score across the images, tiles below the threshold, whether it passes."""
+    if not lab or lab.get("scores") is None:
+        return gr.update(value=None, visible=False)
+    t = _threshold(lab, threshold)
+    passing = set(passing_prompts(lab, t))
+    rows = []
+    for p, row in zip(lab["prompts"], lab["scores"]):
+        below = sum(1 for v in row if t is not None and v < t)
+        rows.append([p, round(float(np.mean(row)), 4), round(float(np.min(row)), 4), f"{below}/{len(row)}",
+                     "yes" if p in passing else "no (dimmed)"])
+    return gr.update(value=rows, headers=TABLE_HEADERS, visible=True)
+
+
+def lab_threshold(
+    lab: dict[str, Any] | None, show: str, threshold: float, *, ctx: AppContext | None = None
+) -> tuple[Any, Any, Any]:
+    """Moving the threshold: the tiles below it fade, the kept set becomes the prompts that pass
+    (editable by hand afterwards), the table follows."""
+    if not lab or lab.get("scores") is None:
+        return gr.update(), gr.update(), gr.update()
+    t = float(threshold)
+    kept = passing_prompts(lab, t)
+    return lab_grid(lab, show, kept, t, ctx=ctx), gr.update(value=kept), score_table(lab, t, ctx=ctx)
+
+
+@gpu(duration=60)
+def _score_lab(key: str, arrays: list[np.ndarray], generated: list[list[np.ndarray]]) -> list[list[float]]:
+    """scores[prompt][image] of Î against its I: one scorer call for the whole grid (each I embedded once)."""
+    c = by_key(key)
+    n_prompts = len(generated[0]) if generated else 0
+    inputs = [a for a in arrays for _ in range(n_prompts)]
+    outs = [g for row in generated for g in row]
+    flat = [s.value for s in c.scorer.score(inputs, outs)]
+    return [[flat[k * n_prompts + j] for k in range(len(arrays))] for j in range(n_prompts)]
 
 
 def lab_notes(prompts: list[str], editor: Any) -> str:
@@ -165,14 +252,16 @@ def prompt_lab(
     show: str = LAB_SHOW[0],
     size: float = 192,
     seed: float = 0,
+    threshold: float | None = None,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
 ) -> tuple[list[tuple[str, str]], list[str], str, str | None, str, dict[str, Any]]:
-    """Several images x candidate prompts: the grid, and every prompt ticked as kept.
+    """Several images x candidate prompts: the grid, and every prompt ticked as kept
+    (with a scorer: scored, and the prompts whose mean reaches ``threshold`` kept).
 
     API (``/prompt_lab``): images (a list of ``{"image": handle_file(path)}``),
-    candidates (one prompt per line), and optionally show, size, seed. Returns
+    candidates (one prompt per line), and optionally show, size, seed, threshold. Returns
     plain values: the grid ((image, caption) per tile, row by row), the kept
     prompts, the kept set as prompts.yaml text and as a file, and notes
     (prompts that seem to describe content; prompts the preview has no look for).
@@ -192,11 +281,18 @@ def prompt_lab(
         "prompts": list(prompts),
         "names": [p.name for p in paths],
         "rows": [[stages[j] for stages in per_image] for j in range(len(prompts))],
+        "scores": None,
     }
-    # 3. the grid, every prompt kept, the set, the notes
-    yaml_text, yaml_file = kept_set(list(prompts), "my-set", ctx=c)
-    grid = lab_grid_items(lab, show, ctx=c)
-    return grid, list(prompts), yaml_text, yaml_file, lab_notes(list(prompts), c.editor), lab
+    # 3. scores of Î against I, when a scorer is loaded (never made up otherwise)
+    if c.scorer.available:
+        progress(1.0, desc=f"scoring {len(prompts) * len(paths)} Î with {c.scorer.name}")
+        lab["scores"] = _score_lab(c.key, arrays, [[s.generated for s in stages] for stages in per_image])
+    # 4. the grid, the kept prompts (all, or those passing the threshold), the set, the notes
+    t = _threshold(lab, threshold)
+    kept = passing_prompts(lab, t)
+    yaml_text, yaml_file = kept_set(kept, "my-set", ctx=c)
+    grid = lab_grid_items(lab, show, kept if t is not None else None, t, ctx=c)
+    return grid, kept, yaml_text, yaml_file, lab_notes(list(prompts), c.editor), lab
 
 
 def prompt_lab_page(
@@ -205,14 +301,17 @@ def prompt_lab_page(
     show: str,
     size: float,
     seed: float,
+    threshold: float | None = None,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
 ) -> tuple[Any, ...]:
     """The page's Prompt lab event: ``prompt_lab``, with the keep boxes' choices and the grid's columns set."""
-    grid, kept, yaml_text, yaml_file, notes, lab = prompt_lab(images, candidates, show, size, seed, progress, ctx=ctx)
-    return (gr.update(value=grid, columns=len(lab["names"])), gr.update(choices=kept, value=kept), yaml_text,
-            yaml_file, notes, lab)
+    grid, kept, yaml_text, yaml_file, notes, lab = prompt_lab(
+        images, candidates, show, size, seed, threshold, progress, ctx=ctx
+    )
+    return (gr.update(value=grid, columns=len(lab["names"])), gr.update(choices=lab["prompts"], value=kept),
+            yaml_text, yaml_file, notes, lab)
 
 
 def kept_set(kept: list[str] | None, set_name: str | None, *, ctx: AppContext | None = None) -> tuple[str, Any]:
@@ -282,6 +381,20 @@ def _results_column(ctx: AppContext) -> dict[str, Any]:
     ui["grid"] = gr.Gallery(label="Prompt grid", show_label=False, columns=3, height="auto", object_fit="contain",
                             format="png", elem_id="dm-lab-grid")
     ui["notes"] = gr.Markdown("", elem_id="dm-lab-notes", elem_classes="dm-note")
+    if ctx.scorer.available:
+        ui["scores_note"] = gr.Markdown(
+            f"Scores: cosine similarity of Î to I by <b>{ctx.scorer.name}</b>"
+            f" (<code>{ctx.scorer.describe().get('model', '')}</code>), in [−1, 1]. Tiles below the threshold"
+            " fade; prompts whose mean is below it are dropped from the kept set (tick them again by hand to"
+            " keep them).", elem_id="dm-lab-scores-note", elem_classes="dm-note")
+    else:
+        ui["scores_note"] = gr.Markdown(scores_unavailable(ctx), elem_id="dm-lab-scores-note",
+                                        elem_classes="dm-note")
+    ui["threshold"] = gr.Slider(-1.0, 1.0, value=DEFAULT_THRESHOLD.get(ctx.scorer.name, 0.5), step=0.001,
+                                label="Score threshold (drop below)", visible=ctx.scorer.available,
+                                elem_id="dm-lab-threshold")
+    ui["table"] = gr.Dataframe(headers=TABLE_HEADERS, label="Scores per prompt (click a header to sort)",
+                               interactive=False, visible=False, elem_id="dm-lab-table", wrap=True)
     ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")
     with gr.Row():
         ui["name"] = gr.Textbox("my-set", label="Set name", max_lines=1, scale=1, elem_id="dm-lab-name")
@@ -325,15 +438,19 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
 
     ui["use_examples"].click(example_images, None, ui["images"], **QUICK)
     ui["set"].change(bind(lab_set_text, ctx=ctx), ui["set"], ui["candidates"], **QUICK)
-    inputs = [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"]]
+    inputs = [ui["images"], ui["candidates"], ui["show"], ui["size"], ui["seed"], ui["threshold"]]
     outputs = [ui["grid"], ui["keep"], ui["yaml"], ui["file"], ui["notes"], ui["state"]]
     made = ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private",
                            **generating(ctx))
     clear_toasts_on_success(made)
+    made.then(bind(score_table, ctx=ctx), [ui["state"], ui["threshold"]], ui["table"], **QUICK)
+    ui["threshold"].change(bind(lab_threshold, ctx=ctx), [ui["state"], ui["show"], ui["threshold"]],
+                           [ui["grid"], ui["keep"], ui["table"]], **QUICK)
     # the API endpoint: the same work, plain values (no update dicts); its trigger is never shown
     ui["api"].click(bind(prompt_lab, ctx=ctx), inputs, outputs, api_name="prompt_lab", **generating(ctx))
     for trigger in (ui["show"].change, ui["keep"].change):
-        trigger(bind(lab_grid, ctx=ctx), [ui["state"], ui["show"], ui["keep"]], ui["grid"], **QUICK)
+        trigger(bind(lab_grid, ctx=ctx), [ui["state"], ui["show"], ui["keep"], ui["threshold"]], ui["grid"],
+                **QUICK)
     for trigger in (ui["keep"].change, ui["name"].change):
         trigger(bind(kept_set, ctx=ctx), [ui["keep"], ui["name"]], [ui["yaml"], ui["file"]], **QUICK)
     return ui

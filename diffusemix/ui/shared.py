@@ -41,6 +41,7 @@ from diffusemix.functional import LAYOUTS, MASK_KINDS
 from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
 from diffusemix.recipe import Recipe
 from diffusemix.resources import shipped_path
+from diffusemix.scoring import HOW_TO_GET_WEIGHTS, NoScorer, Scorer, load_scorer
 
 logger = logging.getLogger("diffusemix.app")
 
@@ -111,6 +112,8 @@ class AppContext:
     busy: set[Path] = field(default_factory=set)  # request folders of running exports: never swept
     key: str = field(default_factory=lambda: uuid.uuid4().hex)  # this context in _CONTEXTS
     thumbnails: list[tuple[str, str]] = field(default_factory=list)
+    #: Scores Î against I in the Prompt lab (NoScorer: no scores, its notice says why).
+    scorer: Scorer = field(default_factory=lambda: NoScorer("scoring is off (start the app with --score auto)"))
 
     def __repr__(self) -> str:
         return f"AppContext(editor={self.editor.name!r}, fractals={len(self.fractals)}, prompts={self.prompts_path})"
@@ -174,8 +177,11 @@ def make_context(
     prompts_path: str | os.PathLike | None = None,
     fractal_dir: str | os.PathLike | None = None,
     allow_save_prompts: bool = False,
+    scorer: str | Scorer = "none",
+    scorer_model: str | None = None,
 ) -> AppContext:
-    """Load the editor (once), the fractal set and the prompt file."""
+    """Load the editor (once), the scorer (once; ``"auto"``: if its weights are
+    there), the fractal set and the prompt file."""
     on_space = bool(os.environ.get("SPACE_ID"))
     if not isinstance(editor, str):
         ed = editor
@@ -184,6 +190,7 @@ def make_context(
         ed = load_editor(editor, model=model, device=device, fallback=editor == "auto")
         if ed.is_diffusion:
             ed.load()  # fail now, at start-up, not in the first user's request
+    sc = scorer if not isinstance(scorer, str) else make_scorer(scorer, scorer_model, ed)
     fractals = FractalSet.from_folder(fractal_dir) if fractal_dir else FractalSet.default()
     path = Path(prompts_path) if prompts_path else None
     book = load_prompts(path)
@@ -194,10 +201,34 @@ def make_context(
         book=book,
         allow_save_prompts=allow_save_prompts and not on_space,
         on_space=on_space,
+        scorer=sc,
     )
     atexit.register(shutil.rmtree, ctx.workdir, True)
     _CONTEXTS[ctx.key] = ctx
     return ctx
+
+
+def make_scorer(name: str, model: str | None, editor: Editor) -> Scorer:
+    """The Prompt lab's scorer, on the editor's device, loaded now (fail at start-up).
+
+    Only image–image scorers: the lab's images have no class names.
+    """
+    if name == "clip-label":
+        raise ValueError("the Prompt lab's images have no class names: use --score dino or clip (or auto) in the app")
+    sc = load_scorer(name, model=model, device=getattr(editor, "device", None))
+    if sc.available:
+        sc.load()  # type: ignore[attr-defined]
+    return sc
+
+
+def scores_unavailable(ctx: AppContext) -> str:
+    """What the Prompt lab says when it has no scorer: plainly, and how to get one."""
+    return (
+        "Scores are unavailable: "
+        + html_text(str(getattr(ctx.scorer, "notice", "no scorer is loaded")).removeprefix("no scores: "))
+        + f" To score the grid, {html_text(HOW_TO_GET_WEIGHTS)}, then start the app with"
+        " <code>--score auto</code> (or <code>--score dino --scorer-model DIR</code>)."
+    )
 
 
 # ---------------------------------------------------------------------------

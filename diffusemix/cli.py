@@ -206,6 +206,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="times a blank generated image is remade with a new seed before it is reported (2)",
     )
 
+    sc = ex.add_argument_group("scores: does Î keep the label? (needs scorer weights)")
+    sc.add_argument(
+        "--score",
+        choices=("dino", "clip", "clip-label", "auto"),
+        default=None,
+        help="score each Î against its I and write the score into its manifest row: dino (DINOv2 cosine),"
+        " clip (CLIP image cosine), clip-label (CLIP zero-shot probability of the true class among the class"
+        " names), auto (dino, else clip, if the weights are there; otherwise no scores, said plainly)",
+    )
+    sc.add_argument(
+        "--scorer-model",
+        metavar="ID_OR_FOLDER",
+        default=None,
+        help="Hugging Face id or local folder of the scorer (default facebook/dinov2-small, openai/clip-vit-base-patch32)",
+    )
+    sc.add_argument(
+        "--min-similarity",
+        type=float,
+        metavar="X",
+        default=None,
+        help="a Î scoring below X counts like a blank one: remade with a new recorded seed up to --max-retries,"
+        " then dropped and listed in errors.jsonl with its score (GenMix keeps DINO >= 0.7, DiffCoRe-Mix CLIP > 0.6)",
+    )
+    sc.add_argument(
+        "--max-label-rank",
+        type=int,
+        metavar="K",
+        default=None,
+        help="with --score clip-label: a Î whose true class is not among CLIP's top K class names counts like a blank one",
+    )
+    sc.add_argument(
+        "--label-template",
+        metavar="TEXT",
+        default=None,
+        help="clip-label's text for each class name, with {} for the name (default 'a photo of a {}')",
+    )
+
     o = ex.add_argument_group("output and running")
     o.add_argument(
         "--format",
@@ -409,6 +446,7 @@ def _run_export(args: argparse.Namespace) -> int:
             device = found[2]
     options = _options(args, shard)
     settings = _editor_settings(args)
+    rule = _score_rule(args)
     plan = plan_export(args.input, args.output, recipe=recipe, options=options)  # checks folders, writes nothing
     if args.dry_run:
         print(plan)
@@ -430,6 +468,8 @@ def _run_export(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
 
+    scorer = _scorer(args, editor, rule)
+
     # 3. run
     summary = export_dataset(
         args.input,
@@ -439,9 +479,56 @@ def _run_export(args: argparse.Namespace) -> int:
         fractals=fractals,
         options=options,
         progress_bar=not args.no_progress,
+        scorer=scorer,
+        score_rule=rule,
     )
     print(summary)
     return 0
+
+
+def _score_rule(args: argparse.Namespace):
+    """The --min-similarity / --max-label-rank rule, checked before any work."""
+    from .scoring import ScoreRule
+
+    rule = ScoreRule(min_score=args.min_similarity, max_rank=args.max_label_rank)
+    if args.score is None:
+        given = [f for f, v in (("--min-similarity", args.min_similarity), ("--max-label-rank", args.max_label_rank),
+                                ("--scorer-model", args.scorer_model), ("--label-template", args.label_template))
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --score dino|clip|clip-label")
+    if args.max_label_rank is not None and args.score != "clip-label":
+        raise ValueError("--max-label-rank needs --score clip-label (the other scorers give no rank)")
+    if args.label_template is not None and args.score != "clip-label":
+        raise ValueError("--label-template is a setting of --score clip-label")
+    return rule
+
+
+def _scorer(args: argparse.Namespace, editor: Any, rule: Any):
+    """The scorer --score asks for, loaded now on the editor's device (fail before any work), or None."""
+    if args.score is None:
+        return None
+    from .scoring import DEFAULT_TEMPLATE, load_scorer
+
+    classes: tuple[str, ...] = ()
+    if args.score == "clip-label":
+        from .export import scan_input
+
+        classes = scan_input(args.input).classes
+    scorer = load_scorer(
+        args.score,
+        model=args.scorer_model,
+        device=getattr(editor, "device", None),
+        class_names=classes,
+        template=args.label_template or DEFAULT_TEMPLATE,
+    )
+    if not scorer.available:
+        if rule.active:
+            raise ValueError(f"--min-similarity / --max-label-rank need scores, and there are none: {scorer.notice}")  # type: ignore[attr-defined]
+        print(f"note: {scorer.notice}", file=sys.stderr)  # type: ignore[attr-defined]
+        return None
+    scorer.load()  # type: ignore[attr-defined]
+    return scorer
 
 
 def _run_merge(args: argparse.Namespace) -> int:

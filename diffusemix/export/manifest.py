@@ -7,7 +7,7 @@ Layout of an export folder::
       <class>/<file>                 the augmented images A
       stages/<stage>/<class>/<file>  I, Î, M, H, F as PNG (--save-stages)
       metadata.jsonl                 one row per A, in plan order (Hugging Face imagefolder)
-      errors.jsonl                   skipped inputs and degenerate samples, if any
+      errors.jsonl                   skipped inputs, degenerate and low-score samples, if any
       .diffusemix/
         run.json                     the settings the folder was made with
         rows-<I>-of-<N>.jsonl        shard I's journal: one line per finished sample
@@ -38,6 +38,8 @@ __all__ = [
     "MANIFEST_NAME",
     "ERRORS_NAME",
     "MANIFEST_COLUMNS",
+    "SCORE_COLUMNS",
+    "REJECTED_KEY",
     "atomic_write",
     "temp_tag",
     "clean_temp_files",
@@ -52,6 +54,11 @@ __all__ = [
     "image_sort_key",
     "merge_manifests",
 ]
+
+#: Columns added to every row of a scored export (``--score``); see :meth:`diffusemix.scoring.Score.to_row`.
+SCORE_COLUMNS: tuple[str, ...] = ("score", "scorer", "label_rank", "input_score", "input_label_rank")
+#: Journal key of a row whose Î the score rule rejected after every retry (dropped, listed in errors.jsonl).
+REJECTED_KEY = "_rejected"
 
 #: Hidden folder (ignored by ``datasets``) that holds the run's state.
 STATE_DIR = ".diffusemix"
@@ -384,8 +391,22 @@ def _error_key(err: Mapping[str, Any], prompt_index: Mapping[str, int]) -> tuple
 
 
 def degenerate_error(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The errors.jsonl entry of a journal row whose Î stayed degenerate."""
+    """The errors.jsonl entry of a journal row whose Î stayed degenerate, or
+    whose score the rule rejected after every retry (with its score)."""
     attempts = int(row.get("attempts", 1))
+    if REJECTED_KEY in row:
+        return {
+            "source": row["source"],
+            "kind": "low-score",
+            "reason": f"generated image rejected: {row[REJECTED_KEY]} after {attempts}"
+            f" attempt{'s' if attempts != 1 else ''}",
+            "file_name": row["file_name"],
+            "prompt": row["prompt"],
+            "copy": row["copy"],
+            "seed": row["seed"],
+            "attempts": attempts,
+            **{k: row[k] for k in SCORE_COLUMNS if row.get(k) is not None},
+        }
     return {
         "source": row["source"],
         "kind": "degenerate",
@@ -440,7 +461,7 @@ def collect(
         name = row.get("file_name")
         if not isinstance(name, str) or (plan is not None and name not in plan):
             continue
-        if DEGENERATE_KEY in row:
+        if DEGENERATE_KEY in row or REJECTED_KEY in row:
             bad[name] = row
         else:
             ok[name] = (_row_key(row, prompt_index), _dumps(_manifest_row(row)))
@@ -459,7 +480,7 @@ def collect(
             errors[(str(err.get("source")), str(err.get("kind")))] = err
     for row in bad.values():
         err = degenerate_error(row)
-        errors[(err["file_name"], "degenerate")] = err
+        errors[(err["file_name"], err["kind"])] = err
 
     lines = [line for _key, line in sorted(ok.values(), key=lambda kv: kv[0])]
     errs = sorted(errors.values(), key=lambda e: _error_key(e, prompt_index))

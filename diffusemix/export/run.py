@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
+from ..scoring.base import NoScorer, ScoreRule
 from . import manifest
 from .checks import check_folders, check_foreign_output, check_reserved
-from .manifest import DEGENERATE_KEY
+from .manifest import DEGENERATE_KEY, REJECTED_KEY
 from .options import ExportOptions
 from .plan import chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
@@ -27,6 +28,7 @@ from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
+    from ..scoring.base import Scorer
     from ..fractals import FractalSet
 
 
@@ -41,6 +43,8 @@ def export_dataset(
     progress: Callable[[int, int], None] | None = None,
     cancel: "CancelToken | None" = None,
     progress_bar: bool = True,
+    scorer: "Scorer | None" = None,
+    score_rule: "ScoreRule | None" = None,
 ) -> ExportSummary:
     """Write the augmented dataset (this shard's part of it) to ``output_dir``.
 
@@ -59,12 +63,20 @@ def export_dataset(
         cancel: anything with ``is_set()``; the run stops after the current
             chunk and can be resumed.
         progress_bar: show a tqdm bar (on a terminal).
+        scorer: scores each Î against its I (``diffusemix.scoring.load_scorer``);
+            the scores go into every manifest row. ``None`` (or a NoScorer):
+            no scores.
+        score_rule: which scored Î are kept (``ScoreRule(min_score=0.7)``);
+            a rejected Î is made again with a new recorded seed, up to the
+            editor's ``max_retries``, then dropped and listed in errors.jsonl
+            with its score.
 
     Raises:
         DiffuseMixError: bad input or output folders, or an output folder made
             with other settings; raised before any work.
         EditorLoadError: the editor's model cannot be loaded (it is loaded
             before anything is written, so a failed load leaves no run.json).
+        ValueError: a score rule without a scorer that can apply it.
     """
     t0 = time.perf_counter()
     inp, out = Path(input_dir), Path(output_dir)
@@ -81,7 +93,14 @@ def export_dataset(
     load = getattr(editor, "load", None)
     if callable(load):  # a model that cannot be loaded stops the run here, before run.json or any file is written
         load()
-    settings = run_settings(scan, recipe, editor, fractals, options)
+    rule = score_rule if score_rule is not None else ScoreRule()
+    if scorer is not None and not scorer.available:
+        scorer = None
+    if scorer is None:
+        rule.check_scorer(NoScorer("no scorer was given"))
+    else:
+        rule.check_scorer(scorer)
+    settings = run_settings(scan, recipe, editor, fractals, options, scoring=_scoring_settings(scorer, rule))
 
     # 2. open the output (settings, this shard's leftovers), record the plan, read what is finished
     remix = _open_output(out, settings, options, tag)
@@ -105,6 +124,8 @@ def export_dataset(
         finished=finished,
         progress=bar,
         cancel=cancel,
+        scorer=scorer,
+        rule=rule,
     )
     try:
         stream.run()
@@ -126,6 +147,9 @@ def export_dataset(
         failed=failed,
         ignored=list(scan.ignored),
         degenerate=stream.degenerate + stream.prior_degenerate,
+        rejected=stream.rejected,
+        scores=stream.score_stats(),
+        scorer=_scorer_text(scorer, rule),
         seconds=time.perf_counter() - t0,
         output_dir=out,
         manifest=manifest_path,
@@ -147,6 +171,26 @@ _CACHE_NOTE = [
     "a cache: I (inputs/) and the generated images, nothing mixed; train on it with "
     "diffusemix.data.DiffuseMixDataset(OUTPUT), which re-mixes A every epoch"
 ]
+
+
+def _scoring_settings(scorer: "Scorer | None", rule: "ScoreRule") -> dict[str, Any] | None:
+    """What scores and filters Î (part of what makes the output), or None without a scorer."""
+    if scorer is None:
+        return None
+    d = {k: v for k, v in scorer.describe().items() if k not in ("device", "summary", "batch_size")}
+    return {**d, "rule": rule.describe()}
+
+
+def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
+    if scorer is None:
+        return ""
+    text = str(scorer.describe().get("summary") or scorer.name)
+    parts = []
+    if rule.min_score is not None:
+        parts.append(f"min {rule.min_score:g}")
+    if rule.max_rank is not None:
+        parts.append(f"true class in the top {rule.max_rank}")
+    return text + (f", keeps {' and '.join(parts)}" if parts else ", no threshold")
 
 
 def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str) -> bool:
@@ -179,7 +223,7 @@ def _record_plan(
             if name not in planned_set:
                 orphans.add(name)
                 continue
-            finished[name] = finished.get(name, False) or DEGENERATE_KEY not in row
+            finished[name] = finished.get(name, False) or (DEGENERATE_KEY not in row and REJECTED_KEY not in row)
     return finished, len(orphans)
 
 

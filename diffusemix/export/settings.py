@@ -75,7 +75,13 @@ def model_revision(model: str | None) -> str | None:
 
 
 def run_settings(
-    scan: InputScan, recipe: Recipe, editor: "Editor", fractals: "FractalSet", options: ExportOptions
+    scan: InputScan,
+    recipe: Recipe,
+    editor: "Editor",
+    fractals: "FractalSet",
+    options: ExportOptions,
+    *,
+    scoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from .. import __version__
 
@@ -95,6 +101,8 @@ def run_settings(
             "seed": r["seed"],
             "editor": _editor_settings(editor),
             "model_revision": model_revision(editor.describe().get("model")),
+            # the scorer and its rule decide which Î are kept (only when scoring: unscored runs read as before)
+            **({"scoring": scoring} if scoring else {}),
         },
         # what makes A from Î: may change with --reuse-generated (a remix); a cache mixes
         # nothing, and its layouts, mask, seam and λ are the training defaults (diffusemix.data)

@@ -20,6 +20,8 @@ import numpy as np
 from ..engine import generate
 from ..errors import Cancelled, ImageError
 from ..recipe import Recipe, SampleRecord
+from ..scoring.base import Score, ScoreRule
+from ..scoring.filter import generate_scored
 from .naming import SAVED_STAGES, cache_input_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
@@ -27,6 +29,7 @@ from .writer import Writer, read_reused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
+    from ..scoring.base import Scorer
 
 #: Chunks whose writes may still be in progress while the editor works on the next.
 _MAX_CHUNKS_WRITING = 2
@@ -120,12 +123,17 @@ class Stream:
         finished: dict[str, bool],
         progress: Progress,
         cancel: "CancelToken | None",
+        scorer: "Scorer | None" = None,
+        rule: ScoreRule | None = None,
     ) -> None:
         self.chunks, self.out, self.recipe, self.editor = chunks, out, recipe, editor
         self.options, self.writer, self.finished = options, writer, finished
         self.progress, self.cancel = progress, cancel
+        self.scorer, self.rule = scorer, rule if rule is not None else ScoreRule()
         self.stage_names = SAVED_STAGES if options.save_stages else ()
-        self.made = self.skipped = self.degenerate = self.prior_degenerate = 0
+        self.made = self.skipped = self.degenerate = self.prior_degenerate = self.rejected = 0
+        # prompt -> (scores of this run's final Î, how many were dropped for their score)
+        self._scores: dict[str, tuple[list[float], list[int]]] = {}
         self.failed: dict[str, str] = {}  # source -> why it cannot be used
         self.cancelled = False
         self._decoding: deque[tuple[list[Sample], Future]] = deque()
@@ -212,27 +220,28 @@ class Stream:
             else:
                 live.append(s)
         n_dead = len(chunk) - len(live)
-        # 2. Î: reused where saved, else one editor call for the chunk
-        results: dict[str, tuple[np.ndarray, SampleRecord, str | None]] = {}
+        # 2. Î: reused where saved, else one editor call for the chunk (scored and retried with a scorer)
+        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]] = {}
         for s in live:
             if s.file_name in reused:
                 arr, rec = reused[s.file_name]
-                results[s.file_name] = (arr, rec, None)
+                results[s.file_name] = (arr, rec, None, None, None)
         jobs = [s for s in live if s.file_name not in results]
-        if jobs:
-            try:
-                made_now = generate(self.editor, [(s.record, images[s.entry.source]) for s in jobs], cancel=self.cancel)
-            except Cancelled:
-                return False
-            for s, (rec, res) in zip(jobs, made_now, strict=True):
-                results[s.file_name] = (res.image, rec, res.degenerate)
+        try:
+            self._generate(jobs, images, results)
+        except Cancelled:
+            return False
+        self._score_reused([s for s in live if s.file_name in reused and not s.done], images, results)
         # 3. mix, encode and write on the worker threads
         futs = []
         for s in live:
             if s.done:
                 continue
-            arr, rec, why = results[s.file_name]
-            futs.append(self._write_pool.submit(self.writer, s, images[s.entry.source], arr, rec, why))
+            arr, rec, why, score, rejected = results[s.file_name]
+            self._count_score(rec.prompt, score, rejected)
+            futs.append(
+                self._write_pool.submit(self.writer, s, images[s.entry.source], arr, rec, why, score, rejected)
+            )
         for s in chunk:
             if s.done:
                 if self.finished.get(s.file_name) is False:
@@ -249,8 +258,77 @@ class Stream:
         while writing and (len(writing) > limit or all(f.done() for f in writing[0])):
             futs = writing.popleft()
             for f in futs:
-                if f.result() == "made":  # re-raises a write error
+                got = f.result()  # re-raises a write error
+                if got == "made":
                     self.made += 1
+                elif got == "rejected":
+                    self.rejected += 1
                 else:
                     self.degenerate += 1
             self.progress.advance(len(futs))
+
+    # -- scores ------------------------------------------------------------------
+
+    def _generate(
+        self,
+        jobs: list[Sample],
+        images: dict[str, np.ndarray | str],
+        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]],
+    ) -> None:
+        """One editor call for ``jobs``; with a scorer, scored and rejected Î made again (raises Cancelled)."""
+        if not jobs:
+            return
+        pairs = [(s.record, images[s.entry.source]) for s in jobs]
+        if self.scorer is None:
+            for s, (rec, res) in zip(jobs, generate(self.editor, pairs, cancel=self.cancel), strict=True):  # type: ignore[arg-type]
+                results[s.file_name] = (res.image, rec, res.degenerate, None, None)
+            return
+        done = generate_scored(
+            self.editor,
+            pairs,  # type: ignore[arg-type]
+            scorer=self.scorer,
+            rule=self.rule,
+            max_retries=editor_max_retries(self.editor),
+            labels=[s.entry.label for s in jobs],
+            cancel=self.cancel,
+        )
+        for s, d in zip(jobs, done, strict=True):
+            results[s.file_name] = (d.result.image, d.record, d.result.degenerate, d.score, d.rejected)
+
+    def _score_reused(
+        self,
+        reused: list[Sample],
+        images: dict[str, np.ndarray | str],
+        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]],
+    ) -> None:
+        """A remix's saved Î get their scores again (they passed the same rule when they were made)."""
+        if self.scorer is None or not reused:
+            return
+        scores = self.scorer.score(
+            [images[s.entry.source] for s in reused],  # type: ignore[misc]
+            [results[s.file_name][0] for s in reused],
+            labels=[s.entry.label for s in reused],
+        )
+        for s, sc in zip(reused, scores, strict=True):
+            arr, rec, why, _, _ = results[s.file_name]
+            results[s.file_name] = (arr, rec, why, sc, self.rule.reject(sc))
+
+    def _count_score(self, prompt: str, score: Score | None, rejected: str | None) -> None:
+        if score is None:
+            return
+        values, dropped = self._scores.setdefault(prompt, ([], [0]))
+        values.append(float(score.value))
+        dropped[0] += rejected is not None
+
+    def score_stats(self) -> dict[str, tuple[float, int, int]]:
+        """Per prompt, for this run: (mean score, Î scored, Î dropped for their score)."""
+        return {p: (float(np.mean(v)), len(v), d[0]) for p, (v, d) in self._scores.items()}
+
+
+def editor_max_retries(editor: "Editor") -> int:
+    """The editor's ``max_retries`` (blank outputs; also used for low scores)."""
+    settings = getattr(editor, "settings", None)
+    value = getattr(settings, "max_retries", None)
+    if value is None:
+        value = getattr(editor, "max_retries", 2)
+    return int(value)

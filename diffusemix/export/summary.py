@@ -34,6 +34,9 @@ class ExportSummary:
     notes: list[str] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of files that are not inputs
     preview: bool = False  # Î came from the preview editor (a stand-in): the head line says so
+    rejected: int = 0  # samples whose Î failed the score rule after every retry (not written)
+    scores: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # prompt -> (mean, scored, dropped)
+    scorer: str = ""  # what scored Î, and the rule (empty: no scores)
 
     @property
     def images_per_second(self) -> float:
@@ -68,7 +71,13 @@ class ExportSummary:
             if len(self.ignored) > 5:
                 lines.append(f"    ... and {len(self.ignored) - 5} more")
         lines.append(f"  degenerate:       {self.degenerate} (blank generated images, not written)")
-        if self.failed or self.degenerate or self.ignored:
+        if self.scorer:
+            lines.append(f"  low score:        {self.rejected} (generated images below the rule, not written)")
+            lines.append(f"  scorer:           {self.scorer}")
+            width = max([len(p) for p in self.scores] + [6])
+            for p, (mean, n, dropped) in self.scores.items():
+                lines.append(f"    {p:<{width}}  mean score {mean:.3f}  dropped {dropped}/{n} ({dropped / n:.0%})")
+        if self.failed or self.degenerate or self.ignored or self.rejected:
             lines.append(f"  errors listed in: {self.output_dir / manifest.ERRORS_NAME}")
         lines.append(f"  labels:           {labels}")
         if self.editor:

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..engine import apply_record
 from ..recipe import SampleRecord
+from ..scoring.base import Score
 from . import manifest
-from .manifest import DEGENERATE_KEY
+from .manifest import DEGENERATE_KEY, REJECTED_KEY
 from .naming import SAVED_STAGES, cache_input_name, stage_path
 from .options import FORMATS, ExportOptions
 from .plan import Sample
@@ -163,24 +164,40 @@ class Writer:
         finally:
             event.set()  # type: ignore[union-attr]
 
-    def _write_cache(self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord) -> str:
-        """A cache keeps I (once per image) and Î, mixes nothing; the row goes last."""
+    def _write_cache(
+        self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord, scores: dict[str, Any]
+    ) -> str:
+        """A cache keeps I (once per image) and Î, mixes nothing; the row (with any scores) goes last."""
         self._put_input_once(s, image)
         data = _encode(generated, self.options.format, self.options.quality)  # type: ignore[arg-type]
         self._put(self.out / s.file_name, data)
-        self.journal.append(self.cache_row(s, rec))
+        self.journal.append({**self.cache_row(s, rec), **scores})
         return "made"
 
     def __call__(
-        self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord, degenerate: str | None
+        self,
+        s: Sample,
+        image: np.ndarray,
+        generated: np.ndarray,
+        rec: SampleRecord,
+        degenerate: str | None,
+        score: Score | None = None,
+        rejected: str | None = None,
     ) -> str:
-        # 1. a blank Î is reported, never written
+        # 1. a blank Î, or one whose score the rule rejected, is reported, never written
+        scores = score.to_row() if score is not None else {}
         if degenerate is not None:
             row = self.cache_row(s, rec) if self.options.cache else self.row(s, rec)
             self.journal.append({**row, DEGENERATE_KEY: degenerate})
             return "degenerate"
+        if rejected is not None:
+            if self.options.save_stages:  # kept for a look (the report's contact sheet), not part of the dataset
+                self._put(stage_path(self.out, "rejected", s.file_name), _encode(generated, "png", 0))
+            row = self.cache_row(s, rec) if self.options.cache else self.row(s, rec)
+            self.journal.append({**row, **scores, REJECTED_KEY: rejected})
+            return "rejected"
         if self.options.cache:
-            return self._write_cache(s, image, generated, rec)
+            return self._write_cache(s, image, generated, rec, scores)
         # 2. mix
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
@@ -208,5 +225,5 @@ class Writer:
                 for stage in ("mask", "hybrid", "fractal"):
                     stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
         # 4. the row, last
-        self.journal.append(self.row(s, rec))
+        self.journal.append({**self.row(s, rec), **scores})
         return "made"

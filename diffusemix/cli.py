@@ -1,4 +1,4 @@
-"""``python -m diffusemix``: export, merge and fractals subcommands.
+"""``python -m diffusemix``: export, merge, report and fractals subcommands.
 
 A thin shell: flags are parsed here and handed to :mod:`diffusemix.export`,
 :mod:`diffusemix.editors` and :mod:`diffusemix.fractals`; no maths, no model
@@ -296,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mg.add_argument("output", metavar="OUTPUT", help="the export's output folder")
 
+    # -- report ---------------------------------------------------------------
+    rp = sub.add_parser(
+        "report",
+        formatter_class=_Formatter,
+        help="which prompts keep the label: a picture and a table of a scored export",
+        description="Read a scored export (--score) and draw, per prompt x class, the mean score and share of Î"
+        " kept, the score distribution per prompt, and a contact sheet of the lowest-scoring Î (needs"
+        " --save-stages); write report.png and report.txt and print the table.",
+    )
+    rp.add_argument("output", metavar="OUT", help="the export's output folder")
+    rp.add_argument("--out", metavar="PNG", default=None, help="where the picture goes (default OUT/report.png)")
+    rp.add_argument("--lowest", type=int, metavar="N", default=8, help="Î in the contact sheet (1..32)")
+
     # -- fractals -------------------------------------------------------------
     fr = sub.add_parser(
         "fractals",
@@ -551,6 +564,15 @@ def _run_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    png, txt, text = write_report(args.output, args.out, lowest=args.lowest)
+    print(text, end="")
+    print(f"wrote {png} and {txt}")
+    return 0
+
+
 def _run_fractals(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -572,7 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"export": _run_export, "merge": _run_merge, "fractals": _run_fractals}[args.command]
+    command = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals}[
+        args.command
+    ]
     try:
         return command(args)
     except KeyboardInterrupt:

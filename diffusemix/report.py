@@ -72,6 +72,8 @@ class ScoreReport:
     root: Path
     scorer: str
     rule: dict[str, Any]
+    #: what made Î (the editor's name; "preview" is not a diffusion model)
+    editor: str
     prompts: list[str]
     classes: list[str]
     cells: dict[tuple[str, str], Cell]
@@ -97,7 +99,7 @@ class ScoreReport:
         w = max([len(p) for p in self.prompts] + [6])
         cw = max([len(c) for c in self.classes] + [5])
         rule = ", ".join(f"{k} {v:g}" for k, v in self.rule.items() if v is not None) or "no threshold"
-        lines = [f"scores by {self.scorer} ({rule}) in {self.root}", ""]
+        lines = [f"Î by {self.editor}, scores by {self.scorer} ({rule}) in {self.root}", ""]
         head = f"{'prompt':<{w}}  {'class':<{cw}}  {'Î':>5}  {'mean':>6}  {'min':>6}  {'kept':>5}"
         lines += [head, "-" * len(head)]
 
@@ -179,10 +181,14 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
     ranked.sort(key=lambda t: (t[0], t[3]))
     name = str(scoring.get("name") or next((r.get("scorer") for r in rows if r.get("scorer")), "scorer"))
     model = scoring.get("model")
+    if isinstance(model, str) and os.path.isabs(model):  # a local folder: its name says enough
+        model = Path(model).name
     return ScoreReport(
         root=root,
         scorer=f"{name} ({model})" if model else name,
         rule=dict(scoring.get("rule") or {}),
+        editor=str(settings.get("generation", {}).get("editor", {}).get("name")
+                   or next((r.get("editor") for r in rows if r.get("editor")), "unknown")),
         prompts=[p for p in prompts if any(k[0] == p for k in cells)],
         classes=classes,
         cells=dict(cells),
@@ -290,10 +296,11 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
     width = max(11.0, 1.1 * len(classes) + 3.5)
     heights = [0.55 * n_p + 1.6, 0.5 * n_p + 1.4, 0.55, width / max(lowest, 1) * 0.72 + 0.2]
     fig = plt.figure(figsize=(width, sum(heights) + 1.6), dpi=110)
-    grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=0.93, bottom=0.02)
+    grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=0.91, bottom=0.02)
     rule = ", ".join(f"{k} {v:g}" for k, v in rep.rule.items() if v is not None) or "no threshold"
-    fig.suptitle(f"Which prompts keep the label?  {rep.root.name}: scored by {rep.scorer}; rule: {rule}{note}",
-                 fontsize=12, x=0.02, ha="left")
+    made_by = "the preview editor (NOT a diffusion model)" if rep.editor == "preview" else rep.editor
+    fig.suptitle(f"Which prompts keep the label?  {rep.root.name}\nÎ by {made_by}; scored by {rep.scorer};"
+                 f" rule: {rule}{note}", fontsize=11.5, x=0.02, ha="left")
     ax = fig.add_subplot(grid[0])
     im = _heatmap(ax, rep, classes)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="mean score")

@@ -219,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scorer-model",
         metavar="ID_OR_FOLDER",
         default=None,
-        help="Hugging Face id or local folder of the scorer (default facebook/dinov2-small, openai/clip-vit-base-patch32)",
+        help="Hugging Face id or local folder of the scorer"
+        " (default facebook/dinov2-small, openai/clip-vit-base-patch32)",
     )
     sc.add_argument(
         "--min-similarity",
@@ -234,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         default=None,
-        help="with --score clip-label: a Î whose true class is not among CLIP's top K class names counts like a blank one",
+        help="with --score clip-label: a Î whose true class is not among CLIP's top K class names"
+        " counts like a blank one",
     )
     sc.add_argument(
         "--label-template",
@@ -537,7 +539,8 @@ def _scorer(args: argparse.Namespace, editor: Any, rule: Any):
     )
     if not scorer.available:
         if rule.active:
-            raise ValueError(f"--min-similarity / --max-label-rank need scores, and there are none: {scorer.notice}")  # type: ignore[attr-defined]
+            notice = getattr(scorer, "notice", "no scorer")
+            raise ValueError(f"--min-similarity / --max-label-rank need scores, and there are none: {notice}")
         print(f"note: {scorer.notice}", file=sys.stderr)  # type: ignore[attr-defined]
         return None
     scorer.load()  # type: ignore[attr-defined]

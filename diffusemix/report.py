@@ -208,7 +208,8 @@ def _heatmap(ax: Any, rep: ScoreReport, classes: list[str]) -> Any:
     if hi - lo < 1e-6:
         lo, hi = lo - 0.05, hi + 0.05
     im = ax.imshow(np.ma.masked_invalid(mean), cmap="RdYlGn", vmin=lo, vmax=hi, aspect="auto")
-    ax.set_xticks(range(len(classes)), classes, rotation=35 if len(classes) > 4 else 0, ha="right" if len(classes) > 4 else "center")
+    tilt = len(classes) > 4
+    ax.set_xticks(range(len(classes)), classes, rotation=35 if tilt else 0, ha="right" if tilt else "center")
     ax.set_yticks(range(len(rep.prompts)), rep.prompts)
     for i in range(len(rep.prompts)):
         for j in range(len(classes)):

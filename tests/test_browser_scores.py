@@ -69,7 +69,8 @@ def test_prompt_lab_scores_and_threshold(browser, scored_server, tmp_path):
         assert dimmed == [s < t for s in scores] and sum(dimmed) == 3
 
         # 3. the kept set is the prompts whose mean passes; still editable by hand
-        means = {p: (scores[2 * i] + scores[2 * i + 1]) / 2 for i, p in enumerate(["snowy", "sunset", "watercolor art"])}
+        prompts = ["snowy", "sunset", "watercolor art"]
+        means = {p: (scores[2 * i] + scores[2 * i + 1]) / 2 for i, p in enumerate(prompts)}
         keep = page.locator("#dm-lab-keep")
         for p, m in means.items():
             assert keep.get_by_label(p).is_checked() == (m >= t), (p, m, t)

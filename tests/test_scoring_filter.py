@@ -95,7 +95,8 @@ def test_without_a_scorer_nothing_is_scored_or_rejected(make_rgb):
     out = generate_scored(PreviewEditor(), jobs, scorer=NoScorer("no weights"), rule=ScoreRule(), max_retries=2)
     assert all(o.score is None and o.rejected is None for o in out)
     with pytest.raises(ValueError, match="need scores, but no scorer is loaded"):
-        generate_scored(PreviewEditor(), jobs, scorer=NoScorer("no weights"), rule=ScoreRule(min_score=0.1), max_retries=1)
+        generate_scored(PreviewEditor(), jobs, scorer=NoScorer("no weights"), rule=ScoreRule(min_score=0.1),
+                        max_retries=1)
 
 
 def test_real_tiny_scorer_with_an_impossible_threshold_drops_everything(make_rgb, tiny_dino_dir):
@@ -113,5 +114,6 @@ def test_label_scorer_needs_labels(make_rgb, tiny_clip_dir):
     scorer = load_scorer("clip-label", model=str(tiny_clip_dir), class_names=["cat", "dog"])
     with pytest.raises(ValueError, match="needs one class name per job"):
         generate_scored(PreviewEditor(), jobs, scorer=scorer, rule=ScoreRule(), max_retries=0)
-    out = generate_scored(PreviewEditor(), jobs, scorer=scorer, rule=ScoreRule(max_rank=2), max_retries=0, labels=["cat", "dog"])
+    out = generate_scored(PreviewEditor(), jobs, scorer=scorer, rule=ScoreRule(max_rank=2), max_retries=0,
+                          labels=["cat", "dog"])
     assert [o.score.rank for o in out] and all(o.rejected is None for o in out)

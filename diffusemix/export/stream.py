@@ -280,7 +280,8 @@ class Stream:
             return
         pairs = [(s.record, images[s.entry.source]) for s in jobs]
         if self.scorer is None:
-            for s, (rec, res) in zip(jobs, generate(self.editor, pairs, cancel=self.cancel), strict=True):  # type: ignore[arg-type]
+            made = generate(self.editor, pairs, cancel=self.cancel)  # type: ignore[arg-type]
+            for s, (rec, res) in zip(jobs, made, strict=True):
                 results[s.file_name] = (res.image, rec, res.degenerate, None, None)
             return
         done = generate_scored(

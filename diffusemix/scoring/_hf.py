@@ -16,13 +16,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..editors._diffusers_common import _first_line, _is_oom, resolve_device, resolve_dtype  # also hides torchvision notice
+# (importing _diffusers_common also hides transformers' harmless torchvision notice)
+from ..editors._diffusers_common import _first_line, _is_oom, resolve_device, resolve_dtype
 from ..errors import EditorLoadError, ScorerLoadError
 
 __all__ = ["WeightsSource", "locate_weights", "TransformersScorer", "unit_rows", "cosine"]
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,8 @@ class TransformersScorer:
                 raise _not_found(self.label, source, exc) from exc
             except Exception as exc:
                 raise ScorerLoadError(
-                    f"could not load the {self.label} scorer from {source.ref}: {type(exc).__name__}: {_first_line(exc)}"
+                    f"could not load the {self.label} scorer from {source.ref}:"
+                    f" {type(exc).__name__}: {_first_line(exc)}"
                 ) from exc
             # 3. onto the device, in inference mode
             try:

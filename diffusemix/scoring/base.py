@@ -109,7 +109,9 @@ class NoScorer:
     def describe(self) -> dict[str, Any]:
         return {"name": "none", "notice": self.notice, "summary": f"no scores ({self.notice})"}
 
-    def score(self, inputs: Sequence[np.ndarray], generated: Sequence[np.ndarray], *, labels: Any = None) -> list[Score]:
+    def score(
+        self, inputs: Sequence[np.ndarray], generated: Sequence[np.ndarray], *, labels: Any = None
+    ) -> list[Score]:
         raise RuntimeError(f"no scores: {self.notice}")
 
 

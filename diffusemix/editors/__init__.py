@@ -53,6 +53,9 @@ EDITOR_NAMES: tuple[str, ...] = ("auto", "instruct-pix2pix", "img2img", "preview
 
 logger = logging.getLogger("diffusemix")
 
+#: InstructPix2Pix's speed levers and their "off" values (the preview refuses the others).
+_SPEED_LEVERS_OFF: dict[str, Any] = {"cache_interval": 1, "vae": "full", "compile": False}
+
 
 def _settings(cls: type, editor: str, given: dict[str, Any]) -> Any:
     """``cls(**given)``, with a ValueError naming settings ``editor`` does not take."""
@@ -123,6 +126,13 @@ def load_editor(
         unknown = sorted(set(given) - known)
         if unknown:
             raise ValueError(f"unknown editor setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        levers = [k for k, off in _SPEED_LEVERS_OFF.items() if k in given and given[k] != off]
+        if levers:
+            raise ValueError(
+                f"{', '.join(levers)} {'is a speed setting' if len(levers) == 1 else 'are speed settings'} of the"
+                " diffusion editors; the preview editor (weight-free filters) has no UNet or VAE to speed up."
+                " Drop them, or choose instruct-pix2pix."
+            )
         return PreviewEditor(**({"max_retries": given["max_retries"]} if "max_retries" in given else {}))
 
     if name == "img2img":

@@ -36,6 +36,7 @@ __all__ = [
     "load_pipeline",
     "PromptCache",
     "SharedPipeline",
+    "BatchOutOfMemory",
     "run_pipeline",
     "check_positive_int",
     "check_nonnegative_int",
@@ -156,10 +157,13 @@ def resolve_device(device: str | None) -> str:
 
 
 def resolve_dtype(dtype: str | None, device: str) -> str:
-    """The canonical dtype name: ``dtype`` if given, else float16 on CUDA and
-    float32 elsewhere (float16 on CPU is slow, and on mps it can give black images)."""
+    """The canonical dtype name: ``dtype`` if given, else the fastest for the
+    device (:func:`~diffusemix.editors.speed.auto_dtype`): float16 on CUDA,
+    bfloat16 on a CPU with native bf16 support, float32 otherwise."""
     if dtype is None or dtype == "auto":
-        return "float16" if device.startswith("cuda") else "float32"
+        from .speed import auto_dtype
+
+        return auto_dtype(device)
     if dtype not in DTYPE_NAMES:
         raise EditorLoadError(f"dtype must be 'auto' or one of {', '.join(DTYPE_NAMES)}; got {dtype!r}")
     return DTYPE_NAMES[dtype]
@@ -269,19 +273,10 @@ def load_pipeline(
             ) from exc
         raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
-    _tune_for_batches(pipe, torch)
+    from .speed import use_channels_last
+
+    use_channels_last(pipe, device)
     return pipe
-
-
-def _tune_for_batches(pipe: Any, torch: Any) -> None:
-    """Channels-last convolutions in the UNet: diffusers' advice for GPUs, and
-    on CPU a batch of 24 latents (8 InstructPix2Pix samples) runs about 20 %
-    faster per sample than in the default layout (bench/bench_generation.py).
-    The numbers computed are the same up to float rounding.
-    """
-    unet = getattr(pipe, "unet", None)
-    if unet is not None:
-        unet.to(memory_format=torch.channels_last)
 
 
 def _first_line(exc: BaseException, limit: int = 400) -> str:
@@ -342,6 +337,11 @@ class PromptCache:
         return pos, neg
 
 
+class BatchOutOfMemory(EditorLoadError):
+    """A pipeline call ran out of memory (an :class:`EditorLoadError`, so code
+    that does not split batches reports it as before)."""
+
+
 class SharedPipeline:
     """A loaded pipeline and what goes with it, shared by an editor and the
     variants made by its ``with_settings()``: one model in memory, one prompt
@@ -353,6 +353,11 @@ class SharedPipeline:
         self.prompts: PromptCache | None = None
         self.load_lock = threading.Lock()
         self.run_lock = threading.Lock()
+        #: Loaded on first use by a variant that asks for them (speed levers).
+        self.tiny_vae: Any = None
+        self.compiled_unet: Any = None
+        #: A batch size that ran out of memory: later batches use at most half of it.
+        self.oom_batch: int | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -409,8 +414,15 @@ def run_pipeline(
             raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+        if batch_size == 1 and len(images) == 1:
+            raise BatchOutOfMemory(
+                f"{label} ran out of memory with a single image at {images[0].shape[1]}x{images[0].shape[0]} px:"
+                " even a batch of one does not fit. Use a smaller --size, a lighter dtype (bfloat16 or float16)"
+                + (", the tiny VAE (--vae tiny)" if label == "InstructPix2Pix" else "")
+                + " or free memory on the device."
+            ) from exc
         smaller = max(1, batch_size // 2)
-        raise EditorLoadError(
+        raise BatchOutOfMemory(
             f"{label} ran out of memory with batch_size={batch_size} at {images[0].shape[1]}x{images[0].shape[0]} px"
             f" ({len(images)} images in this batch). Lower the batch size (e.g. --batch-size {smaller})"
             + (", use float16," if "float32" in str(getattr(pipe, "dtype", "")) else "")

@@ -1,0 +1,144 @@
+"""Batch size from free memory, and out-of-memory batches split in halves.
+
+``batch_size="auto"`` takes the free memory of the device (CUDA:
+``torch.cuda.mem_get_info``; CPU: the RAM the OS reports available) and the
+measured working memory of the full-size InstructPix2Pix (bench/bench_fullsize.py,
+CPU, float32, 256 px: about 2.1 GB at batch 1 beyond the weights, and 0.24 GB
+more per extra sample), scaled by the image area and the dtype's size.
+
+On a CPU a bigger batch buys nothing (the UNet is compute-bound: 8 samples in
+one call ran 1.025x faster than 8 calls), so ``auto`` stays at most 8 there; on
+CUDA it aims for 32 samples at 256 px (fewer for bigger images), which is
+about what fills a large GPU with this UNet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._diffusers_common import BatchOutOfMemory
+
+__all__ = [
+    "AUTO",
+    "WORKING_MEMORY",
+    "check_batch_size",
+    "free_memory_bytes",
+    "memory_needed",
+    "auto_batch_size",
+    "resolve_batch_size",
+    "split_on_oom",
+]
+
+AUTO = "auto"
+
+#: Measured working memory beyond the weights (bytes), full-size InstructPix2Pix,
+#: float32, 256 x 256 px: at batch 1, and per extra sample in the batch.
+WORKING_MEMORY: dict[str, float] = {"first_sample": 2.1e9, "per_extra_sample": 0.243e9}
+
+#: Largest automatic batch at 256 x 256 px per device kind.
+AUTO_CAP: dict[str, int] = {"cuda": 32, "cpu": 8, "mps": 8}
+
+#: Part of the free memory ``auto`` plans to use (the rest is headroom).
+HEADROOM = 0.8
+
+_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+logger = logging.getLogger("diffusemix")
+
+
+def check_batch_size(value: Any) -> None:
+    """``value`` is an integer >= 1 or ``"auto"`` (ValueError otherwise)."""
+    if value == AUTO and isinstance(value, str):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"batch_size must be an integer >= 1 or 'auto'; got {value!r}")
+
+
+def free_memory_bytes(device: str) -> int:
+    """Free memory on ``device``: CUDA's free bytes, else the RAM available."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil comes with accelerate
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        raise
+
+
+def _scale(dtype: str, height: int, width: int) -> float:
+    return (height * width) / (256 * 256) * (_BYTES.get(dtype, 4) / 4)
+
+
+def memory_needed(batch_size: int, *, dtype: str, height: int, width: int) -> float:
+    """Working memory (bytes, beyond the weights) of one call of ``batch_size`` samples."""
+    k = _scale(dtype, height, width)
+    return k * (WORKING_MEMORY["first_sample"] + (batch_size - 1) * WORKING_MEMORY["per_extra_sample"])
+
+
+def auto_batch_size(free_bytes: float, *, device: str, dtype: str, height: int, width: int) -> int:
+    """The largest batch whose working memory fits in ``HEADROOM`` of
+    ``free_bytes``, capped per device kind (see the module docstring); at least 1."""
+    kind = device.split(":")[0]
+    cap = max(1, int(AUTO_CAP.get(kind, 8) * (256 * 256) / max(1, height * width)))
+    k = _scale(dtype, height, width)
+    budget = HEADROOM * free_bytes - k * WORKING_MEMORY["first_sample"]
+    fits = 1 + int(max(0.0, budget) // (k * WORKING_MEMORY["per_extra_sample"]))
+    return max(1, min(cap, fits))
+
+
+def resolve_batch_size(batch_size: int | str, *, device: str, dtype: str, height: int, width: int) -> int:
+    """``batch_size``, or the automatic one when it is ``"auto"``."""
+    if batch_size != AUTO:
+        return int(batch_size)
+    free = free_memory_bytes(device)
+    chosen = auto_batch_size(free, device=device, dtype=dtype, height=height, width=width)
+    logger.info("batch_size auto: %d (%.1f GB free on %s)", chosen, free / 1e9, device)
+    return chosen
+
+
+def split_on_oom(
+    run: Callable[[list[np.ndarray], list[str], list[int], Callable[[], None]], np.ndarray],
+    images: list[np.ndarray],
+    prompts: list[str],
+    seeds: list[int],
+    step: Callable[[], None],
+    *,
+    shared: Any,
+) -> np.ndarray:
+    """``run`` on the batch; when it runs out of memory, on its two halves
+    instead (recursively, down to one sample, which re-raises). Each sample
+    keeps its own seed, so a split batch makes the same images up to float
+    rounding. ``shared.oom_batch`` remembers the size that failed, so the
+    editor's later batches start at half of it."""
+    try:
+        return run(images, prompts, seeds, step)
+    except BatchOutOfMemory:
+        n = len(images)
+        if n <= 1:
+            raise
+        shared.oom_batch = n if shared.oom_batch is None else min(shared.oom_batch, n)
+        _empty_cache()
+        half = (n + 1) // 2
+        logger.warning("out of memory with %d samples in one call; retrying as %d + %d", n, half, n - half)
+        first = split_on_oom(run, images[:half], prompts[:half], seeds[:half], step, shared=shared)
+        second = split_on_oom(run, images[half:], prompts[half:], seeds[half:], step, shared=shared)
+        return np.concatenate([first, second])
+
+
+def _empty_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,206 @@
+"""Speed levers of the diffusion editors, each an editor setting that is
+written into ``describe()`` (and so into every manifest row).
+
+Measured on the full-size InstructPix2Pix, CPU, 256 px (bench/bench_fullsize.py):
+
+- ``dtype``: bfloat16 weights about 2x float32 on CPUs with bf16 support
+  (chosen automatically there), float16 on CUDA. Approximate: one UNet
+  evaluation differs by about 1e-2 (relative) from float32.
+- ``cache_interval``: DeepCache (the ``DeepCache`` package) reuses the UNet's
+  deep features for ``cache_interval - 1`` steps out of every ``cache_interval``;
+  about 1.9x at 2, 2.6x at 3. Approximate. 1 = off.
+- ``vae="tiny"``: AutoencoderTiny (TAESD, ``madebyollin/taesd``) encodes and
+  decodes about 10x faster; it matters only at few steps. Approximate.
+- ``compile``: ``torch.compile`` of the UNet (with inductor freezing on CPU):
+  1.2x per step after 1.5-2.5 minutes of compiling and about 5 GB more memory,
+  so it pays only for long exports (hundreds of (image, prompt) pairs). Exact
+  up to float rounding.
+- channels_last: used only on CUDA (diffusers' advice); on CPU it made the
+  full-size UNet 3-12 % slower.
+
+:func:`pipeline_parts` puts the parts a call's settings ask for into the
+shared pipeline for that call (callers hold the run lock), so editors made by
+``with_settings()`` with different levers can share one loaded model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import EditorLoadError
+
+__all__ = [
+    "VAE_CHOICES",
+    "DEFAULT_TINY_VAE",
+    "APPROXIMATE_DTYPES",
+    "SPEED_PRESETS",
+    "preset_dtype",
+    "auto_dtype",
+    "bf16_supported",
+    "use_channels_last",
+    "check_speed_settings",
+    "approximate_levers",
+    "load_tiny_vae",
+    "pipeline_parts",
+]
+
+#: ``vae`` setting: the pipeline's own VAE, or AutoencoderTiny (TAESD).
+VAE_CHOICES: tuple[str, ...] = ("full", "tiny")
+
+#: The tiny VAE for Stable Diffusion 1.x latents (what InstructPix2Pix uses).
+DEFAULT_TINY_VAE = "madebyollin/taesd"
+
+#: dtypes whose numbers differ from float32 beyond rounding.
+APPROXIMATE_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
+
+#: Editor settings named by ``--speed`` (``dtype`` is resolved per device by
+#: :func:`preset_dtype`). ``paper``: the reference code's settings (float16 on
+#: CUDA as the reference code, float32 elsewhere: exact). ``fast``: the largest
+#: measured speed-up; its images differ from the paper's settings.
+SPEED_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"steps": 100, "cache_interval": 1, "vae": "full"},
+    "fast": {"steps": 20, "cache_interval": 3, "vae": "tiny"},
+}
+
+
+def preset_dtype(preset: str, device: str) -> str:
+    """The dtype a speed preset uses on ``device``: the reference code's
+    (float16 on CUDA, else float32) for ``paper``, the fastest for ``fast``."""
+    if preset not in SPEED_PRESETS:
+        raise ValueError(f"unknown speed preset {preset!r}; choose one of {', '.join(SPEED_PRESETS)}")
+    if preset == "paper":
+        return "float16" if device.startswith("cuda") else "float32"
+    return auto_dtype(device)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matrix maths natively (oneDNN's check)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def auto_dtype(device: str) -> str:
+    """float16 on CUDA; bfloat16 on a CPU with native bf16 support (about 2x
+    float32 there, approximate); float32 otherwise (float16 on CPU is over 25x
+    slower, and on Apple's mps it can give black images)."""
+    if device.startswith("cuda"):
+        return "float16"
+    if device == "cpu" and bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def use_channels_last(pipe: Any, device: str) -> bool:
+    """Channels-last UNet convolutions on CUDA only (diffusers' advice there; on
+    CPU the full-size UNet ran 3-12 % slower). Returns whether it was applied."""
+    unet = getattr(pipe, "unet", None)
+    if unet is None or not device.startswith("cuda"):
+        return False
+    import torch
+
+    unet.to(memory_format=torch.channels_last)
+    return True
+
+
+def check_speed_settings(cache_interval: Any, vae: Any, compile: Any, tiny_vae_model: Any) -> None:
+    """The levers' own checks (ValueError naming the setting and the value)."""
+    if isinstance(cache_interval, bool) or not isinstance(cache_interval, int) or cache_interval < 1:
+        raise ValueError(f"cache_interval must be an integer >= 1 (1 = off); got {cache_interval!r}")
+    if vae not in VAE_CHOICES:
+        raise ValueError(f"vae must be one of {', '.join(VAE_CHOICES)}; got {vae!r}")
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False; got {compile!r}")
+    if compile and cache_interval > 1:
+        raise ValueError(
+            "compile and cache_interval > 1 cannot be combined (DeepCache replaces the UNet's forward at every"
+            " call); choose one"
+        )
+    if not isinstance(tiny_vae_model, str) or not tiny_vae_model.strip():
+        raise ValueError(f"tiny_vae_model must be a Hub id or a folder; got {tiny_vae_model!r}")
+
+
+def approximate_levers(dtype: str, cache_interval: int, vae: str) -> list[str]:
+    """The settings that make numbers differ from the float32 reference beyond rounding."""
+    out = []
+    if dtype in APPROXIMATE_DTYPES:
+        out.append(dtype)
+    if cache_interval > 1:
+        out.append(f"DeepCache interval {cache_interval}")
+    if vae == "tiny":
+        out.append("tiny VAE")
+    return out
+
+
+def load_tiny_vae(model: str, *, device: str, dtype: str) -> Any:
+    """AutoencoderTiny from a Hub id or a local folder, on ``device`` in ``dtype``.
+
+    Raises:
+        EditorLoadError: the weights are not cached/reachable or the folder is
+            not an AutoencoderTiny, with what to do.
+    """
+    import torch
+    from diffusers import AutoencoderTiny
+
+    from pathlib import Path
+
+    local = Path(model).expanduser().is_dir()
+    try:
+        vae = AutoencoderTiny.from_pretrained(model, dtype=getattr(torch, dtype), local_files_only=local)
+    except OSError as exc:
+        raise EditorLoadError(
+            f"the tiny VAE {model!r} could not be loaded ({str(exc).splitlines()[0] if str(exc) else 'OSError'})."
+            f" Download it where the Hub is reachable (`hf download {DEFAULT_TINY_VAE} --local-dir DIR`) and pass"
+            " the folder as tiny_vae_model (--tiny-vae DIR), or use vae='full' (--vae full)."
+        ) from exc
+    except Exception as exc:
+        raise EditorLoadError(f"could not load the tiny VAE from {model!r}: {type(exc).__name__}: {exc}") from exc
+    return vae.to(device).eval()
+
+
+@contextlib.contextmanager
+def _deepcache(pipe: Any, interval: int) -> Iterator[None]:
+    try:
+        from DeepCache import DeepCacheSDHelper
+    except ImportError as exc:
+        raise EditorLoadError(
+            "cache_interval > 1 needs the DeepCache package: pip install DeepCache==0.1.1 (or set cache_interval=1)"
+        ) from exc
+    modules = list(pipe.unet.modules())
+    own = [m for m in modules if "forward" in vars(m)]
+    helper = DeepCacheSDHelper(pipe=pipe)
+    helper.set_params(cache_interval=interval, cache_branch_id=0)
+    helper.enable()
+    try:
+        yield
+    finally:
+        helper.disable()
+        # disable() puts the original bound methods back as instance attributes;
+        # drop them so the modules are exactly as they were.
+        for m in modules:
+            if "forward" in vars(m) and not any(m is o for o in own):
+                del m.forward
+
+
+@contextlib.contextmanager
+def pipeline_parts(pipe: Any, *, unet: Any = None, vae: Any = None, cache_interval: int = 1) -> Iterator[Any]:
+    """``pipe`` with ``unet`` / ``vae`` swapped in (when given) and DeepCache on
+    (when ``cache_interval > 1``) for the body; restored afterwards, even on error.
+    Yields the pipeline. The caller holds the pipeline's run lock."""
+    saved = {"unet": pipe.unet, "vae": pipe.vae}
+    try:
+        if unet is not None:
+            pipe.unet = unet
+        if vae is not None:
+            pipe.vae = vae
+        with _deepcache(pipe, cache_interval) if cache_interval > 1 else contextlib.nullcontext():
+            yield pipe
+    finally:
+        for name, part in saved.items():
+            if getattr(pipe, name) is not part:
+                setattr(pipe, name, part)

@@ -47,6 +47,15 @@ def _lam(text: str) -> float | tuple[float, float]:
     raise ValueError(f"--lam must be a number such as 0.2 or a range such as 0.1:0.3; got {text!r}")
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or auto; got {text!r}") from None
+
+
 def _layouts(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -196,7 +205,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         choices=("float16", "bfloat16", "float32"),
         default=None,
-        help="model precision (default: float16 on CUDA, else float32)",
+        help="model precision (default: float16 on CUDA, bfloat16 on CPUs with bf16 support (about 2x, approximate),"
+        " else float32)",
+    )
+    e.add_argument(
+        "--speed",
+        choices=("paper", "fast"),
+        default=None,
+        help="speed preset for InstructPix2Pix: paper (100 steps, float32 on CPU / float16 on CUDA, exact) or fast"
+        " (20 steps, bf16/fp16, cache interval 3, tiny VAE: about 24x faster on CPU; its images differ from the"
+        " paper's settings); flags given explicitly win",
+    )
+    e.add_argument(
+        "--cache-interval",
+        type=int,
+        metavar="N",
+        default=None,
+        help="DeepCache: recompute the UNet's deep features every N steps (1 = off; approximate)",
+    )
+    e.add_argument("--vae", choices=("full", "tiny"), default=None, help="tiny: AutoencoderTiny (TAESD; approximate)")
+    e.add_argument(
+        "--tiny-vae", metavar="ID_OR_FOLDER", default=None, help="the tiny VAE's Hub id or folder (madebyollin/taesd)"
+    )
+    e.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the UNet (minutes of compiling, more memory; pays only for long exports)",
+    )
+    e.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --dry-run: load the model and time a few steps here for the time estimate",
+    )
+    e.add_argument(
+        "--no-tune-allocator",
+        action="store_true",
+        help="leave glibc's allocator as it is (by default freed memory stays in the process: 1.15-1.25x on CPU;"
+        " also DIFFUSEMIX_MALLOPT=0)",
     )
     e.add_argument(
         "--max-retries",
@@ -276,7 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do only shard I of N (0-based); shards never write the same file and merge when all finish",
     )
-    o.add_argument("--batch-size", type=int, metavar="N", default=None, help="samples per editor call (default 8)")
+    o.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="N|auto",
+        default=None,
+        help="samples per editor call (default 8), or auto (from free memory; 32 on a large GPU at 256 px)",
+    )
     o.add_argument(
         "--workers", type=int, metavar="N", default=2, help="CPU threads for decoding and for mixing/encoding/writing"
     )
@@ -381,9 +433,17 @@ def _options(args: argparse.Namespace, shard: tuple[int, int]):
         shard_count=shard[1],
         workers=args.workers,
     )
-    if args.batch_size is not None:
+    if args.batch_size == "auto":  # chunks of the export; the editor picks its batch inside each
+        kw["batch_size"] = 32 if str(args.device or "").startswith("cuda") or _has_cuda() else 8
+    elif args.batch_size is not None:
         kw["batch_size"] = args.batch_size
     return ExportOptions(**kw)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 _DIFFUSION_FLAGS = {
@@ -406,9 +466,18 @@ def _editor_settings(args: argparse.Namespace) -> dict[str, Any]:
         strength=args.strength,
         max_retries=args.max_retries,
         batch_size=args.batch_size,
+        cache_interval=args.cache_interval,
+        vae=args.vae,
+        tiny_vae_model=args.tiny_vae,
+        compile=args.compile,
     )
+    levers = {"cache_interval": "--cache-interval", "vae": "--vae", "tiny_vae_model": "--tiny-vae"}
+    levers.update(compile="--compile")
+    if args.speed is not None and args.editor not in ("auto", "instruct-pix2pix"):
+        raise ValueError(f"--speed is a preset of InstructPix2Pix; --editor {args.editor} has none")
     if args.editor == "preview":
         given = [flag for key, flag in _DIFFUSION_FLAGS.items() if settings[key] is not None]
+        given += [flag for key, flag in levers.items() if settings[key] is not None]
         given += [f for f, v in (("--model", args.model), ("--dtype", args.dtype)) if v is not None]
         if args.device not in (None, "cpu"):
             given.append("--device")
@@ -422,12 +491,22 @@ def _editor_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.editor == "img2img":
         if settings["image_guidance_scale"] is not None:
             raise ValueError("--image-guidance-scale is an InstructPix2Pix setting; img2img has none")
-        settings.pop("image_guidance_scale")
+        given = [flag for key, flag in levers.items() if settings[key] is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: speed settings of InstructPix2Pix only; img2img has none")
+        for key in ("image_guidance_scale", *levers):
+            settings.pop(key)
         cls: type = Img2ImgSettings
     else:  # instruct-pix2pix, or auto (which tries it first)
         if settings["strength"] is not None:
             raise ValueError("--strength is an img2img setting; InstructPix2Pix has no strength")
         settings.pop("strength")
+        if args.speed is not None:  # the preset's values, under the flags given explicitly
+            from .editors.speed import SPEED_PRESETS
+
+            for key, value in SPEED_PRESETS[args.speed].items():
+                if settings.get(key) is None:
+                    settings[key] = value
         cls = InstructPix2PixSettings
     cls(**{k: v for k, v in settings.items() if v is not None})  # the values' own checks, now
     return settings
@@ -446,6 +525,31 @@ def _editor_lines(args: argparse.Namespace, device: str | None, settings: dict[s
     return lines
 
 
+def _cost_line(args: argparse.Namespace, device: str | None, settings: dict[str, Any], plan: Any, recipe: Any) -> str:
+    """The dry run's time and memory estimate (diffusion editors): calibrated here with
+    --calibrate, else from the stored full-size CPU measurement (which it says)."""
+    if args.editor in ("preview", "img2img"):
+        return ""
+    from .cost import calibrate, estimate, stored_costs
+    from .editors import load_editor
+
+    editor = load_editor("instruct-pix2pix", model=args.model, device=device, dtype=args.dtype, **settings)
+    s = editor.settings
+    pairs = plan.samples - plan.already_done
+    batch = s.batch_size if isinstance(s.batch_size, int) else 1
+    if args.calibrate:
+        from .runtime import setup_process
+
+        setup_process(tune_memory=False if args.no_tune_allocator else None)
+        costs = calibrate(editor, size=recipe.size)
+    else:
+        try:
+            costs = stored_costs(dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=recipe.size)
+        except ValueError as e:
+            return f"  cost:     {e} (--calibrate)"
+    return f"  cost:     {estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)}"
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from .export import detect_shard, export_dataset, parse_shard, plan_export
 
@@ -462,11 +566,24 @@ def _run_export(args: argparse.Namespace) -> int:
     options = _options(args, shard)
     settings = _editor_settings(args)
     rule = _score_rule(args)
+    if args.speed is not None and args.dtype is None:
+        from .editors._diffusers_common import resolve_device
+        from .editors.speed import preset_dtype
+
+        args.dtype = preset_dtype(args.speed, resolve_device(device))
+    if args.calibrate and not args.dry_run:
+        raise ValueError("--calibrate goes with --dry-run (it times a few steps for the estimate)")
     plan = plan_export(args.input, args.output, recipe=recipe, options=options)  # checks folders, writes nothing
     if args.dry_run:
         print(plan)
         print("\n".join(_editor_lines(args, device, settings)))
+        line = _cost_line(args, device, settings, plan, recipe)
+        if line:
+            print(line)
         return 0
+    from .runtime import setup_process
+
+    setup_process(tune_memory=False if args.no_tune_allocator else None)
     from .fractals import FractalSet
 
     fractals = FractalSet.default() if args.fractals is None else FractalSet.from_folder(args.fractals)

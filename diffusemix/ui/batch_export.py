@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -38,10 +39,13 @@ from diffusemix.ui.shared import (
     current,
     clear_toasts_on_success,
     generating,
+    GPU_STEP_SECONDS,
     gpu,
+    gpu_seconds,
     make_recipe,
     mix_controls,
     progress_fn,
+    record_gpu_time,
     prompt_controls,
     show_set,
     scrub_paths,
@@ -62,12 +66,48 @@ MAX_IMAGE_MB = 64
 # ---------------------------------------------------------------------------
 
 
-@gpu(duration=300)
-def _run_export(key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any) -> Any:
+def _export_seconds(
+    key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any, pairs: int
+) -> int:
+    """The GPU duration to ask for: from this request's pairs and steps (see gpu_seconds)."""
+    return gpu_seconds(pairs, getattr(by_key(key).editor.settings, "steps", 1))
+
+
+def cost_note(editor: Any, pairs: int, size: int) -> str:
+    """Time and memory of the run before it starts: from the last timed GPU call
+    or, on a CPU, the stored full-size measurement (which it says); "" for the preview."""
+    if not editor.is_diffusion or editor.name != "instruct-pix2pix":
+        return ""
+    s = editor.settings
+    if str(editor.device).startswith("cuda"):
+        seconds = pairs * s.steps * GPU_STEP_SECONDS["estimate"]
+        return f"Estimated GPU time: about {seconds / 60:.1f} min for {pairs} (image, prompt) pairs x {s.steps} steps."
+    from diffusemix.cost import estimate, stored_costs
+
+    try:
+        costs = stored_costs(dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size)
+    except ValueError:
+        return ""
+    batch = s.batch_size if isinstance(s.batch_size, int) else 1
+    return f"Estimated: {estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)}."
+
+
+@gpu(duration=_export_seconds)
+def _run_export(
+    key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any, pairs: int
+) -> Any:
     """The one GPU-bound step of the Batch export (plain, picklable arguments)."""
+    c = by_key(key)
+    t = time.perf_counter()
+    summary = _export(c, root, out, recipe, save_stages, progress)
+    if c.editor.is_diffusion:
+        record_gpu_time(time.perf_counter() - t, pairs, getattr(c.editor.settings, "steps", 1))
+    return summary
+
+
+def _export(c: AppContext, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any) -> Any:
     from diffusemix.export import ExportOptions, export_dataset
 
-    c = by_key(key)
     return export_dataset(
         root,
         out,
@@ -131,8 +171,12 @@ def batch_export(
                 f"images; the limit here is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, or the "
                 "command line (python -m diffusemix export)."
             )
-        # 3. run the exporter
-        summary = _run_export(c.key, root, out, recipe, bool(save_stages), progress)
+        # 3. say what it will cost, then run the exporter
+        pairs = n * recipe.samples_per_image
+        note = cost_note(c.editor, pairs, recipe.size)
+        if note:
+            progress(0, desc=note)
+        summary = _run_export(c.key, root, out, recipe, bool(save_stages), progress, pairs)
         # 4. zip the result (a stopped run: what it made, as a dataset); the summary names no server folders
         progress(1.0, desc="Zipping the result")
         archive = work / f"diffusemix-export-{Path(path).stem[:40]}-{recipe.seed}-{uuid.uuid4().hex[:6]}.zip"
@@ -141,7 +185,7 @@ def batch_export(
         if not stopped:
             zip_folder(out, archive)
         shutil.rmtree(out, ignore_errors=True)
-        text = scrub_paths(str(summary).replace(str(out), archive.name))
+        text = scrub_paths(str(summary).replace(str(out), archive.name)) + (f"\n\n{note}" if note else "")
         if stopped:
             text = "\n".join(line for line in text.splitlines() if "run the same command" not in line)
             text = (

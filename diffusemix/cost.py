@@ -1,0 +1,144 @@
+"""How long an export will take and how much memory it needs, before it starts.
+
+images x prompts x copies = (image, prompt) pairs; each costs its denoising
+steps (full UNet evaluations, and with DeepCache cheaper cached ones) plus a
+fixed part (VAE encode and decode, pre/post-processing). The per-step and fixed
+costs come either from a short calibration on this machine (:func:`calibrate`:
+a warm-up call, then ``c`` and ``2c`` steps at batch 1 through the editor itself,
+``c`` the cache interval) or from the stored measurement of the full-size
+InstructPix2Pix on the project's 2-core CPU (:data:`STORED_CPU`, from
+bench/bench_fullsize.py; CPU-seconds at one thread), which says so.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["StepCosts", "CostEstimate", "STORED_CPU", "stored_costs", "calibrate", "estimate"]
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds per (image, prompt): one denoising step (averaged over a cache
+    cycle when DeepCache is on) and the fixed part; memory in GB."""
+
+    per_step_s: float
+    fixed_s: float
+    #: Peak resident memory at batch 1 (weights included), and per extra sample.
+    peak_gb: float
+    per_extra_sample_gb: float
+    #: Where the figures come from (printed with the estimate).
+    source: str
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    pairs: int
+    steps: int
+    batch_size: int
+    seconds: float
+    memory_gb: float
+    source: str
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+    def __str__(self) -> str:
+        t = f"{self.hours:.1f} h" if self.seconds >= 3600 else f"{self.seconds / 60:.1f} min"
+        return (
+            f"{self.pairs} (image, prompt) pair(s) x {self.steps} steps ~ {t}, about {self.memory_gb:.1f} GB"
+            f" of memory at batch {self.batch_size} ({self.source})"
+        )
+
+
+#: Full-size InstructPix2Pix, 256 px, CPU, one thread, CPU-seconds per
+#: (image, prompt), measured by bench/bench_fullsize.py on the project's 2-core
+#: x86 machine (allocator setting on). Keys: (dtype, vae).
+STORED_CPU: dict[tuple[str, str], dict[str, float]] = {
+    ("float32", "full"): {"unet": 6.59, "cached": 0.43, "fixed": 8.9, "peak_gb": 7.0, "extra_gb": 0.24},
+    ("bfloat16", "full"): {"unet": 3.43, "cached": 0.26, "fixed": 4.6, "peak_gb": 4.5, "extra_gb": 0.12},
+    ("float32", "tiny"): {"unet": 6.59, "cached": 0.43, "fixed": 0.7, "peak_gb": 6.0, "extra_gb": 0.2},
+    ("bfloat16", "tiny"): {"unet": 3.43, "cached": 0.26, "fixed": 0.4, "peak_gb": 3.5, "extra_gb": 0.1},
+}
+
+
+def stored_costs(*, dtype: str, vae: str = "full", cache_interval: int = 1, size: int = 256) -> StepCosts:
+    """The stored CPU measurement for these settings, scaled by image area.
+
+    Raises:
+        ValueError: no stored measurement for this dtype (e.g. float16 on CPU).
+    """
+    row = STORED_CPU.get((dtype, vae))
+    if row is None:
+        raise ValueError(f"no stored CPU measurement for dtype {dtype!r}; run with calibration instead")
+    k = (size * size) / (256 * 256)
+    per_step = (row["unet"] + (cache_interval - 1) * row["cached"]) / cache_interval * k
+    return StepCosts(
+        per_step_s=per_step,
+        fixed_s=row["fixed"] * k,
+        peak_gb=row["peak_gb"],
+        per_extra_sample_gb=row["extra_gb"] * k,
+        source="stored full-size measurement from a 2-core x86 CPU at one thread, not this machine",
+    )
+
+
+def calibrate(editor: Any, *, size: int) -> StepCosts:
+    """Measure this machine: a 1-step warm-up, then ``c`` and ``2c`` steps of
+    one (image, prompt) through ``editor`` (``c`` its cache interval), wall time."""
+    import numpy as np
+
+    from .editors import EditRequest
+
+    c = int(getattr(editor.settings, "cache_interval", 1))
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    image = (np.stack([np.sin(3 * xx), np.cos(2 * yy), np.sin(xx + yy)], -1) * 100 + 128).astype(np.uint8)
+    req = [EditRequest(image, "calibration", 0)]
+
+    def timed(steps: int) -> float:
+        variant = editor.with_settings(steps=steps, max_retries=0, batch_size=1)
+        t = time.perf_counter()
+        variant.edit(req)
+        return time.perf_counter() - t
+
+    timed(1)
+    a, b = timed(c), timed(2 * c)
+    per_step = max(1e-6, (b - a) / c)
+    fixed = max(0.0, a - c * per_step)
+    peak = _peak_gb(editor)
+    return StepCosts(
+        per_step_s=per_step,
+        fixed_s=fixed,
+        peak_gb=peak,
+        per_extra_sample_gb=0.243 * (size * size) / (256 * 256) * (0.5 if "16" in str(editor.dtype) else 1.0),
+        source=f"calibrated on this machine: {per_step:.2f} s/step, {fixed:.1f} s fixed per image",
+    )
+
+
+def _peak_gb(editor: Any) -> float:
+    if str(getattr(editor, "device", "cpu")).startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def estimate(pairs: int, *, steps: int, costs: StepCosts, batch_size: int = 1) -> CostEstimate:
+    """Seconds for ``pairs`` (image, prompt) pairs at ``steps`` steps, and the
+    peak memory at ``batch_size``. On a CPU the time per pair does not depend on
+    the batch (compute-bound); on a GPU a bigger batch is faster, so this is an
+    upper bound there."""
+    seconds = pairs * (costs.fixed_s + steps * costs.per_step_s)
+    memory = costs.peak_gb + max(0, batch_size - 1) * costs.per_extra_sample_gb
+    return CostEstimate(
+        pairs=pairs,
+        steps=steps,
+        batch_size=batch_size,
+        seconds=seconds,
+        memory_gb=math.ceil(memory * 10) / 10,
+        source=costs.source,
+    )

@@ -116,3 +116,18 @@ def test_export_applies_the_allocator_setting_unless_turned_off(dataset, tmp_pat
     assert code == code2 == 0 and calls == [None, False]
     run(capsys, dataset, tmp_path / "c", fractal_dir, "--editor", "preview", "--dry-run")
     assert calls == [None, False]  # a dry run changes nothing in the process
+
+
+def test_every_manifest_row_says_which_levers_made_it(dataset, tmp_path, fractal_dir, capsys, tiny_ip2p_dir):
+    import json
+
+    out = tmp_path / "out"
+    code, _, err = run(capsys, dataset, out, fractal_dir, "--model", str(tiny_ip2p_dir), "--steps", "2",
+                       "--dtype", "bfloat16", "--cache-interval", "2", "--batch-size", "auto")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 10
+    for row in rows:
+        settings = json.loads(row["editor_settings"])
+        assert settings["dtype"] == "bfloat16" and settings["cache_interval"] == 2 and settings["vae"] == "full"
+        assert settings["compile"] is False and settings["approximate"] == ["bfloat16", "DeepCache interval 2"]

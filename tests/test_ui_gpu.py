@@ -9,7 +9,7 @@ import types
 import pytest
 
 from diffusemix.errors import Cancelled, DiffuseMixError, EditorLoadError
-from diffusemix.ui import shared
+from diffusemix.ui import shared, zerogpu
 
 
 @pytest.fixture
@@ -32,25 +32,25 @@ def fake_spaces(monkeypatch):
         return deco
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=GPU))
-    monkeypatch.setitem(shared.GPU_STEP_SECONDS, "estimate", 0.02)
+    monkeypatch.setitem(zerogpu.GPU_STEP_SECONDS, "estimate", 0.02)
     return seen
 
 
 def test_duration_comes_from_the_request(fake_spaces):
-    @shared.gpu(duration=lambda pairs, steps: shared.gpu_seconds(pairs, steps))
+    @zerogpu.gpu(duration=lambda pairs, steps: zerogpu.gpu_seconds(pairs, steps))
     def work(pairs, steps):
         return pairs * steps
 
     assert work(10, 100) == 1000
-    assert fake_spaces["duration"] == shared.GPU_BASE_SECONDS + 30  # 20 + 1.5 x 10 x 100 x 0.02
+    assert fake_spaces["duration"] == zerogpu.GPU_BASE_SECONDS + 30  # 20 + 1.5 x 10 x 100 x 0.02
     work(1, 1)
-    assert fake_spaces["duration"] == shared.GPU_BASE_SECONDS + 1  # the margin rounds up
+    assert fake_spaces["duration"] == zerogpu.GPU_BASE_SECONDS + 1  # the margin rounds up
     work(10_000, 100)
-    assert fake_spaces["duration"] == shared.GPU_MAX_SECONDS
+    assert fake_spaces["duration"] == zerogpu.GPU_MAX_SECONDS
 
 
 def test_errors_inside_the_gpu_function_are_raised_outside(fake_spaces):
-    @shared.gpu(duration=30)
+    @zerogpu.gpu(duration=30)
     def fails(kind):
         if kind == "user":
             raise EditorLoadError("out of memory: lower the batch size")
@@ -69,7 +69,7 @@ def test_errors_inside_the_gpu_function_are_raised_outside(fake_spaces):
 def test_without_spaces_the_function_runs_as_it_is(monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", None)
 
-    @shared.gpu(duration=30)
+    @zerogpu.gpu(duration=30)
     def f(x):
         if x < 0:
             raise ValueError("negative")
@@ -81,8 +81,8 @@ def test_without_spaces_the_function_runs_as_it_is(monkeypatch):
 
 
 def test_measured_time_replaces_the_estimate(monkeypatch):
-    monkeypatch.setitem(shared.GPU_STEP_SECONDS, "estimate", 0.01)
-    shared.record_gpu_time(12.0, pairs=4, steps=100)
-    assert shared.GPU_STEP_SECONDS["estimate"] == pytest.approx(0.03)
-    shared.record_gpu_time(0.0, pairs=4, steps=100)  # nothing timed: kept
-    assert shared.GPU_STEP_SECONDS["estimate"] == pytest.approx(0.03)
+    monkeypatch.setitem(zerogpu.GPU_STEP_SECONDS, "estimate", 0.01)
+    zerogpu.record_gpu_time(12.0, pairs=4, steps=100)
+    assert zerogpu.GPU_STEP_SECONDS["estimate"] == pytest.approx(0.03)
+    zerogpu.record_gpu_time(0.0, pairs=4, steps=100)  # nothing timed: kept
+    assert zerogpu.GPU_STEP_SECONDS["estimate"] == pytest.approx(0.03)

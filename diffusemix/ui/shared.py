@@ -19,7 +19,6 @@ import atexit
 import dataclasses
 import functools
 import logging
-import math
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import gradio as gr
 
@@ -83,77 +82,14 @@ IP2P_ID = "timbrooks/instruct-pix2pix"
 ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
-#: GPU seconds per (image, prompt) per denoising step, before any run has been timed
-#: (not measured here: no GPU was lent; about 0.5-0.9 s per image at 100 steps at
-#: batch 1 is the estimate from the UNet's launch count). Replaced by the measured
-#: value after every GPU call.
-GPU_STEP_SECONDS = {"estimate": 0.01}
-#: What every GPU call asks for beyond its steps (moving data, VAE, zipping), and the most.
-GPU_BASE_SECONDS, GPU_MAX_SECONDS = 20, 600
-
-
-def gpu_seconds(pairs: int, steps: int) -> int:
-    """The GPU duration to ask ZeroGPU for: pairs x steps x the measured step time,
-    with a margin, between GPU_BASE_SECONDS and GPU_MAX_SECONDS."""
-    need = GPU_BASE_SECONDS + 1.5 * pairs * max(1, steps) * GPU_STEP_SECONDS["estimate"]
-    return int(min(GPU_MAX_SECONDS, max(GPU_BASE_SECONDS, math.ceil(need))))
-
-
-def record_gpu_time(seconds: float, pairs: int, steps: int) -> None:
-    """Keep the measured seconds per (pair, step) of a finished GPU call for the next request."""
-    if pairs > 0 and steps > 0 and seconds > 0:
-        GPU_STEP_SECONDS["estimate"] = seconds / (pairs * steps)
-
-
-class _Raised:
-    """An error inside a GPU function, carried out as a value: on ZeroGPU an
-    exception raised in the forked GPU worker reaches the user as a generic
-    message, so it is raised again outside, where the user sees it."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.kind = "cancelled" if isinstance(exc, Cancelled) else "user" if isinstance(exc, ValueError) else "bug"
-        self.message = str(exc) if self.kind != "bug" else f"{type(exc).__name__}: {exc}"
-
-    def reraise(self) -> NoReturn:
-        if self.kind == "cancelled":
-            raise Cancelled(self.message)
-        if self.kind == "user":
-            raise DiffuseMixError(self.message)
-        raise RuntimeError(self.message)
-
-
-def gpu(duration: int | Callable[..., int] = 60) -> Callable[[Callable], Callable]:
-    """``spaces.GPU(duration=...)`` on a Hugging Face Space with ``spaces``; a no-op
-    elsewhere. ``duration`` may be a function of the call's arguments (ZeroGPU's
-    dynamic duration). Errors inside are carried out and raised outside (see _Raised)."""
-
-    def decorate(fn: Callable) -> Callable:
-        def inside(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                if not isinstance(exc, (ValueError, Cancelled)):
-                    logger.exception("error in the GPU function %s", fn.__name__)
-                return _Raised(exc)
-
-        try:
-            import spaces  # type: ignore[import-not-found]
-        except ImportError:
-            on_gpu = inside
-        else:
-            functools.update_wrapper(inside, fn)
-            on_gpu = spaces.GPU(duration=duration)(inside)
-
-        @functools.wraps(fn)
-        def outside(*args: Any, **kwargs: Any) -> Any:
-            result = on_gpu(*args, **kwargs)
-            if isinstance(result, _Raised):
-                result.reraise()
-            return result
-
-        return outside
-
-    return decorate
+from diffusemix.ui.zerogpu import (  # noqa: E402  (re-exported: the tabs import them from here)
+    GPU_BASE_SECONDS,
+    GPU_MAX_SECONDS,
+    GPU_STEP_SECONDS,
+    gpu,
+    gpu_seconds,
+    record_gpu_time,
+)
 
 
 # ---------------------------------------------------------------------------

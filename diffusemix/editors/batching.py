@@ -3,8 +3,9 @@
 ``batch_size="auto"`` takes the free memory of the device (CUDA:
 ``torch.cuda.mem_get_info``; CPU: the RAM the OS reports available) and the
 measured working memory of the full-size InstructPix2Pix (bench/bench_fullsize.py,
-CPU, float32, 256 px: about 2.1 GB at batch 1 beyond the weights, and 0.24 GB
-more per extra sample), scaled by the image area and the dtype's size.
+CPU, float32, 256 px: resident 5.0 GB at batch 1 with 4.3 GB of weights, 5.9 GB
+at batch 4, so about 0.7 GB for the first sample and 0.3 GB per extra one),
+scaled by the image area and the dtype's size. (The headroom absorbs the rest.)
 
 On a CPU a bigger batch buys nothing (the UNet is compute-bound: 8 samples in
 one call ran 1.025x faster than 8 calls), so ``auto`` stays at most 8 there; on
@@ -37,7 +38,7 @@ AUTO = "auto"
 
 #: Measured working memory beyond the weights (bytes), full-size InstructPix2Pix,
 #: float32, 256 x 256 px: at batch 1, and per extra sample in the batch.
-WORKING_MEMORY: dict[str, float] = {"first_sample": 2.1e9, "per_extra_sample": 0.243e9}
+WORKING_MEMORY: dict[str, float] = {"first_sample": 0.75e9, "per_extra_sample": 0.3e9}
 
 #: Largest automatic batch at 256 x 256 px per device kind.
 AUTO_CAP: dict[str, int] = {"cuda": 32, "cpu": 8, "mps": 8}

@@ -4,7 +4,7 @@
 ``torch.cuda.mem_get_info``; CPU: the RAM the OS reports available) and the
 measured working memory of the full-size InstructPix2Pix (bench/bench_fullsize.py,
 CPU, float32, 256 px: resident 5.0 GB at batch 1 with 4.3 GB of weights, 5.9 GB
-at batch 4, so about 0.7 GB for the first sample and 0.3 GB per extra one),
+at batch 4, 6.7 GB at batch 8: about 0.7 GB for the first sample, 0.2-0.3 GB per extra one),
 scaled by the image area and the dtype's size. (The headroom absorbs the rest.)
 
 On a CPU a bigger batch buys nothing (the UNet is compute-bound: 8 samples in

@@ -79,6 +79,8 @@ class ScoreReport:
     cells: dict[tuple[str, str], Cell]
     #: (score, prompt, class, file_name, kept) of every scored Î, lowest first.
     ranked: list[tuple[float, str, str, str, bool]]
+    #: True for a cache (``--cache``): a kept row's ``file_name`` is Î itself.
+    cache: bool = False
 
     def by_prompt(self, prompt: str) -> Cell:
         cell = Cell()
@@ -91,6 +93,9 @@ class ScoreReport:
         return cell
 
     def stage_file(self, file_name: str, kept: bool) -> Path:
+        """Where Î of a row is on disk: the cache file, or stages/generated (kept) / stages/rejected."""
+        if kept and self.cache:
+            return self.root / file_name
         stage = "generated" if kept else "rejected"
         return self.root / "stages" / stage / Path(file_name).with_suffix(".png")
 
@@ -193,6 +198,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         classes=classes,
         cells=dict(cells),
         ranked=ranked,
+        cache=bool(rows) and isinstance(rows[0].get("input_file_name"), str),
     )
 
 
@@ -296,8 +302,10 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
     n_p = max(len(rep.prompts), 1)
     width = max(11.0, 1.1 * len(classes) + 3.5)
     heights = [0.55 * n_p + 1.6, 0.5 * n_p + 1.4, 0.55, width / max(lowest, 1) * 0.72 + 0.2]
-    fig = plt.figure(figsize=(width, sum(heights) + 1.6), dpi=110)
-    grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=0.91, bottom=0.02)
+    total = sum(heights) + 1.6
+    fig = plt.figure(figsize=(width, total), dpi=110)
+    top = 1 - 1.0 / total  # a fixed inch of room for the two-line title, whatever the figure's height
+    grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=top, bottom=0.02)
     rule = ", ".join(f"{k} {v:g}" for k, v in rep.rule.items() if v is not None) or "no threshold"
     made_by = "the preview editor (NOT a diffusion model)" if rep.editor == "preview" else rep.editor
     fig.suptitle(f"Which prompts keep the label?  {rep.root.name}\nÎ by {made_by}; scored by {rep.scorer};"
@@ -308,7 +316,7 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
     _distribution(fig.add_subplot(grid[1]), rep)
     head = fig.add_subplot(grid[2])
     head.axis("off")
-    head.text(0.0, 0.0, f"the {lowest} lowest-scoring Î (red: dropped by the rule; black: kept)", fontsize=11,
+    head.text(0.0, 0.0, f"the {lowest} lowest-scoring Î on disk (red: dropped by the rule; black: kept)", fontsize=11,
               transform=head.transAxes, va="bottom")
     _contact_sheet(fig, grid[3], rep, lowest)
     out = Path(path)
@@ -332,8 +340,13 @@ def write_report(
     png = Path(out) if out is not None else rep.root / "report.png"
     draw_report(rep, png, lowest=lowest)
     text = rep.table()
-    if not any(rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked[:1]):
+    on_disk = [rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked]
+    if not any(on_disk):
         text += "\nnote: no contact sheet of the lowest-scoring Î: export with --save-stages to keep Î on disk\n"
+    elif not all(on_disk):
+        where = ("a cache does not keep them" if rep.cache else "export with --save-stages to keep them")
+        text += f"\nnote: the contact sheet shows only the Î on disk, not the dropped ones ({where}; an export with" \
+                " --save-stages keeps them in stages/rejected)\n"
     txt = png.with_suffix(".txt")
     txt.write_text(text, encoding="utf-8")
     return png, txt, text

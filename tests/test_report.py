@@ -90,3 +90,14 @@ def test_cli_report(scored, capsys):
     assert code == 0 and "prompt" in out and "kept" in out and f"wrote {scored / 'report.png'}" in out
     assert cli.main(["report", str(scored / "missing")]) == 2
     assert "has no metadata.jsonl" in capsys.readouterr().err
+
+
+def test_a_cache_report_shows_its_kept_generated_images(dataset, fractals, tmp_path, tiny_dino_dir):
+    out = _export(dataset, tmp_path / "cache", fractals, load_scorer("dino", model=str(tiny_dino_dir)), ScoreRule(),
+                  cache=True)
+    rep = read_report(out)
+    assert rep.cache and rep.ranked
+    _, _, _, name, kept = rep.ranked[0]
+    assert kept and rep.stage_file(name, kept) == out / name and (out / name).is_file()
+    _, _, text = write_report(out)
+    assert "no contact sheet" not in text

@@ -489,6 +489,6 @@ def test_launched_processes_take_one_shard_each(dataset: Path, tmp_path: Path, f
     assert "(shard 0/2)" in proc.stdout and "(shard 1/2)" in proc.stdout
     state = sorted(p.name for p in (out / ".diffusemix").iterdir())
     assert state == [
-        "done-0-of-2.json", "done-1-of-2.json", "plan.txt", "rows-0-of-2.jsonl", "rows-1-of-2.jsonl", "run.json"
+        "done-0-of-2.json", "done-1-of-2.json", "lock", "plan.jsonl", "rows-0-of-2.jsonl", "rows-1-of-2.jsonl", "run.json"
     ]
     assert tree(out) == tree(ref)

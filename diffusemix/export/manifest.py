@@ -10,6 +10,8 @@ Layout of an export folder::
       errors.jsonl                   skipped inputs, degenerate and low-score samples, if any
       .diffusemix/
         run.json                     the settings the folder was made with
+        plan.jsonl                   the current plan's file names (JSON strings)
+        lock                         held (flock) while a run writes (see export.lock)
         rows-<I>-of-<N>.jsonl        shard I's journal: one line per finished sample
         done-<I>-of-<N>.json         written when shard I has visited all its samples
 
@@ -24,6 +26,7 @@ byte-identical however often the run was interrupted.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -65,9 +68,12 @@ STATE_DIR = ".diffusemix"
 MANIFEST_NAME = "metadata.jsonl"
 ERRORS_NAME = "errors.jsonl"
 SETTINGS_NAME = "run.json"
-#: The file names of the current plan (all shards), one per line: rows of
-#: files no longer planned (inputs removed or renamed) stay out of the manifest.
-PLAN_NAME = "plan.txt"
+#: The file names of the current plan (all shards), one JSON string a line (a
+#: name may hold a newline): rows of files no longer planned (inputs removed or
+#: renamed) stay out of the manifest.
+PLAN_NAME = "plan.jsonl"
+#: The plan as folders made before 2026-11 wrote it: one name a line (read, never written).
+_OLD_PLAN_NAME = "plan.txt"
 
 #: Columns of metadata.jsonl, in order.
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -124,15 +130,39 @@ def atomic_write(path: Path, data: bytes, *, tag: str, fsync: bool = True) -> No
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            raise DiskFullError(path, e) from e
         raise
 
 
-def _alive(pid: int) -> bool:
+#: errno values that mean "no room left": the disk is full, or the user's quota is.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(DiffuseMixError):
+    """Writing a file of the export failed for lack of space; the message names the file."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(
+            f"the disk is full: writing {path} failed ({error.strerror or error}). Free some space (or "
+            "choose an output folder on a larger disk), then run the same command again: the export "
+            "resumes where it stopped and keeps every finished image"
+        )
+        self.path = path
+
+
+def check_disk_full(error: OSError, path: Path) -> None:
+    """Raise :class:`DiskFullError` for ``path`` when ``error`` means the disk is full."""
+    if error.errno in _DISK_FULL:
+        raise DiskFullError(path, error) from error
+
+
+def alive(pid: int) -> bool:
     """Whether another process with this id is running (on this machine)."""
     if pid == os.getpid() or pid <= 0:
         return False
@@ -160,7 +190,7 @@ def clean_temp_files(output_dir: Path, shard: tuple[int, int] | None = None) -> 
                 continue
             if shard is not None and (int(m.group(1)), int(m.group(2))) != tuple(shard):
                 continue
-            if _alive(int(m.group(3))):
+            if alive(int(m.group(3))):
                 continue  # another process (a shard finishing now) is writing it
             try:
                 os.unlink(os.path.join(root, name))
@@ -218,14 +248,24 @@ class Journal:
     def append(self, row: Mapping[str, Any]) -> None:
         line = (_dumps(row) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            try:
+                self._file.write(line)
+                self._file.flush()
+            except OSError as e:
+                check_disk_full(e, self.path)
+                raise
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
+            if self._file.closed:
+                return
+            try:
                 self._file.flush()
                 os.fsync(self._file.fileno())
+            except OSError as e:
+                check_disk_full(e, self.path)
+                raise
+            finally:
                 self._file.close()
 
     def __enter__(self) -> "Journal":
@@ -422,13 +462,21 @@ def degenerate_error(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_plan(output_dir: Path, file_names: Iterable[str], *, tag: str) -> None:
     """Record the file names the current plan makes (see :data:`PLAN_NAME`)."""
-    atomic_write(output_dir / STATE_DIR / PLAN_NAME, "".join(f"{n}\n" for n in file_names).encode("utf-8"), tag=tag)
+    text = "".join(_dumps(n) + "\n" for n in file_names)
+    atomic_write(output_dir / STATE_DIR / PLAN_NAME, text.encode("utf-8"), tag=tag)
+    (output_dir / STATE_DIR / _OLD_PLAN_NAME).unlink(missing_ok=True)
 
 
 def read_plan(output_dir: Path) -> set[str] | None:
     """The file names of the current plan, or None for a folder written before plans were recorded."""
+    state = output_dir / STATE_DIR
     try:
-        return set((output_dir / STATE_DIR / PLAN_NAME).read_text(encoding="utf-8").splitlines())
+        with open(state / PLAN_NAME, "rb") as f:
+            return {json.loads(line) for line in f if line.strip()}
+    except FileNotFoundError:
+        pass
+    try:
+        return set((state / _OLD_PLAN_NAME).read_text(encoding="utf-8").splitlines())
     except FileNotFoundError:
         return None
 

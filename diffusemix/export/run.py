@@ -6,6 +6,7 @@ scan (:mod:`.scan`) → plan (:mod:`.plan`) → run (:mod:`.stream`) → write
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -17,6 +18,7 @@ from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
 from . import manifest
 from .checks import check_folders, check_foreign_output, check_reserved
+from .lock import OutputLock
 from .manifest import DEGENERATE_KEY, REJECTED_KEY
 from .options import ExportOptions
 from .plan import chunks, count_for_shard, iter_samples
@@ -72,8 +74,9 @@ def export_dataset(
             with its score.
 
     Raises:
-        DiffuseMixError: bad input or output folders, or an output folder made
-            with other settings; raised before any work.
+        DiffuseMixError: bad input or output folders, an output folder made
+            with other settings or in use by another run (raised before any
+            work); a full disk (the message names the file; a rerun resumes).
         EditorLoadError: the editor's model cannot be loaded (it is loaded
             before anything is written, so a failed load leaves no run.json).
         ValueError: a score rule without a scorer that can apply it.
@@ -102,43 +105,51 @@ def export_dataset(
         rule.check_scorer(scorer)
     settings = run_settings(scan, recipe, editor, fractals, options, scoring=_scoring_settings(scorer, rule))
 
-    # 2. open the output (settings, this shard's leftovers), record the plan, read what is finished
-    remix = _open_output(out, settings, options, tag)
-    finished, orphans = _record_plan(out, scan, recipe, options, tag)
-    journal = manifest.Journal(manifest.journal_path(out, shard))
-    writer = Writer(
-        out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix,
-        run_fields=run_fields(settings),
-    )
-
-    # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
-    total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)
-    bar = Progress(total, shard, progress, bar=progress_bar)
-    stream = Stream(
-        chunks(iter_samples(scan, recipe, fractals.names, options), options.batch_size),
-        out=out,
-        recipe=recipe,
-        editor=editor,
-        options=options,
-        writer=writer,
-        finished=finished,
-        progress=bar,
-        cancel=cancel,
-        scorer=scorer,
-        rule=rule,
-    )
+    # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
+    lock = OutputLock(out, shard)
     try:
-        stream.run()
-    finally:  # Ctrl-C or an error too: the journal stays consistent
-        journal.close()
-        bar.close()
+        remix = _open_output(out, settings, options, tag, lock)
+        finished, orphans = _record_plan(out, scan, recipe, options, tag)
+        journal = manifest.Journal(manifest.journal_path(out, shard))
+        writer = Writer(
+            out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix,
+            run_fields=run_fields(settings),
+        )
 
-    # 5. collect: mark this shard done, write the manifest when every shard is
-    failed = sorted(stream.failed.items(), key=lambda kv: tuple(kv[0].split("/")))
-    manifest_path: Path | None = None
-    pending: list[tuple[int, int]] = []
-    if not stream.cancelled:
-        manifest_path, pending = _collect(out, shard, failed, scan, stream.made, tag)
+        # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
+        total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)
+        bar = Progress(total, shard, progress, bar=progress_bar)
+        stream = Stream(
+            chunks(iter_samples(scan, recipe, fractals.names, options), options.batch_size),
+            out=out,
+            recipe=recipe,
+            editor=editor,
+            options=options,
+            writer=writer,
+            finished=finished,
+            progress=bar,
+            cancel=cancel,
+            scorer=scorer,
+            rule=rule,
+        )
+        try:
+            stream.run()
+        except BaseException:  # Ctrl-C or an error: keep the journal consistent, report the first error
+            bar.close()
+            with contextlib.suppress(Exception):
+                journal.close()
+            raise
+        bar.close()
+        journal.close()
+
+        # 5. collect: mark this shard done, write the manifest when every shard is
+        failed = sorted(stream.failed.items(), key=lambda kv: tuple(kv[0].split("/")))
+        manifest_path: Path | None = None
+        pending: list[tuple[int, int]] = []
+        if not stream.cancelled:
+            manifest_path, pending = _collect(out, shard, failed, scan, stream.made, tag)
+    finally:
+        lock.release()
 
     # 6. report
     return ExportSummary(
@@ -146,6 +157,7 @@ def export_dataset(
         skipped_done=stream.skipped,
         failed=failed,
         ignored=list(scan.ignored),
+        empty_classes=scan.empty_classes,
         degenerate=stream.degenerate + stream.prior_degenerate,
         rejected=stream.rejected,
         scores=stream.score_stats(),
@@ -193,11 +205,13 @@ def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
     return text + (f", keeps {' and '.join(parts)}" if parts else ", no threshold")
 
 
-def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str) -> bool:
-    """Create the folder, adopt (or check) its settings, clear this shard's leftovers. True for a remix."""
+def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock) -> bool:
+    """Create the folder, take its lock, adopt (or check) its settings, clear this shard's leftovers.
+    True for a remix."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        remix = adopt_settings(out, settings, options, tag)
+        lock.acquire()
+        remix = adopt_settings(out, settings, options, tag, lock)
     except PermissionError as e:
         raise DiffuseMixError(f"output folder {out} cannot be written: {e.strerror or e}") from None
     manifest.clean_temp_files(out, options.shard)

@@ -9,6 +9,7 @@ folder's name.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,23 +59,50 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk_images(root: Path, top: Path) -> tuple[list[Path], list[Path]]:
-    """Image files and other files below ``top`` (recursive, following links, no hidden)."""
-    images, others = [], []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not hidden(d))
-        for name in sorted(filenames):
-            if hidden(name):
-                continue
-            p = Path(dirpath) / name
-            (images if _is_image_name(name) else others).append(p)
-    return images, others
+#: Input files larger than this are skipped unread. Pillow's pixel cap (about 89.5
+#: megapixels) as an uncompressed 16-bit RGBA TIFF is about 0.7 GB.
+MAX_INPUT_BYTES = 1 << 30
+
+_BAD_NAME = (
+    "the name is not valid UTF-8 (a Latin-1 name?), so it cannot be written to metadata.jsonl; "
+    "rename it (e.g. convmv -f latin1 -t utf8 -r --notest INPUT) to include it"
+)
+
+
+def printable(text: str) -> str:
+    """A file name as text that can be written as UTF-8: undecodable bytes become ``\\xNN``."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def input_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a file cannot be read as an input image, or None: only regular files up to
+    :data:`MAX_INPUT_BYTES` are read (a FIFO would hang the run, ``/dev/zero`` never ends)."""
+    try:
+        st = os.stat(path)  # follows links: a link to a device is a device
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a file"
+        )
+        return f"not a regular file ({kind}); only regular files are read"
+    if st.st_size > MAX_INPUT_BYTES:
+        return f"larger than {MAX_INPUT_BYTES >> 20} MiB ({st.st_size >> 20} MiB); skipped unread"
+    return None
 
 
 def _is_image_name(name: str) -> bool:
@@ -90,6 +118,91 @@ def _not_image_reason(name: str) -> str:
     return f"not an image file: extension {ext} is not one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _Walker:
+    """Finds the images below class folders, following links, reading each real folder once.
+
+    A class folder owns the real folder it is; below it, a folder is followed
+    if it lies inside that real folder or outside INPUT altogether. A link
+    back into INPUT (a loop, or another class's folder) is not followed: that
+    folder is read where it is, under its own label.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_real = os.path.realpath(root)
+        self.seen: set[str] = set()
+        self.ignored: list[tuple[str, str]] = []  # (printable source, why)
+
+    def skip(self, rel: str, why: str) -> None:
+        self.ignored.append((printable(rel), why))
+
+    def _where(self, real: str) -> str:
+        rel = os.path.relpath(real, self.root_real)
+        return "the input folder itself" if rel == "." else repr(printable(rel).replace(os.sep, "/"))
+
+    def images(self, top: str, rel_top: str) -> list[tuple[Path, str]]:
+        """(path, source) of the usable images below one class folder; the rest go to ``ignored``."""
+        home = os.path.realpath(top)
+        found: list[tuple[Path, str]] = []
+        stack = [(top, rel_top)]
+        while stack:
+            path, rel = stack.pop()
+            real = os.path.realpath(path)
+            if real in self.seen:
+                continue
+            self.seen.add(real)
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name)
+            except OSError as e:
+                self.skip(rel, f"folder cannot be read: {e.strerror or e}")
+                continue
+            subdirs = []
+            for e in entries:
+                if hidden(e.name):
+                    continue
+                erel = f"{rel}/{e.name}"
+                if _bad_name(e.name):
+                    self.skip(erel, _BAD_NAME)
+                elif e.is_dir():
+                    target = os.path.realpath(e.path)
+                    if _inside(self.root_real, target) or (
+                        _inside(target, self.root_real) and not _inside(target, home)
+                    ):
+                        self.skip(erel, f"a link to {self._where(target)}; not followed (read once, where it is)")
+                    else:
+                        subdirs.append((e.path, erel))
+                elif not _is_image_name(e.name):
+                    self.skip(erel, _not_image_reason(e.name))
+                else:
+                    problem = input_file_problem(e.path)
+                    if problem is None:
+                        found.append((Path(e.path), erel))
+                    else:
+                        self.skip(erel, problem)
+            stack.extend(reversed(subdirs))
+        return found
+
+    def class_folders(self, subdirs: list[os.DirEntry]) -> list[os.DirEntry]:
+        """The subfolders that are classes: links into INPUT, or to a folder read already, are not."""
+        owner: dict[str, str] = {}
+        keep = []
+        # real folders claim first, so that a link never takes a class's images
+        for d in sorted(subdirs, key=lambda d: (d.is_symlink(), d.name)):
+            real = os.path.realpath(d.path)
+            if d.is_symlink() and (_inside(real, self.root_real) or _inside(self.root_real, real)):
+                self.skip(d.name, f"a link to {self._where(real)}; not a class of its own (read once, where it is)")
+            elif real in owner:
+                self.skip(d.name, f"a link to the folder of class {owner[real]!r}; read once, as that class")
+            else:
+                owner[real] = d.name
+                keep.append(d)
+        return sorted(keep, key=lambda d: d.name)
+
+
 def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
     """Find the images of a class-folder or flat dataset, in plan order.
 
@@ -98,6 +211,11 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
     extension (``images.IMAGE_EXTENSIONS``); hidden files and folders are
     ignored; files at the top level are listed as ignored. Flat mode: the
     images at the top level, one label (the folder's name).
+
+    Only regular files up to :data:`MAX_INPUT_BYTES` with UTF-8 names are
+    inputs; links are followed, each real folder once (see ``_Walker``).
+    Everything skipped is listed in ``ignored`` with the reason, so the dry
+    run and the export report the same.
 
     Raises:
         DiffuseMixError: the folder does not exist, is a file, or holds no image.
@@ -113,37 +231,37 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
         children = sorted((c for c in os.scandir(root) if not hidden(c.name)), key=lambda c: c.name)
     except OSError as e:
         raise DiffuseMixError(f"input folder {root} cannot be read: {e.strerror or e}") from None
-    subdirs = [c for c in children if c.is_dir()]
+    walker = _Walker(root)
+    for c in children:
+        if _bad_name(c.name):
+            walker.skip(c.name, _BAD_NAME)
+    children = [c for c in children if not _bad_name(c.name)]
+    subdirs = walker.class_folders([c for c in children if c.is_dir()])
     top_files = [c for c in children if not c.is_dir()]
 
     # 1. class folders
-    per_class: list[tuple[str, list[Path], list[Path]]] = []
-    for d in subdirs:
-        imgs, others = _walk_images(root, Path(d.path))
-        per_class.append((d.name, imgs, others))
-    ignored: list[tuple[str, str]] = []
+    per_class = [(d.name, walker.images(d.path, d.name)) for d in subdirs]
     items: list[tuple[Path, str, str, str]] = []  # (path, source, label, out folder)
-    if any(imgs for _, imgs, _ in per_class):
-        classes = tuple(name for name, imgs, _ in per_class if imgs)
-        empty = tuple(name for name, imgs, _ in per_class if not imgs)
-        for name, imgs, others in per_class:
-            for p in imgs:
-                src = p.relative_to(root).as_posix()
+    if any(imgs for _, imgs in per_class):
+        classes = tuple(name for name, imgs in per_class if imgs)
+        empty = tuple(name for name, imgs in per_class if not imgs)
+        for name, imgs in per_class:
+            for p, src in imgs:
                 items.append((p, src, name, str(Path(src).parent.as_posix())))
-            for p in others:
-                ignored.append((p.relative_to(root).as_posix(), _not_image_reason(p.name)))
         for c in top_files:
-            ignored.append((c.name, "not inside a class folder (INPUT/<class>/<image>); ignored"))
+            walker.skip(c.name, "not inside a class folder (INPUT/<class>/<image>); ignored")
         flat = False
     # 2. a flat folder
     else:
-        label = root.resolve().name or "images"
+        label = printable(root.resolve().name) or "images"
         for c in top_files:
-            if _is_image_name(c.name):
+            problem = input_file_problem(c.path) if _is_image_name(c.name) else _not_image_reason(c.name)
+            if problem is None:
                 items.append((Path(c.path), c.name, label, ""))
             else:
-                ignored.append((c.name, _not_image_reason(c.name)))
+                walker.skip(c.name, problem)
         classes, empty, flat = (label,), (), True
+    ignored = walker.ignored
     if not items:
         raise DiffuseMixError(
             f"no images found in {root}: expected INPUT/<class>/<image> (class folders) or images directly "

@@ -21,6 +21,7 @@ from .scan import InputScan
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import Editor
+    from .lock import OutputLock
     from ..fractals import FractalSet
 
 #: Editor description keys that do not change pixels (left out of run.json and the manifest).
@@ -126,8 +127,13 @@ def run_settings(
     return json.loads(json.dumps(settings))  # tuples -> lists, as read back from run.json
 
 
-def adopt_settings(out: Path, new: dict[str, Any], options: ExportOptions, tag: str) -> bool:
+def adopt_settings(
+    out: Path, new: dict[str, Any], options: ExportOptions, tag: str, lock: "OutputLock | None" = None
+) -> bool:
     """Write run.json, or check it against an earlier run's. Returns True for a remix.
+
+    A remix forgets every shard's rows, so a shard run takes ``lock`` alone
+    for it (refused while other shards run).
 
     Raises:
         DiffuseMixError: the folder was made from another input or with other
@@ -150,8 +156,12 @@ def adopt_settings(out: Path, new: dict[str, Any], options: ExportOptions, tag: 
     diff = manifest.settings_diff(old, new)
     shown = "; ".join(d for d in diff if not d.startswith(("diffusemix:", "settings_version:")))[:600]
     if same_gen and options.reuse_generated:
+        if lock is not None:
+            lock.hold_alone()
         manifest.clear_all_state(out)
         manifest.write_settings(out, new, tag=tag)
+        if lock is not None:
+            lock.share_again()
         return True
     hint = ""
     if same_gen:

@@ -25,6 +25,7 @@ from ..scoring.filter import generate_scored
 from .naming import SAVED_STAGES, cache_input_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
+from .scan import input_file_problem
 from .writer import Writer, read_reused
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,12 +83,18 @@ def decode_chunk(
         src = s.entry.source
         if src in images:
             continue
+        problem = input_file_problem(s.entry.path)  # again: the file may have changed since the scan
+        if problem is not None:
+            images[src] = problem
+            continue
         try:
             images[src] = prepare(load_image(s.entry.path), recipe.size, resize=recipe.resize)  # type: ignore[arg-type]
         except ImageError as e:
             images[src] = str(e)
         except (OSError, ValueError) as e:  # anything else Pillow or the disk may raise
             images[src] = f"cannot be used: {e}"
+        except MemoryError:  # this image alone: the rest of the chunk goes on
+            images[src] = "ran out of memory while decoding it (too large for this machine); skipped"
     reused: dict[str, tuple[np.ndarray, SampleRecord]] = {}
     if reuse:
         for s in chunk:

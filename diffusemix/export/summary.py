@@ -37,6 +37,7 @@ class ExportSummary:
     rejected: int = 0  # samples whose Î failed the score rule after every retry (not written)
     scores: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # prompt -> (mean, scored, dropped)
     scorer: str = ""  # what scored Î, and the rule (empty: no scores)
+    empty_classes: tuple[str, ...] = ()  # class folders that hold no usable image (left out)
 
     @property
     def images_per_second(self) -> float:
@@ -65,7 +66,7 @@ class ExportSummary:
         if len(self.failed) > 10:
             lines.append(f"    ... and {len(self.failed) - 10} more")
         if self.ignored:
-            lines.append(f"  ignored files:    {len(self.ignored)} (not images in class folders)")
+            lines.append(f"  ignored files:    {len(self.ignored)} (not usable as inputs; why below)")
             for src, reason in self.ignored[:5]:
                 lines.append(f"    {src}: {reason}")
             if len(self.ignored) > 5:
@@ -80,6 +81,8 @@ class ExportSummary:
         if self.failed or self.degenerate or self.ignored or self.rejected:
             lines.append(f"  errors listed in: {self.output_dir / manifest.ERRORS_NAME}")
         lines.append(f"  labels:           {labels}")
+        if self.empty_classes:
+            lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
         if self.editor:
             lines.append(f"  editor:           {self.editor}")
         lines.append(f"  output:           {self.output_dir}")

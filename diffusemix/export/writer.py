@@ -103,7 +103,11 @@ class Writer:
     def _mkdir(self, folder: Path) -> None:
         if folder in self._made_dirs:
             return
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            manifest.check_disk_full(e, folder)
+            raise
         with self._lock:
             self._made_dirs.add(folder)
 

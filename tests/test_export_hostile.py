@@ -182,7 +182,7 @@ def test_symlinked_folders_are_read_once(dataset: Path, tmp_path: Path, fractals
     assert summary.classes == ("bird", "cat", "dog", "fish")
     got = rows(tmp_path / "out")
     assert len(got) == 22 and summary.made == 22
-    assert all(r["label"] == r["source"].split("/")[0] for r in got)
+    assert all(r["class_name"] == r["source"].split("/")[0] for r in got)
     assert all("/loop/" not in r["source"] and "/dogs/" not in r["source"] for r in got)
     ignored = dict(summary.ignored)
     assert "alias" in ignored and "dog" in ignored["alias"]

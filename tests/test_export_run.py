@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -47,7 +48,8 @@ def test_round_trip_class_folders_keeps_labels(dataset: Path, tmp_path: Path, fr
     assert len(got) == 20
     assert list(got[0]) == list(manifest.MANIFEST_COLUMNS)
     for row in got:
-        assert row["label"] == row["source"].split("/")[0] == row["file_name"].split("/")[0]
+        assert row["class_name"] == row["source"].split("/")[0] == row["file_name"].split("/")[0]
+        assert ("cat", "dog", "fish")[row["label"]] == row["class_name"]
         assert row["prompt"] in RECIPE.prompts and row["layout"] in RECIPE.layouts
         assert row["editor"] == "preview" and json.loads(row["editor_settings"])["max_retries"] == 2
         with Image.open(out / row["file_name"]) as im:
@@ -79,6 +81,7 @@ def test_datasets_loads_the_output_with_its_labels(dataset: Path, tmp_path: Path
     for col in (
         "image",
         "label",
+        "class_name",
         "source",
         "prompt",
         "layout",
@@ -93,10 +96,38 @@ def test_datasets_loads_the_output_with_its_labels(dataset: Path, tmp_path: Path
         "editor_settings",
     ):
         assert col in ds.column_names
-    assert sorted(set(ds["label"])) == ["cat", "dog", "fish"]
+    assert sorted(set(ds["class_name"])) == ["cat", "dog", "fish"]
     for ex in ds:
-        assert ex["label"] == ex["source"].split("/")[0]
+        assert ex["class_name"] == ex["source"].split("/")[0]
         assert ex["image"].size == (32, 32)
+
+
+def test_datasets_label_is_the_imagefolder_class_index(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
+    """``label`` is what torchvision's ImageFolder gives (the index in the sorted class folders), ready
+    for training; ``class_name`` says the class. (datasets 5.2.0 reads a metadata.jsonl's columns as
+    they are, so an integer column, not a ClassLabel: a JSON file cannot carry one.)"""
+    datasets = pytest.importorskip("datasets")
+    (dataset / "ant").mkdir()  # a class whose images all fail: absent from the output, as ImageFolder sees it
+    (dataset / "ant" / "bad.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    run(dataset, out, fractals, save_stages=True)
+    image_folder_classes = sorted(  # torchvision.datasets.folder.find_classes on OUT
+        e.name for e in os.scandir(out) if e.is_dir() and not e.name.startswith(".") and e.name != "stages"
+    )
+    assert image_folder_classes == ["cat", "dog", "fish"]
+
+    ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
+    assert ds.features["label"] == datasets.Value("int64")
+    assert ds.features["class_name"] == datasets.Value("string")
+    assert sorted(set(ds["label"])) == [0, 1, 2]
+    for ex in ds:
+        assert image_folder_classes[ex["label"]] == ex["class_name"] == ex["source"].split("/")[0]
+    # the manifest says the class by name too, and a merge writes the same
+    got = rows(out)
+    assert [(r["label"], r["class_name"]) for r in got[:1]] == [(0, "cat")]
+    before = (out / "metadata.jsonl").read_bytes()
+    merge_manifests(out)
+    assert (out / "metadata.jsonl").read_bytes() == before
 
 
 def test_tiny_diffusion_model_round_trip(tiny_ip2p_dir: Path, tmp_path: Path, fractals: FractalSet) -> None:
@@ -111,7 +142,7 @@ def test_tiny_diffusion_model_round_trip(tiny_ip2p_dir: Path, tmp_path: Path, fr
 
     assert summary.made + summary.degenerate == 2 and editor.calls[0] == 2  # one batched call
     got = rows(out)
-    assert [r["label"] for r in got] == ["a", "b"][: len(got)]
+    assert [r["class_name"] for r in got] == ["a", "b"][: len(got)]
     for r in got:
         assert r["editor"] == "instruct-pix2pix"
         settings = json.loads(r["editor_settings"])

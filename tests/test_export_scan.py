@@ -32,12 +32,12 @@ def test_flat_folder_has_one_label(tmp_path: Path, fractals: FractalSet) -> None
     assert summary.label_mode == "flat folder, one label 'birds'"
     assert "flat folder, one label 'birds'" in str(summary)
     got = rows(out)
-    assert len(got) == 6 and {r["label"] for r in got} == {"birds"}
+    assert len(got) == 6 and {r["class_name"] for r in got} == {"birds"} and {r["label"] for r in got} == {0}
     assert got[0]["file_name"] == "b0_sunset_0.png" and (out / "b0_sunset_0.png").is_file()
 
     datasets = pytest.importorskip("datasets")
     ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
-    assert set(ds["label"]) == {"birds"} and ds.num_rows == 6
+    assert set(ds["class_name"]) == {"birds"} and set(ds["label"]) == {0} and ds.num_rows == 6
 
 
 def test_unique_names_for_same_stems_and_subfolders(tmp_path: Path, fractals: FractalSet) -> None:
@@ -102,7 +102,7 @@ def test_class_names_that_look_like_splits_get_a_loading_hint(tmp_path: Path, fr
     ds = datasets.load_dataset(
         "imagefolder", data_files={"train": [str(out / "metadata.jsonl"), str(out / "**")]}, split="train"
     )
-    assert sorted(ds["label"]) == ["other", "test", "train"]
+    assert sorted(ds["class_name"]) == ["other", "test", "train"] and sorted(ds["label"]) == [0, 1, 2]
 
 
 @pytest.mark.parametrize(

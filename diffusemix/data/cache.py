@@ -166,12 +166,23 @@ def _check_folder(root: Path) -> None:
         )
 
 
-_NEEDED = ("file_name", "label", "source", "prompt")
+_NEEDED = ("file_name", "source", "prompt")
 _NO_MIX = {"layout": "left", "mask": "binary", "seam": 0, "lam": 0.0, "fractal": ""}
+
+
+def _class_name(row: Mapping[str, Any]) -> str | None:
+    """The row's class: ``class_name`` (an export's ``label`` is the class index), else a string ``label``
+    (an export made before ``class_name``)."""
+    for key in ("class_name", "label"):
+        if isinstance(row.get(key), str):
+            return str(row[key])
+    return None
 
 
 def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
     absent = [k for k in _NEEDED if not isinstance(row.get(k), str)]
+    if _class_name(row) is None:
+        absent.append("class_name")
     if absent:
         raise CacheError(
             f"cache {root}: {_MANIFEST} row {n} lacks {', '.join(absent)}; it was not written by diffusemix export"
@@ -189,7 +200,7 @@ def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
             f"cache {root}: {_MANIFEST} row {n} ({name}) lacks the sample's record fields; make the cache again"
         ) from None
     return CacheEntry(
-        label=str(row["label"]),
+        label=str(_class_name(row)),
         source=str(row["source"]),
         prompt=str(row["prompt"]),
         copy=int(row.get("copy", 0)),

@@ -16,7 +16,7 @@ A cache's rows carry Î as ``image`` and I as ``input`` (its manifest's
 ``file_name`` and ``input_file_name``), decoded by ``datasets``. Rows of an
 export made with ``--save-stages`` carry the fixed A as ``image``; I and Î are
 then read from the export's ``stages/`` folder (pass ``columns=["source",
-"prompt", "copy", "label"]`` to ``set_transform`` so that A is not decoded
+"prompt", "copy"]`` to ``set_transform`` so that A is not decoded
 for nothing).
 
 The draw of a row is keyed by (seed, epoch, source, prompt, copy), exactly as
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["DiffuseMixTransform"]
 
-_KEY_COLUMNS = ("source", "prompt", "copy", "label")
+_KEY_COLUMNS = ("source", "prompt", "copy")
 
 
 def _as_rgb(value: Any, size: int, what: str) -> np.ndarray:
@@ -136,7 +136,7 @@ class DiffuseMixTransform:
                 img = _as_rgb(batch["input"][i], size, "input")
                 gen = _as_rgb(batch["image"][i], size, "image")
             a = Image.fromarray(self.remixer.item(entry, epoch, img, gen))
-            label: Any = self.class_to_idx[str(batch["label"][i])]
+            label: Any = self.class_to_idx[entry.label]  # the row's own label column may be a name or an index
             images.append(self.transform(a) if self.transform is not None else a)
             labels.append(self.target_transform(label) if self.target_transform is not None else label)
         return {"image": images, "label": labels}

@@ -75,10 +75,15 @@ PLAN_NAME = "plan.jsonl"
 #: The plan as folders made before 2026-11 wrote it: one name a line (read, never written).
 _OLD_PLAN_NAME = "plan.txt"
 
-#: Columns of metadata.jsonl, in order.
+#: Columns of metadata.jsonl, in order. ``label`` is the class's index among the
+#: sorted class names of the output (what torchvision's ImageFolder gives, and what
+#: ``datasets.load_dataset("imagefolder", data_dir=OUTPUT)`` then reads as an int64
+#: column); ``class_name`` is the class. A shard's journal keeps the class name in
+#: ``label``: the index is given when the manifest is written, once every class is known.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "file_name",
     "label",
+    "class_name",
     "source",
     "prompt",
     "copy",
@@ -97,6 +102,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "editor_settings",
     "model_revision",
 )
+
+#: The columns a manifest line starts with (written by ``collect`` itself).
+_HEAD_COLUMNS = ("file_name", "label", "class_name")
+assert MANIFEST_COLUMNS[:3] == _HEAD_COLUMNS
 
 #: Journal key marking a sample whose Î stayed degenerate (no file written).
 DEGENERATE_KEY = "_degenerate"
@@ -503,8 +512,9 @@ def collect(
         prompts = settings.get("generation", {}).get("prompts", ()) or ()
     prompt_index = {p: i for i, p in enumerate(prompts)}
 
-    # Rows are kept as (plan-order key, JSON line), not as dicts: a third of the memory.
-    ok: dict[str, tuple[tuple, str]] = {}
+    # Rows are kept as (plan-order key, class, JSON of the columns after class_name), not as dicts:
+    # a third of the memory. The label index is put in when every class is known.
+    ok: dict[str, tuple[tuple, str, str]] = {}
     bad: dict[str, dict[str, Any]] = {}
     for row in read_journal_rows(output_dir):
         name = row.get("file_name")
@@ -513,7 +523,8 @@ def collect(
         if DEGENERATE_KEY in row or REJECTED_KEY in row:
             bad[name] = row
         else:
-            ok[name] = (_row_key(row, prompt_index), _dumps(_manifest_row(row)))
+            rest = _dumps({k: v for k, v in _manifest_row(row).items() if k not in _HEAD_COLUMNS})
+            ok[name] = (_row_key(row, prompt_index), str(row.get("label", "")), rest)
     for name in ok:
         bad.pop(name, None)
 
@@ -531,7 +542,12 @@ def collect(
         err = degenerate_error(row)
         errors[(err["file_name"], err["kind"])] = err
 
-    lines = [line for _key, line in sorted(ok.values(), key=lambda kv: kv[0])]
+    index = {c: i for i, c in enumerate(sorted({cls for _key, cls, _rest in ok.values()}))}
+    lines = [
+        f'{{"file_name": {_dumps(name)}, "label": {index[cls]}, "class_name": {_dumps(cls)}'
+        + (", " + rest[1:] if rest != "{}" else "}")
+        for name, (_key, cls, rest) in sorted(ok.items(), key=lambda kv: kv[1][0])
+    ]
     errs = sorted(errors.values(), key=lambda e: _error_key(e, prompt_index))
     return lines, errs, pending
 

@@ -122,6 +122,9 @@ def test_datasets_label_is_the_imagefolder_class_index(dataset: Path, tmp_path: 
     assert sorted(set(ds["label"])) == [0, 1, 2]
     for ex in ds:
         assert image_folder_classes[ex["label"]] == ex["class_name"] == ex["source"].split("/")[0]
+    # the README's one line that makes it a ClassLabel keeps every index
+    cast = ds.cast_column("label", datasets.ClassLabel(names=sorted(set(ds["class_name"]))))
+    assert cast.features["label"].names == image_folder_classes and cast["label"] == ds["label"]
     # the manifest says the class by name too, and a merge writes the same
     got = rows(out)
     assert [(r["label"], r["class_name"]) for r in got[:1]] == [(0, "cat")]

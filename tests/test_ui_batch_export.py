@@ -161,7 +161,9 @@ def test_a_stopped_export_gives_a_dataset_zip(ctx, tmp_path):
         names = set(zf.namelist())
         rows = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
     assert 0 < len(rows) < 12 and {r["file_name"] for r in rows} | {"metadata.jsonl"} == names
-    assert all(r["label"] in ("cats", "dogs") for r in rows)
+    assert all(r["class_name"] in ("cats", "dogs") for r in rows)
+    present = sorted({r["class_name"] for r in rows})  # label: the class index ImageFolder gives the zip
+    assert all(r["label"] == present.index(r["class_name"]) for r in rows)
     assert not any(n.startswith("stages/") for n in names)
 
 

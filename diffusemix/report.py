@@ -163,7 +163,10 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         settings = {}
     scoring = settings.get("generation", {}).get("scoring") or {}
     prompts = [p for p in settings.get("generation", {}).get("prompts", []) if isinstance(p, str)]
-    source_label = {r["source"]: r["label"] for r in rows if "source" in r and "label" in r}
+    # a row's class: class_name (its label is the class index), or a string label (older exports)
+    for r in rows:
+        r["label"] = r.get("class_name", r.get("label"))
+    source_label = {r["source"]: r["label"] for r in rows if "source" in r and r.get("label") is not None}
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     ranked = []
     for r in rows:
@@ -173,7 +176,9 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
     for e in errors:
         if e.get("kind") not in ("low-score", "degenerate"):
             continue
-        label = e.get("label") or source_label.get(e["source"]) or Path(e["source"]).parent.as_posix()
+        label = (
+            e.get("class_name") or e.get("label") or source_label.get(e["source"]) or Path(e["source"]).parent.as_posix()
+        )
         if e["kind"] == "degenerate":
             cells[(e["prompt"], label)].blank += 1
         elif isinstance(e.get("score"), (int, float)):

@@ -43,8 +43,8 @@ def test_report_counts_kept_and_dropped_per_prompt_and_class(scored):
     assert rows and dropped
     assert rep.prompts == list(RECIPE.prompts) and rep.classes == ["cat", "dog", "fish"]
     for (p, c), cell in rep.cells.items():
-        kept = sorted(r["score"] for r in rows if r["prompt"] == p and r["label"] == c)
-        lost = sorted(e["score"] for e in dropped if e["prompt"] == p and e["label"] == c)
+        kept = sorted(r["score"] for r in rows if r["prompt"] == p and r["class_name"] == c)
+        lost = sorted(e["score"] for e in dropped if e["prompt"] == p and e["class_name"] == c)
         assert sorted(cell.kept) == kept and sorted(cell.dropped) == lost
         assert cell.share_kept == pytest.approx(len(kept) / (len(kept) + len(lost)))
     assert rep.ranked[0][0] == min(r["score"] for r in rows + dropped)

@@ -447,7 +447,7 @@ def degenerate_error(row: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "source": row["source"],
             "kind": "low-score",
-            "label": row.get("label"),
+            "class_name": row.get("label"),  # a journal row's label is the class name
             "reason": f"generated image rejected: {row[REJECTED_KEY]} after {attempts}"
             f" attempt{'s' if attempts != 1 else ''}",
             "file_name": row["file_name"],

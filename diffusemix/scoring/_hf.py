@@ -19,6 +19,7 @@ import numpy as np
 # (importing _diffusers_common also hides transformers' harmless torchvision notice)
 from ..editors._diffusers_common import _first_line, _is_oom, resolve_device, resolve_dtype
 from ..errors import EditorLoadError, ScorerLoadError
+from .base import Score, check_pairs
 
 __all__ = ["WeightsSource", "locate_weights", "TransformersScorer", "unit_rows", "cosine"]
 
@@ -102,7 +103,8 @@ class TransformersScorer:
     Subclasses set ``name``, ``label``, ``default_model``, ``model_types``
     (the ``config.model_type`` values they accept) and implement
     ``_load_parts(source, kwargs)`` → dict of loaded parts, ``_features(batch)``
-    → (n, d) numpy features of a list of PIL images, and ``score``.
+    → (n, d) numpy features of a list of PIL images; ``score`` is the cosine
+    similarity of each (I, Î) unless a subclass scores otherwise.
     """
 
     name: str
@@ -264,6 +266,20 @@ class TransformersScorer:
         feats = self.embed(unique + list(generated))
         fin = feats[: len(unique)][[index[id(im)] for im in inputs]]
         return fin, feats[len(unique) :]
+
+    def score(
+        self,
+        inputs: Sequence[np.ndarray],
+        generated: Sequence[np.ndarray],
+        *,
+        labels: Sequence[str] | None = None,
+    ) -> list[Score]:
+        """Cosine similarity of each (I, Î), in [-1, 1]; labels are ignored."""
+        check_pairs(inputs, generated, labels, needs_labels=False)
+        if not inputs:
+            return []
+        fin, fgen = self._pair_features(inputs, generated)
+        return [Score(value=float(v), scorer=self.name) for v in cosine(fin, fgen)]
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ScorerLoadError
-from ._hf import TransformersScorer, WeightsSource, cosine, unit_rows
+from ._hf import TransformersScorer, WeightsSource, unit_rows
 from .base import Score, check_pairs
 
 __all__ = ["ClipScorer", "ClipLabelScorer", "DEFAULT_CLIP_MODEL", "DEFAULT_TEMPLATE", "class_phrase"]
@@ -74,19 +74,6 @@ class ClipScorer(TransformersScorer):
     def _image_features(self, pixel_values: Any) -> Any:
         return self.parts["model"].get_image_features(pixel_values=pixel_values).pooler_output
 
-    def score(
-        self,
-        inputs: Sequence[np.ndarray],
-        generated: Sequence[np.ndarray],
-        *,
-        labels: Sequence[str] | None = None,
-    ) -> list[Score]:
-        """Cosine similarity of each (I, Î), in [-1, 1]; labels are ignored."""
-        check_pairs(inputs, generated, labels, needs_labels=False)
-        if not inputs:
-            return []
-        fin, fgen = self._pair_features(inputs, generated)
-        return [Score(value=float(v), scorer=self.name) for v in cosine(fin, fgen)]
 
 
 class ClipLabelScorer(ClipScorer):

@@ -9,13 +9,9 @@ plain ViT), loads the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from ._hf import TransformersScorer, WeightsSource, cosine
-from .base import Score, check_pairs
+from ._hf import TransformersScorer, WeightsSource
 
 __all__ = ["DinoScorer", "DEFAULT_DINO_MODEL"]
 
@@ -54,16 +50,3 @@ class DinoScorer(TransformersScorer):
         # The class token after the final layer norm (DINOv2's pooler output).
         return self.parts["model"](pixel_values=pixel_values).last_hidden_state[:, 0]
 
-    def score(
-        self,
-        inputs: Sequence[np.ndarray],
-        generated: Sequence[np.ndarray],
-        *,
-        labels: Sequence[str] | None = None,
-    ) -> list[Score]:
-        """Cosine similarity of each (I, Î), in [-1, 1]; labels are ignored."""
-        check_pairs(inputs, generated, labels, needs_labels=False)
-        if not inputs:
-            return []
-        fin, fgen = self._pair_features(inputs, generated)
-        return [Score(value=float(v), scorer=self.name) for v in cosine(fin, fgen)]

@@ -37,9 +37,11 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.editors import Editor
+from diffusemix.editors import Editor, EditorSpec
 from diffusemix.errors import DiffuseMixError
 from diffusemix.runtime import setup_process
+from diffusemix.schema import add_flags, flag_for, flag_values
+from diffusemix.scoring import ScorerSpec
 from diffusemix.ui import batch_export, explore, prompt_lab
 from diffusemix.ui.shared import (
     CITATION,
@@ -57,14 +59,14 @@ __all__ = ["build_demo", "demo", "launch_kwargs", "main", "make_context", "parse
 
 
 def build_demo(
-    editor: str | Editor = "auto",
+    editor: str | EditorSpec | Editor = "auto",
     *,
     model: str | None = None,
     device: str | None = None,
     prompts_path: str | os.PathLike | None = None,
     fractal_dir: str | os.PathLike | None = None,
     allow_save_prompts: bool = False,
-    score: str = "none",
+    score: str | ScorerSpec = "none",
     scorer_model: str | None = None,
     ctx: AppContext | None = None,
 ) -> gr.Blocks:
@@ -102,18 +104,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="address to listen on (default 127.0.0.1; $GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                    help="port (default 7860; $GRADIO_SERVER_PORT)")
-    p.add_argument("--editor", default=os.environ.get("DIFFUSEMIX_EDITOR", "auto"),
-                   choices=["auto", "instruct-pix2pix", "img2img", "preview"],
-                   help="what makes Î (default auto: InstructPix2Pix if its weights load, else the preview)")
-    p.add_argument("--model", default=None, help="Hugging Face id or local folder of the diffusion pipeline")
-    p.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: the best available)")
+    add_flags(p, EditorSpec, only=_APP_EDITOR_FLAGS, default_note=lambda f: _APP_DEFAULTS.get(f.name))
+    add_flags(p, ScorerSpec, only=("name", "model"), default_note=lambda f: _APP_DEFAULTS.get(f"score.{f.name}"))
     p.add_argument("--prompts", default=None, help="prompt file (default: the shipped prompts.yaml)")
     p.add_argument("--fractals", default=None, help="fractal folder (default: assets/fractals)")
-    p.add_argument("--score", default=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
-                   choices=["auto", "dino", "clip", "none"],
-                   help="scores of Î against I in the Prompt lab (default auto: DINOv2, else CLIP, if the weights"
-                        " are there; otherwise no scores, said on the page)")
-    p.add_argument("--scorer-model", default=None, help="Hugging Face id or local folder of the scorer model")
     p.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
     p.add_argument("--no-tune-allocator", action="store_true",
                    help="leave glibc's allocator as it is (default: freed memory stays in the process, 1.15-1.25x"
@@ -123,7 +117,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if on_space:
         args.allow_save_prompts = False
+    given = flag_values(EditorSpec, args, only=_APP_EDITOR_FLAGS)
+    given.setdefault("name", os.environ.get("DIFFUSEMIX_EDITOR") or "auto")
+    given.setdefault("model", os.environ.get("DIFFUSEMIX_MODEL") or None)
+    scorer = flag_values(ScorerSpec, args, only=("name", "model"))
+    scorer.setdefault("name", os.environ.get("DIFFUSEMIX_SCORE") or "auto")
+    scorer.setdefault("model", os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None)
+    try:
+        args.editor_spec, args.scorer_spec = EditorSpec(**given), ScorerSpec(**scorer)
+    except DiffuseMixError as e:
+        p.error(e.message(flag_for(e.owner, e.field) if e.owner and e.field else None))
     return args
+
+
+#: The editor settings the app's command line takes (the others are the page's or the editor's defaults).
+_APP_EDITOR_FLAGS = ("name", "model", "revision", "device", "dtype", "speed")
+#: What the app starts with when a flag is not given: the environment (a Space's settings), else these.
+_APP_DEFAULTS = {
+    "name": "$DIFFUSEMIX_EDITOR, else auto: InstructPix2Pix if its weights load, else the preview with a banner",
+    "model": "$DIFFUSEMIX_MODEL, else the editor's model",
+    "score.name": "$DIFFUSEMIX_SCORE, else auto (in the Prompt lab: DINOv2, else CLIP, if the weights are here;"
+    " otherwise no scores, said on the page)",
+    "score.model": "$DIFFUSEMIX_SCORER_MODEL, else the scorer's model",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -133,9 +149,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # atexit does not run on SIGTERM: clean up here
     logging.getLogger("diffusemix.app").info(setup_process(tune_memory=False if args.no_tune_allocator else None))
     try:
-        demo = build_demo(args.editor, model=args.model, device=args.device, prompts_path=args.prompts,
-                          fractal_dir=args.fractals, allow_save_prompts=args.allow_save_prompts,
-                          score=args.score, scorer_model=args.scorer_model)
+        demo = build_demo(args.editor_spec, prompts_path=args.prompts, fractal_dir=args.fractals,
+                          allow_save_prompts=args.allow_save_prompts, score=args.scorer_spec)
     except DiffuseMixError as e:  # e.g. --editor instruct-pix2pix without weights: say what to do, no trace
         raise SystemExit(f"error: {e}") from None
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(demo.ctx))

@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StepCosts", "CostEstimate", "STORED_CPU", "stored_costs", "calibrate", "estimate"]
+from .errors import DiffuseMixError
+
+__all__ = ["StepCosts", "CostEstimate", "STORED_CPU", "stored_costs", "calibrate", "estimate", "plan_cost"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def stored_costs(*, dtype: str, vae: str = "full", cache_interval: int = 1, size
     """
     row = STORED_CPU.get((dtype, vae))
     if row is None:
-        raise ValueError(f"no stored CPU measurement for dtype {dtype!r}; run with calibration instead")
+        raise DiffuseMixError(f"there is no stored CPU measurement for dtype {dtype!r}; calibrate on this machine"
+                              " instead")
     k = (size * size) / (256 * 256)
     per_step = (row["unet"] + (cache_interval - 1) * row["cached"]) / cache_interval * k
     return StepCosts(
@@ -100,7 +103,7 @@ def calibrate(editor: Any, *, size: int) -> StepCosts:
 
     from .editors import EditRequest
 
-    c = int(getattr(editor.settings, "cache_interval", 1))
+    c = int(editor.spec.cache_interval or 1)
     yy, xx = np.mgrid[0:size, 0:size] / size
     image = (np.stack([np.sin(3 * xx), np.cos(2 * yy), np.sin(xx + yy)], -1) * 100 + 128).astype(np.uint8)
     req = [EditRequest(image, "calibration", 0)]
@@ -148,3 +151,21 @@ def estimate(pairs: int, *, steps: int, costs: StepCosts, batch_size: int = 1) -
         memory_gb=math.ceil(memory * 10) / 10,
         source=costs.source,
     )
+
+
+def plan_cost(editor: Any, pairs: int, *, size: int, costs: StepCosts | None = None) -> CostEstimate | None:
+    """The one estimate of a run's time and memory (the dry run and the app's Batch export both use it).
+
+    ``costs``: measured (:func:`calibrate`, or the app's timed GPU calls); ``None`` takes the stored CPU
+    measurement. ``None`` comes back for editors without cost figures (the preview, img2img).
+
+    Raises:
+        DiffuseMixError: no stored measurement fits the editor's settings (e.g. float16 on a CPU).
+    """
+    if not editor.is_diffusion or editor.name != "instruct-pix2pix":
+        return None
+    s = editor.spec
+    if costs is None:
+        costs = stored_costs(dtype=s.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size)
+    batch = s.batch_size if isinstance(s.batch_size, int) else 1
+    return estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)

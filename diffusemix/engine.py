@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from .errors import DiffuseMixError
 from .editors.base import CancelToken, Editor, EditRequest, EditResult, ProgressFn
 from .functional import ARITHMETICS, make_mask, mix, mix_reference
 from .recipe import Recipe, SampleRecord, draw
@@ -79,7 +80,7 @@ class Stages:
         from PIL import Image
 
         if name not in STAGE_NAMES:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
+            raise DiffuseMixError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
         if name == "mask":
             return Image.fromarray(self.mask_uint8(), mode="L")
         return Image.fromarray(getattr(self, name), mode="RGB")
@@ -110,11 +111,11 @@ def apply_record(
         The six stages.
     """
     if image.dtype != np.uint8 or generated.dtype != np.uint8 or fractal.dtype != np.uint8:
-        raise ValueError(
+        raise DiffuseMixError(
             f"I, Î and F must be uint8 arrays; got {image.dtype}, {generated.dtype}, {fractal.dtype}"
         )
     if record.arithmetic not in ARITHMETICS:
-        raise ValueError(f"record.arithmetic must be one of {', '.join(ARITHMETICS)}; got {record.arithmetic!r}")
+        raise DiffuseMixError(f"record.arithmetic must be one of {', '.join(ARITHMETICS)}; got {record.arithmetic!r}")
     h, w = image.shape[:2]
     m = make_mask(h, w, record.layout, kind=record.mask, seam=record.seam)  # type: ignore[arg-type]
     if record.arithmetic == "reference":
@@ -197,17 +198,17 @@ def augment(
     _check_augment_args(image, recipe, editor, fractals)
     s = recipe.size
     if image.shape != (s, s, 3) or image.dtype != np.uint8:
-        raise ValueError(
+        raise DiffuseMixError(
             f"image must be uint8 of shape ({s}, {s}, 3) for recipe.size={s}; got {image.dtype} {image.shape}. "
             "Use diffusemix.images.prepare(img, recipe.size) first."
         )
     if fractal_override is not None and (fractal_override.shape != (s, s, 3) or fractal_override.dtype != np.uint8):
-        raise ValueError(f"fractal_override must be uint8 of shape ({s}, {s}, 3); got {fractal_override.shape}")
+        raise DiffuseMixError(f"fractal_override must be uint8 of shape ({s}, {s}, 3); got {fractal_override.shape}")
     # 2. draw every random choice
     records = draw(recipe, source, fractals.names)
     if fractal_name is not None:
         if fractal_name not in fractals.names:
-            raise ValueError(f"fractal {fractal_name!r} is not in the fractal set {fractals.folder}")
+            raise DiffuseMixError(f"fractal {fractal_name!r} is not in the fractal set {fractals.folder}")
         records = [dataclasses.replace(r, fractal=fractal_name) for r in records]
     if fractal_override is not None:
         records = [dataclasses.replace(r, fractal="(uploaded)") for r in records]

@@ -1,14 +1,25 @@
 """Exceptions raised by diffusemix.
 
-Every error a user can cause is a ``ValueError`` subclass whose message says
-what was wrong and what to do; the app turns them into ``gr.Error`` and the
-command line into exit status 2.
+Every error a user can cause is a :class:`DiffuseMixError`: its message says
+what was wrong and what to do, and its fields say where (``field`` of
+``owner`` for a setting, ``path`` for a file) so that each shell can word it
+its own way without reading the message: the command line names the flag
+(``--size``), the app the control. The shells catch only
+:class:`DiffuseMixError`; any other exception is a bug, shown as an internal
+error (the command line prints the traceback and exits 1; the app shows a
+short message with a log id and keeps the traceback in the server log).
+
+``DiffuseMixError`` is a ``ValueError`` for library callers (a bad value is a
+``ValueError`` in Python), but no shell catches ``ValueError`` itself.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "DiffuseMixError",
+    "SettingError",
     "ImageError",
     "PromptFileError",
     "FractalError",
@@ -16,15 +27,82 @@ __all__ = [
     "Cancelled",
     "ArchiveError",
     "ScorerLoadError",
+    "RecordError",
 ]
+
+_UNSET: Any = object()
 
 
 class DiffuseMixError(ValueError):
-    """Base class of every user-facing error in diffusemix."""
+    """Base class of every user-facing error in diffusemix.
+
+    Args:
+        reason: what was wrong and, where it helps, what to do.
+        owner: the settings class a setting belongs to (``"Recipe"``,
+            ``"EditorSpec"``, ...), for ``field``.
+        field: the setting or record field that was wrong (``"size"``).
+        value: the value that was given (shown as ``got ...``).
+        path: the file or folder concerned.
+        hint: what to do, when it is not already in ``reason``.
+
+    ``str(err)`` is the library's wording: ``Recipe.size must be ...; got 5``.
+    Shells use :meth:`message` with their own name for the field.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        owner: str | None = None,
+        field: str | None = None,
+        value: Any = _UNSET,
+        path: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.owner = owner
+        self.field = field
+        self.value = value
+        self.path = path
+        self.hint = hint
+        super().__init__(self.message())
+
+    @property
+    def has_value(self) -> bool:
+        return self.value is not _UNSET
+
+    def message(self, name: str | None = None) -> str:
+        """The message with the field called ``name`` (default ``Owner.field``)."""
+        if name is None and self.field is not None:
+            name = f"{self.owner}.{self.field}" if self.owner else self.field
+        sep = "" if self.reason.startswith((":", ",", ";")) else " "
+        text = f"{name}{sep}{self.reason}" if name else self.reason
+        if self.has_value:
+            text += f"; got {self.value!r}"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+class SettingError(DiffuseMixError):
+    """A setting (a field of ``Recipe``, ``EditorSpec``, ``ScorerSpec``, ``ExportOptions``) with a bad value."""
 
 
 class ImageError(DiffuseMixError):
-    """A file or upload that cannot be used as an input image."""
+    """A file or upload that cannot be used as an input image.
+
+    ``reason`` says why, without the subject (``"is truncated or corrupt (...)"``); ``path`` names the
+    file, or ``subject`` says what it was (``"the image data"``). ``str(err)`` is
+    ``image '<path>' is truncated ...``; a shell that shows the file its own way uses ``reason``.
+    """
+
+    def __init__(self, reason: str, *, path: Any = None, subject: str = "the image", hint: str | None = None) -> None:
+        self.subject = subject
+        super().__init__(reason, path=path, hint=hint)
+
+    def message(self, name: str | None = None) -> str:
+        who = name or (f"image '{self.path}'" if self.path is not None else self.subject)
+        return f"{who} {self.reason}" + (f". {self.hint}" if self.hint else "")
 
 
 class PromptFileError(DiffuseMixError):
@@ -49,3 +127,21 @@ class ArchiveError(DiffuseMixError):
 
 class ScorerLoadError(DiffuseMixError):
     """A similarity / label scorer whose weights cannot be loaded; the message says how to fix it."""
+
+
+class RecordError(DiffuseMixError):
+    """A row of a manifest or a record that cannot be used: ``path`` is the file, ``row`` its line
+    number (1-based), ``field`` the column."""
+
+    def __init__(self, reason: str, *, path: Any = None, row: int | None = None, field: str | None = None,
+                 hint: str | None = None) -> None:
+        self.row = row
+        super().__init__(reason, path=path, field=field, hint=hint)
+
+    def message(self, name: str | None = None) -> str:
+        where = str(self.path) if self.path is not None else "a record"
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.field is not None:
+            where += f" field {self.field!r}"
+        return f"{where}: {self.reason}" + (f". {self.hint}" if self.hint else "")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import DiffuseMixError
 from .engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +60,7 @@ def stage_label(name: str, editor: str | None = None) -> str:
     The generated column names the editor when given (``"Î  generated (preview)"``).
     """
     if name not in STAGE_SYMBOLS:
-        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
+        raise DiffuseMixError(f"unknown stage {name!r}; stages are {', '.join(STAGE_NAMES)}")
     label = f"{STAGE_SYMBOLS[name]}  {name}"
     if name == "generated" and editor:
         label += f" ({editor})"
@@ -105,16 +106,16 @@ def stage_grid(
     from matplotlib.figure import Figure
 
     if not stages:
-        raise ValueError("stage_grid needs at least one sample (got an empty sequence)")
+        raise DiffuseMixError("stage_grid needs at least one sample (got an empty sequence)")
     columns = tuple(columns)
     if not columns:
-        raise ValueError("columns must name at least one stage")
+        raise DiffuseMixError("columns must name at least one stage")
     for c in columns:
         if c not in STAGE_NAMES:
-            raise ValueError(f"unknown stage {c!r} in columns; stages are {', '.join(STAGE_NAMES)}")
+            raise DiffuseMixError(f"unknown stage {c!r} in columns; stages are {', '.join(STAGE_NAMES)}")
     for k, s in enumerate(stages):
         if not isinstance(s, Stages):
-            raise ValueError(f"stages[{k}] must be a Stages; got {type(s).__name__}")
+            raise DiffuseMixError(f"stages[{k}] must be a Stages; got {type(s).__name__}")
     recorded = {s.editor for s in stages}
     if editor is None and len(recorded) == 1:
         editor = recorded.pop()
@@ -182,11 +183,11 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 200) -> Path
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FIGURE_FORMATS:
-        raise ValueError(f"cannot tell the figure format from {path.name!r}; use a .png, .pdf or .svg file name")
+        raise DiffuseMixError(f"cannot tell the figure format from {path.name!r}; use a .png, .pdf or .svg file name")
     if isinstance(dpi, bool) or not isinstance(dpi, int) or not 10 <= dpi <= 1200:
-        raise ValueError(f"dpi must be an integer in [10, 1200]; got {dpi!r}")
+        raise DiffuseMixError(f"dpi must be an integer in [10, 1200]; got {dpi!r}")
     if not path.parent.is_dir():
-        raise ValueError(f"folder {str(path.parent)!r} does not exist; create it before saving the figure")
+        raise DiffuseMixError(f"folder {str(path.parent)!r} does not exist; create it before saving the figure")
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     metadata = {"Creator": "diffusemix"} if fmt in ("pdf", "svg") else {"Software": "diffusemix"}

@@ -42,7 +42,8 @@ from typing import BinaryIO, Literal, get_args
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import DiffuseMixError, ImageError
+from .limits import MAX_PIXELS, MAX_SIZE
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -60,18 +61,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 )
 
-#: Largest image, in pixels, that ``load_image`` decodes by default: Pillow's
-#: own decompression-bomb threshold (89,478,485 px, about 9459 x 9459; a
-#: 24-bit image of that size is ~256 MiB decoded). Pillow refuses outright
-#: anything above twice its threshold, so raising ``max_pixels`` beyond that
-#: has no effect.
-MAX_PIXELS: int = 89_478_485
-
-#: Largest output side S, in pixels, for ``prepare`` and ``Recipe.size``: one
-#: S x S x 3 stage is 48 MiB at 4096 (the paper uses 256), and a run holds
-#: six stages per sample; a larger S is far more likely a typo than a wish.
-MAX_SIZE: int = 4096
-
 #: ``resize``: plain resize to size x size, aspect ratio not kept (the paper's
 #: and the reference code's way). ``center-crop``: scale the short side to
 #: ``size`` and cut the centre square.
@@ -88,37 +77,44 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
 # ---------------------------------------------------------------------------
 
 
-def _source_name(source: object) -> str:
-    """How an error message refers to ``source``."""
-    if isinstance(source, (str, os.PathLike)):
-        return f"image '{os.fspath(source)}'"
-    name = getattr(source, "name", None) or getattr(source, "filename", None)
-    if isinstance(name, (str, os.PathLike)) and os.fspath(name):
-        return f"image '{os.fspath(name)}'"
-    if isinstance(source, Image.Image):
-        return "the given image"
-    return "the image data"
+class _What:
+    """How an error refers to a source: its path (an :class:`ImageError`'s ``path``), or a phrase."""
+
+    def __init__(self, source: object) -> None:
+        self.path: str | None = None
+        self.subject = "the image data"
+        if isinstance(source, (str, os.PathLike)):
+            self.path = os.fspath(source)
+        else:
+            name = getattr(source, "name", None) or getattr(source, "filename", None)
+            if isinstance(name, (str, os.PathLike)) and os.fspath(name):
+                self.path = os.fspath(name)
+            elif isinstance(source, Image.Image):
+                self.subject = "the given image"
+
+    def error(self, reason: str) -> ImageError:
+        return ImageError(reason, path=self.path, subject=self.subject)
 
 
-def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: str) -> bytes:
+def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: _What) -> bytes:
     """All bytes of a path, bytes object or binary file object."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
-            raise ImageError(f"{what} does not exist")
+            raise what.error("does not exist")
         if os.path.isdir(path):
-            raise ImageError(f"{what} is a folder, not an image file")
+            raise what.error("is a folder, not an image file")
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
-            raise ImageError(f"{what} cannot be read: {e.strerror or e}") from e
+            raise what.error(f"cannot be read: {e.strerror or e}") from e
     elif hasattr(source, "read"):
         data = source.read()
         if not isinstance(data, (bytes, bytearray)):
-            raise ImageError(f"{what} must be opened in binary mode ('rb'), not text mode")
+            raise what.error("must be opened in binary mode ('rb'), not text mode")
         data = bytes(data)
     else:
         raise TypeError(
@@ -126,15 +122,15 @@ def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: str) -> byt
             f"got {type(source).__name__}"
         )
     if not data:
-        raise ImageError(f"{what} is empty (0 bytes)")
+        raise what.error("is empty (0 bytes)")
     return data
 
 
-def _check_pixels(size: tuple[int, int], max_pixels: int, what: str) -> None:
+def _check_pixels(size: tuple[int, int], max_pixels: int, what: _What) -> None:
     w, h = size
     if w * h > max_pixels:
-        raise ImageError(
-            f"{what} is {w}x{h} = {w * h:,} pixels, more than the limit of "
+        raise what.error(
+            f"is {w}x{h} = {w * h:,} pixels, more than the limit of "
             f"{max_pixels:,} pixels (max_pixels); it may be a decompression bomb. "
             "Shrink the image, or pass a larger max_pixels if you trust it"
         )
@@ -177,19 +173,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _normalise(img: Image.Image, what: str) -> Image.Image:
+def _normalise(img: Image.Image, what: _What) -> Image.Image:
     """EXIF orientation, then RGB. Always returns a new image."""
     try:
         oriented = ImageOps.exif_transpose(img)
     except Exception as e:  # malformed EXIF blocks raise all sorts of things
-        raise ImageError(f"{what} has unreadable EXIF orientation data ({e})") from e
+        raise what.error(f"has unreadable EXIF orientation data ({e})") from e
     if oriented is None:  # only with in_place=True, but be safe
         oriented = img
     try:
         rgb = _to_rgb(oriented)
     except ValueError as e:
-        raise ImageError(
-            f"{what} has pixel mode {img.mode!r}, which cannot be converted to RGB ({e})"
+        raise what.error(
+            f"has pixel mode {img.mode!r}, which cannot be converted to RGB ({e})"
         ) from e
     if rgb is img:
         rgb = img.copy()
@@ -222,8 +218,8 @@ def load_image(
     """
     # 1. check arguments
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"max_pixels must be a positive int; got {max_pixels!r}")
-    what = _source_name(source)
+        raise DiffuseMixError(f"max_pixels must be a positive int; got {max_pixels!r}")
+    what = _What(source)
 
     # 2. an in-memory PIL image: no decoding risk beyond its size
     if isinstance(source, Image.Image):
@@ -231,7 +227,7 @@ def load_image(
         try:
             source.load()
         except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+            raise what.error(f"is truncated or corrupt ({e})") from e
         return _normalise(source, what)
 
     # 3. read the bytes (the file is closed at once), then read only the header
@@ -239,14 +235,14 @@ def load_image(
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
-        raise ImageError(f"{what} is not an image Pillow can read") from e
+        raise what.error("is not an image Pillow can read") from e
     except Image.DecompressionBombError as e:
-        raise ImageError(
-            f"{what} is larger than Pillow's hard limit for decompression bombs "
+        raise what.error(
+            f"is larger than Pillow's hard limit for decompression bombs "
             f"({e}); it cannot be loaded"
         ) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+        raise what.error(f"is truncated or corrupt ({e})") from e
 
     # 4. check the size from the header, then decode the first frame
     with img:
@@ -254,9 +250,9 @@ def load_image(
         try:
             img.load()
         except Image.DecompressionBombError as e:
-            raise ImageError(f"{what} is a decompression bomb ({e})") from e
+            raise what.error(f"is a decompression bomb ({e})") from e
         except (OSError, SyntaxError, ValueError, EOFError, IndexError) as e:
-            raise ImageError(f"{what} is truncated or corrupt ({e})") from e
+            raise what.error(f"is truncated or corrupt ({e})") from e
         # 5. orientation and mode
         return _normalise(img, what)
 
@@ -268,9 +264,9 @@ def load_image(
 
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ValueError(f"size must be an int >= 8; got {size!r}")
+        raise DiffuseMixError(f"size must be an int >= 8; got {size!r}")
     if size > MAX_SIZE:
-        raise ValueError(
+        raise DiffuseMixError(
             f"size must be at most {MAX_SIZE} pixels (MAX_SIZE; one stage of that size is 48 MiB, the paper"
             f" uses 256); got {size!r}"
         )
@@ -302,22 +298,22 @@ def prepare(
     _check_size(size)
     size = int(size)
     if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
+        raise DiffuseMixError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
 
     # 2. to an RGB PIL image
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"image array must be uint8 of shape (H, W, 3); got {image.dtype} {image.shape}"
             )
         if image.shape[0] == 0 or image.shape[1] == 0:
-            raise ValueError(f"image array is empty: shape {image.shape}")
+            raise DiffuseMixError(f"image array is empty: shape {image.shape}")
         img = Image.fromarray(np.ascontiguousarray(image))
     elif isinstance(image, Image.Image):
         try:
             img = _to_rgb(image)
         except ValueError as e:
-            raise ImageError(f"an image of pixel mode {image.mode!r} cannot be converted to RGB") from e
+            raise ImageError(f"has pixel mode {image.mode!r}, which cannot be converted to RGB", subject="the given image") from e
     else:
         raise TypeError(
             f"image must be a PIL image or a uint8 (H, W, 3) array; got {type(image).__name__}"
@@ -348,9 +344,9 @@ def to_pil(array: np.ndarray) -> Image.Image:
         return Image.fromarray(np.ascontiguousarray(a))
     if a.ndim == 2 and np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)) or (a.size and (a.min() < 0.0 or a.max() > 1.0)):
-            raise ValueError("a float array for to_pil must be a mask with values in [0, 1]")
+            raise DiffuseMixError("a float array for to_pil must be a mask with values in [0, 1]")
         return Image.fromarray(np.rint(a * 255.0).astype(np.uint8))
-    raise ValueError(
+    raise DiffuseMixError(
         "to_pil takes uint8 (H, W, 3), uint8 (H, W) or float (H, W) in [0, 1]; "
         f"got {a.dtype} {a.shape}"
     )

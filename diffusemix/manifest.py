@@ -1,11 +1,15 @@
-"""The export's bookkeeping now lives in :mod:`diffusemix.export.manifest`.
-
-This name stays importable: ``diffusemix.manifest`` *is* that module (the
-same object, so its names, state and monkeypatches are shared).
+"""Deprecated: the export's bookkeeping lives in :mod:`diffusemix.export.folder` (the folder's files)
+and :mod:`diffusemix.export.manifest` (the merge). This name imports, with a warning, for code written
+before the move; it will go in a later version.
 """
 
-import sys
+import warnings
 
-from .export import manifest as _manifest
+from .export.folder import MANIFEST_COLUMNS, MANIFEST_NAME  # noqa: F401
+from .export.manifest import collect, merge_manifests  # noqa: F401
 
-sys.modules[__name__] = _manifest
+warnings.warn(
+    "diffusemix.manifest is deprecated: use diffusemix.export.merge_manifests and diffusemix.export.folder",
+    DeprecationWarning,
+    stacklevel=2,
+)

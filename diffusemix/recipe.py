@@ -20,10 +20,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import PromptFileError
+from .errors import DiffuseMixError, PromptFileError, SettingError
 from .functional import ARITHMETICS, LAYOUTS, MASK_KINDS
-from .images import MAX_SIZE, RESIZE_MODES
-from .prompts import PAPER_PROMPTS, QUICK_PROMPTS, check_prompts
+from .images import RESIZE_MODES
+from .limits import MAX_SEED, MAX_SIZE
+from .prompts import PAPER_PROMPTS, QUICK_PROMPTS, check_prompts, parse_prompt_list
+from .schema import NO_VALUE, check_fields, fail, is_number, register, setting
+from . import schema
 
 __all__ = [
     "Recipe",
@@ -33,131 +36,163 @@ __all__ = [
     "draw",
     "draw_prompts",
     "RESIZE_MODES",
+    "MAX_SEED",
+    "parse_lam",
+    "parse_layouts",
+    "parse_prompts_per_image",
 ]
 
-_MAX_SEED = 2**63 - 1
+
+def parse_lam(text: str) -> float | tuple[float, float]:
+    """``"0.2"`` or a range ``"0.1:0.3"`` (λ drawn uniformly per sample)."""
+    parts = str(text).split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return (values[0], values[1])
+    raise SettingError("must be a number such as 0.2 or a range such as 0.1:0.3", owner="Recipe", field="lam",
+                       value=text)
 
 
-def _err(field_name: str, value: Any, what: str) -> ValueError:
-    return ValueError(f"Recipe.{field_name} {what}; got {value!r}")
+def parse_layouts(text: str) -> tuple[str, ...]:
+    """``"left,top"`` → ``("left", "top")``."""
+    return tuple(p.strip() for p in str(text).split(",") if p.strip())
+
+
+def parse_prompts_per_image(text: str) -> int | str:
+    """``"all"`` or a whole number ``"K"``."""
+    text = str(text).strip()
+    return int(text) if text.isdigit() else text
 
 
 def _number(value: Any) -> float:
     """``float(value)`` for real numbers only (not strings, bools or None)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise TypeError(f"not a number: {value!r}")
     return float(value)
 
 
+@register
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides what DiffuseMix makes from an image.
 
-    Command-line flags of ``python -m diffusemix export`` map one-to-one onto
-    these fields. The defaults are the ``paper`` preset.
+    Each field is one setting, declared once: the command line's flags, the
+    app's controls, the rows and ``run.json`` are made from these fields
+    (:mod:`diffusemix.schema`). The defaults are the ``paper`` preset.
     """
 
-    # Output side S in pixels: I, Î, M, H, F and A are all S x S.
-    size: int = 256
-    # How I is brought to S x S: "resize" (plain, aspect not kept: the paper)
-    # or "center-crop" (short side to S, then the centre).
-    resize: str = "resize"
-    # Filter-like prompts (the authors' nine, as in prompts.yaml's default set).
-    prompts: tuple[str, ...] = PAPER_PROMPTS
-    # "all": every prompt for every image (the authors' code; the dataset grows
-    # x len(prompts)); or k: k distinct prompts drawn per image from the seed
-    # (the paper's text draws one: k = 1 gives a dataset the size of the input).
-    prompts_per_image: int | str = "all"
-    # Mask layouts drawn from, named by where I is kept. The reference code
-    # draws "horizontal" (= left) or "vertical" (= top).
-    layouts: tuple[str, ...] = ("left", "top")
-    # "linspace" (the authors' ramp: np.linspace(0, 1, seam) across the seam),
-    # "ramp" (a centred ramp: seam pixels all mixed, mirror-exact at odd sizes)
-    # or "binary" (the paper's equation: a hard edge).
-    mask: str = "linspace"
-    # Ramp width in pixels at the output size (20 px at 256 in the reference).
-    seam: int = 20
-    # How H and A are computed from uint8 images: "reference" (the authors'
-    # code bit for bit: truncation, A from the uint8 H) or "rounded" (float32,
-    # A from the unrounded H, rounded to the nearest grey level).
-    arithmetic: str = "reference"
-    # Fractal blend weight λ: a number, or (low, high) to draw uniformly from.
-    lam: float | tuple[float, float] = 0.2
-    # Generated images per (image, prompt).
-    images_per_prompt: int = 1
-    # Master seed: every random choice of every sample derives from it.
-    seed: int = 0
+    size: int = setting(
+        256, kind="int", low=8, high=MAX_SIZE, metavar="S", stage="generation", label="Output size S (px)",
+        help="output side S in pixels: I, Î, M, H, F and A are all S x S (the paper: 256)",
+    )
+    resize: str = setting(
+        "resize", choices=RESIZE_MODES, stage="generation", label="Resize",
+        help="how inputs become S x S: plain resize, aspect not kept (the paper), or center-crop (short side to S,"
+        " then the centre)",
+    )
+    prompts: tuple[str, ...] = setting(
+        PAPER_PROMPTS, parse=parse_prompt_list, metavar='"A,B"', stage="generation", label="Prompts",
+        help='filter-like prompts, comma-separated on the command line, e.g. "snowy,sunset" (the paper: the'
+        " authors' nine)",
+    )
+    prompts_per_image: int | str = setting(
+        "all", parse=parse_prompts_per_image, metavar="all|K", stage="generation", label="Prompts per image",
+        help="all: every prompt for every image (the authors' code; the dataset grows x prompts); K: K distinct"
+        " prompts drawn per image from the seed (1: the paper's text, a dataset the size of the input)",
+    )
+    layouts: tuple[str, ...] = setting(
+        ("left", "top"), parse=parse_layouts, metavar="L1,L2", stage="mixing", label="Mask layouts (where I is kept)",
+        help=f"mask layouts drawn from, named by where I is kept: {', '.join(LAYOUTS)} (the reference code draws"
+        " horizontal = left or vertical = top)",
+    )
+    mask: str = setting(
+        "linspace", choices=MASK_KINDS, stage="mixing", label="Mask kind",
+        help="linspace: the authors' ramp, np.linspace(0, 1, seam) across the seam; ramp: a centred ramp, seam pixels"
+        " all mixed, mirror-exact at odd sizes; binary: the paper's equation, a hard edge",
+    )
+    seam: int = setting(
+        20, kind="int", low=0, metavar="PX", stage="mixing", label="Seam width (px, linspace and ramp)",
+        help="ramp width in pixels at the output size (20 px at 256 in the reference code; 0 for binary)",
+    )
+    arithmetic: str = setting(
+        "reference", choices=ARITHMETICS, stage="mixing", label="Arithmetic",
+        help="how H and A are computed from uint8 images: reference (the authors' code bit for bit: truncation,"
+        " A from the uint8 H) or rounded (float32, A from the unrounded H, rounded to the nearest grey level)",
+    )
+    lam: float | tuple[float, float] = setting(
+        0.2, parse=parse_lam, metavar="λ", stage="mixing", label="λ (fractal weight)",
+        help="fractal blend weight λ in A = (1 - λ) H + λ F: a value (0.2) or a range low:high drawn per sample",
+    )
+    images_per_prompt: int = setting(
+        1, kind="int", low=1, high=1000, metavar="N", stage="generation", label="Images per prompt",
+        help="generated images per (image, prompt), each with its own seed",
+    )
+    seed: int = setting(
+        0, kind="int", low=0, high=MAX_SEED, metavar="N", stage="generation", label="Seed",
+        help="master seed: every random choice of every sample derives from it",
+    )
 
     def __post_init__(self) -> None:
-        # Normalise sequences to tuples so that the record stays hashable.
+        # 1. normalise sequences to tuples (the recipe stays hashable)
         if isinstance(self.prompts, str):
-            raise _err("prompts", self.prompts, "must be a list of prompts, not one string")
-        object.__setattr__(self, "prompts", tuple(self.prompts))
+            raise fail(self, "prompts", "must be a list of prompts, not one string")
+        try:
+            object.__setattr__(self, "prompts", tuple(self.prompts))
+        except TypeError:
+            raise fail(self, "prompts", "must be a list of prompts") from None
         if isinstance(self.layouts, str):
-            object.__setattr__(self, "layouts", tuple(s.strip() for s in self.layouts.split(",") if s.strip()))
-        object.__setattr__(self, "layouts", tuple(self.layouts))
+            object.__setattr__(self, "layouts", parse_layouts(self.layouts))
+        try:
+            object.__setattr__(self, "layouts", tuple(self.layouts))
+        except TypeError:
+            raise fail(self, "layouts", f"must be a list of {', '.join(LAYOUTS)}") from None
         if isinstance(self.lam, (list, tuple)):
             try:
                 object.__setattr__(self, "lam", tuple(_number(v) for v in self.lam))
-            except (TypeError, ValueError):
-                raise _err("lam", self.lam, "must be a number in [0, 1] or a (low, high) pair") from None
-
-        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or not 8 <= self.size <= MAX_SIZE:
-            raise _err("size", self.size, f"must be an integer number of pixels in [8, {MAX_SIZE}]")
-        if self.resize not in RESIZE_MODES:
-            raise _err("resize", self.resize, f"must be one of {', '.join(RESIZE_MODES)}")
+            except TypeError:
+                raise fail(self, "lam", "must be a number in [0, 1] or a (low, high) pair") from None
+        # 2. the fields' own checks (types, choices, ranges), then those across fields
+        check_fields(self)
         if not self.prompts:
-            raise _err("prompts", self.prompts, "must hold at least one prompt")
+            raise fail(self, "prompts", "must hold at least one prompt")
         try:  # the same check as the command line's --prompts and the app's prompt boxes
             object.__setattr__(self, "prompts", check_prompts(self.prompts))
         except PromptFileError as e:
-            raise ValueError(f"Recipe.prompts: {e}") from None
+            raise fail(self, "prompts", f": {e}", value=NO_VALUE) from None
         if not self.layouts:
-            raise _err("layouts", self.layouts, f"must hold at least one of {', '.join(LAYOUTS)}")
+            raise fail(self, "layouts", f"must hold at least one of {', '.join(LAYOUTS)}")
         for lay in self.layouts:
             if lay not in LAYOUTS:
-                raise _err("layouts", lay, f"must be made of {', '.join(LAYOUTS)}")
+                raise fail(self, "layouts", f"must be made of {', '.join(LAYOUTS)}", value=lay)
         if len(set(self.layouts)) != len(self.layouts):
-            raise _err("layouts", self.layouts, "must not repeat a layout")
-        if self.mask not in MASK_KINDS:
-            raise _err("mask", self.mask, f"must be one of {', '.join(MASK_KINDS)}")
-        if self.arithmetic not in ARITHMETICS:
-            raise _err("arithmetic", self.arithmetic, f"must be one of {', '.join(ARITHMETICS)}")
+            raise fail(self, "layouts", "must not repeat a layout")
         ppi = self.prompts_per_image
         if ppi != "all":
-            if not isinstance(ppi, (int, np.integer)) or isinstance(ppi, bool) or not 1 <= ppi <= len(self.prompts):
-                raise _err(
-                    "prompts_per_image",
-                    ppi,
+            if not schema.is_int(ppi) or not 1 <= ppi <= len(self.prompts):
+                raise fail(
+                    self, "prompts_per_image",
                     f'must be "all" or a whole number from 1 to the number of prompts ({len(self.prompts)})',
                 )
             object.__setattr__(self, "prompts_per_image", int(ppi))
-        if not isinstance(self.seam, (int, np.integer)) or isinstance(self.seam, bool) or self.seam < 0:
-            raise _err("seam", self.seam, "must be a whole number of pixels >= 0")
         if self.seam > self.size:
-            raise _err("seam", self.seam, f"must not exceed the output size ({self.size} px)")
+            raise fail(self, "seam", f"must not exceed the output size ({self.size} px)")
         if isinstance(self.lam, tuple):
             if len(self.lam) != 2:
-                raise _err("lam", self.lam, "must be a number or a (low, high) pair")
+                raise fail(self, "lam", "must be a number or a (low, high) pair")
             lo, hi = self.lam
             if not (0.0 <= lo <= hi <= 1.0):
-                raise _err("lam", self.lam, "range must satisfy 0 <= low <= high <= 1")
+                raise fail(self, "lam", "range must satisfy 0 <= low <= high <= 1")
         else:
-            try:
-                lam = float(self.lam)
-            except (TypeError, ValueError):
-                raise _err("lam", self.lam, "must be a number in [0, 1] or a (low, high) pair") from None
-            if not 0.0 <= lam <= 1.0:
-                raise _err("lam", self.lam, "must be in [0, 1]")
-            object.__setattr__(self, "lam", lam)
-        if (
-            not isinstance(self.images_per_prompt, (int, np.integer))
-            or isinstance(self.images_per_prompt, bool)
-            or not 1 <= self.images_per_prompt <= 1000
-        ):
-            raise _err("images_per_prompt", self.images_per_prompt, "must be an integer in [1, 1000]")
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or not 0 <= self.seed <= _MAX_SEED:
-            raise _err("seed", self.seed, f"must be an integer in [0, {_MAX_SEED}]")
+            if not is_number(self.lam):
+                raise fail(self, "lam", "must be a number in [0, 1] or a (low, high) pair")
+            if not 0.0 <= float(self.lam) <= 1.0:
+                raise fail(self, "lam", "must be in [0, 1]")
+            object.__setattr__(self, "lam", float(self.lam))
 
     def replace(self, **changes: Any) -> "Recipe":
         """A copy with some fields changed (validated again)."""
@@ -174,20 +209,13 @@ class Recipe:
         return self.prompts_each * self.images_per_prompt
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["prompts"] = list(self.prompts)
-        d["layouts"] = list(self.layouts)
-        if isinstance(self.lam, tuple):
-            d["lam"] = list(self.lam)
-        return d
+        """The fields as JSON-able values (run.json's ``recipe``)."""
+        return schema.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown recipe field(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**dict(data))
+        """The recipe of :meth:`to_dict` (unknown fields are refused, naming the known ones)."""
+        return schema.from_dict(cls, data)
 
 
 PRESETS: dict[str, Recipe] = {
@@ -208,53 +236,50 @@ PRESETS: dict[str, Recipe] = {
 def get_preset(name: str, **overrides: Any) -> Recipe:
     """A preset by name, with some fields overridden."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise SettingError(f"must be one of {', '.join(PRESETS)}", field="preset", value=name)
     return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
 
 
+@register
 @dataclass(frozen=True)
 class SampleRecord:
     """Every random choice behind one augmented image, enough to replay it.
 
-    Attributes:
-        source: the image's key (its path relative to the dataset, or a name).
-        prompt: the prompt p_j.
-        copy: index of this image among ``images_per_prompt`` for the prompt.
-        layout: where I is kept (left/right/top/bottom).
-        mask: mask kind (binary/ramp).
-        seam: ramp width in pixels.
-        lam: the fractal blend weight λ used.
-        fractal: the fractal's name within its set (its relative path).
-        seed: the editor's noise seed (after any degenerate-output retry).
-        size: output side in pixels.
-        attempts: generations made for this sample (1 unless retried).
-        arithmetic: how H and A were computed (``reference`` or ``rounded``;
-            rows written before this field existed were ``rounded``).
-        resize: how the source image became ``size`` x ``size``
-            (``resize`` or ``center-crop``).
+    Its fields, in this order, are the columns of a manifest row after
+    ``file_name``, ``label`` and ``class_name`` (:mod:`diffusemix.export.folder`);
+    :meth:`from_dict` reads a row back (checked field by field).
     """
 
-    source: str
-    prompt: str
-    copy: int
-    layout: str
-    mask: str
-    seam: int
-    lam: float
-    fractal: str
-    seed: int
-    size: int
-    attempts: int = 1
-    arithmetic: str = "rounded"
-    resize: str = "resize"
+    source: str = setting(stage="generation", kind="text", help="the image's key: its path relative to the input folder, or a name")
+    prompt: str = setting(stage="generation", kind="text", help="the prompt p_j")
+    copy: int = setting(stage="generation", kind="int", low=0, help="index of this image among the prompt's images_per_prompt")
+    layout: str = setting(stage="mixing", choices=LAYOUTS, help="where I is kept (left, right, top, bottom)")
+    mask: str = setting(stage="mixing", choices=MASK_KINDS, help="the mask kind")
+    seam: int = setting(stage="mixing", kind="int", low=0, help="the ramp width in pixels")
+    lam: float = setting(stage="mixing", kind="float", low=0.0, high=1.0, help="the fractal blend weight λ used")
+    fractal: str = setting(stage="mixing", kind="text", help="the fractal's name within its set (its relative path)")
+    seed: int = setting(stage="generation", kind="int", low=0, high=MAX_SEED, help="the editor's noise seed (after any retry)")
+    attempts: int = setting(stage="generation", kind="int", low=1, help="generations made for this sample (1 unless retried)")
+    size: int = setting(stage="generation", kind="int", low=8, high=MAX_SIZE, help="the output side S in pixels")
+    resize: str = setting(stage="generation", choices=RESIZE_MODES, help="how the source image became S x S")
+    arithmetic: str = setting(stage="mixing", choices=ARITHMETICS, help="how H and A were computed (reference or rounded)")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return schema.to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SampleRecord":
+        """The record of a row (other columns are ignored). Rows written before ``arithmetic`` was
+        recorded were mixed ``rounded``; before ``attempts``, with one attempt; before ``resize``, resized."""
         names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{k: data[k] for k in names if k in data})
+        legacy = {"attempts": 1, "arithmetic": "rounded", "resize": "resize"}
+        missing = [k for k in names if k not in data and k not in legacy]
+        if missing:
+            raise SettingError(f"lacks {', '.join(missing)}", owner=None, field="record")
+        return cls(**{k: data[k] if k in data else legacy[k] for k in names})
 
 
 def _key_words(text: str) -> tuple[int, ...]:
@@ -296,7 +321,7 @@ def draw(recipe: Recipe, source: str, fractal_names: Sequence[str]) -> list[Samp
         samples exist, never what a sample is.
     """
     if not fractal_names:
-        raise ValueError("fractal_names is empty: a fractal set with at least one image is needed")
+        raise DiffuseMixError("fractal_names is empty: a fractal set with at least one image is needed")
     records = []
     for prompt in draw_prompts(recipe, source):
         for copy in range(recipe.images_per_prompt):
@@ -324,6 +349,7 @@ def draw(recipe: Recipe, source: str, fractal_names: Sequence[str]) -> list[Samp
                     lam=round(lam, 6),
                     fractal=fractal,
                     seed=seed,
+                    attempts=1,
                     size=recipe.size,
                     arithmetic=recipe.arithmetic,
                     resize=recipe.resize,

@@ -1,21 +1,20 @@
 """Which prompts keep the label? A report of a scored export (``python -m diffusemix report OUT``).
 
-Reads ``OUT/metadata.jsonl`` (the kept Î, with their scores) and
-``OUT/errors.jsonl`` (the Î dropped for their score, with it; blank ones),
-and draws one picture, per prompt × class:
+Reads the export's manifest (the kept Î, with their scores) and its errors
+(the Î dropped for their score, with it; blank ones) through
+:mod:`diffusemix.export.folder`, and draws one picture, per prompt × class:
 
 1. a heat map of the mean score, with the share of Î kept in each cell;
 2. the distribution of the scores per prompt (kept and dropped apart, the
    rule's threshold as a line);
-3. a contact sheet of the lowest-scoring Î (read from ``stages/generated``
-   and ``stages/rejected``: the export needs ``--save-stages``).
+3. a contact sheet of the lowest-scoring Î (the saved stages ``generated``
+   and ``rejected``: the export needs ``--save-stages``).
 
 and a short text table. The scores are the exporter's, never recomputed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -93,11 +92,17 @@ class ScoreReport:
         return cell
 
     def stage_file(self, file_name: str, kept: bool) -> Path:
-        """Where Î of a row is on disk: the cache file, or stages/generated (kept) / stages/rejected."""
+        """Where Î of a row is on disk: the cache file, or the saved stage generated (kept) / rejected.
+
+        Raises:
+            RecordError: ``file_name`` leaves the folder (absolute, ``..``, or a link out of it).
+        """
+        from .export import folder
+
         if kept and self.cache:
-            return self.root / file_name
+            return folder.resolve_in(self.root, file_name, source=folder.manifest_path(self.root))
         stage = "generated" if kept else "rejected"
-        return self.root / "stages" / stage / Path(file_name).with_suffix(".png")
+        return folder.resolve_in(self.root, folder.stage_name(stage, file_name), source=folder.manifest_path(self.root))
 
     def table(self) -> str:
         """Per prompt (all classes), then per prompt × class: Î, mean, min, share kept."""
@@ -123,46 +128,37 @@ class ScoreReport:
         return "\n".join(lines) + "\n"
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise ReportError(f"{path}:{n} is not JSON ({e}); is this an export folder?") from None
-    return out
-
-
 def read_report(path: str | os.PathLike[str]) -> ScoreReport:
     """Read a scored export's manifest and errors.
 
     Raises:
         ReportError: no manifest, or no scores in it (exported without --score).
     """
+    from .export import folder
+    from .export.settings import upgrade
+
     root = Path(path).expanduser()
-    manifest = root / "metadata.jsonl"
-    if not manifest.is_file():
+    if not folder.manifest_path(root).is_file():
         raise ReportError(
-            f"{root} has no metadata.jsonl: give the output folder of `python -m diffusemix export` (after every"
-            " shard has finished, or `python -m diffusemix merge` on it)"
+            "has no manifest", field=str(root),
+            hint="Give the output folder of `python -m diffusemix export` (after every shard has finished, or"
+            " `python -m diffusemix merge` on it)",
         )
-    rows = _read_jsonl(manifest)
-    errors = _read_jsonl(root / "errors.jsonl")
+    rows = folder.read_rows(root)
+    errors = folder.read_errors(root)
     dropped = [e for e in errors if e.get("kind") == "low-score"]
     if not any(isinstance(r.get("score"), (int, float)) for r in rows + dropped):
         raise ReportError(
-            f"{root} has no scores: export it with --score dino|clip|clip-label (e.g. `python -m diffusemix export"
-            " INPUT OUT --score dino --save-stages`) to measure which prompts keep the label"
+            "has no scores", field=str(root),
+            hint="Export it with --score dino|clip|clip-label (e.g. `python -m diffusemix export INPUT OUT --score dino"
+            " --save-stages`) to measure which prompts keep the label",
         )
     try:
-        settings = json.loads((root / ".diffusemix" / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        settings = upgrade(folder.read_settings(root) or {})
+    except DiffuseMixError:
         settings = {}
-    scoring = settings.get("generation", {}).get("scoring") or {}
-    prompts = [p for p in settings.get("generation", {}).get("prompts", []) if isinstance(p, str)]
+    scoring = settings.get("scorer") or {}
+    prompts = [p for p in (settings.get("recipe") or {}).get("prompts", []) if isinstance(p, str)]
     # a row's class: class_name (its label is the class index), or a string label (older exports)
     for r in rows:
         r["label"] = r.get("class_name", r.get("label"))
@@ -197,7 +193,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         root=root,
         scorer=f"{name} ({model})" if model else name,
         rule=dict(scoring.get("rule") or {}),
-        editor=str(settings.get("generation", {}).get("editor", {}).get("name")
+        editor=str((settings.get("editor") or {}).get("name")
                    or next((r.get("editor") for r in rows if r.get("editor")), "unknown")),
         prompts=[p for p in prompts if any(k[0] == p for k in cells)],
         classes=classes,
@@ -340,7 +336,7 @@ def write_report(
         (picture path, table path, table text).
     """
     if isinstance(lowest, bool) or not isinstance(lowest, int) or not 1 <= lowest <= 32:
-        raise ValueError(f"lowest (--lowest) must be an integer in [1, 32]; got {lowest!r}")
+        raise DiffuseMixError(f"lowest (--lowest) must be an integer in [1, 32]; got {lowest!r}")
     rep = read_report(export_dir)
     png = Path(out) if out is not None else rep.root / "report.png"
     draw_report(rep, png, lowest=lowest)

@@ -40,7 +40,7 @@ def shipped_path(name: str) -> Path:
             message names both places and says how to reinstall.
     """
     if name not in SHIPPED:
-        raise ValueError(f"{name!r} is not shipped with diffusemix; shipped: {', '.join(SHIPPED)}")
+        raise DiffuseMixError(f"{name!r} is not shipped with diffusemix; shipped: {', '.join(SHIPPED)}")
     places = (_PACKAGE / "_data" / name, _PACKAGE.parent / name)
     for place in places:
         if place.exists():

@@ -70,6 +70,9 @@ class CountingEditor:
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 
+    def __getattr__(self, name: str) -> Any:  # spec, device, max_retries, load, ... of the editor it wraps
+        return getattr(self.inner, name)
+
     def edit(self, requests: Sequence[EditRequest], *, progress=None, cancel=None) -> list[EditResult]:
         self.calls.append(len(requests))
         out = self.inner.edit(requests, progress=progress, cancel=cancel)

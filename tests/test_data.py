@@ -228,7 +228,7 @@ def test_transforms_apply(export_dir: Path, fractals: FractalSet) -> None:
 
 
 def test_recipe_of_another_size_is_refused(export_dir: Path, fractals: FractalSet) -> None:
-    with pytest.raises(ValueError, match=r"Recipe.size 64 does not match the cache's 32 px images"):
+    with pytest.raises(ValueError, match=r"Recipe.size does not match the cache's 32 px images; got 64"):
         dataset(export_dir, fractals, recipe=RECIPE.replace(size=64))
 
 
@@ -275,7 +275,7 @@ def test_diffusion_cache_has_no_warning(export_dir: Path, fractals: FractalSet, 
 
 
 def test_a_folder_that_is_not_a_cache_says_what_is_missing(data_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(CacheError, match=r"is not a DiffuseMix cache: missing metadata.jsonl, .diffusemix/run.json"):
+    with pytest.raises(CacheError, match=r"is not a DiffuseMix cache: missing its manifest and its settings"):
         read_cache(data_dir)
     with pytest.raises(CacheError, match="does not exist"):
         read_cache(tmp_path / "nope")

@@ -21,9 +21,8 @@ from diffusemix.editors import (
     Editor,
     EditRequest,
     Img2ImgEditor,
-    Img2ImgSettings,
     InstructPix2PixEditor,
-    InstructPix2PixSettings,
+    EditorSpec,
     PreviewEditor,
     load_editor,
     preview_style,
@@ -173,7 +172,7 @@ def test_preview_progress_per_image_and_cancel(rgb_image):
 
 def test_preview_reports_degenerate_outputs(rgb_image):
     black = np.zeros((32, 32, 3), np.uint8)
-    res = PreviewEditor(max_retries=2).edit([EditRequest(black, "a photo of a cat", 9), EditRequest(rgb_image, "x", 9)])
+    res = load_editor("preview", max_retries=2).edit([EditRequest(black, "a photo of a cat", 9), EditRequest(rgb_image, "x", 9)])
     assert res[0].degenerate == "all black" and res[0].attempts == 3 and res[0].seed == retry_seed(9, 2)
     assert res[1].degenerate is None and res[1].attempts == 1 and res[1].seed == 9
 
@@ -201,7 +200,7 @@ def test_importing_editors_and_using_the_preview_does_not_import_torch():
 
 
 def test_settings_are_frozen_and_validated():
-    s = InstructPix2PixSettings()
+    s = load_editor("instruct-pix2pix", device="cpu").spec
     assert (s.steps, s.guidance_scale, s.image_guidance_scale, s.max_retries) == (100, 4.0, 1.5, 2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.steps = 3  # type: ignore[misc]
@@ -214,38 +213,38 @@ def test_settings_are_frozen_and_validated():
         ("max_retries", -1),
         ("batch_size", True),
     ]:
-        with pytest.raises(ValueError, match=rf"{field} .*{value!r}"):
-            InstructPix2PixSettings(**{field: value})
-    i = Img2ImgSettings()
+        with pytest.raises(ValueError, match=rf"EditorSpec.{field} .*{value!r}"):
+            EditorSpec(name="instruct-pix2pix", **{field: value})
+    i = load_editor("img2img", device="cpu").spec
     assert (i.strength, i.guidance_scale, i.denoising_steps) == (0.5, 7.5, 25)
     for field, value in [("strength", 0), ("strength", 1.5), ("steps", -3)]:
         with pytest.raises(ValueError, match=field):
-            Img2ImgSettings(**{field: value})
-    with pytest.raises(ValueError, match="steps \\* strength"):
-        Img2ImgSettings(steps=1, strength=0.5)
+            EditorSpec(name="img2img", **{field: value})
+    with pytest.raises(ValueError, match="steps times strength"):
+        load_editor("img2img", steps=1, strength=0.5, device="cpu")
 
 
 def test_load_editor_names_and_settings(tiny_ip2p_dir):
     with pytest.raises(ValueError, match="auto, instruct-pix2pix, img2img, preview"):
         load_editor("dall-e")
-    with pytest.raises(ValueError, match="no setting strength"):
+    with pytest.raises(ValueError, match="strength is not a setting of the instruct-pix2pix editor"):
         load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), strength=0.5)
     with pytest.raises(ValueError, match="steps"):
         load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), steps=0)
-    with pytest.raises(ValueError, match="unknown editor setting"):
+    with pytest.raises(ValueError, match="EditorSpec has no setting stepz"):
         load_editor("preview", stepz=3)
     assert EDITOR_NAMES == ("auto", "instruct-pix2pix", "img2img", "preview")
     ed = load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), steps=3, batch_size=None, device="cpu")
     assert isinstance(ed, InstructPix2PixEditor) and isinstance(ed, Editor)
     assert not ed.loaded  # lazy
-    assert ed.settings.steps == 3 and ed.settings.batch_size == InstructPix2PixSettings().batch_size
+    assert ed.spec.steps == 3 and ed.spec.batch_size == InstructPix2PixEditor.defaults["batch_size"]
     d = ed.describe()
-    # the default dtype is the fastest exact-enough one for the device (bf16 on CPUs with bf16 support)
-    from diffusemix.editors.speed import auto_dtype
-
-    assert d["model"] == str(tiny_ip2p_dir) and d["device"] == "cpu" and d["dtype"] == auto_dtype("cpu")
-    assert (d["steps"], d["guidance_scale"], d["image_guidance_scale"]) == (3, 4.0, 1.5)
-    assert load_editor("preview", steps=10, max_retries=0).max_retries == 0
+    # the default dtype on a CPU is float32: exact (bfloat16 is asked for by name, or by --speed fast)
+    assert d["model"] == str(tiny_ip2p_dir) and d["device"] == "cpu" and d["dtype"] == "float32"
+    assert (ed.spec.steps, ed.spec.guidance_scale, ed.spec.image_guidance_scale) == (3, 4.0, 1.5)
+    assert load_editor("preview", max_retries=0).max_retries == 0
+    with pytest.raises(ValueError, match="preview editor .* has no model, device, precision, steps"):
+        load_editor("preview", steps=10)
 
 
 def test_auto_loads_the_real_model_when_it_can(tiny_ip2p_dir):
@@ -318,9 +317,9 @@ def test_prompt_cache_keeps_the_most_recently_used(monkeypatch):
 
 def test_missing_folder(tmp_path):
     with pytest.raises(EditorLoadError, match="does not exist.*--model"):
-        InstructPix2PixEditor(str(tmp_path / "no-such-model")).load()
+        load_editor("instruct-pix2pix", model=str(tmp_path / "no-such-model")).load()
     with pytest.raises(EditorLoadError, match="does not exist"):
-        Img2ImgEditor("./models/sd-1.5").load()
+        load_editor("img2img", model="./models/sd-1.5").load()
 
 
 def test_folder_that_is_not_a_pipeline_lists_missing_parts(tmp_path):
@@ -331,25 +330,25 @@ def test_folder_that_is_not_a_pipeline_lists_missing_parts(tmp_path):
         match=r"not a diffusers pipeline folder: missing vae/, text_encoder/,"
         r" tokenizer/, scheduler/ \(found model_index.json, unet/\)",
     ):
-        InstructPix2PixEditor(str(tmp_path)).load()
+        load_editor("instruct-pix2pix", model=str(tmp_path)).load()
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(EditorLoadError, match="missing model_index.json, unet/, vae/"):
-        Img2ImgEditor(str(empty)).load()
+        load_editor("img2img", model=str(empty)).load()
 
 
 def test_a_file_is_not_a_model(tmp_path):
     f = tmp_path / "model.safetensors"
     f.write_bytes(b"")
     with pytest.raises(EditorLoadError, match="is a file"):
-        InstructPix2PixEditor(str(f)).load()
+        load_editor("instruct-pix2pix", model=str(f)).load()
 
 
 @pytest.mark.filterwarnings("ignore:The `local_dir_use_symlinks` argument is deprecated")
 def test_hub_id_not_cached_says_what_to_do():
     t0 = time.perf_counter()
     with pytest.raises(EditorLoadError) as info:
-        InstructPix2PixEditor("timbrooks/instruct-pix2pix").load()
+        load_editor("instruct-pix2pix", model="timbrooks/instruct-pix2pix").load()
     msg = str(info.value)
     assert "not in the local Hugging Face cache" in msg
     assert "--model /path/to/instruct-pix2pix" in msg
@@ -357,29 +356,29 @@ def test_hub_id_not_cached_says_what_to_do():
     assert "--editor preview" in msg
     assert time.perf_counter() - t0 < 30
     with pytest.raises(EditorLoadError, match="hf download someone/sd-model"):
-        Img2ImgEditor("someone/sd-model").load()
+        load_editor("img2img", model="someone/sd-model").load()
 
 
 def test_a_text_to_image_checkpoint_is_not_instruct_pix2pix(tiny_img2img_dir):
     with pytest.raises(EditorLoadError, match="not an InstructPix2Pix model.*--editor img2img"):
-        InstructPix2PixEditor(str(tiny_img2img_dir)).load()
+        load_editor("instruct-pix2pix", model=str(tiny_img2img_dir)).load()
 
 
 def test_an_instruct_pix2pix_folder_is_not_for_img2img(tiny_ip2p_dir):
     with pytest.raises(EditorLoadError, match="holds an InstructPix2Pix pipeline.*--editor instruct-pix2pix"):
-        Img2ImgEditor(str(tiny_ip2p_dir)).load()
+        load_editor("img2img", model=str(tiny_ip2p_dir)).load()
 
 
 def test_unavailable_device_or_dtype():
     with pytest.raises(EditorLoadError, match="device must be"):
-        InstructPix2PixEditor(device="tpu")
-    with pytest.raises(EditorLoadError, match="dtype must be"):
-        InstructPix2PixEditor(device="cpu", dtype="int8")
+        load_editor("instruct-pix2pix", device="tpu")
+    with pytest.raises(ValueError, match="EditorSpec.dtype must be one of auto, float16, bfloat16, float32"):
+        load_editor("instruct-pix2pix", device="cpu", dtype="int8")
     import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(EditorLoadError, match="CUDA is not available"):
-            Img2ImgEditor(device="cuda")
+            load_editor("img2img", device="cuda")
 
 
 @pytest.mark.parametrize(
@@ -388,7 +387,7 @@ def test_unavailable_device_or_dtype():
 def test_out_of_memory_says_to_lower_the_batch_size(request, monkeypatch, rgb_image, editor_cls, folder):
     import torch
 
-    ed = editor_cls(str(request.getfixturevalue(folder)), settings=_settings(editor_cls, batch_size=4))
+    ed = _make(editor_cls, request.getfixturevalue(folder), batch_size=4)
     pipe = ed.pipeline
 
     def oom(*args, **kwargs):
@@ -416,7 +415,7 @@ def test_loading_happens_once_across_threads(monkeypatch, tiny_ip2p_dir):
 
     counter = Counter(slow_from_pretrained)
     monkeypatch.setattr(P, "from_pretrained", counter)
-    ed = InstructPix2PixEditor(str(tiny_ip2p_dir), device="cpu")
+    ed = load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), device="cpu")
     threads = [threading.Thread(target=ed.load) for _ in range(3)]
     for t in threads:
         t.start()
@@ -435,8 +434,13 @@ def test_loading_happens_once_across_threads(monkeypatch, tiny_ip2p_dir):
 
 def _settings(editor_cls, **kw):
     if editor_cls is InstructPix2PixEditor:
-        return InstructPix2PixSettings(**{"steps": STEPS, **kw})
-    return Img2ImgSettings(**{"steps": 2 * STEPS, "strength": 0.5, **kw})
+        return {"steps": STEPS, **kw}
+    return {"steps": 2 * STEPS, "strength": 0.5, **kw}
+
+
+def _make(editor_cls, folder, **kw):
+    """The editor of ``editor_cls`` on a tiny pipeline folder, with the tests' few steps."""
+    return load_editor(editor_cls.name, model=str(folder), **_settings(editor_cls, **kw))
 
 
 @pytest.fixture(params=["instruct-pix2pix", "img2img"])
@@ -449,7 +453,7 @@ def diffusion(request):
 
 def test_outputs_have_the_requested_size_for_odd_sizes(diffusion, make_rgb):
     cls, folder = diffusion
-    ed = cls(str(folder), settings=_settings(cls, batch_size=4), device="cpu")
+    ed = _make(cls, folder, batch_size=4, device="cpu")
     sizes = [(33, 17), (17, 33), (31, 45), (5, 9), (40, 24), (33, 17)]
     images = [make_rgb(h, w, k) for k, (h, w) in enumerate(sizes)]
     res = ed.edit([EditRequest(im, "snowy", k) for k, im in enumerate(images)])
@@ -463,8 +467,8 @@ def test_a_sample_does_not_depend_on_its_batch(diffusion, make_rgb):
     images = [make_rgb(32, 32, k) for k in range(2)] + [make_rgb(33, 17, 7)]
     reqs = requests_for(images, ["snowy", "Autumn"])
     # float32: the 1-grey-level bound is float rounding; bfloat16 (the CPU default where supported) is approximate
-    one = cls(str(folder), settings=_settings(cls, batch_size=1), dtype="float32").edit(reqs)
-    four = cls(str(folder), settings=_settings(cls, batch_size=4), dtype="float32").edit(list(reversed(reqs)))[::-1]
+    one = _make(cls, folder, batch_size=1, dtype="float32").edit(reqs)
+    four = _make(cls, folder, batch_size=4, dtype="float32").edit(list(reversed(reqs)))[::-1]
     for a, b in zip(one, four):
         assert a.seed == b.seed
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
@@ -476,7 +480,7 @@ def test_same_as_a_plain_pipeline_call_with_a_string_prompt(rgb_image, tiny_ip2p
     import torch
     from PIL import Image
 
-    ed = InstructPix2PixEditor(str(tiny_ip2p_dir), settings=_settings(InstructPix2PixEditor))
+    ed = _make(InstructPix2PixEditor, tiny_ip2p_dir)
     (res,) = ed.edit([EditRequest(rgb_image, "watercolor art", 42)])
     ref = ed.pipeline(
         "watercolor art",
@@ -493,7 +497,7 @@ def test_same_as_a_plain_pipeline_call_with_a_string_prompt(rgb_image, tiny_ip2p
 
 def test_each_distinct_prompt_is_encoded_once(diffusion, rgb_image, odd_image):
     cls, folder = diffusion
-    ed = cls(str(folder), settings=_settings(cls, batch_size=2))
+    ed = _make(cls, folder, batch_size=2)
     encoder = ed.pipeline.text_encoder
     counter = Counter(encoder.forward)
     encoder.forward = counter  # nn.Module.__call__ looks forward up on the instance
@@ -521,8 +525,8 @@ def test_degenerate_outputs_are_retried_then_reported(monkeypatch, diffusion, ma
     monkeypatch.setattr(module, "run_pipeline", blacken)
     images = [make_rgb(32, 32, k) for k in range(3)]
     reqs = [EditRequest(im, "snowy", 10 + k) for k, im in enumerate(images)]
-    ed = cls(str(folder), settings=_settings(cls, batch_size=2, max_retries=2))
-    units = ed.settings.steps if cls is InstructPix2PixEditor else ed.settings.denoising_steps
+    ed = _make(cls, folder, batch_size=2, max_retries=2)
+    units = ed.spec.steps if cls is InstructPix2PixEditor else ed.spec.denoising_steps
 
     # first attempt black for request 1 only: retried once with retry_seed(seed, 1)
     black_seeds.clear()
@@ -544,8 +548,8 @@ def test_degenerate_outputs_are_retried_then_reported(monkeypatch, diffusion, ma
 
 def test_progress_counts_denoising_steps(diffusion, make_rgb):
     cls, folder = diffusion
-    ed = cls(str(folder), settings=_settings(cls, batch_size=2))
-    units = ed.settings.steps if cls is InstructPix2PixEditor else ed.settings.denoising_steps
+    ed = _make(cls, folder, batch_size=2)
+    units = ed.spec.steps if cls is InstructPix2PixEditor else ed.spec.denoising_steps
     assert units == STEPS
     reqs = [EditRequest(make_rgb(32, 32, k), "rain", k) for k in range(5)] + [EditRequest(make_rgb(17, 33), "rain", 9)]
     seen = []
@@ -559,7 +563,7 @@ def test_progress_counts_denoising_steps(diffusion, make_rgb):
 
 def test_cancel_stops_at_the_next_step(diffusion, make_rgb):
     cls, folder = diffusion
-    ed = cls(str(folder), settings=_settings(cls, batch_size=1))
+    ed = _make(cls, folder, batch_size=1)
     unet = ed.pipeline.unet
     counter = Counter(unet.forward)
     unet.forward = counter
@@ -582,9 +586,9 @@ def test_cancel_stops_at_the_next_step(diffusion, make_rgb):
 
 def test_with_settings_shares_the_loaded_pipeline_and_prompt_cache(diffusion, rgb_image):
     cls, folder = diffusion
-    ed = cls(str(folder), settings=_settings(cls))
-    variant = ed.with_settings(steps=2 * ed.settings.steps)
-    assert variant.settings.steps == 2 * ed.settings.steps and ed.settings.steps == _settings(cls).steps
+    ed = _make(cls, folder)
+    variant = ed.with_settings(steps=2 * ed.spec.steps)
+    assert variant.spec.steps == 2 * ed.spec.steps and ed.spec.steps == _settings(cls)["steps"]
     with pytest.raises(ValueError, match="steps"):
         ed.with_settings(steps=0)
     variant.load()  # loading the variant loads the original too: one model

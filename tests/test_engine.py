@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from diffusemix.editors import EditorSpec, register_editor
 from diffusemix.editors.base import EditRequest, EditResult, Editor
 from diffusemix.engine import STAGE_NAMES, Stages, apply_record, augment, generate, replay
 from diffusemix.fractals import FractalSet
@@ -15,6 +16,7 @@ from diffusemix.functional import make_mask
 from diffusemix.recipe import Recipe, draw
 
 
+@register_editor
 class NoiseEditor:
     """A test double for the Editor protocol: Î = I XOR noise(seed).
 
@@ -23,10 +25,22 @@ class NoiseEditor:
 
     name = "test-noise"
     is_diffusion = False
+    defaults: dict = {"max_retries": 0}
+    presets: dict = {}
+    notice = None
+    device = "cpu"
+    max_retries = 0
 
     def __init__(self, degenerate_for: set[str] | None = None):
         self.calls: list[list[EditRequest]] = []
         self.degenerate_for = degenerate_for or set()
+        self.spec = EditorSpec(name=self.name, max_retries=0)
+
+    def load(self) -> None:
+        pass
+
+    def with_settings(self, **changes):
+        return self
 
     def describe(self) -> dict:
         return {"name": self.name}

@@ -50,8 +50,10 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
         assert np.array_equal(load(out / r["file_name"]), load(ref / "stages" / "generated" / stem))
         assert np.array_equal(load(out / r["input_file_name"]), load(ref / "stages" / "input" / stem))
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["mixing"] == {"cache": True, "format": "bmp", "layouts": ["left", "top"], "mask": "linspace",
-                                  "seam": 4, "lam": 0.2, "arithmetic": "reference"}  # fmt: skip
+    assert settings["options"] == {"format": "bmp", "quality": None, "cache": True}
+    assert {k: settings["recipe"][k] for k in ("layouts", "mask", "seam", "lam", "arithmetic")} == {
+        "layouts": ["left", "top"], "mask": "linspace", "seam": 4, "lam": 0.2, "arithmetic": "reference"}
+    assert settings["fractals"] is None  # a cache mixes nothing: the training's fractals are used
 
 
 def test_cache_resumes_and_shards_to_the_same_folder(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
@@ -63,8 +65,8 @@ def test_cache_resumes_and_shards_to_the_same_folder(dataset: Path, tmp_path: Pa
     redo = run(dataset, one, fractals, cache=True)
     assert redo.made == 2 and (one / "inputs" / "cat" / "01.bmp").is_file()
     two = tmp_path / "two"
-    run(dataset, two, fractals, cache=True, shard_index=1, shard_count=2)
-    s = run(dataset, two, fractals, cache=True, shard_index=0, shard_count=2)
+    run(dataset, two, fractals, cache=True, shard=(1, 2))
+    s = run(dataset, two, fractals, cache=True, shard=(0, 2))
     assert s.manifest is not None
     assert tree(one) == tree(two)
     assert temp_files(two) == []
@@ -84,7 +86,7 @@ def test_cache_png_format_and_option_checks(dataset: Path, tmp_path: Path, fract
 def test_cache_into_an_export_folder_is_refused(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
     out = tmp_path / "out"
     run(dataset, out, fractals)
-    with pytest.raises(DiffuseMixError, match=r"made with other settings \(.*mixing.cache"):
+    with pytest.raises(DiffuseMixError, match=r"made with other settings \(.*options.cache"):
         run(dataset, out, fractals, cache=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusemix.editors import InstructPix2PixEditor, load_editor
+from diffusemix.editors import EditorSpec, load_editor, register_editor
 from diffusemix.editors.base import EditResult
 from diffusemix.errors import EditorLoadError
 from diffusemix.export import ExportOptions, export_dataset
@@ -30,11 +30,26 @@ def fractals(tmp_path_factory: pytest.TempPathFactory) -> FractalSet:
     return FractalSet.from_folder(folder)
 
 
+@register_editor
 class FakeDiffusion:
-    """A test double that claims to be a diffusion editor (Î = inverted I)."""
+    """A test double that claims to be a diffusion editor (Î = inverted I): an editor of one's own."""
 
     name = "fake-diffusion"
     is_diffusion = True
+    defaults: dict = {"max_retries": 0}
+    presets: dict = {}
+    notice = None
+    device = "cpu"
+    max_retries = 0
+
+    def __init__(self, spec: EditorSpec | None = None) -> None:
+        self.spec = spec or EditorSpec(name=self.name, max_retries=0)
+
+    def load(self) -> None:
+        pass
+
+    def with_settings(self, **changes):
+        return self
 
     def describe(self) -> dict:
         return {"name": self.name, "summary": "fake diffusion"}
@@ -46,7 +61,7 @@ class FakeDiffusion:
 def test_a_model_that_cannot_load_leaves_no_run_json(tmp_path: Path, fractals: FractalSet, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data, out = make_dataset(tmp_path / "data", classes=("cat",), per_class=1), tmp_path / "out"
-    editor = InstructPix2PixEditor("timbrooks/instruct-pix2pix")  # lazy: loads inside the export
+    editor = load_editor("instruct-pix2pix", model="timbrooks/instruct-pix2pix")  # lazy: loads inside the export
     with pytest.raises(EditorLoadError, match="hf download timbrooks/instruct-pix2pix"):
         export_dataset(data, out, recipe=RECIPE, editor=editor, fractals=fractals, progress_bar=False)
     assert not (out / ".diffusemix" / "run.json").exists() and not out.exists()

@@ -126,7 +126,7 @@ def test_a_link_to_dev_zero_is_skipped_and_the_batch_survives(
     scan = scan_input(dataset)  # checked before anything reads /dev/zero
     assert "dog/zero.png" not in {e.source for e in scan.entries}
     assert "not a regular file" in dict(scan.ignored)["dog/zero.png"]
-    summary = run(dataset, tmp_path / "out", fractals, batch_size=4)
+    summary = run(dataset, tmp_path / "out", fractals, chunk_size=4)
     assert summary.made == 20
     errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
     assert any(e["source"] == "dog/zero.png" and e["kind"] == "ignored" for e in errors)
@@ -154,7 +154,7 @@ def test_an_image_that_runs_out_of_memory_loses_only_itself(
         return real(path, *a, **kw)
 
     monkeypatch.setattr(images, "load_image", load)
-    summary = run(dataset, tmp_path / "out", fractals, batch_size=8)
+    summary = run(dataset, tmp_path / "out", fractals, chunk_size=8)
     assert summary.made == 18 and "out of memory" in dict(summary.failed)["dog/01.png"]
 
 
@@ -210,9 +210,9 @@ def test_disk_full_names_the_path_and_a_rerun_resumes(
 
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(DiffuseMixError, match=r"disk is full.*writing .*out.*run the same command again.*resume"):
-        run(dataset, out, fractals, batch_size=4)
+        run(dataset, out, fractals, chunk_size=4)
     monkeypatch.setattr(os, "fsync", real)
-    again = run(dataset, out, fractals, batch_size=4)
+    again = run(dataset, out, fractals, chunk_size=4)
     assert again.made + again.skipped_done == 20
     assert tree(out) == tree(ref)
 
@@ -278,15 +278,15 @@ def test_shards_run_together_but_not_beside_a_whole_run(dataset: Path, tmp_path:
     ref = tmp_path / "ref"
     run(dataset, ref, fractals)
     out = tmp_path / "out"
-    t, box, editor = _start(dataset, out, fractals, shard_index=0, shard_count=2)
+    t, box, editor = _start(dataset, out, fractals, shard=(0, 2))
     try:
-        s1 = run(dataset, out, fractals, shard_index=1, shard_count=2)  # works together
+        s1 = run(dataset, out, fractals, shard=(1, 2))  # works together
         assert s1.made == 10
         with pytest.raises(DiffuseMixError, match="in use by another export"):
             run(dataset, out, fractals)
         with pytest.raises(DiffuseMixError, match="in use by another export"):
             run(dataset, out, fractals, recipe=RECIPE.replace(lam=0.5),
-                reuse_generated=True, shard_index=1, shard_count=2)
+                reuse_generated=True, shard=(1, 2))
     finally:
         editor.gate.set()
         t.join(60)

@@ -35,7 +35,7 @@ def test_plan_counts_and_writes_nothing(dataset: Path, tmp_path: Path, fractals:
 def test_shards_balance_and_never_share_a_file(dataset: Path, tmp_path: Path) -> None:
     recipe = RECIPE.replace(prompts=("a", "b", "c"))
     plans = [
-        plan_export(dataset, tmp_path / "o", recipe=recipe, options=ExportOptions(shard_index=i, shard_count=4))
+        plan_export(dataset, tmp_path / "o", recipe=recipe, options=ExportOptions(shard=(i, 4)))
         for i in range(4)
     ]
     assert [p.samples for p in plans] == [8, 8, 7, 7] and sum(p.samples for p in plans) == 30
@@ -44,7 +44,7 @@ def test_shards_balance_and_never_share_a_file(dataset: Path, tmp_path: Path) ->
 def test_editor_gets_fixed_chunks_of_batch_size(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
     """The editor sees fixed chunks of batch_size samples (the same on every run)."""
     editor = preview()
-    run(dataset, tmp_path / "out", fractals, editor=editor, batch_size=4)
+    run(dataset, tmp_path / "out", fractals, editor=editor, chunk_size=4)
     assert editor.calls == [4, 4, 4, 4, 4]
 
 
@@ -53,9 +53,9 @@ def test_editor_gets_fixed_chunks_of_batch_size(dataset: Path, tmp_path: Path, f
     [
         (dict(format="gif"), r"ExportOptions.format must be one of png, jpeg, bmp; got 'gif'"),
         (dict(quality=0), r"ExportOptions.quality"),
-        (dict(shard_index=2, shard_count=2), r"ExportOptions.shard_index must be an integer in \[0, 1\]"),
-        (dict(shard_count=0), r"ExportOptions.shard_count"),
-        (dict(batch_size=0), r"ExportOptions.batch_size"),
+        (dict(shard=(2, 2)), r"ExportOptions.shard must be \(I, N\) with N >= 1 and 0 <= I < N; got \(2, 2\)"),
+        (dict(shard=(0, 0)), r"ExportOptions.shard"),
+        (dict(chunk_size=0), r"ExportOptions.chunk_size"),
         (dict(workers=0), r"ExportOptions.workers"),
         (dict(save_stages="yes"), r"ExportOptions.save_stages"),
     ],

@@ -141,7 +141,7 @@ def test_tiny_diffusion_model_round_trip(tiny_ip2p_dir: Path, tmp_path: Path, fr
     editor = CountingEditor(load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), device="cpu", steps=2))
     recipe = Recipe(size=64, prompts=("snowy",), seam=8)
     out = tmp_path / "out"
-    summary = run(data, out, fractals, recipe=recipe, editor=editor, batch_size=2)
+    summary = run(data, out, fractals, recipe=recipe, editor=editor, chunk_size=2)
 
     assert summary.made + summary.degenerate == 2 and editor.calls[0] == 2  # one batched call
     got = rows(out)
@@ -166,14 +166,14 @@ def test_tiny_diffusion_resume_regenerates_whole_chunks(
     editor = CountingEditor(load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), device="cpu", steps=2))
     recipe = Recipe(size=64, prompts=("snowy",), seam=8)
     ref = tmp_path / "ref"
-    run(data, ref, fractals, recipe=recipe, editor=editor, batch_size=3)
+    run(data, ref, fractals, recipe=recipe, editor=editor, chunk_size=3)
     assert editor.calls == [3, 1]
     out = tmp_path / "out"
     shutil.copytree(ref, out)
     lost = rows(ref)[1]["file_name"]  # the middle of the first chunk
     (out / lost).unlink()
     (out / "metadata.jsonl").unlink()
-    resumed = run(data, out, fractals, recipe=recipe, editor=editor, batch_size=3)
+    resumed = run(data, out, fractals, recipe=recipe, editor=editor, chunk_size=3)
     assert resumed.made == 1 and resumed.skipped_done == 3
     assert editor.calls == [3, 1, 3]  # the whole first chunk again, the second not at all
     assert tree(out) == tree(ref)
@@ -233,7 +233,7 @@ def test_remix_with_new_lambda_needs_reuse_generated(dataset: Path, tmp_path: Pa
     out = tmp_path / "out"
     run(dataset, out, fractals, save_stages=True)
     old = rows(out)
-    with pytest.raises(DiffuseMixError, match=r"other settings.*mixing.lam: 0.2 -> 0.5.*--reuse-generated"):
+    with pytest.raises(DiffuseMixError, match=r"other settings.*recipe.lam: 0.2 -> 0.5.*--reuse-generated"):
         run(dataset, out, fractals, recipe=RECIPE.replace(lam=0.5), save_stages=True)
     editor = preview()
     summary = run(dataset, out, fractals, recipe=RECIPE.replace(lam=0.5), editor=editor, reuse_generated=True)
@@ -245,13 +245,13 @@ def test_remix_with_new_lambda_needs_reuse_generated(dataset: Path, tmp_path: Pa
     for stage, left in (("mask", 0), ("hybrid", 0), ("fractal", 0), ("generated", 20)):
         assert len(list((out / "stages" / stage).rglob("*.png"))) == left, stage
     # a generation setting cannot change in the same folder, reuse or not
-    with pytest.raises(DiffuseMixError, match=r"generation.prompts.*new output folder"):
+    with pytest.raises(DiffuseMixError, match=r"recipe.prompts.*new output folder"):
         run(dataset, out, fractals, recipe=RECIPE.replace(prompts=("rain",)), reuse_generated=True)
 
 
 def test_interrupted_run_resumes_to_the_same_dataset(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
     ref = tmp_path / "ref"
-    run(dataset, ref, fractals, batch_size=3)
+    run(dataset, ref, fractals, chunk_size=3)
 
     out = tmp_path / "out"
     stop = threading.Event()
@@ -268,7 +268,7 @@ def test_interrupted_run_resumes_to_the_same_dataset(dataset: Path, tmp_path: Pa
         recipe=RECIPE,
         editor=preview(),
         fractals=fractals,
-        options=ExportOptions(batch_size=3),
+        options=ExportOptions(chunk_size=3),
         progress=progress,
         cancel=stop,
         progress_bar=False,
@@ -283,7 +283,7 @@ def test_interrupted_run_resumes_to_the_same_dataset(dataset: Path, tmp_path: Pa
     (out / "cat" / ".02_snowy_0.png.dmx0of1-99999.tmp").write_bytes(b"\x89PNG partial")
 
     editor = preview()
-    resumed = run(dataset, out, fractals, editor=editor, batch_size=3)
+    resumed = run(dataset, out, fractals, editor=editor, chunk_size=3)
     assert resumed.skipped_done + resumed.made == 20 and resumed.skipped_done >= 6
     assert editor.edited < 20
     assert tree(out) == tree(ref)
@@ -295,10 +295,10 @@ def test_two_shards_equal_one_run(dataset: Path, tmp_path: Path, fractals: Fract
     run(dataset, ref, fractals, save_stages=True)
 
     out = tmp_path / "out"
-    s0 = run(dataset, out, fractals, save_stages=True, shard_index=0, shard_count=2)
+    s0 = run(dataset, out, fractals, save_stages=True, shard=(0, 2))
     assert s0.made == 10 and s0.manifest is None and s0.pending_shards == [(1, 2)]
     assert not (out / "metadata.jsonl").exists() and "waiting for 1/2" in str(s0)
-    s1 = run(dataset, out, fractals, save_stages=True, shard_index=1, shard_count=2)
+    s1 = run(dataset, out, fractals, save_stages=True, shard=(1, 2))
     assert s1.made == 10 and s1.manifest == out / "metadata.jsonl"
     assert tree(out) == tree(ref)
 
@@ -333,7 +333,7 @@ def test_different_settings_into_the_same_output_are_refused(
     out = tmp_path / "out"
     run(dataset, out, fractals)
     editor = preview()
-    with pytest.raises(DiffuseMixError, match=r"other settings.*generation.seed: 0 -> 7.*new output folder"):
+    with pytest.raises(DiffuseMixError, match=r"other settings.*recipe.seed: 0 -> 7.*new output folder"):
         run(dataset, out, fractals, recipe=RECIPE.replace(seed=7), editor=editor)
     assert editor.edited == 0
     other = make_dataset(tmp_path / "other")

@@ -117,9 +117,10 @@ def test_rows_and_run_json_record_the_arithmetic_mask_resize_and_editor(tmp_path
     for row in _rows(out):
         assert (row["arithmetic"], row["mask"], row["seam"], row["resize"]) == ("rounded", "ramp", 20, "resize")
         assert row["prompts_per_image"] == "all" and row["model_revision"] is None  # the preview has no model
-        assert json.loads(row["editor_settings"]) == {"is_diffusion": False, "max_retries": 2, "model": None}
+        assert json.loads(row["editor_settings"]) == {"max_retries": 2}  # what changes Î, and nothing else
     run = json.loads((out / ".diffusemix" / "run.json").read_text(encoding="utf-8"))
-    assert run["mixing"]["arithmetic"] == "rounded" and run["generation"]["prompts_per_image"] == "all"
+    assert run["recipe"]["arithmetic"] == "rounded" and run["recipe"]["prompts_per_image"] == "all"
+    assert run["editor"] == {"name": "preview", "max_retries": 2, "model_revision": None}
 
 
 def test_a_folder_made_before_arithmetic_was_recorded_resumes_only_as_rounded(tmp_path: Path, fractal_dir: Path, capsys):
@@ -128,14 +129,20 @@ def test_a_folder_made_before_arithmetic_was_recorded_resumes_only_as_rounded(tm
     flags = ("--prompts", "snowy", "--mask", "ramp", "--size", "32")
     _export(data, out, fractal_dir, *flags, "--arithmetic", "rounded")
     p = out / ".diffusemix" / "run.json"
-    run = json.loads(p.read_text(encoding="utf-8"))  # as version 1 wrote it
-    run["settings_version"] = 1
-    del run["mixing"]["arithmetic"], run["generation"]["prompts_per_image"], run["generation"]["model_revision"]
+    now = json.loads(p.read_text(encoding="utf-8"))
+    r = now["recipe"]
+    run = {  # as version 1 wrote it: no arithmetic (all rounded), prompts_per_image or model_revision
+        "diffusemix": "0.1.0", "settings_version": 1, "input": now["input"], "labels": now["labels"],
+        "generation": {**{k: r[k] for k in ("size", "resize", "prompts", "images_per_prompt", "seed")},
+                       "editor": {"name": "preview", "is_diffusion": False, "max_retries": 2, "model": None}},
+        "mixing": {**{k: r[k] for k in ("layouts", "mask", "seam", "lam")}, "fractals": now["fractals"],
+                   "format": "png", "quality": None},
+    }
     p.write_text(json.dumps(run), encoding="utf-8")
     capsys.readouterr()
     args = ["export", str(data), str(out), "--editor", "preview", "--fractals", str(fractal_dir), *flags]
     assert main(args) == 2  # the default arithmetic is the reference one: those images were rounded
-    assert 'mixing.arithmetic: "rounded" -> "reference"' in capsys.readouterr().err
+    assert 'recipe.arithmetic: "rounded" -> "reference"' in capsys.readouterr().err
     _export(data, out, fractal_dir, *flags, "--arithmetic", "rounded")  # the same settings resume
 
 
@@ -200,12 +207,10 @@ def test_prompts_per_image_errors_name_the_flag(tmp_path: Path, fractal_dir: Pat
 def test_editor_from_row_rebuilds_a_diffusion_editor_with_its_settings():
     from diffusemix.editors import load_editor
     from diffusemix.export import editor_from_row
-    from diffusemix.export.settings import _editor_settings
-
     made = load_editor("instruct-pix2pix", model="org/some-ip2p", device="cpu", steps=7, guidance_scale=5.5)
-    row = {"editor": made.name, "editor_settings": json.dumps(_editor_settings(made)), "file_name": "x.png"}
+    row = {"editor": made.name, "editor_settings": made.spec.settings_text(), "file_name": "x.png"}
     again = editor_from_row(row, device="cpu")
     assert type(again) is type(made) and again.model == "org/some-ip2p" and not again.loaded
-    assert again.settings == made.settings
-    with pytest.raises(ValueError, match="editor_settings is not JSON"):
+    assert again.spec == made.spec
+    with pytest.raises(ValueError, match="editor_settings is not a JSON object"):
         editor_from_row({**row, "editor_settings": "{oops"})

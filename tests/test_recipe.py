@@ -35,7 +35,7 @@ def test_paper_preset_is_the_reference_defaults():
 
 def test_preset_overrides_and_unknown_preset():
     assert get_preset("paper", size=128).size == 128
-    with pytest.raises(ValueError, match="unknown preset 'papr'; choose one of paper, paper-binary, quick"):
+    with pytest.raises(ValueError, match="preset must be one of paper, paper-binary, quick; got 'papr'"):
         get_preset("papr")
 
 
@@ -45,7 +45,7 @@ def test_recipe_is_frozen_and_round_trips_through_json():
         r.size = 3  # type: ignore[misc]
     d = json.loads(json.dumps(r.to_dict()))
     assert Recipe.from_dict(d) == r
-    with pytest.raises(ValueError, match="unknown recipe field"):
+    with pytest.raises(ValueError, match="Recipe has no field sise; its fields are"):
         Recipe.from_dict({"sise": 3})
 
 
@@ -56,7 +56,7 @@ def test_layouts_may_be_a_comma_string():
 @pytest.mark.parametrize(
     "field,value,match",
     [
-        ("size", 4, r"Recipe.size must be an integer number of pixels in \[8, 4096\]; got 4"),
+        ("size", 4, r"Recipe.size must be an integer in \[8, 4096\]; got 4"),
         ("size", 256.0, r"Recipe.size .* got 256.0"),
         ("size", True, r"Recipe.size"),
         ("resize", "crop", "Recipe.resize must be one of resize, center-crop; got 'crop'"),
@@ -75,14 +75,14 @@ def test_layouts_may_be_a_comma_string():
         ("prompts_per_image", "some", r"Recipe.prompts_per_image .*; got 'some'"),
         ("prompts_per_image", True, r"Recipe.prompts_per_image .*; got True"),
         ("prompts_per_image", 1.5, r"Recipe.prompts_per_image .*; got 1.5"),
-        ("seam", -1, "Recipe.seam must be a whole number of pixels >= 0; got -1"),
+        ("seam", -1, "Recipe.seam must be an integer >= 0; got -1"),
         ("seam", 300, r"Recipe.seam must not exceed the output size \(256 px\); got 300"),
         ("lam", 1.2, r"Recipe.lam must be in \[0, 1\]; got 1.2"),
         ("lam", "abc", r"Recipe.lam must be a number in \[0, 1\] or a \(low, high\) pair; got 'abc'"),
         ("lam", (0.5, 0.2), r"Recipe.lam range must satisfy 0 <= low <= high <= 1; got \(0.5, 0.2\)"),
         ("lam", (0.1, 0.2, 0.3), r"Recipe.lam must be a number or a \(low, high\) pair"),
         ("images_per_prompt", 0, r"Recipe.images_per_prompt must be an integer in \[1, 1000\]; got 0"),
-        ("seed", -5, r"Recipe.seed must be an integer in \[0, 9223372036854775807\]; got -5"),
+        ("seed", -5, r"Recipe.seed must be an integer in \[0, 4294967295\]; got -5"),
     ],
 )
 def test_invalid_values_name_the_field_and_value(field, value, match):
@@ -148,7 +148,7 @@ def test_sample_record_round_trip_ignores_extra_manifest_columns():
 
 
 @settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 2**63 - 1), key=st.text(min_size=0, max_size=30), n=st.integers(1, 3))
+@given(seed=st.integers(0, 2**32 - 1), key=st.text(min_size=0, max_size=30), n=st.integers(1, 3))
 def test_property_draw_is_a_pure_function(seed, key, n):
     r = Recipe(seed=seed, images_per_prompt=n, prompts=("sunset", "rain"), lam=(0.0, 0.5))
     a, b = draw(r, key, FRACTALS), draw(r, key, FRACTALS)
@@ -220,7 +220,7 @@ def test_one_prompt_per_image_is_drawn_from_the_seed_and_recorded():
 @given(
     k=st.integers(1, 9),
     ipp=st.integers(1, 3),
-    seed=st.integers(0, 2**40),
+    seed=st.integers(0, 2**32 - 1),
     source=st.text(min_size=1, max_size=20),
 )
 def test_property_k_prompts_are_distinct_in_order_and_their_samples_are_the_all_prompt_ones(k, ipp, seed, source):

@@ -154,5 +154,5 @@ def test_apply_record_follows_the_recorded_arithmetic():
     rounded = apply_record(dataclasses.replace(rec, arithmetic="rounded"), i, g, f)
     np.testing.assert_array_equal(rounded.augmented, mix(i, g, f, ref.mask, rec.lam)[1])
     assert not np.array_equal(ref.augmented, rounded.augmented)
-    with pytest.raises(ValueError, match="record.arithmetic must be one of reference, rounded; got 'exact'"):
+    with pytest.raises(ValueError, match="SampleRecord.arithmetic must be one of reference, rounded; got 'exact'"):
         apply_record(dataclasses.replace(rec, arithmetic="exact"), i, g, f)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings, load_editor
+from diffusemix.editors import EditorSpec, EditRequest, InstructPix2PixEditor, load_editor
 from diffusemix.editors import batching, speed
 from diffusemix.errors import EditorLoadError
 
@@ -22,7 +22,7 @@ STEPS = 4
 
 def ip2p(folder, dtype="float32", **settings):
     settings.setdefault("steps", STEPS)
-    return InstructPix2PixEditor(str(folder), settings=InstructPix2PixSettings(**settings), device="cpu", dtype=dtype)
+    return load_editor("instruct-pix2pix", model=str(folder), device="cpu", dtype=dtype, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +47,21 @@ def tiny_taesd_dir(tmp_path_factory) -> Path:
 # dtype
 
 
-def test_auto_dtype_per_device(monkeypatch):
+def test_default_dtype_is_exact_off_cuda_and_fast_picks_bf16(monkeypatch):
+    """The library's default on a CPU is float32 (exact), also where bf16 runs natively; bf16 is asked for by
+    name or by the fast preset. (Before the one-schema change the default was bf16 on such CPUs.)"""
     monkeypatch.setattr(speed, "bf16_supported", lambda: True)
-    assert speed.auto_dtype("cpu") == "bfloat16"
-    assert speed.auto_dtype("cuda") == speed.auto_dtype("cuda:1") == "float16"
-    assert speed.auto_dtype("mps") == "float32"
+    assert speed.default_dtype("cpu") == speed.default_dtype("mps") == "float32"
+    assert speed.default_dtype("cuda") == speed.default_dtype("cuda:1") == "float16"
+    assert speed.fastest_dtype("cpu") == "bfloat16" and speed.fastest_dtype("cuda") == "float16"
+    assert load_editor("instruct-pix2pix", device="cpu").dtype == "float32"
+    assert load_editor("instruct-pix2pix", device="cpu", speed="paper").dtype == "float32"
+    assert load_editor("instruct-pix2pix", device="cpu", speed="fast").dtype == "bfloat16"
+    assert load_editor("instruct-pix2pix", device="cpu", dtype="bf16").dtype == "bfloat16"
     monkeypatch.setattr(speed, "bf16_supported", lambda: False)
-    assert speed.auto_dtype("cpu") == "float32"
-    assert InstructPix2PixEditor(device="cpu").dtype == "float32"
-    monkeypatch.setattr(speed, "bf16_supported", lambda: True)
-    assert InstructPix2PixEditor(device="cpu").dtype == "bfloat16"
-    assert InstructPix2PixEditor(device="cpu", dtype="fp32").dtype == "float32"
+    assert speed.fastest_dtype("cpu") == "float32"
+    assert load_editor("instruct-pix2pix", device="cpu", speed="fast").dtype == "float32"
+    assert load_editor("instruct-pix2pix", device="cpu", dtype="fp32").dtype == "float32"
 
 
 def test_bf16_support_check_matches_torch():
@@ -80,12 +84,15 @@ def test_bf16_is_applied_and_said_to_be_approximate(tiny_ip2p_dir, rgb_image):
     assert exact["approximate"] == [] and "approximate" not in exact["summary"]
 
 
-def test_preset_dtype():
-    assert speed.preset_dtype("paper", "cpu") == "float32"
-    assert speed.preset_dtype("paper", "cuda") == "float16"
-    assert speed.preset_dtype("fast", "cuda") == "float16"
-    with pytest.raises(ValueError, match="unknown speed preset 'turbo'; choose one of paper, fast"):
-        speed.preset_dtype("turbo", "cpu")
+def test_speed_presets_live_in_the_spec():
+    fast = load_editor("instruct-pix2pix", device="cpu", speed="fast", steps=30).spec
+    assert (fast.steps, fast.cache_interval, fast.vae) == (30, 3, "tiny")  # a setting given explicitly wins
+    paper = load_editor("instruct-pix2pix", device="cpu", speed="paper").spec
+    assert (paper.steps, paper.cache_interval, paper.vae, paper.dtype) == (100, 1, "full", "float32")
+    with pytest.raises(ValueError, match="EditorSpec.speed must be one of paper, fast; got 'turbo'"):
+        EditorSpec(name="instruct-pix2pix", speed="turbo")
+    with pytest.raises(ValueError, match="speed is not a setting of the img2img editor"):
+        load_editor("img2img", speed="fast", device="cpu")
 
 
 # ---------------------------------------------------------------------------
@@ -147,22 +154,21 @@ def test_cache_interval_skips_the_deep_blocks_and_is_recorded(monkeypatch, tiny_
     base.edit([EditRequest(rgb_image, "snowy", 3)])
     assert len(calls) == STEPS  # the variant did not leave the cache on for the base editor
     d = cached.describe()
-    assert d["cache_interval"] == 2 and "DeepCache interval 2" in d["approximate"]
+    assert cached.spec.cache_interval == 2 and "DeepCache interval 2" in d["approximate"]
     assert "DeepCache interval 2" in d["summary"] and "approximate" in d["summary"]
-    assert base.describe()["cache_interval"] == 1
+    assert base.spec.cache_interval == 1 and cached.spec.pixel_settings()["cache_interval"] == 2
 
 
 def test_cache_interval_is_checked_and_refused_where_it_cannot_apply(tiny_ip2p_dir, tiny_img2img_dir):
-    with pytest.raises(ValueError, match=r"cache_interval must be an integer >= 1 \(1 = off\); got 0"):
-        InstructPix2PixSettings(cache_interval=0)
-    with pytest.raises(ValueError, match="compile and cache_interval > 1 cannot be combined"):
-        InstructPix2PixSettings(cache_interval=3, compile=True)
-    with pytest.raises(ValueError, match="cache_interval is a speed setting of the diffusion editors; the preview"):
+    with pytest.raises(ValueError, match=r"EditorSpec.cache_interval must be an integer in \[1, 1000\]; got 0"):
+        EditorSpec(name="instruct-pix2pix", cache_interval=0)
+    with pytest.raises(ValueError, match="compile cannot go with cache_interval > 1"):
+        EditorSpec(name="instruct-pix2pix", cache_interval=3, compile=True)
+    with pytest.raises(ValueError, match="cache_interval is a setting of the diffusion editors; the preview"):
         load_editor("preview", cache_interval=3)
-    with pytest.raises(ValueError, match="vae is a speed setting"):
+    with pytest.raises(ValueError, match="vae is a setting of the diffusion editors"):
         load_editor("preview", vae="tiny")
-    assert load_editor("preview", cache_interval=1, vae="full").name == "preview"  # the "off" values are fine
-    with pytest.raises(ValueError, match="the img2img editor has no setting cache_interval"):
+    with pytest.raises(ValueError, match="cache_interval is not a setting of the img2img editor"):
         load_editor("img2img", model=str(tiny_img2img_dir), cache_interval=2)
 
 
@@ -194,9 +200,9 @@ def test_tiny_vae_is_used_for_encode_and_decode(monkeypatch, tiny_ip2p_dir, tiny
     assert res.image.shape == rgb_image.shape
     assert set(used) == {("AutoencoderTiny", "encode"), ("AutoencoderTiny", "decode")}
     assert isinstance(ed.pipeline.vae, AutoencoderKL)  # the pipeline's own VAE is back after the call
-    d = ed.describe()
-    assert d["vae"] == "tiny" and d["tiny_vae_model"] == str(tiny_taesd_dir) and "tiny VAE" in d["approximate"]
-    assert ip2p(tiny_ip2p_dir).describe()["tiny_vae_model"] is None
+    d, px = ed.describe(), ed.spec.pixel_settings()
+    assert px["vae"] == "tiny" and px["tiny_vae_model"] == str(tiny_taesd_dir) and "tiny VAE" in d["approximate"]
+    assert "tiny_vae_model" not in ip2p(tiny_ip2p_dir).spec.pixel_settings()  # not used, not recorded
 
 
 def test_tiny_vae_latents_are_unscaled_for_the_image_condition(tiny_ip2p_dir, tiny_taesd_dir, rgb_image):
@@ -223,7 +229,7 @@ def test_tiny_vae_weights_missing_is_a_clear_error(monkeypatch, tmp_path, tiny_i
     with pytest.raises(EditorLoadError, match=r"tiny VAE 'madebyollin/taesd' could not be loaded.*hf download.*--vae full"):
         ed.edit([EditRequest(rgb_image, "snowy", 0)])
     with pytest.raises(ValueError, match="vae must be one of full, tiny; got 'small'"):
-        InstructPix2PixSettings(vae="small")
+        EditorSpec(name="instruct-pix2pix", vae="small")
 
 
 # ---------------------------------------------------------------------------
@@ -245,9 +251,9 @@ def test_compile_is_applied_once_and_recorded(monkeypatch, tiny_ip2p_dir, rgb_im
     ed.with_settings(steps=2).edit([EditRequest(rgb_image, "snowy", 0)])
     assert compiled == [ed.pipeline.unet]
     d = ed.describe()
-    assert d["compile"] is True and "compiled UNet" in d["summary"] and d["approximate"] == []
+    assert ed.spec.compile is True and "compiled UNet" in d["summary"] and d["approximate"] == []
     with pytest.raises(ValueError, match="compile must be True or False; got 'yes'"):
-        InstructPix2PixSettings(compile="yes")
+        EditorSpec(name="instruct-pix2pix", compile="yes")
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +269,8 @@ def test_auto_batch_size_from_free_memory():
     need = batching.memory_needed(4, **kw)
     assert batching.auto_batch_size(need / batching.HEADROOM + 1, device="cuda", **kw) == 4
     assert batching.auto_batch_size(need / batching.HEADROOM - 1, device="cuda", **kw) == 3
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or 'auto'; got 'big'"):
-        InstructPix2PixSettings(batch_size="big")
+    with pytest.raises(ValueError, match="EditorSpec.batch_size must be an integer in \\[1, 4096\\] or auto; got 'big'"):
+        EditorSpec(name="instruct-pix2pix", batch_size="big")
 
 
 def test_free_memory_on_cuda_uses_mem_get_info(monkeypatch):
@@ -324,7 +330,7 @@ def test_auto_batch_size_survives_limited_memory(monkeypatch, tiny_ip2p_dir, mak
     res = ed2.edit(reqs)
     assert len(res) == 5 and all(r.image is not None for r in res)
     assert sizes == [5, 3, 2, 1, 2]  # 5 fails, 3 fails, then halves that fit
-    assert ed2.describe()["batch_size"] == "auto"
+    assert ed2.spec.batch_size == "auto"
 
 
 # ---------------------------------------------------------------------------

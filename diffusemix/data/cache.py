@@ -1,22 +1,23 @@
 """Read a cache of Î: the folder training re-mixes A from, every epoch.
 
-Two layouts are read, both made by ``python -m diffusemix export``:
+Two layouts are read, both made by ``python -m diffusemix export`` (the
+folder's files are :mod:`diffusemix.export.folder`'s):
 
-* a **cache** (``--cache``): only what is costly is kept, no A::
+* a **cache** (``--cache``): only what is costly is kept, no A: Î, one per
+  (image, prompt, copy), in the class folders; I at the output size, once per
+  image; one manifest row per Î: ``file_name`` (Î), ``input_file_name`` (I),
+  ``label``, ``class_name``, ``source``, ``prompt``, ``copy``, ``seed``,
+  ``editor``, ... ``load_dataset("imagefolder", data_dir=CACHE)`` reads it as
+  rows with an ``image`` (Î) and an ``input`` (I) column.
 
-      CACHE/<class>/<stem>_<prompt>_<copy>.bmp   Î, one per (image, prompt, copy)
-      CACHE/inputs/<class>/<stem>.bmp            I at the output size, once per image
-      CACHE/metadata.jsonl                        one row per Î: file_name (Î),
-                                                  input_file_name (I), label, source,
-                                                  prompt, copy, seed, editor, ...
+* an **export with stages** (``--save-stages``): the manifest lists the fixed
+  A images; I and Î of each row are read from the saved stages ``input`` and
+  ``generated``. So any export made with ``--save-stages`` can be read back as
+  a cache.
 
-  ``load_dataset("imagefolder", data_dir=CACHE)`` reads it as rows with an
-  ``image`` (Î) and an ``input`` (I) column.
-
-* an **export with stages** (``--save-stages``): ``metadata.jsonl`` lists the
-  fixed A images; I and Î of each row are read from
-  ``stages/input/<file>.png`` and ``stages/generated/<file>.png``. So any
-  export made with ``--save-stages`` can be read back as a cache.
+Every path read from a row must stay inside the folder
+(:func:`diffusemix.export.folder.resolve_in`); a row that names a file
+outside it is refused with its line number and field.
 
 Rows are read tolerantly: columns other than those used here (scores,
 future fields) are kept in :attr:`CacheEntry.row` and otherwise ignored.
@@ -24,23 +25,19 @@ future fields) are kept in :attr:`CacheEntry.row` and otherwise ignored.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import DiffuseMixError
+from ..errors import DiffuseMixError, RecordError
+from ..export import folder
 from ..recipe import SampleRecord
 
-__all__ = ["CacheError", "CacheEntry", "Cache", "read_cache", "PREVIEW_EDITOR", "INPUTS_DIR"]
+__all__ = ["CacheError", "CacheEntry", "Cache", "read_cache", "PREVIEW_EDITOR"]
 
 #: The editor name of the weight-free stand-in (its Î is not DiffuseMix data).
 PREVIEW_EDITOR = "preview"
-#: Folder of a cache that holds I, once per input image.
-INPUTS_DIR = "inputs"
-_MANIFEST = "metadata.jsonl"
-_STATE = ".diffusemix"
 _MAKE_HINT = (
     "make one with `python -m diffusemix export INPUT CACHE --cache` "
     "(or an export with --save-stages)"
@@ -129,23 +126,10 @@ def _missing_list(root: Path, paths: Sequence[Path], total: int) -> str:
 
 
 def _read_rows(root: Path) -> list[dict[str, Any]]:
-    manifest = root / _MANIFEST
     try:
-        text = manifest.read_text(encoding="utf-8")
-    except OSError as e:
-        raise CacheError(f"cache {root}: {_MANIFEST} cannot be read ({e.strerror or e})") from None
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise CacheError(f"cache {root}: {_MANIFEST} line {n} is not JSON; make the cache again") from None
-        if not isinstance(row, dict):
-            raise CacheError(f"cache {root}: {_MANIFEST} line {n} is not a JSON object; make the cache again")
-        rows.append(row)
-    return rows
+        return folder.read_rows(root, hint="make the cache again")
+    except RecordError as e:
+        raise CacheError(f"cache {root}: {e}") from None
 
 
 def _check_folder(root: Path) -> None:
@@ -153,54 +137,48 @@ def _check_folder(root: Path) -> None:
         raise CacheError(f"cache folder {root} does not exist; {_MAKE_HINT}")
     if not root.is_dir():
         raise CacheError(f"cache {root} is a file, not a folder; pass the folder a cache export wrote")
-    missing = [name for name in (_MANIFEST, f"{_STATE}/run.json") if not (root / name).is_file()]
+    missing = [what for what, ok in (("its manifest", folder.manifest_path(root).is_file()),
+                                     ("its settings", folder.has_settings(root))) if not ok]
     if missing:
         extra = ""
-        if (root / _MANIFEST).is_file() is False and (root / _STATE).is_dir():
+        if not folder.manifest_path(root).is_file() and folder.has_settings(root):
             extra = (
                 " (an export still running or split in shards: let every shard finish, "
                 f"or run `python -m diffusemix merge {root}`)"
             )
-        raise CacheError(
-            f"{root} is not a DiffuseMix cache: missing {', '.join(missing)}{extra}; {_MAKE_HINT}"
-        )
+        raise CacheError(f"{root} is not a DiffuseMix cache: missing {' and '.join(missing)}{extra}; {_MAKE_HINT}")
 
 
 _NEEDED = ("file_name", "source", "prompt")
 _NO_MIX = {"layout": "left", "mask": "binary", "seam": 0, "lam": 0.0, "fractal": ""}
 
 
-def _class_name(row: Mapping[str, Any]) -> str | None:
-    """The row's class: ``class_name`` (an export's ``label`` is the class index), else a string ``label``
-    (an export made before ``class_name``)."""
-    for key in ("class_name", "label"):
-        if isinstance(row.get(key), str):
-            return str(row[key])
-    return None
-
-
 def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
+    manifest = folder.manifest_path(root)
     absent = [k for k in _NEEDED if not isinstance(row.get(k), str)]
-    if _class_name(row) is None:
+    if folder.row_class(row) is None:
         absent.append("class_name")
     if absent:
-        raise CacheError(
-            f"cache {root}: {_MANIFEST} row {n} lacks {', '.join(absent)}; it was not written by diffusemix export"
-        )
+        raise CacheError(f"cache {root}: {manifest} row {n} lacks {', '.join(absent)}; it was not written by"
+                         " diffusemix export")
     name = str(row["file_name"])
-    if isinstance(row.get("input_file_name"), str):  # a cache: file_name is Î
-        inp, gen = root / str(row["input_file_name"]), root / name
-    else:  # an export with --save-stages: file_name is A
-        stem = Path(name).with_suffix(".png")
-        inp, gen = root / "stages" / "input" / stem, root / "stages" / "generated" / stem
+    try:
+        if isinstance(row.get("input_file_name"), str):  # a cache: file_name is Î
+            inp = folder.resolve_in(root, row["input_file_name"], what="input_file_name", source=manifest, row=n)
+            gen = folder.resolve_in(root, name, source=manifest, row=n)
+        else:  # an export with --save-stages: file_name is A
+            folder.resolve_in(root, name, source=manifest, row=n)
+            inp = folder.resolve_in(root, folder.stage_name("input", name), source=manifest, row=n)
+            gen = folder.resolve_in(root, folder.stage_name("generated", name), source=manifest, row=n)
+    except RecordError as e:
+        raise CacheError(f"cache {root}: {e}") from None
     try:  # a cache's rows have no mixing fields (it mixed nothing): placeholders, redrawn every epoch
         record = SampleRecord.from_dict({**_NO_MIX, **row})
-    except TypeError:
-        raise CacheError(
-            f"cache {root}: {_MANIFEST} row {n} ({name}) lacks the sample's record fields; make the cache again"
-        ) from None
+    except DiffuseMixError as e:
+        raise CacheError(f"cache {root}: {manifest} row {n} ({name}) is not a sample's record ({e});"
+                         " make the cache again") from None
     return CacheEntry(
-        label=str(_class_name(row)),
+        label=str(folder.row_class(row)),
         source=str(row["source"]),
         prompt=str(row["prompt"]),
         copy=int(row.get("copy", 0)),
@@ -231,13 +209,15 @@ def read_cache(
     # 1. the folder and its manifest
     root = Path(path).expanduser()
     _check_folder(root)
+    from ..export.settings import upgrade
+
     try:
-        settings = json.loads((root / _STATE / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        settings = upgrade(folder.read_settings(root) or {})
+    except DiffuseMixError:
         settings = {}
     rows = _read_rows(root)
     if not rows:
-        raise CacheError(f"cache {root} lists no samples in {_MANIFEST} (every Î was degenerate, or none was made)")
+        raise CacheError(f"cache {root} lists no samples in its manifest (every Î was degenerate, or none was made)")
     entries = [_entry(root, row, n) for n, row in enumerate(rows, 1)]
     layout = "cache" if isinstance(rows[0].get("input_file_name"), str) else "export"
 
@@ -248,7 +228,7 @@ def read_cache(
             hint = (
                 " This export was made without --save-stages, so its I and Î were not kept: export again with "
                 "--cache (or --save-stages)."
-                if layout == "export" and not (root / "stages").is_dir()
+                if layout == "export" and not (root / folder.STAGES_DIR).is_dir()
                 else " The cache is incomplete: run the same export command again to finish it."
             )
             raise CacheError(
@@ -275,8 +255,7 @@ def read_cache(
                 f"the cache has {len(found)} class(es), {len(want)} were expected. Make the cache from the "
                 "same class folders as your evaluation set"
             )
-    gen = settings.get("generation", {}) if isinstance(settings, dict) else {}
-    order = [p for p in gen.get("prompts", []) if isinstance(p, str)]
+    order = [p for p in (settings.get("recipe") or {}).get("prompts", []) if isinstance(p, str)]
     seen = set(order)
     for e in entries:
         if e.prompt not in seen:

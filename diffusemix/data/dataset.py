@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import torch.utils.data
 
+from ..errors import DiffuseMixError
 from ..recipe import Recipe
 from .cache import Cache, CacheEntry, CacheError, read_cache
 from .draws import MixDraw, pick_slots
@@ -53,7 +54,7 @@ def _opt_int(name: str, value: Any, low: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be None or an integer >= {low}; got {value!r}")
+        raise DiffuseMixError(f"{name} must be None or an integer >= {low}; got {value!r}")
     return int(value)
 
 
@@ -67,7 +68,7 @@ def _low_scored(cache: Cache, min_score: float | None) -> frozenset[str]:
     if min_score is None:
         return frozenset()
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not -1 <= min_score <= 1:
-        raise ValueError(f"min_score must be a number in [-1, 1]; got {min_score!r}")
+        raise DiffuseMixError(f"min_score must be a number in [-1, 1]; got {min_score!r}")
     unscored = [e for e in cache.entries if not isinstance(e.row.get("score"), (int, float))]
     if unscored:
         raise CacheError(
@@ -141,7 +142,7 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         self.cache = cache
         recipe = recipe_for_cache(cache, recipe)
         if not isinstance(include_originals, bool):
-            raise ValueError(f"include_originals must be True or False; got {include_originals!r}")
+            raise DiffuseMixError(f"include_originals must be True or False; got {include_originals!r}")
         self.include_originals = include_originals
         self.max_per_image = _opt_int("max_per_image", max_per_image, 1)
         self.transform, self.target_transform = transform, target_transform
@@ -155,10 +156,10 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
             self.prompts: tuple[str, ...] = cache.prompts
         else:
             if isinstance(prompts, str):
-                raise ValueError("prompts must be a list of prompts, not one string")
+                raise DiffuseMixError("prompts must be a list of prompts, not one string")
             unknown = [q for q in prompts if q not in cache.prompts]
             if unknown or not prompts:
-                raise ValueError(
+                raise DiffuseMixError(
                     f"prompt(s) {', '.join(map(repr, unknown)) or '(none given)'} not in the cache; "
                     f"cached prompts: {', '.join(map(repr, cache.prompts))}"
                 )

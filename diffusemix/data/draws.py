@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 from typing import Sequence
 
+from ..errors import DiffuseMixError
 from ..recipe import Recipe, SampleRecord
 
 __all__ = ["draw_mix", "pick_slots", "MixDraw"]
@@ -70,7 +71,7 @@ def draw_mix(
         and λ (so the stream of draws does not depend on ``p``).
     """
     if not fractal_names:
-        raise ValueError("fractal_names is empty: a fractal set with at least one image is needed")
+        raise DiffuseMixError("fractal_names is empty: a fractal set with at least one image is needed")
     w = _words(seed, epoch, 0, key)
     augmented = w[0] * _SCALE < p
     layout = str(recipe.layouts[w[1] % len(recipe.layouts)])

@@ -8,7 +8,6 @@ project: a training A is bit-identical to the exporter's A for the same record.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import schema
 from ..engine import apply_record
+from ..errors import DiffuseMixError, SettingError
 from ..recipe import Recipe
 from .cache import Cache, CacheEntry, CacheError
 from .draws import MixDraw, draw_mix
@@ -59,20 +60,19 @@ def recipe_for_cache(cache: Cache, recipe: Recipe | None) -> Recipe:
     nothing), at the cache's size. A recipe given must have the cache's size.
     """
     if recipe is None:
-        mixing = cache.settings.get("mixing") or {}
+        made = cache.settings.get("recipe") or {}
         kw: dict[str, Any] = {"size": cache.size, "prompts": cache.prompts}
-        fields = {f.name for f in dataclasses.fields(Recipe)} - {"size", "prompts", "seed"}
-        kw.update({k: v for k, v in mixing.items() if k in fields})  # layouts, mask, seam, lam, ...
-        seed = (cache.settings.get("generation") or {}).get("seed")
-        if isinstance(seed, int):
-            kw["seed"] = seed
+        mixing = set(schema.fields_by_stage(Recipe, "mixing"))  # layouts, mask, seam, lam, arithmetic
+        kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in made.items() if k in mixing})
+        if isinstance(made.get("seed"), int):
+            kw["seed"] = made["seed"]
         return Recipe(**kw)
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a diffusemix.Recipe; got {type(recipe).__name__}")
     if recipe.size != cache.size:
-        raise ValueError(
-            f"Recipe.size {recipe.size} does not match the cache's {cache.size} px images; "
-            f"use recipe.replace(size={cache.size}) (I and Î are cached at that size)"
+        raise SettingError(
+            f"does not match the cache's {cache.size} px images", owner="Recipe", field="size", value=recipe.size,
+            hint=f"Use recipe.replace(size={cache.size}) (I and Î are cached at that size)",
         )
     return recipe
 
@@ -96,7 +96,7 @@ class SharedEpoch:
 
     def set(self, epoch: int) -> None:
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
+            raise DiffuseMixError(f"epoch must be an integer >= 0; got {epoch!r}")
         self._value[0] = int(epoch)
 
 
@@ -123,9 +123,9 @@ class Remixer:
         p: float,
     ) -> None:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"p (the probability that an item is augmented) must be in [0, 1]; got {p!r}")
+            raise DiffuseMixError(f"p (the probability that an item is augmented) must be in [0, 1]; got {p!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+            raise DiffuseMixError(f"seed must be an integer >= 0; got {seed!r}")
         self.cache, self.recipe, self.seed, self.p = cache, recipe, int(seed), float(p)
         self._fractals_arg = fractals
         self._set: FractalSet | None = fractals if _is_fractal_set(fractals) else None  # type: ignore[assignment]

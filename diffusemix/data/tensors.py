@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ..errors import DiffuseMixError
 
 __all__ = ["to_tensor"]
 
@@ -19,7 +20,7 @@ def to_tensor(image: Any) -> Any:
 
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"to_tensor expects an RGB uint8 image (H, W, 3); got {arr.dtype} {arr.shape}")
+        raise DiffuseMixError(f"to_tensor expects an RGB uint8 image (H, W, 3); got {arr.dtype} {arr.shape}")
     if not arr.flags.writeable:
         arr = arr.copy()
     return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..errors import EditorLoadError
+from ..errors import DiffuseMixError, EditorLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "DTYPE_NAMES",
     "PIPELINE_PARTS",
     "ModelSource",
     "resolve_device",
@@ -38,52 +37,12 @@ __all__ = [
     "SharedPipeline",
     "BatchOutOfMemory",
     "run_pipeline",
-    "check_positive_int",
-    "check_nonnegative_int",
-    "check_number",
 ]
-
-#: Accepted ``dtype`` names and the torch dtype each stands for.
-DTYPE_NAMES: dict[str, str] = {
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float32": "float32",
-    "fp32": "float32",
-    "float": "float32",
-}
 
 #: What a diffusers Stable Diffusion pipeline folder holds (``save_pretrained``).
 PIPELINE_PARTS: tuple[str, ...] = ("model_index.json", "unet/", "vae/", "text_encoder/", "tokenizer/", "scheduler/")
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-
-
-# ---------------------------------------------------------------------------
-# settings checks (ValueError naming the field and the value)
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-
-
-def check_nonnegative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-
-
-def check_number(name: str, value: Any, *, low: float, high: float | None = None, low_open: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and np.isfinite(value)
-    if ok:
-        ok = value > low if low_open else value >= low
-        if high is not None:
-            ok = ok and value <= high
-    if not ok:
-        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high is not None else "")
-        raise ValueError(f"{name} must be a number {bound}; got {value!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -157,16 +116,18 @@ def resolve_device(device: str | None) -> str:
 
 
 def resolve_dtype(dtype: str | None, device: str) -> str:
-    """The canonical dtype name: ``dtype`` if given, else the fastest for the
-    device (:func:`~diffusemix.editors.speed.auto_dtype`): float16 on CUDA,
-    bfloat16 on a CPU with native bf16 support, float32 otherwise."""
+    """The dtype's canonical name: ``dtype`` if given, else the default for the device
+    (:func:`~diffusemix.editors.speed.default_dtype`: float16 on CUDA, float32 elsewhere)."""
     if dtype is None or dtype == "auto":
-        from .speed import auto_dtype
+        from .speed import default_dtype
 
-        return auto_dtype(device)
-    if dtype not in DTYPE_NAMES:
-        raise EditorLoadError(f"dtype must be 'auto' or one of {', '.join(DTYPE_NAMES)}; got {dtype!r}")
-    return DTYPE_NAMES[dtype]
+        return default_dtype(device)
+    from .spec import DTYPE_ALIASES, DTYPE_CHOICES
+
+    dtype = DTYPE_ALIASES.get(dtype, dtype)
+    if dtype not in DTYPE_CHOICES:
+        raise EditorLoadError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}; got {dtype!r}")
+    return dtype
 
 
 # ---------------------------------------------------------------------------
@@ -227,12 +188,14 @@ def load_pipeline(
     label: str,
     device: str,
     dtype: str,
+    revision: str | None = None,
 ) -> Any:
     """``from_pretrained`` on ``source`` with the safety checker off, moved to
     ``device``, with every failure turned into an :class:`EditorLoadError`.
 
     A folder is read with ``local_files_only=True``; a hub id goes through the
-    Hugging Face cache (and the network, when it can be reached).
+    Hugging Face cache (and the network, when it can be reached), at
+    ``revision`` when given.
     """
     torch = _torch()
     kwargs: dict[str, Any] = {
@@ -242,6 +205,8 @@ def load_pipeline(
     }
     if source.kind == "folder":
         kwargs["local_files_only"] = True
+    elif revision is not None:
+        kwargs["revision"] = revision
     try:
         pipe = from_pretrained(source.ref, **kwargs)
     except EditorLoadError:
@@ -433,34 +398,52 @@ def run_pipeline(
 
 
 class DiffusersEditor:
-    """What the two diffusers editors share: model, settings, device, dtype and
-    the loaded pipeline (subclasses set ``name``, ``_label``, ``_settings_cls``
-    and implement ``load``, ``describe`` and ``edit``)."""
+    """What the diffusers editors share: the resolved spec, device, dtype and the
+    loaded pipeline (subclasses set ``name``, ``_label``, ``_default_model``,
+    ``defaults`` (their settings and default values) and implement ``load``,
+    ``describe`` and ``edit``).
+
+    Args:
+        spec: the request (``EditorSpec(name=...)`` with any settings); fields
+            left ``None`` take this editor's defaults. Settings the editor does
+            not have are refused (:class:`~diffusemix.errors.SettingError`).
+
+    Raises:
+        EditorLoadError: the device or dtype is not available (model loading
+            errors come from ``load()``).
+    """
 
     name: str
     is_diffusion = True
+    notice: str | None = None
     _label: str
-    _settings_cls: type
     _default_model: str
+    #: The editor's settings (EditorSpec fields) and their defaults.
+    defaults: dict[str, Any] = {}
+    #: Speed presets (``EditorSpec.speed``): the settings each one sets.
+    presets: dict[str, dict[str, Any]] = {}
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        settings: Any = None,
-        device: str | None = None,
-        dtype: str | None = None,
-    ) -> None:
-        self.model = model if model is not None else self._default_model
-        self.settings = settings if settings is not None else self._settings_cls()
-        if not isinstance(self.settings, self._settings_cls):
-            raise ValueError(f"settings must be {self._settings_cls.__name__}; got {type(self.settings).__name__}")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+    def __init__(self, spec: Any = None) -> None:
+        from .loading import resolve_spec
+
+        self.spec = resolve_spec(type(self), spec)
+        self.model: str = self.spec.model
         self._shared = SharedPipeline()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def device(self) -> str:
+        return str(self.spec.device)
+
+    @property
+    def dtype(self) -> str:
+        return str(self.spec.dtype)
+
+    @property
+    def max_retries(self) -> int:
+        return int(self.spec.max_retries)
 
     @property
     def loaded(self) -> bool:
@@ -474,9 +457,13 @@ class DiffusersEditor:
 
     def with_settings(self, **changes: Any) -> Any:
         """This editor with some settings changed (validated), sharing the
-        loaded pipeline and prompt cache: no second model is loaded."""
+        loaded pipeline and prompt cache: no second model is loaded. The model,
+        device and dtype cannot change (that is another editor)."""
+        fixed = sorted(set(changes) & {"name", "model", "revision", "device", "dtype"})
+        if fixed:
+            raise DiffuseMixError(f"with_settings cannot change {', '.join(fixed)}: load another editor")
         variant = copy.copy(self)
-        variant.settings = dataclasses.replace(self.settings, **changes)
+        variant.spec = self.spec.replace(**changes)
         return variant
 
     def load(self) -> None:  # pragma: no cover - overridden

@@ -12,8 +12,10 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import Cancelled, DiffuseMixError
 from ..functional import degenerate_reason
+from ..limits import MAX_SEED
+from .spec import EditorSpec
 
 __all__ = [
     "EditRequest",
@@ -75,16 +77,38 @@ class EditResult:
 
 @runtime_checkable
 class Editor(Protocol):
-    """What the engine, the exporter and the app need of an editor."""
+    """What the engine, the exporter, the app and replay use of an editor."""
 
     #: Short machine name: "instruct-pix2pix", "img2img" or "preview".
     name: str
     #: True for a real diffusion model, False for the weight-free preview.
     is_diffusion: bool
+    #: Every setting, resolved (the editor's defaults filled in): what its rows record.
+    spec: EditorSpec
+    #: Why this editor is in use when it stands in for another (the app's preview fallback), else None.
+    notice: str | None
+
+    @property
+    def device(self) -> str:
+        """Where it runs (``"cpu"``, ``"cuda:0"``, ...)."""
+        ...
+
+    @property
+    def max_retries(self) -> int:
+        """Times a blank output (or one a score rule rejects) is remade with a new recorded seed."""
+        ...
+
+    def load(self) -> None:
+        """Load the model now (idempotent; a model that cannot be loaded raises EditorLoadError)."""
+        ...
+
+    def with_settings(self, **changes: Any) -> "Editor":
+        """This editor with some settings changed (validated), sharing the loaded model."""
+        ...
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able description (name, model id or folder, device, dtype,
-        steps, guidance values...) written to manifests and shown in the app."""
+        """JSON-able description for people: ``summary`` (one line), ``name``, ``model``,
+        ``device``, ``dtype``, ``licence`` ... (the app's banner, the dry run, the summary)."""
         ...
 
     def edit(
@@ -107,36 +131,32 @@ def retry_seed(seed: int, attempt: int) -> int:
     Deterministic, so a retried sample is reproducible from its record.
     """
     if attempt < 0:
-        raise ValueError(f"attempt must be >= 0, got {attempt}")
+        raise DiffuseMixError(f"attempt must be >= 0, got {attempt}")
     if attempt == 0:
         return int(seed)
     ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(int(attempt),))
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-#: Seeds must fit a CPU ``torch.Generator`` and ``numpy.random.SeedSequence``.
-MAX_SEED = 2**64 - 1
-
-
 def check_requests(requests: Sequence[EditRequest]) -> None:
     """Raise ``ValueError`` naming the first request that cannot be edited.
 
     A request needs a uint8 (H, W, 3) image with H, W >= 1, a ``str`` prompt
-    and an integer seed in [0, 2**64 - 1].
+    and an integer seed in [0, MAX_SEED].
     """
     for k, r in enumerate(requests):
         if not isinstance(r, EditRequest):
-            raise ValueError(f"request {k} must be an EditRequest; got {type(r).__name__}")
+            raise DiffuseMixError(f"request {k} must be an EditRequest; got {type(r).__name__}")
         im = r.image
         if not isinstance(im, np.ndarray) or im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
             got = f"{im.dtype} array of shape {im.shape}" if isinstance(im, np.ndarray) else type(im).__name__
-            raise ValueError(f"request {k}: image must be a uint8 (H, W, 3) array; got {got}")
+            raise DiffuseMixError(f"request {k}: image must be a uint8 (H, W, 3) array; got {got}")
         if im.shape[0] < 1 or im.shape[1] < 1:
-            raise ValueError(f"request {k}: image is empty (shape {im.shape})")
+            raise DiffuseMixError(f"request {k}: image is empty (shape {im.shape})")
         if not isinstance(r.prompt, str):
-            raise ValueError(f"request {k}: prompt must be a str; got {type(r.prompt).__name__}")
+            raise DiffuseMixError(f"request {k}: prompt must be a str; got {type(r.prompt).__name__}")
         if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)) or not 0 <= int(r.seed) <= MAX_SEED:
-            raise ValueError(f"request {k}: seed must be an integer in [0, 2**64 - 1]; got {r.seed!r}")
+            raise DiffuseMixError(f"request {k}: seed must be an integer in [0, {MAX_SEED}]; got {r.seed!r}")
 
 
 #: ``generate(images, prompts, seeds, step)``: make one batch. ``images`` are

@@ -26,7 +26,6 @@ from ._diffusers_common import BatchOutOfMemory
 __all__ = [
     "AUTO",
     "WORKING_MEMORY",
-    "check_batch_size",
     "free_memory_bytes",
     "memory_needed",
     "auto_batch_size",
@@ -49,14 +48,6 @@ HEADROOM = 0.8
 _BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 logger = logging.getLogger("diffusemix")
-
-
-def check_batch_size(value: Any) -> None:
-    """``value`` is an integer >= 1 or ``"auto"`` (ValueError otherwise)."""
-    if value == AUTO and isinstance(value, str):
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"batch_size must be an integer >= 1 or 'auto'; got {value!r}")
 
 
 def free_memory_bytes(device: str) -> int:

@@ -14,82 +14,54 @@ errors work as in :mod:`diffusemix.editors.instruct_pix2pix`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import (
-    DiffusersEditor,
-    PromptCache,
-    check_nonnegative_int,
-    check_number,
-    check_positive_int,
-    load_pipeline,
-    locate_model,
-    run_pipeline,
-)
+from ._diffusers_common import DiffusersEditor, PromptCache, load_pipeline, locate_model, run_pipeline
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+from .batching import resolve_batch_size
+from .spec import EditorSpec
 
-__all__ = ["Img2ImgEditor", "Img2ImgSettings", "DEFAULT_IMG2IMG_MODEL"]
+__all__ = ["Img2ImgEditor", "DEFAULT_IMG2IMG_MODEL"]
 
 #: A Stable Diffusion 1.5 checkpoint (the maintained copy of runwayml's).
 DEFAULT_IMG2IMG_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-
-
-@dataclass(frozen=True)
-class Img2ImgSettings:
-    """How the img2img pipeline is run (DA-Fusion's values by default)."""
-
-    #: Scheduler steps for a full denoise; int(steps * strength) of them run.
-    steps: int = 50
-    #: How far the input is noised: 0 keeps it, 1 ignores it.
-    strength: float = 0.5
-    #: Text guidance (classifier-free); <= 1 turns guidance off (few-step models).
-    guidance_scale: float = 7.5
-    #: Images per pipeline call; lower it if the GPU runs out of memory.
-    batch_size: int = 8
-    #: Times a blank/near-constant output is remade with a new seed before it is reported.
-    max_retries: int = 2
-
-    def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_number("strength", self.strength, low=0.0, high=1.0, low_open=True)
-        check_number("guidance_scale", self.guidance_scale, low=0.0)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_int("max_retries", self.max_retries)
-        if self.denoising_steps < 1:
-            raise ValueError(
-                f"steps * strength must be at least 1 (int({self.steps} * {self.strength}) = 0 denoising steps);"
-                " raise steps or strength"
-            )
-
-    @property
-    def denoising_steps(self) -> int:
-        """The steps that actually run: ``min(int(steps * strength), steps)``."""
-        return min(int(self.steps * self.strength), self.steps)
 
 
 class Img2ImgEditor(DiffusersEditor):
     """Edits images with a Stable Diffusion img2img pipeline; see the module docstring.
 
     Args:
-        model: a Hugging Face Hub id or a local diffusers pipeline folder.
-        settings: steps, strength, guidance, batch size, retries.
-        device: ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``; ``None`` picks
-            CUDA, then mps, then CPU.
-        dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``; ``None`` picks
-            float16 on CUDA, float32 elsewhere.
+        spec: an :class:`~diffusemix.editors.spec.EditorSpec` (model, device,
+            dtype, steps, strength, guidance, batch size, retries); settings not
+            given take :attr:`defaults` (DA-Fusion's values).
 
     Raises:
+        SettingError: ``int(steps * strength)`` is 0 (no denoising step would run).
         EditorLoadError: as for :class:`InstructPix2PixEditor`.
     """
 
     name = "img2img"
-    _settings_cls = Img2ImgSettings
     _default_model = DEFAULT_IMG2IMG_MODEL
     _label = "Stable Diffusion img2img"
+    defaults = {
+        "steps": 50,  # scheduler steps for a full denoise; int(steps * strength) of them run
+        "strength": 0.5,  # how far the input is noised: 0 keeps it, 1 ignores it
+        "guidance_scale": 7.5,  # classifier-free guidance; <= 1 turns it off (few-step models)
+        "batch_size": 8,  # images per pipeline call
+        "max_retries": 2,  # blank outputs remade with a new recorded seed
+    }
+
+    def __init__(self, spec: EditorSpec | None = None) -> None:
+        super().__init__(spec)
+        _check_denoising(self.spec)
+
+    def with_settings(self, **changes: Any) -> "Img2ImgEditor":
+        variant = super().with_settings(**changes)
+        _check_denoising(variant.spec)
+        return variant
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -113,6 +85,7 @@ class Img2ImgEditor(DiffusersEditor):
                 label=self._label,
                 device=self.device,
                 dtype=self.dtype,
+                revision=self.spec.revision,
             )
             if isinstance(pipe, StableDiffusionImg2ImgPipeline):
                 device = pipe._execution_device
@@ -129,7 +102,7 @@ class Img2ImgEditor(DiffusersEditor):
             shared.pipe = pipe
 
     def describe(self) -> dict[str, Any]:
-        s = self.settings
+        s = self.spec
         d = {
             "name": self.name,
             "summary": (
@@ -141,7 +114,7 @@ class Img2ImgEditor(DiffusersEditor):
             "device": self.device,
             "dtype": self.dtype,
             "denoising_steps": s.denoising_steps,
-            **asdict(s),
+            "approximate": s.approximate,
         }
         pipe = self._shared.pipe
         if pipe is not None:
@@ -169,8 +142,10 @@ class Img2ImgEditor(DiffusersEditor):
         if not requests:
             return []
         self.load()
-        s, shared = self.settings, self._shared
+        s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
+        h, w = max((r.image.shape[:2] for r in requests), key=lambda hw: hw[0] * hw[1])
+        batch_size = resolve_batch_size(s.batch_size, device=self.device, dtype=self.dtype, height=h, width=w)
 
         def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
             if cache is not None:
@@ -185,7 +160,7 @@ class Img2ImgEditor(DiffusersEditor):
                     seeds,
                     step,
                     label=self._label,
-                    batch_size=s.batch_size,
+                    batch_size=batch_size,
                     num_inference_steps=s.steps,
                     strength=s.strength,
                     guidance_scale=s.guidance_scale,
@@ -195,12 +170,23 @@ class Img2ImgEditor(DiffusersEditor):
         return edit_in_batches(
             requests,
             generate,
-            batch_size=s.batch_size,
+            batch_size=batch_size,
             units_per_batch=s.denoising_steps,
             max_retries=s.max_retries,
             size_multiple=pipe.vae_scale_factor,
             progress=progress,
             cancel=cancel,
+        )
+
+
+def _check_denoising(spec: EditorSpec) -> None:
+    if spec.denoising_steps is not None and spec.denoising_steps < 1:
+        from ..schema import NO_VALUE, fail
+
+        raise fail(
+            spec, "steps",
+            f"times strength must be at least 1 (int({spec.steps} * {spec.strength}) = 0 denoising steps); raise steps"
+            " or strength", value=NO_VALUE,
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+from .spec import EditorSpec
 
 __all__ = ["PreviewEditor", "PREVIEW_STYLES", "preview_style", "apply_preview"]
 
@@ -305,28 +306,45 @@ class PreviewEditor:
     """Weight-free stand-in for a diffusion editor (see the module docstring).
 
     Args:
-        max_retries: how many times a degenerate output (e.g. from an all-black
-            input) is remade with a new seed before it is reported.
+        spec: ``EditorSpec(name="preview", max_retries=...)``: how many times a
+            degenerate output (e.g. from an all-black input) is remade with a
+            new seed before it is reported. The preview has no model, device,
+            precision or diffusion settings.
         notice: why this editor is in use, when it replaced a diffusion model
-            that could not be loaded (``load_editor("auto")`` sets it).
+            that could not be loaded (``load_editor("auto", fallback=True)`` sets it).
     """
 
     name = "preview"
     is_diffusion = False
     #: The plain description shown wherever the editor is named.
     SUMMARY = "preview (weight-free colour/texture filters, not a diffusion model)"
+    #: Its one setting.
+    defaults = {"max_retries": 2}
+    presets: dict[str, dict[str, Any]] = {}
 
-    def __init__(self, *, max_retries: int = 2, notice: str | None = None) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0; got {max_retries!r}")
-        self.max_retries = max_retries
+    def __init__(self, spec: EditorSpec | None = None, *, notice: str | None = None) -> None:
+        from .loading import resolve_spec
+
+        self.spec = resolve_spec(type(self), spec)
         self.notice = notice
 
     def __repr__(self) -> str:
         return f"PreviewEditor(max_retries={self.max_retries})"
 
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def max_retries(self) -> int:
+        return int(self.spec.max_retries)
+
     def load(self) -> None:
         """Nothing to load; here so every editor can be loaded the same way."""
+
+    def with_settings(self, **changes: Any) -> "PreviewEditor":
+        """The preview with another ``max_retries`` (its only setting)."""
+        return PreviewEditor(self.spec.replace(**changes), notice=self.notice)
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -335,7 +353,6 @@ class PreviewEditor:
             "is_diffusion": False,
             "model": None,
             "device": "cpu",
-            "max_retries": self.max_retries,
         }
         if self.notice:
             d["notice"] = self.notice

@@ -4,8 +4,9 @@ written into ``describe()`` (and so into every manifest row).
 Measured on the full-size InstructPix2Pix, CPU, 256 px (bench/bench_fullsize.py):
 
 - ``dtype``: bfloat16 weights about 2x float32 on CPUs with bf16 support
-  (chosen automatically there), float16 on CUDA. Approximate: one UNet
-  evaluation differs by about 1e-2 (relative) from float32.
+  (asked for by name, or by the ``fast`` preset), float16 on CUDA (the
+  default there). Approximate: one UNet evaluation differs by about 1e-2
+  (relative) from float32.
 - ``cache_interval``: DeepCache (the ``DeepCache`` package) reuses the UNet's
   deep features for ``cache_interval - 1`` steps out of every ``cache_interval``;
   about 1.9x at 2, 2.6x at 3. Approximate. 1 = off.
@@ -32,47 +33,23 @@ from typing import Any
 from ..errors import EditorLoadError
 
 __all__ = [
-    "VAE_CHOICES",
-    "DEFAULT_TINY_VAE",
     "APPROXIMATE_DTYPES",
-    "SPEED_PRESETS",
-    "preset_dtype",
-    "auto_dtype",
+    "default_dtype",
+    "fastest_dtype",
     "bf16_supported",
     "use_channels_last",
-    "check_speed_settings",
-    "approximate_levers",
     "load_tiny_vae",
     "pipeline_parts",
 ]
 
-#: ``vae`` setting: the pipeline's own VAE, or AutoencoderTiny (TAESD).
-VAE_CHOICES: tuple[str, ...] = ("full", "tiny")
-
-#: The tiny VAE for Stable Diffusion 1.x latents (what InstructPix2Pix uses).
-DEFAULT_TINY_VAE = "madebyollin/taesd"
-
 #: dtypes whose numbers differ from float32 beyond rounding.
 APPROXIMATE_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
 
-#: Editor settings named by ``--speed`` (``dtype`` is resolved per device by
-#: :func:`preset_dtype`). ``paper``: the reference code's settings (float16 on
-#: CUDA as the reference code, float32 elsewhere: exact). ``fast``: the largest
-#: measured speed-up; its images differ from the paper's settings.
-SPEED_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"steps": 100, "cache_interval": 1, "vae": "full"},
-    "fast": {"steps": 20, "cache_interval": 3, "vae": "tiny"},
-}
 
-
-def preset_dtype(preset: str, device: str) -> str:
-    """The dtype a speed preset uses on ``device``: the reference code's
-    (float16 on CUDA, else float32) for ``paper``, the fastest for ``fast``."""
-    if preset not in SPEED_PRESETS:
-        raise ValueError(f"unknown speed preset {preset!r}; choose one of {', '.join(SPEED_PRESETS)}")
-    if preset == "paper":
-        return "float16" if device.startswith("cuda") else "float32"
-    return auto_dtype(device)
+def default_dtype(device: str) -> str:
+    """The dtype ``auto`` stands for: float16 on CUDA (the authors' choice there), float32
+    elsewhere (exact; bfloat16 is asked for by name or by the ``fast`` preset)."""
+    return "float16" if device.startswith("cuda") else "float32"
 
 
 def bf16_supported() -> bool:
@@ -85,10 +62,10 @@ def bf16_supported() -> bool:
         return False
 
 
-def auto_dtype(device: str) -> str:
-    """float16 on CUDA; bfloat16 on a CPU with native bf16 support (about 2x
-    float32 there, approximate); float32 otherwise (float16 on CPU is over 25x
-    slower, and on Apple's mps it can give black images)."""
+def fastest_dtype(device: str) -> str:
+    """The ``fast`` preset's dtype: float16 on CUDA; bfloat16 on a CPU with native bf16
+    support (about 2x float32 there, approximate); float32 otherwise (float16 on CPU is over
+    25x slower, and on Apple's mps it can give black images)."""
     if device.startswith("cuda"):
         return "float16"
     if device == "cpu" and bf16_supported():
@@ -106,35 +83,6 @@ def use_channels_last(pipe: Any, device: str) -> bool:
 
     unet.to(memory_format=torch.channels_last)
     return True
-
-
-def check_speed_settings(cache_interval: Any, vae: Any, compile: Any, tiny_vae_model: Any) -> None:
-    """The levers' own checks (ValueError naming the setting and the value)."""
-    if isinstance(cache_interval, bool) or not isinstance(cache_interval, int) or cache_interval < 1:
-        raise ValueError(f"cache_interval must be an integer >= 1 (1 = off); got {cache_interval!r}")
-    if vae not in VAE_CHOICES:
-        raise ValueError(f"vae must be one of {', '.join(VAE_CHOICES)}; got {vae!r}")
-    if not isinstance(compile, bool):
-        raise ValueError(f"compile must be True or False; got {compile!r}")
-    if compile and cache_interval > 1:
-        raise ValueError(
-            "compile and cache_interval > 1 cannot be combined (DeepCache replaces the UNet's forward at every"
-            " call); choose one"
-        )
-    if not isinstance(tiny_vae_model, str) or not tiny_vae_model.strip():
-        raise ValueError(f"tiny_vae_model must be a Hub id or a folder; got {tiny_vae_model!r}")
-
-
-def approximate_levers(dtype: str, cache_interval: int, vae: str) -> list[str]:
-    """The settings that make numbers differ from the float32 reference beyond rounding."""
-    out = []
-    if dtype in APPROXIMATE_DTYPES:
-        out.append(dtype)
-    if cache_interval > 1:
-        out.append(f"DeepCache interval {cache_interval}")
-    if vae == "tiny":
-        out.append("tiny VAE")
-    return out
 
 
 def load_tiny_vae(model: str, *, device: str, dtype: str) -> Any:
@@ -155,7 +103,7 @@ def load_tiny_vae(model: str, *, device: str, dtype: str) -> Any:
     except OSError as exc:
         raise EditorLoadError(
             f"the tiny VAE {model!r} could not be loaded ({str(exc).splitlines()[0] if str(exc) else 'OSError'})."
-            f" Download it where the Hub is reachable (`hf download {DEFAULT_TINY_VAE} --local-dir DIR`) and pass"
+            f" Download it where the Hub is reachable (`hf download {model} --local-dir DIR`) and pass"
             " the folder as tiny_vae_model (--tiny-vae DIR), or use vae='full' (--vae full)."
         ) from exc
     except Exception as exc:

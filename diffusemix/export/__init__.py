@@ -13,9 +13,12 @@ scan → plan → run → write → collect, streaming, one module a step:
    calls the editor once per chunk, with a bounded number of chunks in flight.
 4. :mod:`.writer` mixes, encodes and writes each sample atomically and appends
    its row to the shard's journal last. :mod:`.settings` keeps the settings
-   an output folder was made with (``.diffusemix/run.json``).
-5. :mod:`.manifest` merges the journals into ``OUTPUT/metadata.jsonl`` in plan
+   an output folder was made with (run.json).
+5. :mod:`.manifest` merges the journals into the folder's manifest in plan
    order when every shard has finished; :mod:`.summary` reports the run.
+
+:mod:`.folder` alone knows the output folder's layout: every step, the
+cache reader, the report and the app read and write it through that module.
    :mod:`.replay` rebuilds any image from its row alone.
 
 :func:`export_dataset` (in :mod:`.run`) calls these steps in order. The
@@ -25,6 +28,7 @@ command line (``python -m diffusemix export``) is a thin shell over
 
 from __future__ import annotations
 
+from . import folder
 from .manifest import merge_manifests
 from .naming import prompt_slugs
 from .options import FORMATS, ExportOptions, detect_shard, parse_shard
@@ -35,6 +39,7 @@ from .scan import ImageEntry, InputScan, scan_input
 from .summary import ExportSummary
 
 __all__ = [
+    "folder",
     "ExportOptions",
     "ExportPlan",
     "ExportSummary",

@@ -6,19 +6,18 @@ import os
 from pathlib import Path
 
 from ..errors import DiffuseMixError
-from . import manifest
-from .naming import INPUTS_DIR
+from . import folder
 from .scan import InputScan, hidden
 
 
 def check_reserved(scan: InputScan, *, cache: bool = False) -> None:
-    reserved = {manifest.MANIFEST_NAME, manifest.ERRORS_NAME, "stages"} | ({INPUTS_DIR} if cache else set())
+    reserved = folder.reserved_names(cache=cache)
     for entry in scan.entries:
         top = entry.out_stem.split("/")[0].casefold()
         if top in reserved and "/" in entry.out_stem:
             raise DiffuseMixError(
-                f"class folder {top!r} would clash with the {'cache' if cache else 'export'}'s own {top!r}; "
-                "rename that class folder"
+                f"would clash with the {'cache' if cache else 'export'}'s own {top!r}", field=f"class folder {top!r}",
+                hint="Rename that class folder",
             )
 
 
@@ -46,9 +45,9 @@ def check_folders(input_dir: Path, output_dir: Path) -> None:
 
 def check_foreign_output(output_dir: Path) -> None:
     """Refuse a non-empty folder that diffusemix did not make (its files could be overwritten)."""
-    if not output_dir.is_dir() or manifest.read_settings(output_dir) is not None:
+    if not output_dir.is_dir() or folder.has_settings(output_dir):
         return
-    foreign = [c.name for c in os.scandir(output_dir) if not hidden(c.name) and c.name != "stages"]
+    foreign = [c.name for c in os.scandir(output_dir) if not hidden(c.name) and c.name != folder.STAGES_DIR]
     if foreign:
         raise DiffuseMixError(
             f"output folder {output_dir} is not empty and was not made by diffusemix export "

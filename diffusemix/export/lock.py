@@ -1,4 +1,4 @@
-"""One run at a time per output folder: a lock on ``OUTPUT/.diffusemix/lock``.
+"""One run at a time per output folder: a lock on the folder's lock file (:func:`.folder.lock_path`).
 
 A whole run (``--shard 0/1``) holds the lock alone. The shards of one export
 (``--shard I/N``, N > 1) share it, since they are made to work together; a
@@ -22,21 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiffuseMixError
-from .manifest import STATE_DIR, alive
+from . import folder
+from .folder import alive
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-LOCK_NAME = "lock"
-
 
 class OutputLock:
     """The lock of one output folder, held by this run from :meth:`acquire` to :meth:`release`."""
 
     def __init__(self, output_dir: Path, shard: tuple[int, int]) -> None:
-        self.path = output_dir / STATE_DIR / LOCK_NAME
+        self.path = folder.lock_path(output_dir)
         self.shard = shard
         self.shared = shard[1] > 1
         self._fd: int | None = None

@@ -1,9 +1,7 @@
-"""Output names: an image's output stem, a prompt's slug, a saved stage's path.
+"""Output names: an image's output stem and a prompt's slug.
 
-An output file is ``OUTPUT/<class>/<sub>/<stem>_<prompt slug>_<copy>.<ext>``;
-its saved stages (``--save-stages``) are PNGs at
-``OUTPUT/stages/<stage>/<same path>.png``. A cache (``--cache``) holds Î at
-the output file's path and I once per image at ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
+An output file is ``<class>/<sub>/<stem>_<prompt slug>_<copy>.<ext>`` inside
+the output folder (where its stages and a cache's I go: :mod:`.folder`).
 """
 
 from __future__ import annotations
@@ -12,9 +10,6 @@ import hashlib
 import re
 from pathlib import Path
 from typing import Sequence
-
-#: Stages written by ``save_stages`` (all but A, which is the output itself).
-SAVED_STAGES: tuple[str, ...] = ("input", "generated", "mask", "hybrid", "fractal")
 
 
 def short_hash(text: str, n: int = 8) -> str:
@@ -62,16 +57,3 @@ def prompt_slugs(prompts: Sequence[str]) -> dict[str, str]:
     for s in raw.values():
         counts[s] = counts.get(s, 0) + 1
     return {p: (s if counts[s] == 1 else f"{s}-{short_hash(p, 6)}") for p, s in raw.items()}
-
-
-#: A cache's folder of I, once per input image: ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
-INPUTS_DIR = "inputs"
-
-
-def cache_input_name(out_stem: str, extension: str) -> str:
-    """Where a cache keeps an image's I, relative to OUTPUT (POSIX)."""
-    return f"{INPUTS_DIR}/{out_stem}{extension}"
-
-
-def stage_path(out: Path, stage: str, file_name: str) -> Path:
-    return out / "stages" / stage / Path(file_name).with_suffix(".png")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from .. import schema
+from ..errors import SettingError
+from ..schema import check_fields, fail, register, setting
+
+__all__ = ["ExportOptions", "FORMATS", "CACHE_FORMATS", "parse_shard", "detect_shard"]
 
 #: Output formats and their file extensions (BMP: uncompressed, the fastest to read back; a cache's default).
 FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp"}
@@ -15,90 +20,95 @@ FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp"}
 CACHE_FORMATS: tuple[str, ...] = ("bmp", "png")
 
 
-def _opt_err(name: str, value: Any, what: str) -> ValueError:
-    return ValueError(f"ExportOptions.{name} {what}; got {value!r}")
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → (I, N) with 0 <= I < N."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if m is None:
+        raise SettingError("must look like I/N, e.g. 0/2 for the first of two shards", owner="ExportOptions",
+                           field="shard", value=text)
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= i < n:
+        raise SettingError("needs N >= 1 and 0 <= I < N (shards count from 0)", owner="ExportOptions",
+                           field="shard", value=text)
+    return i, n
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
+@register
 @dataclass(frozen=True)
 class ExportOptions:
-    """How an export is written (the method's settings are the :class:`Recipe`)."""
+    """How an export is written (the method's settings are the :class:`Recipe`, the editor's the ``EditorSpec``)."""
 
-    # Output file format: "png" (lossless, an export's default), "jpeg", or "bmp"
-    # (uncompressed, a cache's default: decoding it costs a tenth of a PNG's).
-    format: str | None = None
-    # JPEG quality, 1..100 (ignored for PNG).
-    quality: int = 95
-    # Also write I, Î, M, H, F as PNG under OUTPUT/stages/<stage>/<same path>.
-    save_stages: bool = False
-    # Read Î from OUTPUT/stages/generated/... where saved instead of calling the editor.
-    reuse_generated: bool = False
-    # This process's share of the work: samples k with k % shard_count == shard_index.
-    shard_index: int = 0
-    shard_count: int = 1
-    # Samples per editor call.
-    batch_size: int = 8
-    # CPU threads for decoding, and as many again for mixing, encoding and writing.
-    workers: int = 2
-    # Make a cache for training instead of an export: only what is costly, I
-    # (once per image, under OUTPUT/inputs/) and Î, no mixing; diffusemix.data
-    # re-mixes A from it every epoch.
-    cache: bool = False
+    format: str | None = setting(
+        None, choices=tuple(FORMATS), optional=True, stage="mixing", label="Format",
+        help="file format: png (an export's default), jpeg, or bmp (uncompressed; a cache's default)",
+    )
+    quality: int = setting(95, kind="int", low=1, high=100, metavar="Q", stage="mixing", label="JPEG quality",
+                           help="JPEG quality 1..100")
+    save_stages: bool = setting(
+        False, kind="bool", stage="run", label="Also save the stages I, Î, M, H, F",
+        help="also write I, Î, M, H, F as PNG beside the dataset (stages/<stage>/<class>/<file>)",
+    )
+    reuse_generated: bool = setting(
+        False, kind="bool", stage="run", label="Reuse generated",
+        help="read Î from the saved stages where saved instead of running the editor (also allows re-mixing with"
+        " new mask/λ/fractal settings)",
+    )
+    cache: bool = setting(
+        False, kind="bool", stage="mixing", label="Cache",
+        help="make a cache for training instead: only I (once per image) and Î, no mixing;"
+        " diffusemix.data.DiffuseMixDataset re-mixes A from it every epoch",
+    )
+    shard: tuple[int, int] = setting(
+        (0, 1), parse=parse_shard, metavar="I/N", stage="run", label="Shard",
+        help="do only shard I of N (0-based); shards never write the same file and merge when all finish",
+    )
+    chunk_size: int | None = setting(
+        None, kind="int", low=1, high=4096, optional=True, metavar="N", stage="run", label="Chunk size",
+        default_text="the editor's batch size, or 8",
+        help="samples handed to the editor at once, the unit of decoding ahead, writing and resuming",
+    )
+    workers: int = setting(2, kind="int", low=1, high=64, metavar="N", stage="run", label="Workers",
+                           help="CPU threads for decoding, and as many for mixing, encoding and writing")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cache, bool):
-            raise _opt_err("cache", self.cache, "must be True or False")
         fmt = self.format.lower() if isinstance(self.format, str) else self.format
         if fmt is None:
-            fmt = "bmp" if self.cache else "png"
-        if fmt == "jpg":
-            fmt = "jpeg"
-        if fmt not in FORMATS:
-            raise _opt_err("format", self.format, f"must be one of {', '.join(FORMATS)}")
-        object.__setattr__(self, "format", fmt)
-        if not _is_int(self.quality) or not 1 <= self.quality <= 100:
-            raise _opt_err("quality", self.quality, "must be an integer in [1, 100]")
-        for name in ("save_stages", "reuse_generated"):
-            if not isinstance(getattr(self, name), bool):
-                raise _opt_err(name, getattr(self, name), "must be True or False")
-        if self.cache and fmt not in CACHE_FORMATS:
-            raise _opt_err("format", self.format, f"must be one of {', '.join(CACHE_FORMATS)} for a cache (lossless)")
+            fmt = "bmp" if self.cache is True else "png"
+        object.__setattr__(self, "format", "jpeg" if fmt == "jpg" else fmt)
+        if isinstance(self.shard, list):
+            object.__setattr__(self, "shard", tuple(self.shard))
+        check_fields(self)
+        sh = self.shard
+        if (
+            not isinstance(sh, tuple) or len(sh) != 2 or not all(schema.is_int(v) for v in sh)
+            or sh[1] < 1 or not 0 <= sh[0] < sh[1]
+        ):
+            raise fail(self, "shard", "must be (I, N) with N >= 1 and 0 <= I < N")
+        object.__setattr__(self, "shard", (int(sh[0]), int(sh[1])))
+        if self.cache and self.format not in CACHE_FORMATS:
+            raise fail(self, "format", f"must be one of {', '.join(CACHE_FORMATS)} for a cache (lossless)")
         if self.cache and (self.save_stages or self.reuse_generated):
-            raise _opt_err(
-                "cache",
-                self.cache,
-                "cannot go with save_stages or reuse_generated: a cache keeps I and Î and mixes nothing",
+            raise fail(
+                self, "cache", "cannot go with save_stages or reuse_generated: a cache keeps I and Î and mixes nothing"
             )
-        if not _is_int(self.shard_count) or self.shard_count < 1:
-            raise _opt_err("shard_count", self.shard_count, "must be an integer >= 1")
-        if not _is_int(self.shard_index) or not 0 <= self.shard_index < self.shard_count:
-            raise _opt_err("shard_index", self.shard_index, f"must be an integer in [0, {self.shard_count - 1}]")
-        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= 4096:
-            raise _opt_err("batch_size", self.batch_size, "must be an integer in [1, 4096]")
-        if not _is_int(self.workers) or not 1 <= self.workers <= 64:
-            raise _opt_err("workers", self.workers, "must be an integer in [1, 64]")
+
+    def replace(self, **changes: Any) -> "ExportOptions":
+        return dataclasses.replace(self, **changes)
 
     @property
-    def shard(self) -> tuple[int, int]:
-        return (int(self.shard_index), int(self.shard_count))
+    def shard_index(self) -> int:
+        return self.shard[0]
+
+    @property
+    def shard_count(self) -> int:
+        return self.shard[1]
 
     @property
     def extension(self) -> str:
         return FORMATS[self.format]  # type: ignore[index]
 
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` → (I, N) with 0 <= I < N; a ValueError that says the syntax otherwise."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if m is None:
-        raise ValueError(f"--shard must look like I/N, e.g. 0/2 for the first of two shards; got {text!r}")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard I/N needs N >= 1 and 0 <= I < N (shards count from 0); got {text!r}")
-    return i, n
+    def to_dict(self) -> dict[str, Any]:
+        return schema.to_dict(self)
 
 
 _ACCELERATE_ENV = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND", "ACCELERATE_USE_CPU")

@@ -3,8 +3,8 @@
 The plan is images by (class, path), then the recipe's prompts, then copies.
 Sample ``k`` of the plan belongs to shard ``k % N``, so shards balance and
 never share a file. A shard's samples are cut into fixed chunks of
-``batch_size`` (the same chunks on every run, so a resumed run makes the same
-editor batches as an uninterrupted one).
+:func:`chunk_size` samples (the same chunks on every run, so a resumed run
+makes the same editor batches as an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..recipe import Recipe, SampleRecord, draw, draw_prompts
-from . import manifest
+from . import folder
 from .checks import check_folders, check_reserved
 from .naming import prompt_slugs
 from .options import ExportOptions
@@ -45,7 +45,10 @@ def iter_samples(
     i, n = options.shard
     slugs = prompt_slugs(recipe.prompts)
     ext = options.extension
-    placeholder = SampleRecord("", "", 0, "left", recipe.mask, 0, 0.0, "", 0, recipe.size)
+    placeholder = SampleRecord(
+        source="", prompt="", copy=0, layout="left", mask=recipe.mask, seam=0, lam=0.0, fractal="", seed=0, attempts=1,
+        size=recipe.size, resize=recipe.resize, arithmetic=recipe.arithmetic,
+    )
     for idx, entry in enumerate(scan.entries):
         first = idx * spi
         js = [j for j in range(spi) if (first + j) % n == i]
@@ -58,6 +61,17 @@ def iter_samples(
             copy = j % recipe.images_per_prompt
             rec = records[j] if records is not None else placeholder
             yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
+
+
+#: Samples per chunk when neither the options nor the editor say (the preview has no batch).
+DEFAULT_CHUNK = 8
+
+
+def chunk_size(options: ExportOptions, batch_size: int | str | None) -> int:
+    """Samples per chunk: ``options.chunk_size``, else the editor's batch size (a number), else 8."""
+    if options.chunk_size is not None:
+        return int(options.chunk_size)
+    return int(batch_size) if isinstance(batch_size, int) else DEFAULT_CHUNK
 
 
 def chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
@@ -174,7 +188,7 @@ def plan_export(
     mine = count_for_shard(total, options.shard)
     done = 0
     if out.is_dir():
-        finished = {r["file_name"] for r in manifest.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
+        finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
         if finished:
             for s in iter_samples(scan, recipe, None, options):
                 done += s.file_name in finished

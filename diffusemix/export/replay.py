@@ -11,13 +11,13 @@ the same kind of device: diffusion models are only reproducible there).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import DiffuseMixError, RecordError
 from ..recipe import SampleRecord
+from .folder import resolve_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import Editor
@@ -31,22 +31,14 @@ def editor_from_row(row: Mapping[str, Any], *, device: str | None = None) -> "Ed
     """The editor a row names, with the settings it records (the model loads lazily).
 
     Raises:
-        ValueError: the row names no known editor, or its settings are not JSON.
+        SettingError: the row names no known editor, or its settings are not JSON.
     """
-    from ..editors import Img2ImgSettings, InstructPix2PixSettings, load_editor
+    from ..editors import EditorSpec, load_editor
 
-    name = str(row.get("editor") or "")
-    try:
-        described = json.loads(row.get("editor_settings") or "{}")
-    except (TypeError, ValueError):
-        raise ValueError(f"row {row.get('file_name')!r}: editor_settings is not JSON; was it written by diffusemix?")
-    names = {f.name for f in dataclasses.fields(InstructPix2PixSettings)}
-    names |= {f.name for f in dataclasses.fields(Img2ImgSettings)}
-    names.discard("batch_size")  # how many at once does not change pixels
-    settings = {k: v for k, v in described.items() if k in names}
-    if name == "preview":
-        return load_editor("preview", **settings)
-    return load_editor(name, model=described.get("model"), dtype=described.get("dtype"), device=device, **settings)
+    spec = EditorSpec.from_row(row)
+    if device is not None and spec.name != "preview":
+        spec = spec.replace(device=device)
+    return load_editor(spec)
 
 
 def replay_row(
@@ -59,14 +51,21 @@ def replay_row(
     """The six stages of one exported sample, rebuilt from its row.
 
     Args:
-        row: a row of ``metadata.jsonl``.
+        row: a row of the export's manifest.
         input_dir: the export's INPUT folder (the row's ``source`` is relative to it).
         fractals: the fractal set the export used.
         editor: the editor to use (default: :func:`editor_from_row`).
+
+    Raises:
+        RecordError: a row without the record's fields, or whose ``source`` leaves ``input_dir``.
     """
     from ..engine import replay
     from ..images import load_image, prepare
 
-    record = SampleRecord.from_dict(row)
-    image = prepare(load_image(Path(input_dir) / str(row["source"])), record.size, resize=record.resize)  # type: ignore[arg-type]
+    try:
+        record = SampleRecord.from_dict(row)
+    except DiffuseMixError as e:
+        raise RecordError(f"is not a diffusemix record ({e})", field=e.field) from None
+    path = resolve_in(Path(input_dir), row.get("source"), what="source")
+    image = prepare(load_image(path), record.size, resize=record.resize)  # type: ignore[arg-type]
     return replay(record, image, editor if editor is not None else editor_from_row(row), fractals)

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
-from . import manifest
+from . import folder, manifest
 from .checks import check_folders, check_foreign_output, check_reserved
+from .folder import DEGENERATE_KEY, REJECTED_KEY
 from .lock import OutputLock
-from .manifest import DEGENERATE_KEY, REJECTED_KEY
 from .options import ExportOptions
-from .plan import chunks, count_for_shard, iter_samples
+from .plan import chunk_size, chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
-from .settings import adopt_settings, editor_settings_text, run_fields, run_settings
+from .settings import adopt_settings, run_fields, run_settings
 from .stream import Progress, Stream
 from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
 from .writer import Writer
@@ -60,7 +60,7 @@ def export_dataset(
         recipe: the method's settings.
         editor: makes Î (``diffusemix.editors.load_editor``).
         fractals: the set F is drawn from.
-        options: format, shard, batch size, workers, stages.
+        options: format, shard, chunk size, workers, stages.
         progress: ``progress(done, total)`` over this run's samples.
         cancel: anything with ``is_set()``; the run stops after the current
             chunk and can be resumed.
@@ -82,20 +82,19 @@ def export_dataset(
         ValueError: a score rule without a scorer that can apply it.
     """
     t0 = time.perf_counter()
+    _check_arguments(recipe, editor, fractals, options)
     inp, out = Path(input_dir), Path(output_dir)
     shard = options.shard
-    tag = manifest.temp_tag(shard)
+    tag = folder.temp_tag(shard)
 
     # 1. scan and check everything before any work
     scan = scan_input(inp)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache)
     if not fractals.names:
-        raise DiffuseMixError("the fractal set has no images; pass a folder of fractal images")
+        raise DiffuseMixError("has no images; pass a folder of fractal images", field="the fractal set")
     check_foreign_output(out)
-    load = getattr(editor, "load", None)
-    if callable(load):  # a model that cannot be loaded stops the run here, before run.json or any file is written
-        load()
+    editor.load()  # a model that cannot be loaded stops the run here, before run.json or any file is written
     rule = score_rule if score_rule is not None else ScoreRule()
     if scorer is not None and not scorer.available:
         scorer = None
@@ -103,24 +102,21 @@ def export_dataset(
         rule.check_scorer(NoScorer("no scorer was given"))
     else:
         rule.check_scorer(scorer)
-    settings = run_settings(scan, recipe, editor, fractals, options, scoring=_scoring_settings(scorer, rule))
+    settings = run_settings(scan, recipe, editor, fractals, options, scorer=scorer, rule=rule)
 
     # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
     lock = OutputLock(out, shard)
     try:
         remix = _open_output(out, settings, options, tag, lock)
         finished, orphans = _record_plan(out, scan, recipe, options, tag)
-        journal = manifest.Journal(manifest.journal_path(out, shard))
-        writer = Writer(
-            out, options, fractals, journal, editor.name, editor_settings_text(settings), tag, remix,
-            run_fields=run_fields(settings),
-        )
+        journal = folder.Journal(folder.journal_path(out, shard))
+        writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
 
         # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
         total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)
         bar = Progress(total, shard, progress, bar=progress_bar)
         stream = Stream(
-            chunks(iter_samples(scan, recipe, fractals.names, options), options.batch_size),
+            chunks(iter_samples(scan, recipe, fractals.names, options), chunk_size(options, editor.spec.batch_size)),
             out=out,
             recipe=recipe,
             editor=editor,
@@ -175,22 +171,28 @@ def export_dataset(
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
         editor=str(editor.describe().get("summary") or editor.name),
-        preview=not getattr(editor, "is_diffusion", True),
+        preview=not editor.is_diffusion,
     )
 
 
 _CACHE_NOTE = [
-    "a cache: I (inputs/) and the generated images, nothing mixed; train on it with "
+    f"a cache: I ({folder.INPUTS_DIR}/) and the generated images, nothing mixed; train on it with "
     "diffusemix.data.DiffuseMixDataset(OUTPUT), which re-mixes A every epoch"
 ]
 
 
-def _scoring_settings(scorer: "Scorer | None", rule: "ScoreRule") -> dict[str, Any] | None:
-    """What scores and filters Î (part of what makes the output), or None without a scorer."""
-    if scorer is None:
-        return None
-    d = {k: v for k, v in scorer.describe().items() if k not in ("device", "summary", "batch_size")}
-    return {**d, "rule": rule.describe()}
+def _check_arguments(recipe: Any, editor: Any, fractals: Any, options: Any) -> None:
+    """The library's arguments, named when they are not what they must be (before any work)."""
+    from ..editors.base import Editor
+
+    for name, value, cls in (("recipe", recipe, Recipe), ("options", options, ExportOptions)):
+        if not isinstance(value, cls):
+            raise DiffuseMixError(f"must be a {cls.__name__}", field=name, value=type(value).__name__)
+    if not isinstance(editor, Editor):
+        raise DiffuseMixError("must be an editor (diffusemix.load_editor(...))", field="editor",
+                              value=type(editor).__name__)
+    if not hasattr(fractals, "names") or not hasattr(fractals, "load"):
+        raise DiffuseMixError("must be a FractalSet", field="fractals", value=type(fractals).__name__)
 
 
 def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
@@ -213,9 +215,9 @@ def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, ta
         lock.acquire()
         remix = adopt_settings(out, settings, options, tag, lock)
     except PermissionError as e:
-        raise DiffuseMixError(f"output folder {out} cannot be written: {e.strerror or e}") from None
-    manifest.clean_temp_files(out, options.shard)
-    manifest.clear_shard_state(out, options.shard)
+        raise DiffuseMixError(f"cannot be written: {e.strerror or e}", field=f"output folder {out}") from None
+    folder.clean_temp_files(out, options.shard)
+    folder.clear_shard_state(out, options.shard)
     return remix
 
 
@@ -224,14 +226,14 @@ def _record_plan(
 ) -> tuple[dict[str, bool], int]:
     """Write the whole plan's file names; return the planned samples earlier runs finished
     (file name -> True made / False degenerate) and how many journal rows are no longer planned."""
-    whole = dataclasses.replace(options, shard_index=0, shard_count=1)
+    whole = options.replace(shard=(0, 1))
     planned = [s.file_name for s in iter_samples(scan, recipe, None, whole)]
-    manifest.write_plan(out, planned, tag=tag)
+    folder.write_plan(out, planned, tag=tag)
     planned_set = set(planned)
     del planned
     finished: dict[str, bool] = {}
     orphans: set[str] = set()
-    for row in manifest.read_journal_rows(out):
+    for row in folder.read_journal_rows(out):
         name = row.get("file_name")
         if isinstance(name, str):
             if name not in planned_set:
@@ -247,11 +249,11 @@ def _collect(
     """Mark this shard done; when no shard is pending, write metadata.jsonl and errors.jsonl."""
     errors = [{"source": s, "kind": "unreadable", "reason": r} for s, r in failed]
     errors += [{"source": s, "kind": "ignored", "reason": r} for s, r in scan.ignored]
-    manifest.write_done_marker(out, shard, {"shard": list(shard), "errors": errors, "made": made}, tag=tag)
+    folder.write_done_marker(out, shard, {"shard": list(shard), "errors": errors, "made": made}, tag=tag)
     rows, errs, pend = manifest.collect(out)
     pending = list(pend or [])
     if pending:
         return None, pending
-    path = manifest.write_manifest(out, rows, errs, tag=tag)
-    manifest.clean_temp_files(out)
+    path = folder.write_manifest(out, rows, errs, tag=tag)
+    folder.clean_temp_files(out)
     return path, pending

@@ -9,7 +9,6 @@ dataset.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..errors import Cancelled, ImageError
 from ..recipe import Recipe, SampleRecord
 from ..scoring.base import Score, ScoreRule
 from ..scoring.filter import generate_scored
-from .naming import SAVED_STAGES, cache_input_name, stage_path
+from .folder import SAVED_STAGES, cache_input_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .scan import input_file_problem
@@ -90,7 +89,7 @@ def decode_chunk(
         try:
             images[src] = prepare(load_image(s.entry.path), recipe.size, resize=recipe.resize)  # type: ignore[arg-type]
         except ImageError as e:
-            images[src] = str(e)
+            images[src] = e.reason  # the source is shown beside it
         except (OSError, ValueError) as e:  # anything else Pillow or the disk may raise
             images[src] = f"cannot be used: {e}"
         except MemoryError:  # this image alone: the rest of the chunk goes on
@@ -103,12 +102,6 @@ def decode_chunk(
                 if got is not None:
                     reused[s.file_name] = got
     return images, reused
-
-
-def _reason(message: str) -> str:
-    """An ImageError message without its leading "image '<path>'" (the source is shown beside it)."""
-    m = re.match(r"^image '.*?' (.*)$", message, flags=re.S)
-    return m.group(1) if m else message
 
 
 class Stream:
@@ -223,7 +216,7 @@ class Stream:
         for s in chunk:
             got = images[s.entry.source]
             if isinstance(got, str):
-                self.failed.setdefault(s.entry.source, _reason(got))
+                self.failed.setdefault(s.entry.source, got)
             else:
                 live.append(s)
         n_dead = len(chunk) - len(live)
@@ -296,7 +289,7 @@ class Stream:
             pairs,  # type: ignore[arg-type]
             scorer=self.scorer,
             rule=self.rule,
-            max_retries=editor_max_retries(self.editor),
+            max_retries=self.editor.max_retries,
             labels=[s.entry.label for s in jobs],
             cancel=self.cancel,
         )
@@ -331,12 +324,3 @@ class Stream:
     def score_stats(self) -> dict[str, tuple[float, int, int]]:
         """Per prompt, for this run: (mean score, Î scored, Î dropped for their score)."""
         return {p: (float(np.mean(v)), len(v), d[0]) for p, (v, d) in self._scores.items()}
-
-
-def editor_max_retries(editor: "Editor") -> int:
-    """The editor's ``max_retries`` (blank outputs; also used for low scores)."""
-    settings = getattr(editor, "settings", None)
-    value = getattr(settings, "max_retries", None)
-    if value is None:
-        value = getattr(editor, "max_retries", 2)
-    return int(value)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import manifest
+from . import folder
 from .scan import InputScan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,9 @@ class ExportSummary:
     def images_per_second(self) -> float:
         return self.made / self.seconds if self.seconds > 0 else 0.0
 
-    def format(self) -> str:
+    def format(self, *, resume_hint: bool = True) -> str:
+        """The summary as text; ``resume_hint=False`` leaves out how to resume from the command line
+        (a shell that resumes its own way, such as the app)."""
         head = "DiffuseMix export " + ("cancelled" if self.cancelled else "finished")
         head += f" in {self.seconds:.1f} s"
         if self.shard[1] > 1:
@@ -79,7 +81,7 @@ class ExportSummary:
             for p, (mean, n, dropped) in self.scores.items():
                 lines.append(f"    {p:<{width}}  mean score {mean:.3f}  dropped {dropped}/{n} ({dropped / n:.0%})")
         if self.failed or self.degenerate or self.ignored or self.rejected:
-            lines.append(f"  errors listed in: {self.output_dir / manifest.ERRORS_NAME}")
+            lines.append(f"  errors listed in: {folder.errors_path(self.output_dir)}")
         lines.append(f"  labels:           {labels}")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
@@ -89,7 +91,8 @@ class ExportSummary:
         if self.manifest is not None:
             lines.append(f"  manifest:         {self.manifest}")
         elif self.cancelled:
-            lines.append("  manifest:         not written; run the same command again to resume")
+            lines.append("  manifest:         not written" + ("; run the same command again to resume" if resume_hint
+                                                               else ""))
         else:
             waiting = ", ".join(f"{i}/{n}" for i, n in self.pending_shards)
             lines.append(
@@ -99,7 +102,8 @@ class ExportSummary:
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
-    __str__ = format
+    def __str__(self) -> str:
+        return self.format()
 
 
 #: Folder names that Hugging Face ``datasets`` reads as split names.
@@ -117,7 +121,7 @@ def split_name_note(scan: InputScan, out: Path) -> list[str]:
         return []
     note = (
         f"class folder(s) {', '.join(clash)} look like split names to Hugging Face datasets; load with "
-        f"load_dataset('imagefolder', data_files={{'train': ['{out}/metadata.jsonl', '{out}/**']}}) "
+        f"load_dataset('imagefolder', data_files={{'train': ['{folder.manifest_path(out)}', '{out}/**']}}) "
         "instead of data_dir"
     )
     return [note]
@@ -130,7 +134,7 @@ def orphans_note(orphans: int) -> list[str]:
     return [
         f"{orphans} earlier output file(s) no longer match an input image (inputs removed or renamed,"
         " or names changed by a new file with the same stem); they stay on disk but are left out of"
-        f" {manifest.MANIFEST_NAME}"
+        f" {folder.MANIFEST_NAME}"
     ]
 
 

@@ -22,9 +22,8 @@ import numpy as np
 from ..engine import apply_record
 from ..recipe import SampleRecord
 from ..scoring.base import Score
-from . import manifest
-from .manifest import DEGENERATE_KEY, REJECTED_KEY
-from .naming import SAVED_STAGES, cache_input_name, stage_path
+from . import folder
+from .folder import DEGENERATE_KEY, MIXING_COLUMNS, REJECTED_KEY, SAVED_STAGES, cache_input_name, stage_path
 from .options import FORMATS, ExportOptions
 from .plan import Sample
 
@@ -83,67 +82,44 @@ class Writer:
         out: Path,
         options: ExportOptions,
         fractals: "FractalSet",
-        journal: manifest.Journal,
-        editor_name: str,
-        editor_settings: str,
+        journal: folder.Journal,
         tag: str,
         remix: bool,
         *,
-        run_fields: dict[str, Any] | None = None,
+        run_fields: dict[str, Any],
     ) -> None:
         self.out, self.options, self.fractals, self.journal = out, options, fractals, journal
-        self.editor_name, self.editor_settings, self.tag, self.remix = editor_name, editor_settings, tag, remix
-        self.run_fields = dict(run_fields or {})
+        self.tag, self.remix = tag, remix
+        self.run_fields = dict(run_fields)
         self._made_dirs: set[Path] = set()
         self._lock = threading.Lock()
         # a cache's I files being written or written in this run: the first sample of an
         # image writes its I, the others wait for it (bounded: samples of an image are adjacent)
         self._inputs: OrderedDict[Path, threading.Event] = OrderedDict()
 
-    def _mkdir(self, folder: Path) -> None:
-        if folder in self._made_dirs:
+    def _mkdir(self, path: Path) -> None:
+        if path in self._made_dirs:
             return
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            manifest.check_disk_full(e, folder)
+            folder.check_disk_full(e, path)
             raise
         with self._lock:
-            self._made_dirs.add(folder)
+            self._made_dirs.add(path)
 
     def _put(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
-        manifest.atomic_write(path, data, tag=self.tag)
+        folder.atomic_write(path, data, tag=self.tag)
 
     def row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
-        """The sample's manifest row: everything that made its image, enough to replay it alone."""
-        return {
-            "file_name": s.file_name,
-            "label": s.entry.label,
-            "source": s.entry.source,
-            "prompt": rec.prompt,
-            "copy": rec.copy,
-            "layout": rec.layout,
-            "mask": rec.mask,
-            "seam": rec.seam,
-            "lam": rec.lam,
-            "fractal": rec.fractal,
-            "seed": rec.seed,
-            "attempts": rec.attempts,
-            "size": rec.size,
-            "resize": rec.resize,
-            "arithmetic": rec.arithmetic,
-            "prompts_per_image": self.run_fields.get("prompts_per_image"),
-            "editor": self.editor_name,
-            "editor_settings": self.editor_settings,
-            "model_revision": self.run_fields.get("model_revision"),
-        }
+        """The sample's journal row: everything that made its image, enough to replay it alone:
+        its file, its class, its record and the run's fields (the manifest adds the class index)."""
+        return {"file_name": s.file_name, "class_name": s.entry.label, **rec.to_dict(), **self.run_fields}
 
     def cache_row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
         """A cache's row: Î is ``file_name``, I is ``input_file_name``; no mixing fields."""
-        row = self.row(s, rec)
-        for k in ("layout", "mask", "seam", "lam", "fractal", "arithmetic"):
-            del row[k]
+        row = {k: v for k, v in self.row(s, rec).items() if k not in MIXING_COLUMNS}
         return {"file_name": row.pop("file_name"), "input_file_name": self.input_name(s), **row}
 
     def input_name(self, s: Sample) -> str:

@@ -19,8 +19,9 @@ from typing import Callable, Literal, Sequence, get_args
 
 import numpy as np
 
-from ..errors import FractalError
+from ..errors import DiffuseMixError, FractalError
 from .chaos import draw_flame, draw_ifs
+from ..limits import MAX_SIZE
 from .colour import LUMA, to_uint8
 from .escape import draw_julia, draw_mandelbrot, draw_newton
 
@@ -31,7 +32,6 @@ FractalKind = Literal["ifs", "flame", "mandelbrot", "julia", "newton"]
 KINDS: tuple[str, ...] = get_args(FractalKind)
 
 _MIN_SIZE = 8
-_MAX_SIZE = 4096
 _MIN_DETAIL = 0.06  # share of edge pixels below which an image is too smooth
 _MAX_TRIES = 24  # redraws of a near-empty or dull image before taking the best
 
@@ -68,15 +68,15 @@ def _quality(img: np.ndarray) -> tuple[bool, float]:
 
 def _check_size(size: int) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"size must be an integer number of pixels; got {size!r}")
-    if not _MIN_SIZE <= int(size) <= _MAX_SIZE:
-        raise ValueError(f"size must be between {_MIN_SIZE} and {_MAX_SIZE} pixels; got {size}")
+        raise DiffuseMixError(f"size must be an integer number of pixels; got {size!r}")
+    if not _MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise DiffuseMixError(f"size must be between {_MIN_SIZE} and {MAX_SIZE} pixels; got {size}")
     return int(size)
 
 
 def _check_seed(seed: int, what: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
-        raise ValueError(f"{what} must be a non-negative integer; got {seed!r}")
+        raise DiffuseMixError(f"{what} must be a non-negative integer; got {seed!r}")
     return int(seed)
 
 
@@ -98,7 +98,7 @@ def make_fractal(seed: int, size: int = 256, *, kind: FractalKind | None = None)
     seed = _check_seed(seed)
     size = _check_size(size)
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)} or None; got {kind!r}")
+        raise DiffuseMixError(f"kind must be one of {', '.join(KINDS)} or None; got {kind!r}")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     if kind is None:
         kind = KINDS[int(rng.integers(len(KINDS)))]
@@ -169,12 +169,12 @@ def write_fractal_set(
     """
     # 1. check inputs
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-        raise ValueError(f"count must be a positive integer; got {count!r}")
+        raise DiffuseMixError(f"count must be a positive integer; got {count!r}")
     size = _check_size(size)
     seed = _check_seed(seed)
     kinds = tuple(KINDS if kinds is None else kinds)
     if not kinds or any(k not in KINDS for k in kinds):
-        raise ValueError(f"kinds must be a non-empty list from {', '.join(KINDS)}; got {kinds!r}")
+        raise DiffuseMixError(f"kinds must be a non-empty list from {', '.join(KINDS)}; got {kinds!r}")
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise FractalError(f"{out} exists and is not a folder; pass a folder to write the fractals into")

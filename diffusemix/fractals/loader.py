@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import FractalError, ImageError
+from ..errors import DiffuseMixError, FractalError, ImageError
 from ..images import IMAGE_EXTENSIONS, load_image, prepare
 
 __all__ = ["default_fractal_dir", "FractalSet"]
@@ -177,11 +177,11 @@ class FractalSet:
         if cache_size is not None and (
             isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0
         ):
-            raise ValueError(f"cache_size must be an integer >= 0 or None (no bound); got {cache_size!r}")
+            raise DiffuseMixError(f"cache_size must be an integer >= 0 or None (no bound); got {cache_size!r}")
         if not names:
             raise FractalError(f"a fractal set needs at least one image; {folder} gave none")
         if decoded is not None and len(decoded) != len(names):
-            raise ValueError(f"decoded must hold one entry per name ({len(names)}); got {len(decoded)}")
+            raise DiffuseMixError(f"decoded must hold one entry per name ({len(names)}); got {len(decoded)}")
         self._folder = Path(folder).resolve()
         self._names = tuple(names)
         self._index = {name: i for i, name in enumerate(self._names)}
@@ -230,7 +230,7 @@ class FractalSet:
                 "the fractal images"
             )
         if isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit < 0:
-            raise ValueError(f"memory_limit must be a number of bytes >= 0; got {memory_limit!r}")
+            raise DiffuseMixError(f"memory_limit must be a number of bytes >= 0; got {memory_limit!r}")
         # 2. the image files in it
         found = _scan(folder)
         if not found:
@@ -340,7 +340,7 @@ class FractalSet:
     def load(self, name: str, size: int) -> np.ndarray:
         """Fractal ``name`` resized to ``size`` x ``size``; see :meth:`array`."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-            raise ValueError(f"size must be an integer >= 8; got {size!r}")
+            raise DiffuseMixError(f"size must be an integer >= 8; got {size!r}")
         key = (name, int(size))
         with self._lock:
             hit = self._cache.get(key)

@@ -21,14 +21,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ..errors import ScorerLoadError
+from ..errors import ScorerLoadError, SettingError
 from .base import NoScorer, Score, Scorer, ScoreRule, check_pairs
-from .clip import DEFAULT_CLIP_MODEL, DEFAULT_TEMPLATE, ClipLabelScorer, ClipScorer, class_phrase
+from .clip import DEFAULT_CLIP_MODEL, ClipLabelScorer, ClipScorer, class_phrase
 from .dino import DEFAULT_DINO_MODEL, DinoScorer
+from .spec import DEFAULT_TEMPLATE, SCORER_NAMES, ScorerSpec
 
 __all__ = [
     "SCORER_NAMES",
+    "ScorerSpec",
     "load_scorer",
+    "check_rule",
     "Scorer",
     "Score",
     "ScoreRule",
@@ -44,9 +47,6 @@ __all__ = [
     "HOW_TO_GET_WEIGHTS",
 ]
 
-#: Names accepted by :func:`load_scorer` (and ``--score``).
-SCORER_NAMES: tuple[str, ...] = ("none", "auto", "dino", "clip", "clip-label")
-
 #: What to do to get scorer weights (shown wherever scores are unavailable).
 HOW_TO_GET_WEIGHTS = (
     f"run `hf download {DEFAULT_DINO_MODEL}` (or `hf download {DEFAULT_CLIP_MODEL}`) where the Hugging Face Hub"
@@ -56,51 +56,69 @@ HOW_TO_GET_WEIGHTS = (
 logger = logging.getLogger("diffusemix")
 
 
-def load_scorer(
-    name: str = "auto",
-    *,
-    model: str | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    batch_size: int = 32,
-    class_names: Sequence[str] | None = None,
-    template: str = DEFAULT_TEMPLATE,
-) -> Scorer:
-    """Build a scorer by name.
+def _as_spec(spec: ScorerSpec | str, fields: dict) -> ScorerSpec:
+    if isinstance(spec, str):
+        try:
+            return ScorerSpec(name=spec, **fields)
+        except TypeError as e:
+            raise SettingError(f"has no such setting ({e})", field="ScorerSpec") from None
+    if not isinstance(spec, ScorerSpec):
+        raise TypeError(f"load_scorer takes a ScorerSpec or a scorer name; got {type(spec).__name__}")
+    return spec.replace(**fields) if fields else spec
+
+
+def check_rule(spec: ScorerSpec, rule: ScoreRule) -> None:
+    """Refuse a rule the scorer asked for cannot apply (before any work).
+
+    Raises:
+        SettingError: a threshold without a scorer, or a label rank without ``clip-label``.
+    """
+    from ..schema import fail
+
+    if rule.active and not spec.active:
+        name = "min_score" if rule.min_score is not None else "max_rank"
+        raise fail(rule, name, "needs a scorer (--score dino, clip or clip-label)")
+    if rule.max_rank is not None and spec.name not in ("clip-label", "auto"):
+        raise fail(rule, "max_rank", f"needs the clip-label scorer (the {spec.name} scorer gives no rank)")
+    if spec.model is not None and not spec.active:
+        raise fail(spec, "model", "needs a scorer (--score dino, clip or clip-label)")
+
+
+def load_scorer(spec: ScorerSpec | str = "auto", *, class_names: Sequence[str] | None = None, **fields) -> Scorer:
+    """Build the scorer a spec asks for: the only way scorers are made.
 
     Args:
-        name: ``"dino"``, ``"clip"``, ``"clip-label"``, ``"auto"`` or
-            ``"none"``. ``"auto"`` loads DINOv2 now, else CLIP, and when
+        spec: a :class:`ScorerSpec`, or a scorer name (``"dino"``, ``"clip"``,
+            ``"clip-label"``, ``"auto"``, ``"none"``) with its settings as
+            keywords (``model``, ``device``, ``dtype``, ``batch_size``,
+            ``template``). ``"auto"`` loads DINOv2 now, else CLIP, and when
             neither has weights here returns a :class:`NoScorer` whose
-            ``notice`` says so (also logged as a warning) — unless ``model``
-            was given: then the error is raised.
-            ``"none"`` returns a :class:`NoScorer` (scoring off).
-        model: a Hugging Face Hub id or a local folder (default: the scorer's).
-        device, dtype: where to run (pass the editor's device); ``None`` picks.
-        batch_size: images per forward pass.
-        class_names, template: for ``clip-label`` (every class of the dataset;
-            the text template with ``{}`` for the name).
+            ``notice`` says so (also logged as a warning) — unless a model was
+            given: then the error is raised. ``"none"`` returns a
+            :class:`NoScorer` (scoring off).
+        class_names: for ``clip-label``: every class of the dataset.
 
     Returns:
         A scorer; those named explicitly load lazily (call ``.load()`` to load
         now, e.g. to fail early); ``"auto"`` has already loaded.
 
     Raises:
-        ValueError: an unknown name, or a bad setting.
+        SettingError: an unknown name, or a bad setting.
         ScorerLoadError: the device or dtype is not available; for ``auto``
             with a model asked for, the weights cannot be loaded.
     """
-    if name not in SCORER_NAMES:
-        raise ValueError(f"unknown scorer {name!r}; choose one of {', '.join(SCORER_NAMES)}")
-    if name == "none":
+    spec = _as_spec(spec, fields)
+    if spec.name == "none":
         return NoScorer("scoring is off (no --score)")
-    common = {"device": device, "dtype": dtype, "batch_size": batch_size}
-    if name == "dino":
+    common = {"device": spec.device, "dtype": spec.dtype, "batch_size": spec.batch_size}
+    model = spec.model
+    if spec.name == "dino":
         return DinoScorer(model, **common)
-    if name == "clip":
+    if spec.name == "clip":
         return ClipScorer(model, **common)
-    if name == "clip-label":
-        return ClipLabelScorer(model, class_names=class_names or (), template=template, **common)
+    if spec.name == "clip-label":
+        return ClipLabelScorer(model, class_names=class_names or (), template=spec.template or DEFAULT_TEMPLATE,
+                               **common)
 
     # "auto": the first scorer whose weights load; else no scores, said plainly.
     whys: list[ScorerLoadError] = []

@@ -113,6 +113,7 @@ class TransformersScorer:
     model_types: tuple[str, ...]
     available = True
     needs_labels = False
+    notice: str | None = None
 
     def __init__(
         self,
@@ -122,8 +123,6 @@ class TransformersScorer:
         dtype: str | None = None,
         batch_size: int = 32,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"scorer batch_size must be an integer >= 1; got {batch_size!r}")
         self.model = model if model is not None else self.default_model
         try:
             self.device = resolve_device(device)

@@ -20,6 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import DiffuseMixError
+from ..schema import check_fields, fail, register, setting
+
 __all__ = [
     "Score",
     "Scorer",
@@ -72,6 +75,12 @@ class Scorer(Protocol):
     available: bool
     #: True when :meth:`score` needs the class name of each pair.
     needs_labels: bool
+    #: Why there are no scores (``NoScorer``), else None.
+    notice: str | None
+
+    def load(self) -> None:
+        """Load the model now (idempotent; weights that cannot be loaded raise ScorerLoadError)."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """JSON-able description (name, model id or folder, device, template...)
@@ -106,6 +115,9 @@ class NoScorer:
     available: bool = False
     needs_labels: bool = False
 
+    def load(self) -> None:
+        """Nothing to load."""
+
     def describe(self) -> dict[str, Any]:
         return {"name": "none", "notice": self.notice, "summary": f"no scores ({self.notice})"}
 
@@ -115,30 +127,27 @@ class NoScorer:
         raise RuntimeError(f"no scores: {self.notice}")
 
 
+@register
 @dataclass(frozen=True)
 class ScoreRule:
-    """Which scored Î are kept.
+    """Which scored Î are kept: a failing Î counts like a blank one (remade with the next recorded
+    seed up to the editor's ``max_retries``, then dropped and listed in errors.jsonl)."""
 
-    Attributes:
-        min_score: Î with ``score.value`` below it fail (``--min-similarity``);
-            ``None`` keeps every value.
-        max_rank: ``clip-label`` only: Î whose true class ranks below this
-            place among all class names fail (``--max-label-rank``; 1 = the
-            true class must be the most likely one); ``None`` keeps any rank.
-    """
-
-    min_score: float | None = None
-    max_rank: int | None = None
+    min_score: float | None = setting(
+        None, kind="float", low=-1.0, high=1.0, optional=True, flag="--min-similarity", metavar="X",
+        stage="generation", label="Threshold",
+        help="keep Î whose score is at least X (a cosine for dino and clip; the true class's probability for"
+        " clip-label). Thresholds belong to the features they were set on: GenMix's 0.7 is DINO ViT-B/16,"
+        " DiffCoRe-Mix's 0.6 CLIP ViT-B/32",
+    )
+    max_rank: int | None = setting(
+        None, kind="int", low=1, optional=True, flag="--max-label-rank", metavar="K", stage="generation",
+        label="Max label rank",
+        help="with --score clip-label: keep Î whose true class is among CLIP's top K class names",
+    )
 
     def __post_init__(self) -> None:
-        if self.min_score is not None:
-            v = self.min_score
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not -1 <= v <= 1:
-                raise ValueError(f"min_score (--min-similarity) must be a number in [-1, 1]; got {v!r}")
-        if self.max_rank is not None:
-            v = self.max_rank
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"max_rank (--max-label-rank) must be an integer >= 1; got {v!r}")
+        check_fields(self)
 
     @property
     def active(self) -> bool:
@@ -146,14 +155,12 @@ class ScoreRule:
         return self.min_score is not None or self.max_rank is not None
 
     def check_scorer(self, scorer: Scorer) -> None:
-        """Raise ValueError when the rule asks for what ``scorer`` cannot give."""
+        """Raise :class:`SettingError` when the rule asks for what ``scorer`` cannot give."""
         if self.active and not scorer.available:
-            raise ValueError(
-                "--min-similarity / --max-label-rank need scores, but no scorer is loaded"
-                f" ({getattr(scorer, 'notice', 'scoring is off')})"
-            )
+            name = "min_score" if self.min_score is not None else "max_rank"
+            raise fail(self, name, f"needs scores, but no scorer is loaded ({getattr(scorer, 'notice', 'no scorer')})")
         if self.max_rank is not None and scorer.name != "clip-label":
-            raise ValueError(f"--max-label-rank needs --score clip-label (the {scorer.name} scorer gives no rank)")
+            raise fail(self, "max_rank", f"needs the clip-label scorer (the {scorer.name} scorer gives no rank)")
 
     def reject(self, score: Score) -> str | None:
         """``None`` when ``score`` passes, else a short reason naming the rule."""
@@ -177,21 +184,21 @@ def check_pairs(
 ) -> None:
     """Raise ValueError naming the first pair a scorer cannot take."""
     if len(inputs) != len(generated):
-        raise ValueError(f"got {len(inputs)} input images for {len(generated)} generated images")
+        raise DiffuseMixError(f"got {len(inputs)} input images for {len(generated)} generated images")
     for what, images in (("input", inputs), ("generated", generated)):
         for k, im in enumerate(images):
             if not isinstance(im, np.ndarray) or im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
                 got = f"{im.dtype} array of shape {im.shape}" if isinstance(im, np.ndarray) else type(im).__name__
-                raise ValueError(f"{what} image {k} must be a uint8 (H, W, 3) array; got {got}")
+                raise DiffuseMixError(f"{what} image {k} must be a uint8 (H, W, 3) array; got {got}")
             if im.shape[0] < 1 or im.shape[1] < 1:
-                raise ValueError(f"{what} image {k} is empty (shape {im.shape})")
+                raise DiffuseMixError(f"{what} image {k} is empty (shape {im.shape})")
     if needs_labels:
         if labels is None or len(labels) != len(inputs):
             n = "none" if labels is None else len(labels)
-            raise ValueError(f"the label scorer needs one class name per pair; got {n} for {len(inputs)} pairs")
+            raise DiffuseMixError(f"the label scorer needs one class name per pair; got {n} for {len(inputs)} pairs")
         unknown = sorted({lab for lab in labels if lab not in class_names})
         if unknown:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"class name(s) {', '.join(map(repr, unknown[:5]))} are not among the scorer's class names"
                 f" ({', '.join(map(repr, list(class_names)[:10]))}{', ...' if len(class_names) > 10 else ''})"
             )

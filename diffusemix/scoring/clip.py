@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ScorerLoadError
+from ..errors import ScorerLoadError, SettingError
 from ._hf import TransformersScorer, WeightsSource, unit_rows
 from .base import Score, check_pairs
+from .spec import DEFAULT_TEMPLATE
 
 __all__ = ["ClipScorer", "ClipLabelScorer", "DEFAULT_CLIP_MODEL", "DEFAULT_TEMPLATE", "class_phrase"]
 
 #: The default CLIP checkpoint (ViT-B/32, the one DiffCoRe-Mix uses).
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
-#: The default zero-shot text template; ``{}`` is replaced by the class name.
-DEFAULT_TEMPLATE = "a photo of a {}"
 
 
 def class_phrase(name: str) -> str:
@@ -101,14 +100,15 @@ class ClipLabelScorer(ClipScorer):
     ) -> None:
         names = list(class_names) if class_names is not None else []
         if len(names) < 2 or not all(isinstance(n, str) and n.strip() for n in names):
-            raise ValueError(
-                "the clip-label scorer needs at least two non-empty class names (the zero-shot choice is among"
-                f" them); got {names!r}. A flat folder of images has one class: use --score dino or clip there."
+            raise SettingError(
+                "needs at least two non-empty class names (the zero-shot choice is among them). A flat folder of"
+                " images has one class: use --score dino or clip there", field="the clip-label scorer", value=names,
             )
         if len(set(names)) != len(names):
-            raise ValueError(f"class names must be distinct; got {names!r}")
+            raise SettingError("must be distinct", field="class names", value=names)
         if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(f"the label template must contain '{{}}' once, for the class name; got {template!r}")
+            raise SettingError("must contain {} once, for the class name", owner="ScorerSpec", field="template",
+                               value=template)
         super().__init__(model, device=device, dtype=dtype, batch_size=batch_size)
         self.class_names = tuple(names)
         self.template = template

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from ..editors.base import retry_seed
 from ..engine import generate
 from .base import Score, Scorer, ScoreRule
@@ -78,7 +79,7 @@ def generate_scored(
     # 1. check inputs
     rule.check_scorer(scorer)
     if scorer.needs_labels and (labels is None or len(labels) != len(jobs)):
-        raise ValueError(f"the {scorer.name} scorer needs one class name per job")
+        raise DiffuseMixError(f"the {scorer.name} scorer needs one class name per job")
     drawn = [rec.seed for rec, _ in jobs]
     out: list[Scored | None] = [None] * len(jobs)
     pending = list(range(len(jobs)))

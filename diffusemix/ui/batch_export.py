@@ -18,11 +18,18 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.archive import MAX_IMAGES as MAX_ZIP_IMAGES
-from diffusemix.archive import MAX_UNPACKED_MB as MAX_ZIP_UNPACKED_MB
 from diffusemix.archive import dataset_root, safe_extract, zip_folder
-from diffusemix import manifest
+from diffusemix.errors import DiffuseMixError
+from diffusemix.export import folder
+from diffusemix.export.manifest import collect
 from diffusemix.recipe import Recipe
+from diffusemix.ui.limits import (
+    MAX_EXPORT_OUTPUTS,
+    MAX_IMAGE_MB,
+    MAX_ZIP_IMAGES,
+    MAX_ZIP_PIXELS,
+    MAX_ZIP_UNPACKED_MB,
+)
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
     MAX_IMAGE_PIXELS,
@@ -53,13 +60,6 @@ from diffusemix.ui.shared import (
 )
 from diffusemix.ui.uploads import header_size, upload_path
 
-#: Augmented images one run may make (images x prompts x copies).
-MAX_EXPORT_OUTPUTS = 10_000
-#: Decoded pixels of all the images of one zip (read from headers before anything is decoded): 1 GP.
-MAX_ZIP_PIXELS = 1_000_000_000
-#: Bytes one image of a zip may unpack to (unpacking streams and stops there).
-MAX_IMAGE_MB = 64
-
 
 # ---------------------------------------------------------------------------
 # handlers
@@ -70,26 +70,24 @@ def _export_seconds(
     key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any, pairs: int
 ) -> int:
     """The GPU duration to ask for: from this request's pairs and steps (see gpu_seconds)."""
-    return gpu_seconds(pairs, getattr(by_key(key).editor.settings, "steps", 1))
+    return gpu_seconds(pairs, by_key(key).editor.spec.steps or 1)
 
 
 def cost_note(editor: Any, pairs: int, size: int) -> str:
-    """Time and memory of the run before it starts: from the last timed GPU call
-    or, on a CPU, the stored full-size measurement (which it says); "" for the preview."""
-    if not editor.is_diffusion or editor.name != "instruct-pix2pix":
-        return ""
-    s = editor.settings
-    if str(editor.device).startswith("cuda"):
-        seconds = pairs * s.steps * GPU_STEP_SECONDS["estimate"]
-        return f"Estimated GPU time: about {seconds / 60:.1f} min for {pairs} (image, prompt) pairs x {s.steps} steps."
-    from diffusemix.cost import estimate, stored_costs
+    """Time and memory of the run before it starts (``diffusemix.cost.plan_cost``, as the dry run):
+    on a GPU from the last timed GPU call, on a CPU from the stored full-size measurement (which it
+    says); "" for editors without cost figures (the preview)."""
+    from diffusemix.cost import StepCosts, plan_cost
 
+    costs = None
+    if str(editor.device).startswith("cuda"):
+        costs = StepCosts(per_step_s=GPU_STEP_SECONDS["estimate"], fixed_s=0.0, peak_gb=0.0, per_extra_sample_gb=0.0,
+                          source="the GPU time measured on this app's earlier calls")
     try:
-        costs = stored_costs(dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size)
-    except ValueError:
+        got = plan_cost(editor, pairs, size=size, costs=costs)
+    except DiffuseMixError:
         return ""
-    batch = s.batch_size if isinstance(s.batch_size, int) else 1
-    return f"Estimated: {estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)}."
+    return f"Estimated: {got}." if got is not None else ""
 
 
 @gpu(duration=_export_seconds)
@@ -101,7 +99,7 @@ def _run_export(
     t = time.perf_counter()
     summary = _export(c, root, out, recipe, save_stages, progress)
     if c.editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, pairs, getattr(c.editor.settings, "steps", 1))
+        record_gpu_time(time.perf_counter() - t, pairs, c.editor.spec.steps or 1)
     return summary
 
 
@@ -152,7 +150,8 @@ def batch_export(
         raise gr.Error("No dataset: upload a .zip of class folders first.")
     path = upload_path(dataset_zip, "dataset zip")
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=50)
-    recipe = make_recipe(prompts, layouts, mask, seam, lam, seed, size, images_per_prompt, prompts_per_image)
+    recipe = make_recipe(prompts, size=size, seed=seed, layouts=layouts, mask=mask, seam=seam, lam=lam,
+                         images_per_prompt=images_per_prompt, prompts_per_image=prompts_per_image)
     work = c.request_dir()
     c.busy.add(work)
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
@@ -185,13 +184,13 @@ def batch_export(
         if not stopped:
             zip_folder(out, archive)
         shutil.rmtree(out, ignore_errors=True)
-        text = scrub_paths(str(summary).replace(str(out), archive.name)) + (f"\n\n{note}" if note else "")
+        text = scrub_paths(summary.format(resume_hint=False).replace(str(out), archive.name))
+        text += f"\n\n{note}" if note else ""
         if stopped:
-            text = "\n".join(line for line in text.splitlines() if "run the same command" not in line)
             text = (
                 f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders, "
-                "with their metadata.jsonl rows (labels included): it loads as a dataset. Saved stages and the "
-                "images not yet made are left out; press Export again to make the whole set.\n\n" + text
+                f"with their {folder.MANIFEST_NAME} rows (labels included): it loads as a dataset. Saved stages and"
+                " the images not yet made are left out; press Export again to make the whole set.\n\n" + text
             )
         return text, str(archive)
     finally:
@@ -230,20 +229,24 @@ def check_pixels(root: Path) -> int:
 
 
 def partial_zip(out: Path, archive: Path) -> int:
-    """A stopped export as a dataset: the outputs made so far and their metadata.jsonl rows.
+    """A stopped export as a dataset: the outputs made so far and their manifest rows.
 
     Rows come from the exporter's journal (``manifest.collect``), in plan order, each with its
     label; a row whose file is missing is left out, and so are saved stages and state files.
     Returns how many images the zip holds.
     """
-    lines, _errors, _pending = manifest.collect(out)
-    rows = [line for line in lines if (out / json.loads(line)["file_name"]).is_file()]
+    lines, _errors, _pending = collect(out)
+    kept = []
+    for line in lines:
+        name = json.loads(line)["file_name"]
+        if folder.resolve_in(out, name).is_file():
+            kept.append((name, line))
     with zipfile.ZipFile(archive, "w") as zf:
-        for line in rows:
-            name = json.loads(line)["file_name"]
+        for name, _line in kept:
             zf.write(out / name, name, compress_type=zipfile.ZIP_STORED)
-        zf.writestr(manifest.MANIFEST_NAME, "".join(line + "\n" for line in rows), compress_type=zipfile.ZIP_DEFLATED)
-    return len(rows)
+        zf.writestr(folder.MANIFEST_NAME, "".join(line + "\n" for _name, line in kept),
+                    compress_type=zipfile.ZIP_DEFLATED)
+    return len(kept)
 
 
 def stop_export(request: gr.Request = None, *, ctx: AppContext | None = None) -> None:  # type: ignore[assignment]
@@ -267,7 +270,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
             f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
             f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
-            "`python -m diffusemix export`. The result keeps the class folders and adds `metadata.jsonl`.",
+            f"`python -m diffusemix export`. The result keeps the class folders and adds `{folder.MANIFEST_NAME}`.",
             elem_classes="dm-note",
         )
         with gr.Row(equal_height=False):

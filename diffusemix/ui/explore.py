@@ -18,10 +18,12 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.editors import Editor
+from diffusemix.editors import Editor, EditorSpec
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 from diffusemix.images import prepare, to_pil
 from diffusemix.recipe import Recipe
+from diffusemix.schema import field_default, label_for
+from diffusemix.ui.limits import MAX_EXPLORE_PROMPTS, MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, MAX_STEPS
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
     MAX_SEED,
@@ -36,6 +38,7 @@ from diffusemix.ui.shared import (
     clear_toasts_on_success,
     current,
     editor_for,
+    editor_setting,
     example_images,
     generating,
     make_recipe,
@@ -49,8 +52,6 @@ from diffusemix.ui.shared import (
 )
 from diffusemix.ui.uploads import image_file, open_upload, upload_path
 
-#: Explore: prompts per run.
-MAX_EXPLORE_PROMPTS = 12
 FRACTAL_MODES = ("random", "pick", "upload")
 
 #: Gallery captions: the stage's symbol and name; Î, M and A add the prompt, layout and λ.
@@ -106,10 +107,10 @@ def explore(
     image: str | None,
     set_prompts: list[str] | None = None,
     extra_prompts: str | None = "",
-    layouts: list[str] | None = ("left", "top"),  # type: ignore[assignment]
-    mask: str = "linspace",
-    seam: float = 20,
-    lam: float = 0.2,
+    layouts: list[str] | None = field_default(Recipe, "layouts"),
+    mask: str = field_default(Recipe, "mask"),
+    seam: float = field_default(Recipe, "seam"),
+    lam: float = field_default(Recipe, "lam"),
     fractal: str = "random",
     fractal_name: str | None = None,
     fractal_image: str | None = None,
@@ -158,7 +159,7 @@ def explore(
         set_prompts = list(c.book.get())[:2]
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=MAX_EXPLORE_PROMPTS)
     seed_used = secrets.randbelow(MAX_SEED + 1) if randomize_seed else as_int(seed, "seed")
-    recipe = make_recipe(prompts, layouts, mask, seam, lam, seed_used, size)
+    recipe = make_recipe(prompts, size=size, seed=seed_used, layouts=layouts, mask=mask, seam=seam, lam=lam)
     if fractal not in FRACTAL_MODES:
         raise gr.Error(f"fractal must be one of {', '.join(FRACTAL_MODES)}; got {fractal!r}")
     settings = {"steps": steps, "guidance_scale": guidance_scale, "image_guidance_scale": image_guidance_scale,
@@ -279,7 +280,6 @@ def _fractal_controls(ctx: AppContext) -> dict[str, Any]:
 
 def _run_controls(ctx: AppContext) -> dict[str, Any]:
     """Seed and size; the editor's settings (steps, guidance, strength)."""
-    settings = getattr(ctx.editor, "settings", None)
     ui: dict[str, Any] = {}
     with gr.Accordion("Seed and size", open=False):
         with gr.Row():
@@ -290,13 +290,14 @@ def _run_controls(ctx: AppContext) -> dict[str, Any]:
         if not ctx.editor.is_diffusion:
             gr.Markdown("The preview editor ignores these; they apply to InstructPix2Pix "
                         "(strength: img2img only).", elem_classes="dm-note")
-        ui["steps"] = gr.Slider(1, 150, value=getattr(settings, "steps", 100), step=1, label="Denoising steps")
-        ui["guidance"] = gr.Slider(0.0, 20.0, value=getattr(settings, "guidance_scale", 4.0), step=0.1,
-                                   label="Guidance scale (text)")
-        ui["image_guidance"] = gr.Slider(0.0, 5.0, value=getattr(settings, "image_guidance_scale", 1.5),
-                                         step=0.05, label="Image guidance scale")
-        ui["strength"] = gr.Slider(0.0, 1.0, value=getattr(settings, "strength", 0.5), step=0.01,
-                                   label="Strength (img2img)")
+        ui["steps"] = gr.Slider(1, MAX_STEPS, value=editor_setting(ctx, "steps"), step=1,
+                                label=label_for(EditorSpec, "steps"))
+        ui["guidance"] = gr.Slider(0.0, MAX_GUIDANCE, value=editor_setting(ctx, "guidance_scale"), step=0.1,
+                                   label=label_for(EditorSpec, "guidance_scale"))
+        ui["image_guidance"] = gr.Slider(0.0, MAX_IMAGE_GUIDANCE, value=editor_setting(ctx, "image_guidance_scale"),
+                                         step=0.05, label=label_for(EditorSpec, "image_guidance_scale"))
+        ui["strength"] = gr.Slider(0.0, 1.0, value=editor_setting(ctx, "strength"), step=0.01,
+                                   label=label_for(EditorSpec, "strength") + " (img2img)")
     return ui
 
 

@@ -25,6 +25,7 @@ from diffusemix.errors import DiffuseMixError
 from diffusemix.editors.preview import preview_style
 from diffusemix.images import prepare
 from diffusemix.prompts import format_set, load_prompts, save_set
+from diffusemix.ui.limits import MAX_LAB_IMAGES, MAX_LAB_PROMPTS
 from diffusemix.ui.shared import (
     MAX_SEED,
     MAX_SIZE,
@@ -48,9 +49,6 @@ from diffusemix.ui.shared import (
 )
 from diffusemix.ui.uploads import open_upload, upload_path
 
-#: Prompt lab: images and candidate prompts per grid.
-MAX_LAB_IMAGES = 8
-MAX_LAB_PROMPTS = 12
 LAB_SHOW = ("Î generated", "A augmented")
 #: Threshold slider's start for each scorer: GenMix keeps DINO cosine >= 0.7, DiffCoRe-Mix CLIP > 0.6.
 DEFAULT_THRESHOLD = {"dino": 0.7, "clip": 0.6}
@@ -270,7 +268,7 @@ def prompt_lab(
     # 1. check inputs
     paths = _lab_images(images)
     prompts = chosen_prompts([], candidates, limit=MAX_LAB_PROMPTS)
-    recipe = make_recipe(prompts, ("left", "top"), "linspace", 20, 0.2, as_int(seed, "seed"), size)
+    recipe = make_recipe(prompts, size=size, seed=seed)  # the paper's mixing
     arrays = [prepare(open_upload(p, "image"), recipe.size) for p in paths]
     # 2. one editor call per image, batched over the prompts
     per_image = []

@@ -4,7 +4,8 @@
   once), the fractal set, the prompt file, the app's work folder.
 * ``gpu``: ``spaces.GPU`` on a ZeroGPU Space, a no-op elsewhere;
   ``_run_augment`` is the GPU-bound step of Explore and the Prompt lab.
-* ``user_errors``: the library's ``ValueError`` s become ``gr.Error`` messages.
+* ``user_errors``: the library's ``DiffuseMixError`` s become ``gr.Error`` messages; anything else is a
+  bug, shown with a log id.
 * checks at the boundary: prompts, numbers, the Recipe (uploads: ``uploads``).
 * ``status_markdown``: the banner that says which editor makes Î.
 * page parts two tabs use: the prompt and mask controls, ``bind``, CSS and
@@ -16,7 +17,6 @@ No maths and no model code: handlers call ``diffusemix`` and nothing else.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import functools
 import logging
 import os
@@ -33,7 +33,7 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.editors import Editor, load_editor
+from diffusemix.editors import EDITORS, Editor, EditorSpec, load_editor
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
@@ -41,7 +41,19 @@ from diffusemix.functional import LAYOUTS, MASK_KINDS
 from diffusemix.prompts import PromptBook, check_prompts, load_prompts, parse_prompt_list
 from diffusemix.recipe import Recipe
 from diffusemix.resources import shipped_path
-from diffusemix.scoring import HOW_TO_GET_WEIGHTS, NoScorer, Scorer, load_scorer
+from diffusemix.schema import field_default, field_help, label_for
+from diffusemix.scoring import HOW_TO_GET_WEIGHTS, NoScorer, Scorer, ScorerSpec, load_scorer
+from diffusemix.ui.limits import (  # noqa: F401  (re-exported: the tabs import them from here)
+    MAX_GUIDANCE,
+    MAX_IMAGE_GUIDANCE,
+    MAX_IMAGE_PIXELS,
+    MAX_SEAM,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MAX_UPLOAD_MB,
+    MIN_SIZE,
+)
 
 logger = logging.getLogger("diffusemix.app")
 
@@ -50,17 +62,8 @@ ASSETS_DIR = shipped_path("assets/examples").parent  # the checkout's assets/, o
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 
 
-# ---------------------------------------------------------------------------
-# limits (stated on the page)
-# ---------------------------------------------------------------------------
-
-#: Largest upload of any kind (passed to launch(max_file_size=...)).
-MAX_UPLOAD_MB = 200
-#: Output side S offered by the size sliders.
-MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 512, 256
-MAX_SEED = 2**32 - 1
-#: Decoded pixels one uploaded image may have (read from its header before decoding): 40 MP.
-MAX_IMAGE_PIXELS = 40_000_000
+#: The output side the sliders start at: the recipe's default (the paper's 256).
+DEFAULT_SIZE: int = field_default(Recipe, "size")
 #: How long this app's per-request files (stage PNGs, figures, zips) are kept. Gradio copies
 #: every file it serves into its own cache when the handler returns (deleted by delete_cache).
 KEEP_FILES_S = 900
@@ -68,7 +71,7 @@ KEEP_FILES_S = 900
 GRADIO_CACHE_CLEANUP = (1800, 3600)
 
 
-IP2P_ID = "timbrooks/instruct-pix2pix"
+IP2P_ID = EDITORS["instruct-pix2pix"]._default_model
 
 
 # ---------------------------------------------------------------------------
@@ -170,27 +173,32 @@ def set_current(ctx: AppContext) -> None:
 
 
 def make_context(
-    editor: str | Editor = "auto",
+    editor: str | EditorSpec | Editor = "auto",
     *,
     model: str | None = None,
     device: str | None = None,
     prompts_path: str | os.PathLike | None = None,
     fractal_dir: str | os.PathLike | None = None,
     allow_save_prompts: bool = False,
-    scorer: str | Scorer = "none",
+    scorer: str | ScorerSpec | Scorer = "none",
     scorer_model: str | None = None,
 ) -> AppContext:
     """Load the editor (once), the scorer (once; ``"auto"``: if its weights are
-    there), the fractal set and the prompt file."""
+    there), the fractal set and the prompt file. ``editor`` and ``scorer`` are
+    specs (or their names, with ``model``/``device``/``scorer_model``), or
+    ready objects."""
     on_space = bool(os.environ.get("SPACE_ID"))
-    if not isinstance(editor, str):
-        ed = editor
-    else:
+    if isinstance(editor, (str, EditorSpec)):
+        spec = editor if isinstance(editor, EditorSpec) else EditorSpec(name=editor, model=model, device=device)
         # the app is a demo: "auto" falls back to the preview, and its banner says so
-        ed = load_editor(editor, model=model, device=device, fallback=editor == "auto")
-        if ed.is_diffusion:
-            ed.load()  # fail now, at start-up, not in the first user's request
-    sc = scorer if not isinstance(scorer, str) else make_scorer(scorer, scorer_model, ed)
+        ed = load_editor(spec, fallback=spec.name == "auto")
+        ed.load()  # fail now, at start-up, not in the first user's request
+    else:
+        ed = editor
+    if isinstance(scorer, (str, ScorerSpec)):
+        sc = make_scorer(scorer if isinstance(scorer, ScorerSpec) else ScorerSpec(name=scorer, model=scorer_model), ed)
+    else:
+        sc = scorer
     fractals = FractalSet.from_folder(fractal_dir) if fractal_dir else FractalSet.default()
     path = Path(prompts_path) if prompts_path else None
     book = load_prompts(path)
@@ -208,16 +216,17 @@ def make_context(
     return ctx
 
 
-def make_scorer(name: str, model: str | None, editor: Editor) -> Scorer:
+def make_scorer(spec: ScorerSpec, editor: Editor) -> Scorer:
     """The Prompt lab's scorer, on the editor's device, loaded now (fail at start-up).
 
     Only image–image scorers: the lab's images have no class names.
     """
-    if name == "clip-label":
-        raise ValueError("the Prompt lab's images have no class names: use --score dino or clip (or auto) in the app")
-    sc = load_scorer(name, model=model, device=getattr(editor, "device", None))
+    if spec.name == "clip-label":
+        raise DiffuseMixError("has no class names: use --score dino or clip (or auto) in the app",
+                              field="the Prompt lab")
+    sc = load_scorer(spec.replace(device=spec.device or editor.device))
     if sc.available:
-        sc.load()  # type: ignore[attr-defined]
+        sc.load()
     return sc
 
 
@@ -225,7 +234,7 @@ def scores_unavailable(ctx: AppContext) -> str:
     """What the Prompt lab says when it has no scorer: plainly, and how to get one."""
     return (
         "Scores are unavailable: "
-        + html_text(str(getattr(ctx.scorer, "notice", "no scorer is loaded")).removeprefix("no scores: "))
+        + html_text(str(ctx.scorer.notice or "no scorer is loaded").removeprefix("no scores: "))
         + f" To score the grid, {html_text(HOW_TO_GET_WEIGHTS)}, then start the app with"
         " <code>--score auto</code> (or <code>--score dino --scorer-model DIR</code>)."
     )
@@ -236,8 +245,15 @@ def scores_unavailable(ctx: AppContext) -> str:
 # ---------------------------------------------------------------------------
 
 
+def error_text(e: DiffuseMixError) -> str:
+    """A user error in the page's words: a setting is named by its control's label; no server path."""
+    name = label_for(e.owner, e.field) if e.owner and e.field else None
+    return scrub_paths(e.message(name))
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn the library's ValueErrors into ``gr.Error`` (a message in the page, no trace)."""
+    """The library's :class:`DiffuseMixError` becomes ``gr.Error`` (a message in the page, no trace);
+    any other exception is a bug: a short message with a log id, the traceback in the server log."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -247,11 +263,15 @@ def user_errors(fn: Callable) -> Callable:
             raise
         except Cancelled:
             raise gr.Error("Stopped: the run was cancelled.") from None
-        except (DiffuseMixError, ValueError) as e:
-            raise gr.Error(scrub_paths(str(e))) from None
-        except Exception as e:  # a bug: log the trace on the server, show a short message
-            logger.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(e).__name__}); the details are in the server log.") from None
+        except DiffuseMixError as e:
+            raise gr.Error(error_text(e)) from None
+        except Exception as e:  # a bug: log the trace on the server, show a short message with its id
+            log_id = uuid.uuid4().hex[:8]
+            logger.exception("internal error %s in %s", log_id, fn.__name__)
+            raise gr.Error(
+                f"Internal error ({type(e).__name__}, log id {log_id}): a bug in the app, not a problem with your"
+                " input. The details are in the server log under that id."
+            ) from None
 
     return wrapper
 
@@ -304,33 +324,27 @@ def as_int(value: Any, name: str) -> int:
     return int(number)
 
 
-def make_recipe(
-    prompts: tuple[str, ...],
-    layouts: Sequence[str] | None,
-    mask: str,
-    seam: Any,
-    lam: Any,
-    seed: Any,
-    size: Any,
-    images_per_prompt: Any = 1,
-    prompts_per_image: Any = "all",
-) -> Recipe:
-    if not layouts:
-        raise gr.Error(f"Choose at least one mask layout ({', '.join(LAYOUTS)}).")
-    size_i = as_int(size, "size")
+def make_recipe(prompts: tuple[str, ...], *, size: Any, seed: Any, **fields: Any) -> Recipe:
+    """The paper's recipe with the page's values (numbers from the browser made whole where the
+    field is an integer); the Recipe checks them and its errors name the controls."""
+    size_i = as_int(size, label_for(Recipe, "size"))
     if not MIN_SIZE <= size_i <= MAX_SIZE:
-        raise gr.Error(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels here; got {size_i}")
-    return Recipe(
-        size=size_i,
-        prompts=prompts,
-        layouts=tuple(layouts),
-        mask=mask,
-        seam=as_int(seam, "seam"),
-        lam=as_float(lam, "λ (lam)"),
-        seed=as_int(seed, "seed"),
-        images_per_prompt=as_int(images_per_prompt, "images per prompt"),
-        prompts_per_image=as_prompts_per_image(prompts_per_image),
-    )
+        raise gr.Error(f"{label_for(Recipe, 'size')} must be between {MIN_SIZE} and {MAX_SIZE} pixels here;"
+                       f" got {size_i}")
+    if "layouts" in fields and not fields["layouts"]:
+        raise gr.Error(f"Choose at least one mask layout ({', '.join(LAYOUTS)}).")
+    values: dict[str, Any] = {"prompts": prompts, "size": size_i, "seed": as_int(seed, label_for(Recipe, "seed"))}
+    for name, value in fields.items():
+        if name in ("seam", "images_per_prompt"):
+            value = as_int(value, label_for(Recipe, name))
+        elif name == "lam":
+            value = as_float(value, label_for(Recipe, name))
+        elif name == "prompts_per_image":
+            value = as_prompts_per_image(value)
+        elif name == "layouts":
+            value = tuple(value)
+        values[name] = value
+    return Recipe(**values)
 
 
 def as_prompts_per_image(value: Any) -> int | str:
@@ -343,26 +357,31 @@ def as_prompts_per_image(value: Any) -> int | str:
 def editor_for(ctx: AppContext, **changes: Any) -> Editor:
     """The shared editor, with per-call settings (steps, guidance...) where it has them.
 
-    A variant shares the loaded pipeline (a shallow copy with other settings),
-    so no second model is ever loaded. Settings the editor does not have are
-    ignored (the preview has none; ``strength`` is img2img's).
+    A variant shares the loaded pipeline (``with_settings``), so no second
+    model is ever loaded. Settings the editor does not have are ignored (the
+    preview has none; ``strength`` is img2img's); the values are checked by
+    the editor's spec.
     """
     ed = ctx.editor
-    settings = getattr(ed, "settings", None)
-    if settings is None or not dataclasses.is_dataclass(settings):
+    own = set(type(ed).defaults) if hasattr(type(ed), "defaults") else set()
+    wanted = {}
+    for k, v in changes.items():
+        if k not in own or v is None:
+            continue
+        current_value = getattr(ed.spec, k)
+        wanted[k] = as_int(v, label_for(EditorSpec, k)) if isinstance(current_value, int) else as_float(
+            v, label_for(EditorSpec, k))
+    if all(getattr(ed.spec, k) == v for k, v in wanted.items()):
         return ed
-    names = {f.name for f in dataclasses.fields(settings)}
-    wanted = {k: v for k, v in changes.items() if k in names and v is not None}
-    wanted = {k: (int(v) if isinstance(getattr(settings, k), int) else float(v)) for k, v in wanted.items()}
-    if all(getattr(settings, k) == v for k, v in wanted.items()):
-        return ed
-    variant = ed.with_settings(**wanted) if hasattr(ed, "with_settings") else None
-    if variant is None:
-        import copy
+    return ed.with_settings(**wanted)
 
-        variant = copy.copy(ed)
-        variant.settings = dataclasses.replace(settings, **wanted)  # validated by the settings class
-    return variant
+
+def editor_setting(ctx: AppContext, name: str) -> Any:
+    """The value the page starts a control of editor setting ``name`` at: the editor's own, or (for
+    a setting it does not have) the default of the first editor that has it."""
+    if name in getattr(type(ctx.editor), "defaults", {}):
+        return getattr(ctx.editor.spec, name)
+    return next(cls.defaults[name] for cls in EDITORS.values() if name in cls.defaults)
 
 
 def progress_fn(progress: Any, desc: str) -> Callable[[int, int], None] | None:
@@ -406,7 +425,7 @@ def status_markdown(ctx: AppContext) -> str:
                 "<code>python app.py --model /path/to/local/folder</code>; on a GPU Space it is downloaded "
                 "automatically. "
             )
-        notice = getattr(ctx.editor, "notice", None)
+        notice = ctx.editor.notice
         if notice:
             text += f"<details><summary>Why the preview</summary>{html_text(notice)}</details>"
         return text + "</div>"
@@ -444,7 +463,7 @@ def write_png(image: Any, path: Path) -> str:
 
 def _augment_seconds(key: str, image: Any, recipe: Recipe, settings: dict[str, Any], *args: Any, **kw: Any) -> int:
     editor = editor_for(by_key(key), **settings)
-    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, getattr(editor.settings, "steps", 1))
+    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, editor.spec.steps or 1)
 
 
 @gpu(duration=_augment_seconds)
@@ -466,7 +485,7 @@ def _run_augment(
     out = augment(image, recipe, editor, c.fractals, source=source, fractal_name=fractal_name,
                   fractal_override=fractal, progress=progress_fn(progress, desc))
     if editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, len(out), getattr(editor.settings, "steps", 1))
+        record_gpu_time(time.perf_counter() - t, len(out), editor.spec.steps or 1)
     return out
 
 
@@ -478,7 +497,7 @@ def show_set(set_name: str | None, *, ctx: AppContext | None = None, check: str 
     try:
         prompts = list(c.book.get(set_name))
     except DiffuseMixError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(error_text(e)) from None
     return gr.update(choices=prompts, value=prompts if check == "all" else prompts[:2])
 
 
@@ -553,13 +572,14 @@ def mix_controls(*, open: bool) -> dict[str, Any]:
     """Mask layouts, mask kind, seam and λ."""
     ctl: dict[str, Any] = {}
     with gr.Accordion("Mask M and fractal weight λ", open=open):
-        ctl["layouts"] = gr.CheckboxGroup(list(LAYOUTS), value=["left", "top"], label="Mask layouts (where I is kept)",
-                                          info="one is drawn per sample")
-        ctl["mask"] = gr.Radio(list(MASK_KINDS), value="linspace", label="Mask kind",
-                               info="linspace: the authors' ramp (reference code); ramp: a centred ramp; "
-                                    "binary: the paper's hard edge")
-        ctl["seam"] = gr.Slider(0, 64, value=20, step=1, label="Seam width (px, linspace and ramp)")
-        ctl["lam"] = gr.Slider(0.0, 1.0, value=0.2, step=0.01, label="λ (fractal weight)", info="A = (1 − λ) H + λ F")
+        ctl["layouts"] = gr.CheckboxGroup(list(LAYOUTS), value=list(field_default(Recipe, "layouts")),
+                                          label=label_for(Recipe, "layouts"), info="one is drawn per sample")
+        ctl["mask"] = gr.Radio(list(MASK_KINDS), value=field_default(Recipe, "mask"), label=label_for(Recipe, "mask"),
+                               info=field_help(Recipe, "mask"))
+        ctl["seam"] = gr.Slider(0, MAX_SEAM, value=field_default(Recipe, "seam"), step=1,
+                                label=label_for(Recipe, "seam"))
+        ctl["lam"] = gr.Slider(0.0, 1.0, value=field_default(Recipe, "lam"), step=0.01, label=label_for(Recipe, "lam"),
+                               info="A = (1 − λ) H + λ F")
     ctl["mask"].change(mask_kind_changed, ctl["mask"], ctl["seam"], **QUICK)
     return ctl
 

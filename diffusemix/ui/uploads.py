@@ -17,7 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from diffusemix.errors import DiffuseMixError
 from diffusemix.images import load_image
-from diffusemix.ui.shared import ASSETS_DIR, MAX_IMAGE_PIXELS, scrub_paths
+from diffusemix.ui.limits import MAX_IMAGE_PIXELS
+from diffusemix.ui.shared import ASSETS_DIR, scrub_paths
 
 
 #: What the page asks for when an upload is not an image it can use.
@@ -66,7 +67,7 @@ def open_upload(value: Any, what: str) -> Image.Image:
     try:
         return load_image(path, max_pixels=MAX_IMAGE_PIXELS)
     except DiffuseMixError as e:
-        reason = str(e).replace(f"image '{path}'", path.name)
+        reason = e.message(path.name)  # the upload's own name, not the server's path
         raise gr.Error(f"{scrub_paths(reason)}: save it again with an image editor, or {IMAGE_HINT}.") from None
 
 

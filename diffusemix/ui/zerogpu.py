@@ -53,8 +53,13 @@ class _Raised:
     message, so it is raised again outside, where the user sees it."""
 
     def __init__(self, exc: BaseException) -> None:
-        self.kind = "cancelled" if isinstance(exc, Cancelled) else "user" if isinstance(exc, ValueError) else "bug"
-        self.message = str(exc) if self.kind != "bug" else f"{type(exc).__name__}: {exc}"
+        self.kind = "cancelled" if isinstance(exc, Cancelled) else "user" if isinstance(exc, DiffuseMixError) else "bug"
+        if isinstance(exc, DiffuseMixError):  # in the page's words (the fields do not cross the fork)
+            from diffusemix.schema import label_for
+
+            self.message = exc.message(label_for(exc.owner, exc.field) if exc.owner and exc.field else None)
+        else:
+            self.message = str(exc) if self.kind != "bug" else f"{type(exc).__name__}: {exc}"
 
     def reraise(self) -> NoReturn:
         if self.kind == "cancelled":
@@ -74,7 +79,7 @@ def gpu(duration: int | Callable[..., int] = 60) -> Callable[[Callable], Callabl
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                if not isinstance(exc, (ValueError, Cancelled)):
+                if not isinstance(exc, (DiffuseMixError, Cancelled)):
                     logger.exception("error in the GPU function %s", fn.__name__)
                 return _Raised(exc)
 

@@ -1,0 +1,53 @@
+"""The app's limits, each stated once: a shared server takes less than the library does.
+
+The page states them from here, and so does the README; the library's own limits are
+:mod:`diffusemix.limits` (the seed's range, the largest output side).
+"""
+
+from __future__ import annotations
+
+from diffusemix.archive import MAX_IMAGES as MAX_ZIP_IMAGES
+from diffusemix.archive import MAX_UNPACKED_MB as MAX_ZIP_UNPACKED_MB
+from diffusemix.limits import MAX_SEED
+
+__all__ = [
+    "MAX_SEED",
+    "MAX_UPLOAD_MB",
+    "MIN_SIZE",
+    "MAX_SIZE",
+    "MAX_IMAGE_PIXELS",
+    "MAX_ZIP_IMAGES",
+    "MAX_ZIP_UNPACKED_MB",
+    "MAX_IMAGE_MB",
+    "MAX_ZIP_PIXELS",
+    "MAX_EXPORT_OUTPUTS",
+    "MAX_EXPLORE_PROMPTS",
+    "MAX_LAB_IMAGES",
+    "MAX_LAB_PROMPTS",
+    "MAX_SEAM",
+    "MAX_STEPS",
+    "MAX_GUIDANCE",
+    "MAX_IMAGE_GUIDANCE",
+]
+
+#: Largest upload of any kind (passed to launch(max_file_size=...)).
+MAX_UPLOAD_MB = 200
+#: Output side S offered by the size sliders (the library takes 8..4096).
+MIN_SIZE, MAX_SIZE = 64, 512
+#: Decoded pixels one uploaded image may have (read from its header before decoding): 40 MP.
+MAX_IMAGE_PIXELS = 40_000_000
+#: Bytes one image of a zip may unpack to (unpacking streams and stops there).
+MAX_IMAGE_MB = 64
+#: Decoded pixels of all the images of one zip (read from headers before anything is decoded): 1 GP.
+MAX_ZIP_PIXELS = 1_000_000_000
+#: Augmented images one Batch export may make (images x prompts x copies).
+MAX_EXPORT_OUTPUTS = 10_000
+#: Prompts at once in Explore, and images and prompts in the Prompt lab.
+MAX_EXPLORE_PROMPTS = 12
+MAX_LAB_IMAGES = 8
+MAX_LAB_PROMPTS = 12
+#: The sliders' ends for the seam and the editor's settings (the library takes more).
+MAX_SEAM = 64
+MAX_STEPS = 150
+MAX_GUIDANCE = 20.0
+MAX_IMAGE_GUIDANCE = 5.0

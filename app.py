@@ -126,7 +126,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         args.editor_spec, args.scorer_spec = EditorSpec(**given), ScorerSpec(**scorer)
     except DiffuseMixError as e:
-        p.error(e.message(flag_for(e.owner, e.field) if e.owner and e.field else None))
+        p.error(e.message(namer=flag_for) if e.owner and e.field else e.message())
     return args
 
 

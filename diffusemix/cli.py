@@ -30,8 +30,7 @@ def format_error(e: DiffuseMixError) -> str:
     """A user error in the command line's words: a setting is named by its flag."""
     from .schema import flag_for
 
-    name = flag_for(e.owner, e.field) if e.owner and e.field else None
-    return e.message(name)
+    return e.message(namer=flag_for) if e.owner and e.field else e.message()
 
 
 # ---------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class DiffuseMixError(ValueError):
         value: Any = _UNSET,
         path: Any = None,
         hint: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         self.reason = reason
         self.owner = owner
@@ -65,16 +66,21 @@ class DiffuseMixError(ValueError):
         self.value = value
         self.path = path
         self.hint = hint
+        #: Other fields of ``owner`` with the same problem (``reason`` is then worded for all of them).
+        self.also = tuple(also)
         super().__init__(self.message())
 
     @property
     def has_value(self) -> bool:
         return self.value is not _UNSET
 
-    def message(self, name: str | None = None) -> str:
-        """The message with the field called ``name`` (default ``Owner.field``)."""
-        if name is None and self.field is not None:
-            name = f"{self.owner}.{self.field}" if self.owner else self.field
+    def message(self, name: str | None = None, *, namer: Any = None) -> str:
+        """The message with the field called ``name``, or each field named by ``namer(owner, field)``
+        (a shell's words: a flag, a label); default ``Owner.field``."""
+        if namer is not None and self.field is not None:
+            name = ", ".join(namer(self.owner, f) for f in (self.field, *self.also))
+        elif name is None and self.field is not None:
+            name = ", ".join(f"{self.owner}.{f}" if self.owner else f for f in (self.field, *self.also))
         sep = "" if self.reason.startswith((":", ",", ";")) else " "
         text = f"{name}{sep}{self.reason}" if name else self.reason
         if self.has_value:

@@ -309,7 +309,7 @@ def add_flags(
             kwargs["action"] = "store_true"
         else:
             if m["parse"] is not None:
-                kwargs["type"] = _typed(m["parse"], flag)
+                pass  # kept as text: flag_values parses it, so a bad value is a SettingError like any other
             elif m["kind"] == "int":
                 kwargs["type"] = int
             elif m["kind"] == "float":
@@ -321,23 +321,14 @@ def add_flags(
         group.add_argument(flag, **kwargs)
 
 
-def _typed(parse: Callable[[str], Any], flag: str) -> Callable[[str], Any]:
-    """``parse`` for argparse: a DiffuseMixError/ValueError becomes argparse's own "invalid value" line."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as e:  # SettingError is one too
-            raise argparse.ArgumentTypeError(getattr(e, "reason", None) or str(e)) from None
-
-    convert.__name__ = flag.lstrip("-")
-    return convert
-
-
 def flag_values(
     cls: type, args: argparse.Namespace, *, skip: Iterable[str] = (), only: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """The fields of ``cls`` whose flags were given (not ``None``), by field name."""
+    """The fields of ``cls`` whose flags were given (not ``None``), by field name, their text parsed.
+
+    Raises:
+        SettingError: a flag's text that its field's ``parse`` refuses.
+    """
     skipped = set(skip)
     wanted = None if only is None else set(only)
     out = {}
@@ -346,7 +337,7 @@ def flag_values(
             continue
         value = getattr(args, _dest(f), None)
         if value is not None:
-            out[f.name] = value
+            out[f.name] = f.metadata["parse"](value) if f.metadata["parse"] is not None else value
     return out
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
+from diffusemix.errors import DiffuseMixError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
@@ -32,7 +33,7 @@ def test_save_is_forced_off_on_a_space(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     args = app.parse_args(["--allow-save-prompts"])
     assert args.allow_save_prompts is True and args.host == "127.0.0.1" and args.port == 7860
-    assert args.share is False and args.editor == "auto"
+    assert args.share is False and args.editor_spec.name == "auto"
 
 
 def test_running_app_through_gradio_client(demo):
@@ -215,7 +216,7 @@ def test_running_exports_do_not_hold_up_explore(client, tmp_path, monkeypatch):
     def held_export(*args, **kwargs):  # an export that runs until the test lets it go
         started.set()
         release.wait(60)
-        raise ValueError("export released by the test")
+        raise DiffuseMixError("export released by the test")
 
     monkeypatch.setattr(batch_export_tab, "_run_export", held_export)
     dataset = make_zip(tmp_path / "d.zip", {"cats/a.png": png_bytes(), "dogs/b.png": png_bytes()})

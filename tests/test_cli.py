@@ -150,7 +150,7 @@ def test_export_writes_the_dataset_and_a_summary(
     assert {r["mask"] for r in rows} == {"binary"} and {r["seam"] for r in rows} == {0}
     assert {r["copy"] for r in rows} == {0, 1}
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["generation"]["seed"] == 3 and settings["mixing"]["lam"] == [0.1, 0.3]
+    assert settings["recipe"]["seed"] == 3 and settings["recipe"]["lam"] == [0.1, 0.3]
 
     # the same command again: everything skipped
     code, stdout, _ = run_cli(
@@ -195,8 +195,8 @@ def test_preset_values_fill_flags_not_given(dataset: Path, tmp_path: Path, fract
     )
     assert code == 0, err
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["generation"]["prompts"] == ["sunset", "Autumn"]  # the quick preset's
-    assert settings["mixing"]["layouts"] == ["left", "top"] and settings["mixing"]["seam"] == 20
+    assert settings["recipe"]["prompts"] == ["sunset", "Autumn"]  # the quick preset's
+    assert settings["recipe"]["layouts"] == ["left", "top"] and settings["recipe"]["seam"] == 20
 
 
 def test_prompt_set_from_a_prompts_file(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
@@ -288,7 +288,7 @@ def test_fractals_subcommand(tmp_path: Path, capsys) -> None:
         ("ok", ["--prompt-set", "no-such-set"], "unknown prompt set 'no-such-set'"),
         ("ok", ["--layouts", "left,diagonal"], "--layouts must be made of left, right, top, bottom; got 'diagonal'"),
         ("ok", ["--shard", "3"], "--shard must look like I/N"),
-        ("ok", ["--shard", "2/2"], r"--shard I/N needs N >= 1 and 0 <= I < N"),
+        ("ok", ["--shard", "2/2"], r"--shard needs N >= 1 and 0 <= I < N"),
         ("ok", ["--shard", "a/b"], "--shard must look like I/N"),
         ("ok", ["--lam", "0.5:0.1"], "--lam range must satisfy 0 <= low <= high <= 1"),
         ("ok", ["--lam", "abc"], "--lam must be a number such as 0.2 or a range"),
@@ -334,14 +334,14 @@ def test_changed_settings_into_the_same_output_exit_2(dataset: Path, tmp_path: P
     out = tmp_path / "out"
     assert run_cli(export_args(dataset, out, fractal_dir), capsys)[0] == 0
     code, _, stderr = run_cli(export_args(dataset, out, fractal_dir, "--seed", "9"), capsys)
-    assert code == 2 and "error: output folder" in stderr and "generation.seed: 0 -> 9" in stderr
+    assert code == 2 and "error: output folder" in stderr and "recipe.seed: 0 -> 9" in stderr
     assert "new output folder" in stderr
 
 
 def test_diffusion_flags_with_the_preview_exit_2(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
     args = export_args(dataset, tmp_path / "out", fractal_dir)
-    code, _, stderr = run_cli(args + ["--steps", "5", "--strength", "3", "--model", "x"], capsys)
-    assert code == 2 and "--steps, --strength, --model are settings of the diffusion editors" in stderr
+    code, _, stderr = run_cli(args + ["--steps", "5", "--strength", "0.3", "--model", "x"], capsys)
+    assert code == 2 and "--model, --steps, --strength are settings of the diffusion editors" in stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -349,16 +349,16 @@ def test_editor_flags_are_checked_in_a_dry_run_too(dataset: Path, tmp_path: Path
     args = export_args(dataset, tmp_path / "out", fractal_dir, "--dry-run")
     args[args.index("preview")] = "instruct-pix2pix"
     code, _, stderr = run_cli(args + ["--strength", "0.3"], capsys)
-    assert code == 2 and "--strength is an img2img setting" in stderr
+    assert code == 2 and "--strength is not a setting of the instruct-pix2pix editor" in stderr
     code, _, stderr = run_cli(args + ["--guidance-scale", "-4"], capsys)
-    assert code == 2 and "guidance_scale" in stderr
+    assert code == 2 and "--guidance-scale must be a number in [0, 100]; got -4.0" in stderr
 
 
 def test_editor_setting_of_another_editor_exits_2(dataset: Path, tmp_path: Path, fractal_dir: Path, capsys) -> None:
     args = export_args(dataset, tmp_path / "out", fractal_dir)
     args[args.index("preview")] = "instruct-pix2pix"
     code, _, stderr = run_cli(args + ["--strength", "0.3"], capsys)
-    assert code == 2 and "--strength is an img2img setting" in stderr
+    assert code == 2 and "--strength is not a setting of the instruct-pix2pix editor" in stderr
 
 
 def test_errors_exit_2_without_traceback_in_a_real_process(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def _errors(out: Path) -> list[dict]:
 def test_scores_go_into_every_row_and_the_summary(dataset, fractals, tmp_path, tiny_dino_dir):
     scorer = load_scorer("dino", model=str(tiny_dino_dir))
     summary = run(dataset, tmp_path / "out", fractals, scorer=scorer, score_rule=ScoreRule(min_score=-1.0),
-                  batch_size=4)
+                  chunk_size=4)
     got = rows(tmp_path / "out")
     assert len(got) == summary.made == 20 and summary.rejected == 0
     assert all(r["scorer"] == "dino" and -1 <= r["score"] <= 1 and "label_rank" not in r for r in got)
@@ -59,8 +59,8 @@ def test_scores_go_into_every_row_and_the_summary(dataset, fractals, tmp_path, t
         mean = np.mean([r["score"] for r in got if r["prompt"] == prompt])
         assert f"mean score {mean:.3f}  dropped 0/10 (0%)" in text
     settings = json.loads((tmp_path / "out" / ".diffusemix" / "run.json").read_text())
-    assert settings["generation"]["scoring"]["name"] == "dino"
-    assert settings["generation"]["scoring"]["rule"] == {"min_score": -1.0, "max_rank": None}
+    assert settings["scorer"]["name"] == "dino"
+    assert settings["scorer"]["rule"] == {"min_score": -1.0, "max_rank": None}
 
 
 def test_unscored_export_has_no_score_columns(dataset, fractals, tmp_path):
@@ -85,7 +85,7 @@ def test_a_scored_cache_carries_the_scores_for_training(dataset, fractals, tmp_p
 def test_a_low_score_is_retried_with_a_recorded_seed(dataset, fractals, tmp_path):
     out = tmp_path / "out"
     summary = run(dataset, out, fractals, scorer=FirstRoundLow(), score_rule=ScoreRule(min_score=0.5),
-                  batch_size=100, save_stages=True)
+                  chunk_size=100, save_stages=True)
     got = rows(out)
     assert summary.made == len(got) == 20 and summary.rejected == 0 and not _errors(out)
     drawn = {}
@@ -138,7 +138,7 @@ def test_another_threshold_is_another_output(dataset, fractals, tmp_path):
 
 
 def test_a_rule_without_a_scorer_is_refused(dataset, fractals, tmp_path):
-    with pytest.raises(ValueError, match="need scores, but no scorer is loaded"):
+    with pytest.raises(ValueError, match="needs scores, but no scorer is loaded"):
         run(dataset, tmp_path / "out", fractals, score_rule=ScoreRule(min_score=0.5))
 
 
@@ -161,16 +161,16 @@ def test_cli_label_scores_and_rank_rule(dataset, fractals, tmp_path, tiny_clip_d
                and 0 <= r["input_score"] <= 1 for r in got)
     assert "scorer:           clip-label" in text and "true class in the top 3" in text
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["generation"]["scoring"]["template"] == "a picture of a {}"
+    assert settings["scorer"]["template"] == "a picture of a {}"
 
 
 def test_cli_score_flag_errors(dataset, fractals, tmp_path, capsys, tiny_dino_dir):
     cases = [
-        (["--min-similarity", "0.5"], "--min-similarity needs --score dino|clip|clip-label"),
-        (["--score", "dino", "--max-label-rank", "1"], "--max-label-rank needs --score clip-label"),
-        (["--score", "dino", "--min-similarity", "2"], r"--min-similarity\) must be a number in \[-1, 1\]"),
-        (["--score", "auto", "--min-similarity", "0.5"], "need scores, and there are none: no scores: no scorer"
-                                                          " weights are available here"),
+        (["--min-similarity", "0.5"], r"--min-similarity needs a scorer \(--score dino, clip or clip-label\)"),
+        (["--score", "dino", "--max-label-rank", "1"], "--max-label-rank needs the clip-label scorer"),
+        (["--score", "dino", "--min-similarity", "2"], r"--min-similarity must be a number in \[-1, 1\]"),
+        (["--score", "auto", "--min-similarity", "0.5"], "--min-similarity needs scores, but no scorer is loaded"
+                                                          r" \(no scores: no scorer weights are available here"),
         (["--score", "dino"], "`hf download facebook/dinov2-small`"),
         (["--score", "clip", "--scorer-model", str(tiny_dino_dir)], "holds a 'dinov2' model"),
     ]

@@ -75,10 +75,10 @@ def test_without_stages_the_report_says_where_the_contact_sheet_went(dataset, fr
 
 
 def test_report_errors(dataset, fractals, tmp_path):
-    with pytest.raises(ReportError, match="has no metadata.jsonl"):
+    with pytest.raises(ReportError, match="has no manifest"):
         read_report(tmp_path / "nothing")
     out = _export(dataset, tmp_path / "plain", fractals)
-    with pytest.raises(ReportError, match="has no scores: export it with --score dino"):
+    with pytest.raises(ReportError, match="has no scores. Export it with --score dino"):
         read_report(out)
     with pytest.raises(ValueError, match=r"lowest \(--lowest\) must be an integer in \[1, 32\]"):
         write_report(out, lowest=0)
@@ -89,7 +89,7 @@ def test_cli_report(scored, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "prompt" in out and "kept" in out and f"wrote {scored / 'report.png'}" in out
     assert cli.main(["report", str(scored / "missing")]) == 2
-    assert "has no metadata.jsonl" in capsys.readouterr().err
+    assert "has no manifest" in capsys.readouterr().err
 
 
 def test_a_cache_report_shows_its_kept_generated_images(dataset, fractals, tmp_path, tiny_dino_dir):

@@ -304,15 +304,15 @@ def test_unavailable_device_is_a_load_error():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="unknown scorer 'sift'; choose one of none, auto, dino, clip, clip-label"):
+    with pytest.raises(ValueError, match="ScorerSpec.name must be one of none, auto, dino, clip, clip-label; got 'sift'"):
         load_scorer("sift")
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1; got 0"):
-        DinoScorer(batch_size=0)
+    with pytest.raises(ValueError, match=r"ScorerSpec.batch_size must be an integer in \[1, 4096\]; got 0"):
+        load_scorer("dino", batch_size=0)
     with pytest.raises(ValueError, match="at least two non-empty class names"):
         ClipLabelScorer(class_names=["only"])
     with pytest.raises(ValueError, match="class names must be distinct"):
         ClipLabelScorer(class_names=["a", "a"])
-    with pytest.raises(ValueError, match=r"template must contain '\{\}' once"):
+    with pytest.raises(ValueError, match=r"ScorerSpec.template must contain \{\} once"):
         ClipLabelScorer(class_names=["a", "b"], template="a photo")
 
 
@@ -331,13 +331,13 @@ def test_rule_rejects_below_threshold_and_by_rank():
 
 def test_rule_validation_and_scorer_check():
     for bad in (1.5, -2, float("nan"), "0.5", True):
-        with pytest.raises(ValueError, match="min_score \\(--min-similarity\\) must be a number in \\[-1, 1\\]"):
+        with pytest.raises(ValueError, match="ScoreRule.min_score must be a number in \\[-1, 1\\]"):
             ScoreRule(min_score=bad)
-    with pytest.raises(ValueError, match="max_rank \\(--max-label-rank\\) must be an integer >= 1; got 0"):
+    with pytest.raises(ValueError, match="ScoreRule.max_rank must be an integer >= 1; got 0"):
         ScoreRule(max_rank=0)
-    with pytest.raises(ValueError, match="need scores, but no scorer is loaded"):
+    with pytest.raises(ValueError, match="needs scores, but no scorer is loaded"):
         ScoreRule(min_score=0.5).check_scorer(NoScorer("no weights"))
-    with pytest.raises(ValueError, match="--max-label-rank needs --score clip-label"):
+    with pytest.raises(ValueError, match="ScoreRule.max_rank needs the clip-label scorer"):
         ScoreRule(max_rank=1).check_scorer(DinoScorer())
     ScoreRule().check_scorer(NoScorer())
 

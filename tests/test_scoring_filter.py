@@ -94,7 +94,7 @@ def test_without_a_scorer_nothing_is_scored_or_rejected(make_rgb):
     jobs, _ = _jobs(make_rgb, 1)
     out = generate_scored(PreviewEditor(), jobs, scorer=NoScorer("no weights"), rule=ScoreRule(), max_retries=2)
     assert all(o.score is None and o.rejected is None for o in out)
-    with pytest.raises(ValueError, match="need scores, but no scorer is loaded"):
+    with pytest.raises(ValueError, match="needs scores, but no scorer is loaded"):
         generate_scored(PreviewEditor(), jobs, scorer=NoScorer("no weights"), rule=ScoreRule(min_score=0.1),
                         max_retries=1)
 

@@ -182,7 +182,7 @@ def test_batch_export_draws_prompts_per_image(ctx, tmp_path):
         assert [json.loads(x)["prompt"] for x in zf.read("metadata.jsonl").decode().splitlines()] == [
             r["prompt"] for r in rows
         ]
-    with pytest.raises(gr.Error, match=r"prompts_per_image must be \"all\" or a whole number from 1 to .* \(3\); got 4"):
+    with pytest.raises(gr.Error, match=r"Prompts per image must be \"all\" or a whole number from 1 to .* \(3\); got 4"):
         batch_export(*args, prompts_per_image="4", ctx=ctx)
     with pytest.raises(gr.Error, match="prompts per image must be a number; got 'some'"):
         batch_export(*args, prompts_per_image="some", ctx=ctx)

@@ -72,7 +72,7 @@ def test_without_spaces_the_function_runs_as_it_is(monkeypatch):
     @zerogpu.gpu(duration=30)
     def f(x):
         if x < 0:
-            raise ValueError("negative")
+            raise DiffuseMixError("negative")
         return x + 1
 
     assert f(1) == 2

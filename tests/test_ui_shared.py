@@ -80,7 +80,7 @@ def test_app_on_the_tiny_instruct_pix2pix(tiny_ip2p_dir):
     assert "Î is made by instruct-pix2pix" in status and str(tiny_ip2p_dir) in status
     gallery, _, records, _, _ = explore(**explore_args(set_prompts=[], extra_prompts="snowy", steps=2), ctx=ctx)
     assert len(gallery) == 6 and records["editor"]["steps"] == 2
-    assert ctx.editor.settings.steps == 100  # the shared editor keeps its own settings
+    assert ctx.editor.spec.steps == 100  # the shared editor keeps its own settings
     variant = editor_for(ctx, steps=2, strength=0.3)  # strength is img2img's: ignored
-    assert variant is not ctx.editor and variant.settings.steps == 2 and variant.pipeline is ctx.editor.pipeline
+    assert variant is not ctx.editor and variant.spec.steps == 2 and variant.pipeline is ctx.editor.pipeline
     assert editor_for(ctx, steps=100) is ctx.editor

@@ -85,16 +85,18 @@ def resolve_spec(cls: type, spec: EditorSpec | None) -> EditorSpec:
         given.pop("device")
     foreign = [k for k in given if k not in own]
     if foreign:
+        many = len(foreign) > 1
         if not cls.is_diffusion:
             reason = (
-                "is a setting of the diffusion editors; the preview editor (weight-free filters on the CPU) has no"
-                " model, device, precision, steps or speed settings"
+                f"{'are settings' if many else 'is a setting'} of the diffusion editors; the preview editor"
+                " (weight-free filters on the CPU) has no model, device, precision, steps or speed settings"
             )
-            hint = "Drop it, or choose the editor instruct-pix2pix or img2img"
+            hint = f"Drop {'them' if many else 'it'}, or choose the editor instruct-pix2pix or img2img"
         else:
-            reason = f"is not a setting of the {cls.name} editor (its settings: {', '.join(own)})"
+            reason = (f"{'are not settings' if many else 'is not a setting'} of the {cls.name} editor (its settings:"
+                      f" {', '.join(own)})")
             hint = None
-        raise SettingError(reason, owner="EditorSpec", field=foreign[0], value=given[foreign[0]], hint=hint)
+        raise SettingError(reason, owner="EditorSpec", field=foreign[0], also=tuple(foreign[1:]), hint=hint)
 
     values = dict(cls.defaults)
     preset = dict(cls.presets.get(spec.speed, {})) if spec.speed else {}

@@ -318,8 +318,8 @@ class PreviewEditor:
     is_diffusion = False
     #: The plain description shown wherever the editor is named.
     SUMMARY = "preview (weight-free colour/texture filters, not a diffusion model)"
-    #: Its one setting.
-    defaults = {"max_retries": 2}
+    #: Its settings: retries of a blank output, and images per call (the unit an export hands it).
+    defaults = {"batch_size": 8, "max_retries": 2}
     presets: dict[str, dict[str, Any]] = {}
 
     def __init__(self, spec: EditorSpec | None = None, *, notice: str | None = None) -> None:
@@ -343,7 +343,7 @@ class PreviewEditor:
         """Nothing to load; here so every editor can be loaded the same way."""
 
     def with_settings(self, **changes: Any) -> "PreviewEditor":
-        """The preview with another ``max_retries`` (its only setting)."""
+        """The preview with other settings (``max_retries``, ``batch_size``)."""
         return PreviewEditor(self.spec.replace(**changes), notice=self.notice)
 
     def describe(self) -> dict[str, Any]:
@@ -377,7 +377,7 @@ class PreviewEditor:
         return edit_in_batches(
             requests,
             generate,
-            batch_size=1,
+            batch_size=1,  # one image at a time (``spec.batch_size`` is what an export hands it at once)
             units_per_batch=1,
             max_retries=self.max_retries,
             progress=progress,

@@ -73,15 +73,16 @@ def check_rule(spec: ScorerSpec, rule: ScoreRule) -> None:
     Raises:
         SettingError: a threshold without a scorer, or a label rank without ``clip-label``.
     """
-    from ..schema import fail
+    from ..schema import NO_VALUE, fail
 
     if rule.active and not spec.active:
         name = "min_score" if rule.min_score is not None else "max_rank"
-        raise fail(rule, name, "needs a scorer (--score dino, clip or clip-label)")
+        raise fail(rule, name, "needs a scorer (--score dino, clip or clip-label)", value=NO_VALUE)
     if rule.max_rank is not None and spec.name not in ("clip-label", "auto"):
-        raise fail(rule, "max_rank", f"needs the clip-label scorer (the {spec.name} scorer gives no rank)")
+        raise fail(rule, "max_rank", f"needs the clip-label scorer (the {spec.name} scorer gives no rank)",
+                   value=NO_VALUE)
     if spec.model is not None and not spec.active:
-        raise fail(spec, "model", "needs a scorer (--score dino, clip or clip-label)")
+        raise fail(spec, "model", "needs a scorer (--score dino, clip or clip-label)", value=NO_VALUE)
 
 
 def load_scorer(spec: ScorerSpec | str = "auto", *, class_names: Sequence[str] | None = None, **fields) -> Scorer:

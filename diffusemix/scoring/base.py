@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DiffuseMixError
-from ..schema import check_fields, fail, register, setting
+from ..schema import NO_VALUE, check_fields, fail, register, setting
 
 __all__ = [
     "Score",
@@ -158,9 +158,11 @@ class ScoreRule:
         """Raise :class:`SettingError` when the rule asks for what ``scorer`` cannot give."""
         if self.active and not scorer.available:
             name = "min_score" if self.min_score is not None else "max_rank"
-            raise fail(self, name, f"needs scores, but no scorer is loaded ({getattr(scorer, 'notice', 'no scorer')})")
+            raise fail(self, name, f"needs scores, but no scorer is loaded ({getattr(scorer, 'notice', 'no scorer')})",
+                       value=NO_VALUE)
         if self.max_rank is not None and scorer.name != "clip-label":
-            raise fail(self, "max_rank", f"needs the clip-label scorer (the {scorer.name} scorer gives no rank)")
+            raise fail(self, "max_rank", f"needs the clip-label scorer (the {scorer.name} scorer gives no rank)",
+                       value=NO_VALUE)
 
     def reject(self, score: Score) -> str | None:
         """``None`` when ``score`` passes, else a short reason naming the rule."""

@@ -82,7 +82,8 @@ def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str
 
 def _records(stages: Sequence[Stages], editor: Editor, recipe: Recipe) -> dict[str, Any]:
     return {
-        "editor": {k: v for k, v in editor.describe().items() if k != "notice"},  # the notice: banner only
+        # what made Î: its description and every setting that changes it (the notice: banner only)
+        "editor": {**{k: v for k, v in editor.describe().items() if k != "notice"}, **editor.spec.pixel_settings()},
         "recipe": recipe.to_dict(),
         "samples": [{**s.record.to_dict(), "degenerate": s.degenerate} for s in stages],
     }

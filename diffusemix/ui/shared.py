@@ -247,8 +247,7 @@ def scores_unavailable(ctx: AppContext) -> str:
 
 def error_text(e: DiffuseMixError) -> str:
     """A user error in the page's words: a setting is named by its control's label; no server path."""
-    name = label_for(e.owner, e.field) if e.owner and e.field else None
-    return scrub_paths(e.message(name))
+    return scrub_paths(e.message(namer=label_for) if e.owner and e.field else e.message())
 
 
 def user_errors(fn: Callable) -> Callable:

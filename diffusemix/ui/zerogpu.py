@@ -57,7 +57,7 @@ class _Raised:
         if isinstance(exc, DiffuseMixError):  # in the page's words (the fields do not cross the fork)
             from diffusemix.schema import label_for
 
-            self.message = exc.message(label_for(exc.owner, exc.field) if exc.owner and exc.field else None)
+            self.message = exc.message(namer=label_for) if exc.owner and exc.field else exc.message()
         else:
             self.message = str(exc) if self.kind != "bug" else f"{type(exc).__name__}: {exc}"
 

@@ -199,9 +199,11 @@ def resize_nearest(array: np.ndarray, box: Box, size: int) -> np.ndarray:
     h, w = a.shape
     if box == (0.0, 0.0, float(w), float(h)) and (w, h) == (size, size):
         return a.copy()
-    x0, y0, x1, y1 = box
-    cols = _sample_index(x0, (x1 - x0) / size, size, w)
-    rows = _sample_index(y0, (y1 - y0) / size, size, h)
+    # Pillow parses the box as C floats (32-bit) and takes its sides in float before dividing in double;
+    # prepare's boxes (whole or half pixels) are exact in float32, so this changes nothing for them.
+    x0, y0, x1, y1 = (np.float32(v) for v in box)
+    cols = _sample_index(float(x0), float(np.float32(x1 - x0)) / size, size, w)
+    rows = _sample_index(float(y0), float(np.float32(y1 - y0)) / size, size, h)
     return np.ascontiguousarray(a[rows[:, None], cols[None, :]])
 
 

@@ -249,9 +249,10 @@ def _r(v: float) -> float:
 def coco_annotation(obj: ObjectAnnotation, *, width: int, height: int) -> dict[str, Any]:
     """One object as a COCO annotation dict (without ``id`` / ``image_id``), ``area`` recomputed."""
     x0, y0, x1, y1 = obj.box
+    bw, bh = _r(x1 - x0), _r(y1 - y0)
     d: dict[str, Any] = {
         "category_id": int(obj.category_id),
-        "bbox": [_r(x0), _r(y0), _r(x1 - x0), _r(y1 - y0)],
+        "bbox": [_r(x0), _r(y0), bw, bh],
         "iscrowd": int(obj.iscrowd),
     }
     if obj.rle is not None:
@@ -263,7 +264,7 @@ def coco_annotation(obj: ObjectAnnotation, *, width: int, height: int) -> dict[s
         d["area"] = float(rle_ops.polygons_area([tuple(p) for p in polys], height, width))
     else:
         d["segmentation"] = []
-        d["area"] = _r((x1 - x0) * (y1 - y0))
+        d["area"] = _r(bw * bh)  # of the box as written
     return d
 
 

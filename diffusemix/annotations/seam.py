@@ -69,7 +69,7 @@ def area_profile(obj: ObjectAnnotation, *, size: int, axis: int) -> np.ndarray:
     if obj.rle is not None:
         if (obj.rle.height, obj.rle.width) != (size, size):
             raise ValueError(f"the object's mask is {obj.rle.width}x{obj.rle.height}, not {size}x{size}")
-        return rle_ops.decode(obj.rle).sum(axis=1 - axis).astype(np.float64)
+        return rle_ops.decode(obj.rle).sum(axis=axis).astype(np.float64)  # axis 0: per column
     if obj.polygons:
         return sum(
             (_strip_areas(np.asarray(p, dtype=np.float64).reshape(-1, 2), size, axis) for p in obj.polygons),

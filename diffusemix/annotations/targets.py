@@ -33,6 +33,7 @@ __all__ = [
     "detection_target",
     "segmentation_target",
     "hf_objects",
+    "detr_target",
     "tv_tensors_available",
 ]
 
@@ -190,3 +191,20 @@ def hf_objects(
         out["area"].append(object_area(o, width=w, height=h))
         out["iscrowd"].append(int(o.iscrowd))
     return out
+
+
+def detr_target(annotation: ImageAnnotation, categories: Categories) -> dict[str, Any]:
+    """The label dict 🤗 transformers' DETR-family detectors (DETR, YOLOS, Conditional / Deformable DETR) take.
+
+    ``{"class_labels": int64 (N,) 0-based category index, "boxes": float32 (N, 4) centre x, centre y,
+    width, height, normalised by the image's width and height}``.
+    """
+    import torch
+
+    w, h = annotation.width, annotation.height
+    rows = [[(o.box[0] + o.box[2]) / 2 / w, (o.box[1] + o.box[3]) / 2 / h, (o.box[2] - o.box[0]) / w,
+             (o.box[3] - o.box[1]) / h] for o in annotation.objects]
+    return {
+        "class_labels": torch.tensor([categories.index(o.category_id) for o in annotation.objects], dtype=torch.int64),
+        "boxes": torch.tensor(rows, dtype=torch.float32).reshape(-1, 4),
+    }

@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from diffusemix.annotations import rle as rle_ops  # noqa: E402
-from diffusemix.annotations.export_step import AnnotationOptions, plan_annotations  # noqa: E402
-from diffusemix.annotations.seam import area_profile, best_layout, generated_share  # noqa: E402
-from diffusemix.annotations.types import Categories, ImageAnnotation, ObjectAnnotation  # noqa: E402
-from diffusemix.recipe import Recipe, draw  # noqa: E402
+from diffusemix.annotations import rle as rle_ops
+from diffusemix.annotations.export_step import AnnotationOptions, plan_annotations
+from diffusemix.annotations.seam import area_profile, best_layout, generated_share
+from diffusemix.annotations.types import Categories, ImageAnnotation, ObjectAnnotation
+from diffusemix.recipe import Recipe, draw
 
 CATS = Categories.from_names(["a", "b", "c"], start=1)
 
@@ -47,14 +47,20 @@ def _objects(rng: np.random.Generator, w: int, h: int, n: int, kind: str) -> tup
         elif kind == "polygon":
             ang = np.sort(rng.uniform(0, 2 * np.pi, 12))
             pts = np.stack([cx + bw / 2 * np.cos(ang), cy + bh / 2 * np.sin(ang)], axis=1)
-            out.append(ObjectAnnotation(cat, (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()),
-                                        polygons=(tuple(pts.ravel()),)))
+            out.append(
+                ObjectAnnotation(
+                    cat,
+                    (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()),
+                    polygons=(tuple(pts.ravel()),),
+                )
+            )
         else:
             yy, xx = np.mgrid[0:h, 0:w] + 0.5
             m = ((xx - cx) / (bw / 2)) ** 2 + ((yy - cy) / (bh / 2)) ** 2 <= 1
             rows, cols = np.nonzero(m)
-            out.append(ObjectAnnotation(cat, (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1),
-                                        rle=rle_ops.encode(m)))
+            out.append(
+                ObjectAnnotation(cat, (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1), rle=rle_ops.encode(m))
+            )
     return tuple(out)
 
 
@@ -78,7 +84,9 @@ def _share(ann: ImageAnnotation, layout: str, recipe: Recipe) -> tuple[float, fl
     gen = tot = 0.0
     for o in ann.objects:
         a = float(area_profile(o, size=ann.width, axis=0).sum())
-        gen += a * generated_share(o, size=ann.width, layout=layout, kind=recipe.mask, seam=recipe.seam)  # type: ignore[arg-type]
+        kind, seam = recipe.mask, recipe.seam
+        share = generated_share(o, size=ann.width, layout=layout, kind=kind, seam=seam)  # type: ignore[arg-type]
+        gen += a * share
         tot += a
     return gen, tot
 
@@ -86,8 +94,10 @@ def _share(ann: ImageAnnotation, layout: str, recipe: Recipe) -> tuple[float, fl
 def layout_effect(n_images: int) -> None:
     rng = np.random.default_rng(1)
     print(f"2. share of object area on the Î side, {n_images} synthetic 256 px images (not a real dataset):")
-    anns = [ImageAnnotation(f"{i}", 256, 256, _objects(rng, 256, 256, int(rng.integers(1, 7)), "box"))
-            for i in range(n_images)]
+    anns = [
+        ImageAnnotation(f"{i}", 256, 256, _objects(rng, 256, 256, int(rng.integers(1, 7)), "box"))
+        for i in range(n_images)
+    ]
     for layouts in (("left", "top"), ("left", "right", "top", "bottom")):
         recipe = Recipe(size=256, prompts=("snowy",), layouts=layouts)
         drawn = [0.0, 0.0]
@@ -97,10 +107,13 @@ def layout_effect(n_images: int) -> None:
             g, t = _share(a, rec.layout, recipe)
             drawn[0] += g
             drawn[1] += t
-            g, t = _share(a, best_layout(a, recipe.layouts, kind=recipe.mask, seam=recipe.seam), recipe)  # type: ignore[arg-type]
+            chosen = best_layout(a, recipe.layouts, kind=recipe.mask, seam=recipe.seam)  # type: ignore[arg-type]
+            g, t = _share(a, chosen, recipe)
             best[0] += g
             best[1] += t
-        print(f"   layouts {','.join(layouts):24s} drawn {drawn[0] / drawn[1]:.3f}   keep-objects {best[0] / best[1]:.3f}")
+        print(
+            f"   layouts {','.join(layouts):24s} drawn {drawn[0] / drawn[1]:.3f}   keep-objects {best[0] / best[1]:.3f}"
+        )
 
 
 def main() -> None:

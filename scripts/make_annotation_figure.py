@@ -25,20 +25,21 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from diffusemix.annotations import rle as rle_ops  # noqa: E402
-from diffusemix.annotations.coco import read_coco  # noqa: E402
-from diffusemix.annotations.draw import draw_annotations  # noqa: E402
-from diffusemix.annotations.export_step import AnnotationOptions, plan_annotations  # noqa: E402
-from diffusemix.editors.preview import apply_preview  # noqa: E402
-from diffusemix.engine import apply_record  # noqa: E402
-from diffusemix.fractals import FractalSet  # noqa: E402
-from diffusemix.images import load_image, prepare  # noqa: E402
-from diffusemix.recipe import Recipe, draw  # noqa: E402
+from diffusemix.annotations import rle as rle_ops
+from diffusemix.annotations.coco import read_coco
+from diffusemix.annotations.draw import draw_annotations
+from diffusemix.annotations.export_step import AnnotationOptions, plan_annotations
+from diffusemix.editors.preview import apply_preview
+from diffusemix.engine import apply_record
+from diffusemix.fractals import FractalSet
+from diffusemix.images import load_image, prepare
+from diffusemix.recipe import Recipe, draw
 
 
 def _objects(size: int, cut_top: int) -> list[tuple[str, list[float] | None, np.ndarray | None]]:
     """The sphere (a 48-gon), the cube (its outline) and the vase (a mask), from the parameters
     scripts/make_examples.py draws them with, in pixels of the cut (rows from ``cut_top``)."""
+
     def px(xn: float, yn: float) -> tuple[float, float]:
         return xn * size, yn * size - cut_top
 
@@ -52,7 +53,7 @@ def _objects(size: int, cut_top: int) -> list[tuple[str, list[float] | None, np.
     x, y = np.meshgrid(t_, t_)
     radius = 0.025 + 0.045 * np.sin(np.pi * (0.15 + 0.8 * np.clip((y - 0.34) / 0.40, 0, 1))) ** 2
     vase = (np.abs((x - 0.52) / radius) < 1) & (y > 0.34) & (y < 0.74)
-    return [("sphere", sphere, None), ("cube", cube, None), ("vase", None, vase[cut_top:cut_top + 360])]
+    return [("sphere", sphere, None), ("cube", cube, None), ("vase", None, vase[cut_top : cut_top + 360])]
 
 
 def main() -> None:
@@ -75,8 +76,11 @@ def main() -> None:
             ann["segmentation"] = rle_ops.encode(mask).to_coco()  # no bbox: read_coco takes the mask's
         anns.append(ann)
         cats.append({"id": k, "name": name})
-    coco = {"images": [{"id": 1, "file_name": "still_life.png", "width": src.shape[1], "height": src.shape[0]}],
-            "annotations": anns, "categories": cats}
+    coco = {
+        "images": [{"id": 1, "file_name": "still_life.png", "width": src.shape[1], "height": src.shape[0]}],
+        "annotations": anns,
+        "categories": cats,
+    }
     (tmp / "instances.json").write_text(json.dumps(coco))
     ds = read_coco(tmp / "instances.json")
 
@@ -89,8 +93,12 @@ def main() -> None:
     stages = apply_record(record, image, generated, FractalSet.default().array(record.fractal, recipe.size))
 
     # 3. the panels
-    panels = [("I", stages.input), ("generated (preview editor, not a diffusion model)", stages.generated),
-              ("H", stages.hybrid), ("A", stages.augmented)]
+    panels = [
+        ("I", stages.input),
+        ("generated (preview editor, not a diffusion model)", stages.generated),
+        ("H", stages.hybrid),
+        ("A", stages.augmented),
+    ]
     pad, top = 8, 22
     canvas = Image.new("RGB", (4 * 256 + 5 * pad, 256 + top + pad), (255, 255, 255))
     d = ImageDraw.Draw(canvas)
@@ -98,8 +106,10 @@ def main() -> None:
         x = pad + i * (256 + pad)
         canvas.paste(Image.fromarray(draw_annotations(arr, sample.annotation, ds.categories, width=2)), (x, top))
         d.text((x, 5), title, fill=(0, 0, 0))
-    shares = ", ".join(f"{ds.categories.name(o.category_id)} {s:.2f}"
-                       for o, s in zip(sample.annotation.objects, sample.generated_share))
+    shares = ", ".join(
+        f"{ds.categories.name(o.category_id)} {s:.2f}"
+        for o, s in zip(sample.annotation.objects, sample.generated_share)
+    )
     print(f"layout {record.layout}; share on the Î side: {shares}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out)

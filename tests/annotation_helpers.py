@@ -30,8 +30,15 @@ from diffusemix.annotations import rle as rle_ops
 BACKGROUND = np.array([128.0, 128.0, 128.0])
 #: Shape colours: background + 100 along one of these directions (orthogonal pairs first).
 _DIRECTIONS = [
-    (1, 0, 0), (0, 1, 0), (0, 0, 1), (-1, 0, 0), (0, -1, 0), (0, 0, -1),
-    (0.7, 0.7, 0), (0, 0.7, 0.7), (0.7, 0, 0.7),
+    (1, 0, 0),
+    (0, 1, 0),
+    (0, 0, 1),
+    (-1, 0, 0),
+    (0, -1, 0),
+    (0, 0, -1),
+    (0.7, 0.7, 0),
+    (0, 0.7, 0.7),
+    (0.7, 0, 0.7),
 ]
 
 
@@ -73,8 +80,16 @@ def make_scene(width: int, height: int, shapes: list[tuple]) -> Scene:
             m = rle_ops.polygons_to_mask([tuple(float(v) for v in spec)], height, width)
             img[m] = c
             xs, ys = spec[0::2], spec[1::2]
-            scene.shapes.append(Shape("polygon", cat, i, (min(xs), min(ys), max(xs), max(ys)),
-                                      polygon=tuple(float(v) for v in spec), mask=m))
+            scene.shapes.append(
+                Shape(
+                    "polygon",
+                    cat,
+                    i,
+                    (min(xs), min(ys), max(xs), max(ys)),
+                    polygon=tuple(float(v) for v in spec),
+                    mask=m,
+                )
+            )
         elif kind == "blob":
             cx, cy, rx, ry = spec
             yy, xx = np.mgrid[0:height, 0:width] + 0.5
@@ -82,8 +97,15 @@ def make_scene(width: int, height: int, shapes: list[tuple]) -> Scene:
             m |= ((xx - cx - rx * 0.6) / (rx * 0.6)) ** 2 + ((yy - cy + ry * 0.5) / (ry * 0.5)) ** 2 <= 1.0
             img[m] = c
             rows, cols = np.nonzero(m)
-            scene.shapes.append(Shape("blob", cat, i, (float(cols.min()), float(rows.min()), float(cols.max() + 1),
-                                                       float(rows.max() + 1)), mask=m))
+            scene.shapes.append(
+                Shape(
+                    "blob",
+                    cat,
+                    i,
+                    (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1)),
+                    mask=m,
+                )
+            )
         else:
             raise ValueError(kind)
     scene.image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -100,8 +122,14 @@ def coco_dict(scenes: dict[str, Scene], categories=CATEGORIES) -> dict:
         images.append({"id": 10 * k, "file_name": fn, "width": s.width, "height": s.height})
         for sh in s.shapes:
             x0, y0, x1, y1 = sh.box
-            a = {"id": len(anns) + 1, "image_id": 10 * k, "category_id": sh.category_id,
-                 "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0, "area": 0}
+            a = {
+                "id": len(anns) + 1,
+                "image_id": 10 * k,
+                "category_id": sh.category_id,
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "iscrowd": 0,
+                "area": 0,
+            }
             if sh.kind == "polygon":
                 a["segmentation"] = [list(sh.polygon)]
             elif sh.kind == "blob":
@@ -133,12 +161,16 @@ def write_yolo_dataset(root: Path, scenes: dict[str, Scene], names=("a", "b", "c
         for sh in s.shapes:
             if sh.kind == "rect":
                 x0, y0, x1, y1 = sh.box
-                lines.append(f"{sh.category_id} {(x0 + x1) / 2 / s.width:.8f} {(y0 + y1) / 2 / s.height:.8f} "
-                             f"{(x1 - x0) / s.width:.8f} {(y1 - y0) / s.height:.8f}")
+                lines.append(
+                    f"{sh.category_id} {(x0 + x1) / 2 / s.width:.8f} {(y0 + y1) / 2 / s.height:.8f} "
+                    f"{(x1 - x0) / s.width:.8f} {(y1 - y0) / s.height:.8f}"
+                )
             elif sh.kind == "polygon":
                 p = sh.polygon
-                lines.append(f"{sh.category_id} " + " ".join(
-                    f"{v / (s.width if i % 2 == 0 else s.height):.8f}" for i, v in enumerate(p)))
+                lines.append(
+                    f"{sh.category_id} "
+                    + " ".join(f"{v / (s.width if i % 2 == 0 else s.height):.8f}" for i, v in enumerate(p))
+                )
         lp = root / "labels" / (Path(fn).stem + ".txt")
         lp.parent.mkdir(parents=True, exist_ok=True)
         lp.write_text("\n".join(lines) + "\n")
@@ -151,8 +183,9 @@ def coverage(image: np.ndarray, colour_index: int) -> np.ndarray:
     return (image.astype(np.float64) - BACKGROUND) @ d / float(d @ d)
 
 
-def measure_rectangle(image: np.ndarray, colour_index: int, around: tuple[float, float, float, float],
-                      margin: int = 6) -> tuple[float, float, float, float]:
+def measure_rectangle(
+    image: np.ndarray, colour_index: int, around: tuple[float, float, float, float], margin: int = 6
+) -> tuple[float, float, float, float]:
     """The box (x0, y0, x1, y1) of a solid rectangle, to a fraction of a pixel (see the module text).
 
     ``around`` (a rough box) only limits the window searched, widened by ``margin`` pixels.

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annotation_helpers import coco_dict, iou, make_scene, mask_iou, measure_rectangle, shape_in_image, write_coco_dataset
+from annotation_helpers import (
+    coco_dict,
+    iou,
+    make_scene,
+    mask_iou,
+    measure_rectangle,
+    shape_in_image,
+    write_coco_dataset,
+)
 from PIL import Image
 
 from diffusemix.annotations import rle as rle_ops
@@ -19,13 +27,20 @@ from diffusemix.annotations.issues import AnnotationError
 from diffusemix.images import prepare
 
 pytest.importorskip("pycocotools")
-from pycocotools.coco import COCO  # noqa: E402
+from pycocotools.coco import COCO
 
 
 def _scenes():
     return {
-        "a.png": make_scene(220, 150, [("rect", 1, (20, 30, 90, 100)), ("polygon", 3, [120, 20, 200, 40, 160, 120]),
-                                       ("blob", 7, (60, 125, 30, 15))]),
+        "a.png": make_scene(
+            220,
+            150,
+            [
+                ("rect", 1, (20, 30, 90, 100)),
+                ("polygon", 3, [120, 20, 200, 40, 160, 120]),
+                ("blob", 7, (60, 125, 30, 15)),
+            ],
+        ),
         "sub/b.png": make_scene(160, 240, [("rect", 7, (30, 40, 130, 110)), ("rect", 1, (10, 150, 70, 230))]),
         "empty.png": make_scene(64, 64, []),
     }
@@ -75,10 +90,19 @@ def test_read_coco_accepts_uncompressed_crowd_rle_and_derives_a_missing_bbox(tmp
             counts.append(n)
             cur, n = v, 1
     counts.append(n)
-    data = {"images": [{"id": 1, "file_name": "x.png", "width": 12, "height": 10}],
-            "annotations": [{"id": 5, "image_id": 1, "category_id": 2, "iscrowd": 1,
-                             "segmentation": {"size": [10, 12], "counts": counts}}],
-            "categories": [{"id": 2, "name": "crowd"}]}
+    data = {
+        "images": [{"id": 1, "file_name": "x.png", "width": 12, "height": 10}],
+        "annotations": [
+            {
+                "id": 5,
+                "image_id": 1,
+                "category_id": 2,
+                "iscrowd": 1,
+                "segmentation": {"size": [10, 12], "counts": counts},
+            }
+        ],
+        "categories": [{"id": 2, "name": "crowd"}],
+    }
     ds = read_coco(_write_json(tmp_path, data), check_images=False)
     o = ds.images[0].objects[0]
     assert o.iscrowd and o.box == (3.0, 2.0, 9.0, 5.0)
@@ -91,8 +115,9 @@ def test_read_coco_accepts_uncompressed_crowd_rle_and_derives_a_missing_bbox(tmp
 
 
 @pytest.mark.parametrize("mode", ["resize", "center-crop"])
-def test_written_coco_loads_in_pycocotools_and_objects_land_on_their_pixels(coco_root: Path, tmp_path: Path,
-                                                                            mode: str) -> None:
+def test_written_coco_loads_in_pycocotools_and_objects_land_on_their_pixels(
+    coco_root: Path, tmp_path: Path, mode: str
+) -> None:
     size = 128
     ds = read_coco(coco_root / "annotations" / "instances.json", images_dir=coco_root / "images")
     scenes = _scenes()
@@ -165,8 +190,10 @@ def test_writer_refuses_an_unknown_category() -> None:
 
 
 def _base(tmp_path: Path) -> dict:
-    scenes = {"a.png": make_scene(100, 80, [("rect", 1, (10, 10, 50, 50))]),
-              "b.png": make_scene(100, 80, [("rect", 3, (20, 20, 60, 60))])}
+    scenes = {
+        "a.png": make_scene(100, 80, [("rect", 1, (10, 10, 50, 50))]),
+        "b.png": make_scene(100, 80, [("rect", 3, (20, 20, 60, 60))]),
+    }
     for fn, s in scenes.items():
         Image.fromarray(s.image).save(tmp_path / fn)
     return coco_dict(scenes)
@@ -270,14 +297,19 @@ def test_the_json_size_is_bounded_before_reading(tmp_path: Path) -> None:
         read_coco(path, max_json_bytes=4096)
 
 
-@pytest.mark.parametrize("text,match", [
-    ('{"images": [', r"not valid JSON: .* at line 1, column 13"),
-    ('[1, 2]', r"not a COCO instances file"),
-    ('{"images": [], "annotations": []}', r"'categories' must be a non-empty list"),
-    ('{"images": [], "annotations": [], "categories": [{"id": "1", "name": "x"}]}', r"categories\[0\] must have"),
-    ('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "x"}, {"id": 1, "name": "y"}]}',
-     r"category id 1 appears twice"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ('{"images": [', r"not valid JSON: .* at line 1, column 13"),
+        ("[1, 2]", r"not a COCO instances file"),
+        ('{"images": [], "annotations": []}', r"'categories' must be a non-empty list"),
+        ('{"images": [], "annotations": [], "categories": [{"id": "1", "name": "x"}]}', r"categories\[0\] must have"),
+        (
+            '{"images": [], "annotations": [], "categories": [{"id": 1, "name": "x"}, {"id": 1, "name": "y"}]}',
+            r"category id 1 appears twice",
+        ),
+    ],
+)
 def test_a_broken_file_always_raises(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "x.json"
     path.write_text(text)

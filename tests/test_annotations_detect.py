@@ -61,7 +61,9 @@ def test_ambiguous_or_empty_folders_say_what_they_found(tmp_path: Path) -> None:
         detect_format(both)
     assert read_annotations(both, format="coco").format == "coco"  # naming the format settles it
     (both / "annotations" / "instances_b.json").write_text((both / "annotations" / "instances.json").read_text())
-    with pytest.raises(AnnotationError, match=r"several COCO JSON files: annotations/instances.json, annotations/instances_b"):
+    with pytest.raises(
+        AnnotationError, match=r"several COCO JSON files: annotations/instances.json, annotations/instances_b"
+    ):
         detect_format(both)
     with pytest.raises(AnnotationError, match=r"2 COCO JSON files here"):
         read_annotations(both, format="coco")

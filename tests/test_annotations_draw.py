@@ -41,10 +41,15 @@ def test_labels_write_the_category_name_near_the_box() -> None:
 def test_polygon_and_mask_outlines() -> None:
     m = np.zeros((64, 80), dtype=bool)
     m[40:60, 50:75] = True
-    ann = ImageAnnotation("x", 80, 64, (
-        ObjectAnnotation(1, (5, 5, 35, 35), polygons=((5.0, 5.0, 35.0, 5.0, 20.0, 35.0),)),
-        ObjectAnnotation(3, (50, 40, 75, 60), rle=rle_ops.encode(m)),
-    ))
+    ann = ImageAnnotation(
+        "x",
+        80,
+        64,
+        (
+            ObjectAnnotation(1, (5, 5, 35, 35), polygons=((5.0, 5.0, 35.0, 5.0, 20.0, 35.0),)),
+            ObjectAnnotation(3, (50, 40, 75, 60), rle=rle_ops.encode(m)),
+        ),
+    )
     out = draw_annotations(_grey(), ann, CATS, width=1, labels=False)
     assert tuple(out[40, 60]) == category_colour(1) and tuple(out[50, 50]) == category_colour(1)
     assert tuple(out[50, 62]) == (128, 128, 128)  # inside the mask

@@ -30,13 +30,25 @@ CATS = Categories((Category(1, "a"), Category(3, "b"), Category(7, "c")))
 
 def _scene():
     # rectangles left, right, top-left and straddling the vertical seam of a 300 x 200 image
-    return make_scene(300, 200, [("rect", 1, (60, 30, 120, 90)), ("rect", 3, (200, 110, 270, 180)),
-                                 ("rect", 7, (130, 120, 170, 170)), ("rect", 1, (5, 150, 45, 195))])
+    return make_scene(
+        300,
+        200,
+        [
+            ("rect", 1, (60, 30, 120, 90)),
+            ("rect", 3, (200, 110, 270, 180)),
+            ("rect", 7, (130, 120, 170, 170)),
+            ("rect", 1, (5, 150, 45, 195)),
+        ],
+    )
 
 
 def _ann(scene) -> ImageAnnotation:
-    return ImageAnnotation("s.png", scene.width, scene.height,
-                           tuple(ObjectAnnotation(sh.category_id, sh.box, source_id=i + 1) for i, sh in enumerate(scene.shapes)))
+    return ImageAnnotation(
+        "s.png",
+        scene.width,
+        scene.height,
+        tuple(ObjectAnnotation(sh.category_id, sh.box, source_id=i + 1) for i, sh in enumerate(scene.shapes)),
+    )
 
 
 def test_rows_are_json_and_record_every_object(tmp_path: Path) -> None:
@@ -54,8 +66,9 @@ def test_rows_are_json_and_record_every_object(tmp_path: Path) -> None:
         assert row["object_outcomes"][3]["generated_share"] is None and row["object_outcomes"][3]["reason"]
         assert row["object_outcomes"][1]["visible"] == pytest.approx(50 / 70, abs=1e-3)
         assert s.generated_share == generated_shares(s.annotation, layout=rec.layout, kind=rec.mask, seam=rec.seam)
-        assert [o["generated_share"] for o in row["object_outcomes"][:3]] == pytest.approx(list(s.generated_share),
-                                                                                          abs=1e-3)
+        assert [o["generated_share"] for o in row["object_outcomes"][:3]] == pytest.approx(
+            list(s.generated_share), abs=1e-3
+        )
         assert row["objects"]["category"] == [0, 1, 2] and len(row["objects"]["bbox"]) == 3
         x, y, w, h = row["objects"]["bbox"][0]
         assert (x, y, x + w, y + h) == pytest.approx((10 * 0.64, 30 * 0.64, 70 * 0.64, 90 * 0.64), abs=1e-3)
@@ -63,8 +76,13 @@ def test_rows_are_json_and_record_every_object(tmp_path: Path) -> None:
 
 def test_keep_objects_changes_only_the_layout_and_records_it() -> None:
     scene = _scene()
-    recipe = Recipe(size=128, prompts=("snowy", "sunset", "aurora"), layouts=("left", "right", "top", "bottom"),
-                    mask="binary", seam=0)
+    recipe = Recipe(
+        size=128,
+        prompts=("snowy", "sunset", "aurora"),
+        layouts=("left", "right", "top", "bottom"),
+        mask="binary",
+        seam=0,
+    )
     records = draw(recipe, "s.png", ["f0"])
     opts = AnnotationOptions(layout_choice="keep-objects")
     chosen, samples = plan_annotations(_ann(scene), records, recipe, CATS, opts)
@@ -147,14 +165,17 @@ def test_semantic_sample_row() -> None:
     assert sum(row["class_pixels"].values()) == 64 * 64 - 64  # the top row is ignored
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("min_visibility", 1.5, "min_visibility must be a share"),
-    ("layout_choice", "best", "layout_choice must be one of drawn, keep-objects"),
-    ("format", "voc", "format must be one of auto, coco, yolo, masks"),
-    ("on_error", "ignore", "on_error must be one of raise, skip"),
-    ("tolerance", -1, "tolerance must be a number of pixels >= 0"),
-    ("keep_categories", ("a",), "keep_categories must be category ids"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("min_visibility", 1.5, "min_visibility must be a share"),
+        ("layout_choice", "best", "layout_choice must be one of drawn, keep-objects"),
+        ("format", "voc", "format must be one of auto, coco, yolo, masks"),
+        ("on_error", "ignore", "on_error must be one of raise, skip"),
+        ("tolerance", -1, "tolerance must be a number of pixels >= 0"),
+        ("keep_categories", ("a",), "keep_categories must be category ids"),
+    ],
+)
 def test_options_are_checked(field: str, value, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         AnnotationOptions(**{field: value})
@@ -164,5 +185,3 @@ def test_options_carry_help_and_choices() -> None:
     for f in dataclasses.fields(AnnotationOptions):
         assert f.metadata.get("help"), f.name
     assert dataclasses.fields(AnnotationOptions)[0].metadata["choices"] == ("auto", "coco", "yolo", "masks")
-
-

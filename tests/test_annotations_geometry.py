@@ -28,22 +28,29 @@ MODES = ("resize", "center-crop")
 def _objects(scene):
     out = []
     for sh in scene.shapes:
-        out.append(ObjectAnnotation(
-            sh.category_id, sh.box,
-            polygons=(sh.polygon,) if sh.kind == "polygon" else (),
-            rle=rle_ops.encode(sh.mask) if sh.kind == "blob" else None,
-            source_id=len(out) + 1,
-        ))
+        out.append(
+            ObjectAnnotation(
+                sh.category_id,
+                sh.box,
+                polygons=(sh.polygon,) if sh.kind == "polygon" else (),
+                rle=rle_ops.encode(sh.mask) if sh.kind == "blob" else None,
+                source_id=len(out) + 1,
+            )
+        )
     return ImageAnnotation("scene.png", scene.width, scene.height, tuple(out))
 
 
 def _scene(w: int, h: int):
-    return make_scene(w, h, [
-        ("rect", 1, (int(w * 0.1), int(h * 0.15), int(w * 0.45), int(h * 0.5))),
-        ("polygon", 3, [w * 0.55, h * 0.1, w * 0.9, h * 0.2, w * 0.7, h * 0.6]),
-        ("blob", 7, (w * 0.3, h * 0.75, w * 0.15, h * 0.12)),
-        ("rect", 3, (int(w * 0.72), int(h * 0.68), int(w * 0.97), int(h * 0.95))),
-    ])
+    return make_scene(
+        w,
+        h,
+        [
+            ("rect", 1, (int(w * 0.1), int(h * 0.15), int(w * 0.45), int(h * 0.5))),
+            ("polygon", 3, [w * 0.55, h * 0.1, w * 0.9, h * 0.2, w * 0.7, h * 0.6]),
+            ("blob", 7, (w * 0.3, h * 0.75, w * 0.15, h * 0.12)),
+            ("rect", 3, (int(w * 0.72), int(h * 0.68), int(w * 0.97), int(h * 0.95))),
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -57,8 +64,9 @@ def test_prepare_resamples_exactly_source_box(w: int, h: int, size: int, mode: s
     # prepare must be Pillow's bicubic resize of source_box, pixel for pixel: the geometry's only input
     rng = np.random.default_rng(w * 1000 + h)
     img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    expected = np.array(Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC,
-                                                    box=source_box(w, h, resize=mode)))
+    expected = np.array(
+        Image.fromarray(img).resize((size, size), Image.Resampling.BICUBIC, box=source_box(w, h, resize=mode))
+    )
     assert np.array_equal(prepare(img, size, resize=mode), expected)
 
 
@@ -72,8 +80,13 @@ def test_source_box_of_center_crop_starts_at_half_pixels() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    w=st.integers(1, 60), h=st.integers(1, 60), size=st.integers(1, 80),
-    fx=st.floats(0, 0.5), fy=st.floats(0, 0.5), fw=st.floats(0.05, 1), fh=st.floats(0.05, 1),
+    w=st.integers(1, 60),
+    h=st.integers(1, 60),
+    size=st.integers(1, 80),
+    fx=st.floats(0, 0.5),
+    fy=st.floats(0, 0.5),
+    fw=st.floats(0.05, 1),
+    fh=st.floats(0.05, 1),
     dtype=st.sampled_from([np.uint8, np.int32]),
 )
 def test_resize_nearest_is_pillows_nearest(w, h, size, fx, fy, fw, fh, dtype) -> None:
@@ -101,8 +114,15 @@ def test_resize_nearest_matches_pillow_on_center_crops(w: int, h: int, size: int
 # drawn shapes found again on the prepared image
 # ---------------------------------------------------------------------------
 
-SIZES = [(220, 150, 128), (333, 200, 256), (640, 480, 256), (201, 120, 96), (75, 51, 256), (150, 221, 128),
-         (41, 40, 300)]
+SIZES = [
+    (220, 150, 128),
+    (333, 200, 256),
+    (640, 480, 256),
+    (201, 120, 96),
+    (75, 51, 256),
+    (150, 221, 128),
+    (41, 40, 300),
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -119,7 +139,9 @@ def test_every_box_lands_on_its_rectangle(w: int, h: int, size: int, mode: str) 
         assert iou(measured, out.object.box) >= 0.99, (sh, out)
         # and to a tenth of a pixel: a half-pixel error in the crop box fails here
         assert max(abs(a - b) for a, b in zip(measured, out.object.box)) < 0.12 * max(1.0, size / max(w, h)), (
-            measured, out.object.box)
+            measured,
+            out.object.box,
+        )
         found += 1
     assert found >= 1
 
@@ -165,11 +187,14 @@ def _box_ann(w: int, h: int, *boxes) -> ImageAnnotation:
 
 def test_center_crop_keeps_clips_and_drops_by_visible_share() -> None:
     # 300 x 100 -> centre square x in [100, 200)
-    ann = _box_ann(300, 100,
-                   (120, 10, 180, 90),   # inside: kept
-                   (80, 10, 120, 50),    # half inside: clipped, 0.5
-                   (10, 10, 90, 90),     # outside: dropped
-                   (190, 0, 230, 100))   # a quarter inside: 0.25, kept at min_visibility 0.25
+    ann = _box_ann(
+        300,
+        100,
+        (120, 10, 180, 90),  # inside: kept
+        (80, 10, 120, 50),  # half inside: clipped, 0.5
+        (10, 10, 90, 90),  # outside: dropped
+        (190, 0, 230, 100),
+    )  # a quarter inside: 0.25, kept at min_visibility 0.25
     r = transform_annotation(ann, size=50, resize="center-crop")
     st_ = [(o.status, round(o.visible, 6)) for o in r.outcomes]
     assert st_ == [("kept", 1.0), ("clipped", 0.5), ("dropped", 0.0), ("clipped", 0.25)]
@@ -239,8 +264,7 @@ def test_resize_scales_every_box_exactly_and_keeps_it(w, h, size, b) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(w=st.integers(1, 500), h=st.integers(1, 500), size=st.integers(8, 512), b=box_st,
-       mv=st.floats(0, 1))
+@given(w=st.integers(1, 500), h=st.integers(1, 500), size=st.integers(8, 512), b=box_st, mv=st.floats(0, 1))
 def test_center_crop_box_rule(w, h, size, b, mv) -> None:
     x0, y0 = b[0] * w, b[1] * h
     box = (x0, y0, x0 + b[2] * (w - x0) + 1e-3, y0 + b[3] * (h - y0) + 1e-3)
@@ -259,8 +283,12 @@ def test_center_crop_box_rule(w, h, size, b, mv) -> None:
         return
     assert o.status == ("kept" if share >= 1 - 1e-9 else "clipped")
     s = size / side
-    expected = (max(box[0], cx0) - cx0, max(box[1], cy0) - cy0, min(box[2], cx0 + side) - cx0,
-                min(box[3], cy0 + side) - cy0)
+    expected = (
+        max(box[0], cx0) - cx0,
+        max(box[1], cy0) - cy0,
+        min(box[2], cx0 + side) - cx0,
+        min(box[3], cy0 + side) - cy0,
+    )
     assert o.object.box == pytest.approx(tuple(v * s for v in expected), abs=1e-6)
     assert all(0.0 <= v <= size for v in o.object.box)
 
@@ -283,8 +311,10 @@ def test_clip_polygon_properties(pts, box) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(r=st.tuples(st.floats(-50, 150), st.floats(-50, 150), st.floats(1, 120), st.floats(1, 120)),
-       box=st.tuples(st.floats(0, 40), st.floats(0, 40), st.floats(50, 100), st.floats(50, 100)))
+@given(
+    r=st.tuples(st.floats(-50, 150), st.floats(-50, 150), st.floats(1, 120), st.floats(1, 120)),
+    box=st.tuples(st.floats(0, 40), st.floats(0, 40), st.floats(50, 100), st.floats(50, 100)),
+)
 def test_clipping_a_rectangle_gives_the_intersection(r, box) -> None:
     x0, y0, w, h = r
     ring = np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]])
@@ -294,8 +324,13 @@ def test_clipping_a_rectangle_gives_the_intersection(r, box) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(w=st.integers(8, 200), h=st.integers(8, 200), size=st.integers(8, 128), mode=st.sampled_from(MODES),
-       seed=st.integers(0, 2**16))
+@given(
+    w=st.integers(8, 200),
+    h=st.integers(8, 200),
+    size=st.integers(8, 128),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**16),
+)
 def test_polygon_share_agrees_with_its_rasterised_mask(w, h, size, mode, seed) -> None:
     # the exact clipped-area share against counting pixels of the polygon's fine rasterisation
     rng = np.random.default_rng(seed)
@@ -307,14 +342,17 @@ def test_polygon_share_agrees_with_its_rasterised_mask(w, h, size, mode, seed) -
     pts[:, 1] = np.clip(pts[:, 1], 0, h)
     assume(polygon_area(pts) > 4.0)
     poly = tuple(pts.ravel())
-    ann = ImageAnnotation("x.png", w, h, (ObjectAnnotation(1, (pts[:, 0].min(), pts[:, 1].min(),
-                                                                pts[:, 0].max(), pts[:, 1].max()),
-                                                           polygons=(poly,)),))
+    ann = ImageAnnotation(
+        "x.png",
+        w,
+        h,
+        (ObjectAnnotation(1, (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), polygons=(poly,)),),
+    )
     o = transform_annotation(ann, size=size, resize=mode, min_visibility=0.0).outcomes[0]
     k = 8  # 8x finer raster
     fine = rle_ops.polygons_to_mask([tuple(pts.ravel() * k)], h * k, w * k)
     x0, y0, x1, y1 = (v * k for v in source_box(w, h, resize=mode))
-    inside = fine[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))].sum()
+    inside = fine[round(y0) : round(y1), round(x0) : round(x1)].sum()
     assert o.visible == pytest.approx(inside / fine.sum(), abs=0.05)
 
 
@@ -322,7 +360,9 @@ def test_transform_semantic_is_nearest_over_the_crop() -> None:
     m = (np.arange(33 * 17).reshape(17, 33) % 5).astype(np.uint8)
     sem = SemanticMask(m, ("a", "b", "c", "d", "e"))
     out = transform_semantic(sem, size=64, resize="center-crop")
-    ref = np.array(Image.fromarray(m).resize((64, 64), Image.Resampling.NEAREST, box=source_box(33, 17, resize="center-crop")))
+    ref = np.array(
+        Image.fromarray(m).resize((64, 64), Image.Resampling.NEAREST, box=source_box(33, 17, resize="center-crop"))
+    )
     assert np.array_equal(out.mask, ref) and out.classes == sem.classes
     big = SemanticMask(m.astype(np.uint16) * 300, tuple(str(i) for i in range(1201)), ignore_index=None)
     assert transform_semantic(big, size=40).mask.dtype == np.uint16

@@ -20,8 +20,14 @@ CLASSES = ["background", "road", "car", "tree"]
 
 def _pair(root: Path, name: str, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """An image with two shapes and its class-id mask (a 255 'ignore' border)."""
-    scene = make_scene(w, h, [("rect", 2, (int(w * 0.1), int(h * 0.2), int(w * 0.5), int(h * 0.7))),
-                              ("polygon", 3, [w * 0.6, h * 0.1, w * 0.95, h * 0.3, w * 0.7, h * 0.9])])
+    scene = make_scene(
+        w,
+        h,
+        [
+            ("rect", 2, (int(w * 0.1), int(h * 0.2), int(w * 0.5), int(h * 0.7))),
+            ("polygon", 3, [w * 0.6, h * 0.1, w * 0.95, h * 0.3, w * 0.7, h * 0.9]),
+        ],
+    )
     mask = np.zeros((h, w), dtype=np.uint8)
     x0, y0, x1, y1 = (int(v) for v in scene.shapes[0].box)
     mask[y0:y1, x0:x1] = 2
@@ -46,8 +52,10 @@ def seg_root(tmp_path: Path) -> Path:
 def test_read_pairs_and_load_a_mask(seg_root: Path) -> None:
     ds = read_mask_pairs(seg_root)
     assert ds.classes == tuple(CLASSES) and ds.format == "masks" and not ds.skipped
-    assert [(p.image, p.mask, p.width, p.height) for p in ds.pairs] == [("a.jpg", "a.png", 220, 150),
-                                                                         ("b.jpg", "b.png", 150, 221)]
+    assert [(p.image, p.mask, p.width, p.height) for p in ds.pairs] == [
+        ("a.jpg", "a.png", 220, 150),
+        ("b.jpg", "b.png", 150, 221),
+    ]
     sem = load_mask(ds, ds.get("a.jpg"))
     assert sem.size == (220, 150) and set(np.unique(sem.mask)) == {0, 2, 3, 255}
     assert not sem.mask.flags.writeable
@@ -74,8 +82,9 @@ def test_written_masks_read_back_8_and_16_bit(tmp_path: Path, seg_root: Path) ->
     assert back.dtype == np.uint8 and np.array_equal(back, sem.mask)
     from diffusemix.annotations.types import SemanticMask
 
-    wide = SemanticMask(np.array([[0, 300], [1000, 65535]], dtype=np.uint16), tuple(str(i) for i in range(1001)),
-                        ignore_index=65535)
+    wide = SemanticMask(
+        np.array([[0, 300], [1000, 65535]], dtype=np.uint16), tuple(str(i) for i in range(1001)), ignore_index=65535
+    )
     p16 = write_mask(tmp_path / "m16.png", wide)
     assert np.array_equal(np.array(Image.open(p16)).astype(np.uint16), wide.mask)
 
@@ -115,7 +124,9 @@ def test_class_lists_from_txt_json_yaml(tmp_path: Path) -> None:
 
 def test_a_mask_of_another_size_than_its_image(seg_root: Path) -> None:
     Image.fromarray(np.zeros((150, 219), dtype=np.uint8)).save(seg_root / "masks" / "a.png")
-    with pytest.raises(AnnotationError, match=r"a\.png \(image 'a\.jpg'\): the mask is 219x150 but its image is 220x150"):
+    with pytest.raises(
+        AnnotationError, match=r"a\.png \(image 'a\.jpg'\): the mask is 219x150 but its image is 220x150"
+    ):
         read_mask_pairs(seg_root)
     ds = read_mask_pairs(seg_root, on_error="skip")
     assert [p.image for p in ds.pairs] == ["b.jpg"] and ds.errors()[0]["source"] == "a.jpg"

@@ -24,8 +24,12 @@ def _reference_share(fine_mask: np.ndarray, k: int, size: int, layout: str, kind
 
 
 @settings(max_examples=120, deadline=None)
-@given(size=st.integers(8, 64), b=st.tuples(st.floats(0, 0.9), st.floats(0, 0.9), st.floats(0.05, 1), st.floats(0.05, 1)),
-       layout=st.sampled_from(LAYOUTS), ks=st.sampled_from(KINDS))
+@given(
+    size=st.integers(8, 64),
+    b=st.tuples(st.floats(0, 0.9), st.floats(0, 0.9), st.floats(0.05, 1), st.floats(0.05, 1)),
+    layout=st.sampled_from(LAYOUTS),
+    ks=st.sampled_from(KINDS),
+)
 def test_box_share_is_the_mean_generated_weight_over_the_box(size, b, layout, ks) -> None:
     kind, seam = ks
     assume(seam <= size)
@@ -35,15 +39,14 @@ def test_box_share_is_the_mean_generated_weight_over_the_box(size, b, layout, ks
     y1 = min(y0 + max(round(b[3] * (size - y0) * k) / k, 1 / k), size)
     assume(x1 > x0 and y1 > y0)
     fine = np.zeros((size * k, size * k))
-    fine[round(y0 * k):round(y1 * k), round(x0 * k):round(x1 * k)] = 1
+    fine[round(y0 * k) : round(y1 * k), round(x0 * k) : round(x1 * k)] = 1
     obj = ObjectAnnotation(1, (x0, y0, x1, y1))
     ref = _reference_share(fine, k, size, layout, kind, seam)
     assert generated_share(obj, size=size, layout=layout, kind=kind, seam=seam) == pytest.approx(ref, abs=1e-9)
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=st.integers(16, 64), seed=st.integers(0, 2**16), layout=st.sampled_from(LAYOUTS),
-       ks=st.sampled_from(KINDS))
+@given(size=st.integers(16, 64), seed=st.integers(0, 2**16), layout=st.sampled_from(LAYOUTS), ks=st.sampled_from(KINDS))
 def test_polygon_share_agrees_with_a_fine_rasterisation(size, seed, layout, ks) -> None:
     kind, seam = ks
     assume(seam <= size)
@@ -55,15 +58,17 @@ def test_polygon_share_agrees_with_a_fine_rasterisation(size, seed, layout, ks) 
     assume(polygon_area(pts) > 8)
     k = 16
     fine = rle_ops.polygons_to_mask([tuple(pts.ravel() * k)], size * k, size * k).astype(np.float64)
-    obj = ObjectAnnotation(1, (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()),
-                           polygons=(tuple(pts.ravel()),))
+    obj = ObjectAnnotation(
+        1, (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), polygons=(tuple(pts.ravel()),)
+    )
     ref = _reference_share(fine, k, size, layout, kind, seam)
     assert generated_share(obj, size=size, layout=layout, kind=kind, seam=seam) == pytest.approx(ref, abs=0.01)
 
 
 @settings(max_examples=60, deadline=None)
-@given(pts=st.lists(st.tuples(st.floats(0, 40), st.floats(0, 40)), min_size=3, max_size=9),
-       axis=st.sampled_from([0, 1]))
+@given(
+    pts=st.lists(st.tuples(st.floats(0, 40), st.floats(0, 40)), min_size=3, max_size=9), axis=st.sampled_from([0, 1])
+)
 def test_strip_areas_add_up_to_the_polygon_area(pts, axis) -> None:
     ring = np.asarray(pts)
     obj = ObjectAnnotation(1, (0, 0, 40, 40), polygons=(tuple(ring.ravel()),))
@@ -82,7 +87,8 @@ def test_mask_share_is_exact() -> None:
     for layout in LAYOUTS:
         w = 1.0 - make_mask(32, 32, layout, kind="linspace", seam=8).astype(np.float64)
         assert generated_share(obj, size=32, layout=layout, kind="linspace", seam=8) == pytest.approx(
-            w[m].mean(), abs=1e-12)
+            w[m].mean(), abs=1e-12
+        )
 
 
 def test_sides_with_a_binary_mask() -> None:

@@ -27,10 +27,15 @@ CATS = Categories((Category(1, "person"), Category(3, "car"), Category(7, "dog")
 def _shaped() -> ImageAnnotation:
     m = np.zeros((32, 40), dtype=bool)
     m[20:30, 5:15] = True
-    return ImageAnnotation("x.png", 40, 32, (
-        ObjectAnnotation(3, (2, 2, 12, 10), polygons=((2.0, 2.0, 12.0, 2.0, 12.0, 10.0, 2.0, 10.0),), source_id=11),
-        ObjectAnnotation(7, (5, 20, 15, 30), rle=rle_ops.encode(m), iscrowd=True, source_id=12),
-    ))
+    return ImageAnnotation(
+        "x.png",
+        40,
+        32,
+        (
+            ObjectAnnotation(3, (2, 2, 12, 10), polygons=((2.0, 2.0, 12.0, 2.0, 12.0, 10.0, 2.0, 10.0),), source_id=11),
+            ObjectAnnotation(7, (5, 20, 15, 30), rle=rle_ops.encode(m), iscrowd=True, source_id=12),
+        ),
+    )
 
 
 def test_detection_target_types_and_values() -> None:
@@ -114,8 +119,13 @@ def test_segmentation_target_is_int64_class_ids() -> None:
 
 def test_hf_objects_column() -> None:
     o = hf_objects(_shaped(), CATS)
-    assert o == {"id": [11, 12], "bbox": [[2.0, 2.0, 10.0, 8.0], [5.0, 20.0, 10.0, 10.0]], "category": [1, 2],
-                 "area": [80.0, 100.0], "iscrowd": [0, 1]}
+    assert o == {
+        "id": [11, 12],
+        "bbox": [[2.0, 2.0, 10.0, 8.0], [5.0, 20.0, 10.0, 10.0]],
+        "category": [1, 2],
+        "area": [80.0, 100.0],
+        "iscrowd": [0, 1],
+    }
     assert hf_objects(_shaped(), CATS, bbox_format="xyxy")["bbox"][0] == [2.0, 2.0, 12.0, 10.0]
     yolo_like = ImageAnnotation("y", 10, 10, (ObjectAnnotation(1, (1, 1, 2, 2), source_id="line 1"),))
     assert hf_objects(yolo_like, CATS)["id"] == [0]
@@ -130,9 +140,16 @@ def test_a_tiny_detr_style_model_trains_on_the_targets() -> None:
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("scipy")  # the Hungarian matcher of the DETR loss
     torch.manual_seed(0)
-    config = transformers.YolosConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                      intermediate_size=64, image_size=[64, 64], patch_size=16,
-                                      num_detection_tokens=10, num_labels=len(CATS))
+    config = transformers.YolosConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=[64, 64],
+        patch_size=16,
+        num_detection_tokens=10,
+        num_labels=len(CATS),
+    )
     model = transformers.YolosForObjectDetection(config)
     anns = [
         ImageAnnotation("a", 64, 64, (ObjectAnnotation(1, (4, 4, 30, 40)), ObjectAnnotation(7, (35, 10, 60, 60)))),
@@ -148,3 +165,18 @@ def test_a_tiny_detr_style_model_trains_on_the_targets() -> None:
     out.loss.backward()
     opt.step()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_categories_and_from_mask() -> None:
+    assert CATS.index(7) == 2 and CATS.name(3) == "car" and 3 in CATS and 4 not in CATS
+    assert CATS == Categories((Category(1, "person"), Category(3, "car"), Category(7, "dog")))
+    with pytest.raises(KeyError, match=r"unknown category id 4; known ids: \[1, 3, 7\]"):
+        CATS.index(4)
+    with pytest.raises(ValueError, match="category id 3 appears twice \\('car' and 'cat'\\)"):
+        Categories((Category(3, "car"), Category(3, "cat")))
+    m = np.zeros((10, 12), dtype=bool)
+    m[2:5, 3:9] = True
+    o = ObjectAnnotation.from_mask(3, m, iscrowd=True)
+    assert o.box == (3.0, 2.0, 9.0, 5.0) and o.iscrowd and np.array_equal(rle_ops.decode(o.rle), m)
+    with pytest.raises(ValueError, match="the mask is empty"):
+        ObjectAnnotation.from_mask(3, np.zeros((4, 4)))

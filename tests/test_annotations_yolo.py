@@ -15,7 +15,14 @@ from diffusemix.annotations.geometry import transform_annotation
 from diffusemix.annotations.issues import AnnotationError
 from diffusemix.annotations.targets import object_mask
 from diffusemix.annotations.types import Categories, ImageAnnotation, ObjectAnnotation
-from diffusemix.annotations.yolo import read_data_yaml, read_yolo, write_data_yaml, write_yolo_label, yolo_label_path, yolo_lines
+from diffusemix.annotations.yolo import (
+    read_data_yaml,
+    read_yolo,
+    write_data_yaml,
+    write_yolo_label,
+    yolo_label_path,
+    yolo_lines,
+)
 from diffusemix.images import prepare
 
 
@@ -35,7 +42,9 @@ def test_yolo_label_path_follows_ultralytics() -> None:
     sep = os.sep
     assert yolo_label_path(f"{sep}d{sep}images{sep}train{sep}a.jpg") == Path(f"{sep}d{sep}labels{sep}train{sep}a.txt")
     # the last /images/ only
-    assert yolo_label_path(f"{sep}images{sep}x{sep}images{sep}a.b.png") == Path(f"{sep}images{sep}x{sep}labels{sep}a.b.txt")
+    assert yolo_label_path(f"{sep}images{sep}x{sep}images{sep}a.b.png") == Path(
+        f"{sep}images{sep}x{sep}labels{sep}a.b.txt"
+    )
     assert yolo_label_path(f"{sep}d{sep}a.png") == Path(f"{sep}d{sep}a.txt")
 
 
@@ -107,7 +116,8 @@ def test_yolo_lines_refuse_what_a_line_cannot_hold() -> None:
     with pytest.raises(ValueError, match="has 2 polygons; a YOLO line holds one"):
         yolo_lines(ImageAnnotation("x", 8, 8, (ObjectAnnotation(0, (1, 1, 7, 7), polygons=two),)), cats)
     assert yolo_lines(ImageAnnotation("x", 8, 8, (ObjectAnnotation(0, (2, 2, 6, 4)),)), cats) == [
-        "0 0.500000 0.375000 0.500000 0.250000"]
+        "0 0.500000 0.375000 0.500000 0.250000"
+    ]
 
 
 # ---------------------------------------------------------------------------

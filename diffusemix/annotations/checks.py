@@ -17,14 +17,14 @@ the file and object it found it in):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from .types import Box, Categories, ObjectAnnotation, Polygon, Rle
 
-__all__ = ["DEFAULT_TOLERANCE", "ObjectCheck", "check_box", "check_polygons", "check_object"]
+__all__ = ["DEFAULT_TOLERANCE", "ObjectCheck", "check_box", "check_object", "check_polygons"]
 
 #: Pixels an annotation may reach outside its image before it is refused (then clipped to the image).
 DEFAULT_TOLERANCE: float = 1.0
@@ -135,9 +135,7 @@ def check_object(
     polys = check_polygons(polygons, check) if polygons else ()
     if rle is not None:
         if (rle.height, rle.width) != (check.height, check.width):
-            raise ValueError(
-                f"its mask is {rle.width}x{rle.height} but the image is {check.width}x{check.height}"
-            )
+            raise ValueError(f"its mask is {rle.width}x{rle.height} but the image is {check.width}x{check.height}")
         from . import rle as rle_ops
 
         mask_box = rle_ops.bbox(rle)

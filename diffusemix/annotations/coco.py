@@ -20,8 +20,9 @@ import json
 import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
 from . import rle as rle_ops
 from .checks import DEFAULT_TOLERANCE, ObjectCheck, check_object
@@ -30,7 +31,7 @@ from .files import MAX_JSON_BYTES, image_size, read_json
 from .issues import AnnotationIssue, ImageSkipped, IssueLog, OnError
 from .types import Categories, Category, ImageAnnotation, ObjectAnnotation
 
-__all__ = ["read_coco", "CocoWriter", "coco_annotation"]
+__all__ = ["CocoWriter", "coco_annotation", "read_coco"]
 
 _DECIMALS = 3
 
@@ -42,11 +43,13 @@ def _is_int(v: object) -> bool:
 def _categories(data: Mapping[str, Any], log: IssueLog, name: str) -> Categories:
     cats = data.get("categories")
     if not isinstance(cats, list) or not cats:
-        log.fatal(AnnotationIssue(name, "'categories' must be a non-empty list of {\"id\", \"name\"} entries"))
+        log.fatal(AnnotationIssue(name, '\'categories\' must be a non-empty list of {"id", "name"} entries'))
     items = []
     for i, c in enumerate(cats):  # type: ignore[union-attr]
         if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
-            log.fatal(AnnotationIssue(name, f"categories[{i}] must have an integer 'id' and a string 'name'; got {c!r}"))
+            log.fatal(
+                AnnotationIssue(name, f"categories[{i}] must have an integer 'id' and a string 'name'; got {c!r}")
+            )
         sc = c.get("supercategory")
         items.append(Category(int(c["id"]), c["name"], sc if isinstance(sc, str) else None))
     try:
@@ -127,25 +130,50 @@ def _checked_image(
         iid, fn, w, h = _image_entry(entry, i)
     except ValueError as e:
         fn_raw = entry.get("file_name") if isinstance(entry, dict) else None
-        log.fail(AnnotationIssue(name, str(e), image=fn_raw if isinstance(fn_raw, str) else None, object=f"images[{i}]"))
+        log.fail(
+            AnnotationIssue(name, str(e), image=fn_raw if isinstance(fn_raw, str) else None, object=f"images[{i}]")
+        )
     if iid in images:
-        log.fatal(AnnotationIssue(name, f"image id {iid!r} appears twice (images[{i}])",
-                                  hint="Image ids must be unique: annotations name images by id"))
+        log.fatal(
+            AnnotationIssue(
+                name,
+                f"image id {iid!r} appears twice (images[{i}])",
+                hint="Image ids must be unique: annotations name images by id",
+            )
+        )
     if fn in by_name:
-        log.fail(AnnotationIssue(name, f"file_name {fn!r} is listed twice (ids {by_name[fn]!r} and {iid!r})",
-                                 image=fn, object=f"image id {iid!r}"))
+        log.fail(
+            AnnotationIssue(
+                name,
+                f"file_name {fn!r} is listed twice (ids {by_name[fn]!r} and {iid!r})",
+                image=fn,
+                object=f"image id {iid!r}",
+            )
+        )
     if check_images:
         try:
             size = image_size(folder / fn)
         except ValueError as e:
-            log.fail(AnnotationIssue(name, f"{e}: {folder / fn}", image=fn, object=f"image id {iid!r}",
-                                     hint="Give the right images folder (images_dir) or remove the entry"))
+            log.fail(
+                AnnotationIssue(
+                    name,
+                    f"{e}: {folder / fn}",
+                    image=fn,
+                    object=f"image id {iid!r}",
+                    hint="Give the right images folder (images_dir) or remove the entry",
+                )
+            )
         if size != (w, h):
             turned = " (its EXIF orientation turns it)" if size == (h, w) else ""
-            log.fail(AnnotationIssue(
-                name, f"the JSON says the image is {w}x{h} but the file is {size[0]}x{size[1]}{turned}",
-                image=fn, object=f"image id {iid!r}",
-                hint="The annotations must be of the image as it is displayed (after EXIF orientation)"))
+            log.fail(
+                AnnotationIssue(
+                    name,
+                    f"the JSON says the image is {w}x{h} but the file is {size[0]}x{size[1]}{turned}",
+                    image=fn,
+                    object=f"image id {iid!r}",
+                    hint="The annotations must be of the image as it is displayed (after EXIF orientation)",
+                )
+            )
     return iid, fn, w, h
 
 
@@ -184,10 +212,14 @@ def read_coco(
     log = IssueLog(on_error)
     folder = Path(images_dir) if images_dir is not None else path.parent
     data = read_json(path, max_bytes=max_json_bytes)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(
-        data.get("annotations"), list
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
     ):
-        log.fatal(AnnotationIssue(name, "not a COCO instances file: it needs 'images', 'annotations' and 'categories' lists"))
+        log.fatal(
+            AnnotationIssue(name, "not a COCO instances file: it needs 'images', 'annotations' and 'categories' lists")
+        )
     categories = _categories(data, log, name)
 
     # 2. images
@@ -210,9 +242,14 @@ def read_coco(
         if iid not in images:
             aid = ann.get("id", f"#{k}")
             try:
-                log.fail(AnnotationIssue(name, f"it names image_id {iid!r}, which is not in 'images' (or was skipped)",
-                                         object=f"annotation id {aid}",
-                                         hint="Every annotation must belong to a listed image"))
+                log.fail(
+                    AnnotationIssue(
+                        name,
+                        f"it names image_id {iid!r}, which is not in 'images' (or was skipped)",
+                        object=f"annotation id {aid}",
+                        hint="Every annotation must belong to a listed image",
+                    )
+                )
             except ImageSkipped:
                 continue
         grouped[iid].append((k, ann))
@@ -284,8 +321,12 @@ class CocoWriter:
     def add(self, file_name: str, annotation: ImageAnnotation, *, extra: Mapping[str, Any] | None = None) -> int:
         """Add an image (its path relative to the JSON's images folder) and its objects; returns its new id."""
         image_id = len(self.images) + 1
-        entry: dict[str, Any] = {"id": image_id, "file_name": file_name, "width": annotation.width,
-                                 "height": annotation.height}
+        entry: dict[str, Any] = {
+            "id": image_id,
+            "file_name": file_name,
+            "width": annotation.width,
+            "height": annotation.height,
+        }
         entry.update(extra or {})
         self.images.append(entry)
         for obj in annotation.objects:
@@ -296,8 +337,12 @@ class CocoWriter:
         return image_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.meta, "images": self.images, "annotations": self.annotations,
-                "categories": self.categories.to_coco()}
+        return {
+            **self.meta,
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": self.categories.to_coco(),
+        }
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the JSON atomically (a temporary file, then a rename)."""
@@ -312,4 +357,3 @@ class CocoWriter:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
-

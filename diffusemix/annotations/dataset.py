@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from .issues import AnnotationIssue
 from .types import Categories, ImageAnnotation
 
-__all__ = ["DetectionFormat", "AnnotatedDataset", "MaskPair", "SemanticDataset"]
+__all__ = ["AnnotatedDataset", "DetectionFormat", "MaskPair", "SemanticDataset"]
 
 DetectionFormat = Literal["coco", "yolo"]
 
@@ -89,10 +90,12 @@ class SemanticDataset:
         return len(self.pairs)
 
     def get(self, image: str) -> MaskPair | None:
-        for p in self.pairs:
-            if p.image == image:
-                return p
-        return None
+        """The pair of one image by its file name (relative to ``images_dir``), or None."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {p.image: p for p in self.pairs}
+            object.__setattr__(self, "_index", index)
+        return index.get(image)
 
     def errors(self) -> list[dict[str, Any]]:
         return [i.to_error() for i in self.skipped]

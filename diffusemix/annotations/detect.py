@@ -27,7 +27,7 @@ from .issues import AnnotationError, AnnotationIssue
 from .masks import read_mask_pairs
 from .yolo import DATA_YAML_NAMES, read_yolo
 
-__all__ = ["AnnotationFormat", "ANNOTATION_FORMATS", "DetectedFormat", "detect_format", "read_annotations"]
+__all__ = ["ANNOTATION_FORMATS", "AnnotationFormat", "DetectedFormat", "detect_format", "read_annotations"]
 
 AnnotationFormat = Literal["auto", "coco", "yolo", "masks"]
 ANNOTATION_FORMATS: tuple[str, ...] = get_args(AnnotationFormat)
@@ -68,8 +68,8 @@ def _coco_images_dir(root: Path, json_path: Path) -> Path:
         return root / "images"
     stem = json_path.stem
     for prefix in ("instances_", "instances"):
-        if stem.startswith(prefix) and (root / stem[len(prefix):]).is_dir() and stem[len(prefix):]:
-            return root / stem[len(prefix):]
+        if stem.startswith(prefix) and (root / stem[len(prefix) :]).is_dir() and stem[len(prefix) :]:
+            return root / stem[len(prefix) :]
     return root
 
 
@@ -84,33 +84,54 @@ def detect_format(path: str | os.PathLike[str]) -> DetectedFormat:
         if p.suffix.lower() == ".json":
             root = p.parent.parent if p.parent.name == "annotations" else p.parent
             return DetectedFormat("coco", root, p, _coco_images_dir(root, p), f"{p.name} is a JSON file")
-        raise AnnotationError(AnnotationIssue(str(p), "an annotation file must be a COCO .json (or give the dataset folder)"))
+        raise AnnotationError(
+            AnnotationIssue(str(p), "an annotation file must be a COCO .json (or give the dataset folder)")
+        )
     if not p.is_dir():
         raise AnnotationError(AnnotationIssue(str(p), "the dataset folder does not exist"))
     found: list[DetectedFormat] = []
     cocos = _coco_candidates(p)
     if len(cocos) > 1:
-        raise AnnotationError(AnnotationIssue(
-            str(p), f"several COCO JSON files: {', '.join(c.relative_to(p).as_posix() for c in cocos)}",
-            hint="Give the one to use (the JSON file's path instead of the folder)"))
+        raise AnnotationError(
+            AnnotationIssue(
+                str(p),
+                f"several COCO JSON files: {', '.join(c.relative_to(p).as_posix() for c in cocos)}",
+                hint="Give the one to use (the JSON file's path instead of the folder)",
+            )
+        )
     if cocos:
-        found.append(DetectedFormat("coco", p, cocos[0], _coco_images_dir(p, cocos[0]),
-                                    f"{cocos[0].relative_to(p).as_posix()} is a COCO instances file"))
+        found.append(
+            DetectedFormat(
+                "coco",
+                p,
+                cocos[0],
+                _coco_images_dir(p, cocos[0]),
+                f"{cocos[0].relative_to(p).as_posix()} is a COCO instances file",
+            )
+        )
     yamls = [p / n for n in DATA_YAML_NAMES if (p / n).is_file()]
     if yamls and (p / "labels").is_dir():
         found.append(DetectedFormat("yolo", p, yamls[0], p / "images", f"{yamls[0].name} and labels/"))
     if (p / "images").is_dir() and (p / "masks").is_dir():
         found.append(DetectedFormat("masks", p, None, p / "images", "images/ and masks/"))
     if len(found) > 1:
-        raise AnnotationError(AnnotationIssue(
-            str(p), "the folder matches several annotation formats: "
-            + "; ".join(f"{d.format} ({d.reason})" for d in found),
-            hint="Name the format: --annotations coco|yolo|masks"))
+        raise AnnotationError(
+            AnnotationIssue(
+                str(p),
+                "the folder matches several annotation formats: "
+                + "; ".join(f"{d.format} ({d.reason})" for d in found),
+                hint="Name the format: --annotations coco|yolo|masks",
+            )
+        )
     if not found:
-        raise AnnotationError(AnnotationIssue(
-            str(p), "no annotations found: looked for a COCO JSON (here or in annotations/), "
-            f"a YOLO {DATA_YAML_NAMES[0]} with labels/, and images/ with masks/",
-            hint="See the README's section on annotation formats"))
+        raise AnnotationError(
+            AnnotationIssue(
+                str(p),
+                "no annotations found: looked for a COCO JSON (here or in annotations/), "
+                f"a YOLO {DATA_YAML_NAMES[0]} with labels/, and images/ with masks/",
+                hint="See the README's section on annotation formats",
+            )
+        )
     return found[0]
 
 

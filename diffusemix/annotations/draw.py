@@ -19,9 +19,22 @@ __all__ = ["PALETTE", "category_colour", "draw_annotations", "draw_semantic", "m
 
 #: Distinct colours (Tableau 10 and a few more), as (r, g, b).
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-    (255, 215, 0), (0, 128, 128), (128, 0, 0), (0, 0, 128), (255, 0, 255), (0, 255, 127),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (255, 215, 0),
+    (0, 128, 128),
+    (128, 0, 0),
+    (0, 0, 128),
+    (255, 0, 255),
+    (0, 255, 127),
 )
 
 
@@ -56,8 +69,9 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default()
 
 
-def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int],
-          size: tuple[int, int]) -> None:
+def _text(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int], size: tuple[int, int]
+) -> None:
     font = _font()
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     tw, th = right - left + 4, bottom - top + 2
@@ -111,8 +125,12 @@ def draw_annotations(
             pts = [(p[i], p[i + 1]) for i in range(0, len(p), 2)]
             draw.line(pts + [pts[0]], fill=colour, width=width, joint="curve")
         x0, y0, x1, y1 = obj.box
-        box = (math.floor(x0), math.floor(y0), max(math.ceil(x1) - 1, math.floor(x0)),
-               max(math.ceil(y1) - 1, math.floor(y0)))
+        box = (
+            math.floor(x0),
+            math.floor(y0),
+            max(math.ceil(x1) - 1, math.floor(x0)),
+            max(math.ceil(y1) - 1, math.floor(y0)),
+        )
         draw.rectangle(box, outline=colour, width=width)
         if labels:
             _text(draw, (box[0], box[1]), name, colour, (w, h))

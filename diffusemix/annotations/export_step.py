@@ -19,8 +19,9 @@ A-side annotation is the I-side annotation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -34,16 +35,16 @@ from .targets import hf_objects
 from .types import Categories, ImageAnnotation, SemanticMask
 
 __all__ = [
-    "LayoutChoice",
     "LAYOUT_CHOICES",
     "AnnotationOptions",
+    "LayoutChoice",
     "SampleAnnotation",
-    "check_image_size",
-    "prepare_annotation",
-    "choose_layout",
     "annotate_sample",
-    "plan_annotations",
     "annotate_semantic_sample",
+    "check_image_size",
+    "choose_layout",
+    "plan_annotations",
+    "prepare_annotation",
 ]
 
 LayoutChoice = Literal["drawn", "keep-objects"]
@@ -57,19 +58,27 @@ class AnnotationOptions:
 
     format: AnnotationFormat = field(
         default="auto",
-        metadata={"help": "annotation format of the input: auto (detected), coco, yolo or masks",
-                  "choices": ANNOTATION_FORMATS, "flag": "--annotations"},
+        metadata={
+            "help": "annotation format of the input: auto (detected), coco, yolo or masks",
+            "choices": ANNOTATION_FORMATS,
+            "flag": "--annotations",
+        },
     )
     min_visibility: float = field(
         default=DEFAULT_MIN_VISIBILITY,
-        metadata={"help": "drop an object when less than this share of its area stays inside the crop"
-                          " (center-crop only; 0 keeps any object with a part inside)", "range": (0.0, 1.0)},
+        metadata={
+            "help": "drop an object when less than this share of its area stays inside the crop"
+            " (center-crop only; 0 keeps any object with a part inside)",
+            "range": (0.0, 1.0),
+        },
     )
     layout_choice: LayoutChoice = field(
         default="drawn",
-        metadata={"help": "drawn: the record's random layout (the method); keep-objects: per image, the recipe's"
-                          " layout that keeps the most object area on the real image's side",
-                  "choices": LAYOUT_CHOICES},
+        metadata={
+            "help": "drawn: the record's random layout (the method); keep-objects: per image, the recipe's"
+            " layout that keeps the most object area on the real image's side",
+            "choices": LAYOUT_CHOICES,
+        },
     )
     keep_categories: tuple[int, ...] = field(
         default=(),
@@ -77,23 +86,31 @@ class AnnotationOptions:
     )
     tolerance: float = field(
         default=1.0,
-        metadata={"help": "pixels an annotation may reach outside its image before it is refused", "range": (0.0, None)},
+        metadata={
+            "help": "pixels an annotation may reach outside its image before it is refused",
+            "range": (0.0, None),
+        },
     )
     on_error: OnError = field(
         default="skip",
-        metadata={"help": "skip: leave out an image with a bad annotation and list it in errors.jsonl; raise: stop",
-                  "choices": ON_ERROR},
+        metadata={
+            "help": "skip: leave out an image with a bad annotation and list it in errors.jsonl; raise: stop",
+            "choices": ON_ERROR,
+        },
     )
 
     def __post_init__(self) -> None:
         if self.format not in ANNOTATION_FORMATS:
-            raise ValueError(f"AnnotationOptions.format must be one of {', '.join(ANNOTATION_FORMATS)}; got {self.format!r}")
+            raise ValueError(
+                f"AnnotationOptions.format must be one of {', '.join(ANNOTATION_FORMATS)}; got {self.format!r}"
+            )
         mv = self.min_visibility
         if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not 0.0 <= float(mv) <= 1.0:
             raise ValueError(f"AnnotationOptions.min_visibility must be a share in [0, 1]; got {mv!r}")
         if self.layout_choice not in LAYOUT_CHOICES:
             raise ValueError(
-                f"AnnotationOptions.layout_choice must be one of {', '.join(LAYOUT_CHOICES)}; got {self.layout_choice!r}"
+                f"AnnotationOptions.layout_choice must be one of {', '.join(LAYOUT_CHOICES)};"
+                f" got {self.layout_choice!r}"
             )
         object.__setattr__(self, "keep_categories", tuple(self.keep_categories))
         if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.keep_categories):
@@ -128,17 +145,24 @@ def check_image_size(annotation: ImageAnnotation, size: tuple[int, int], *, file
     """
     if annotation.size != tuple(size):
         turned = " (EXIF orientation turns it)" if annotation.size == (size[1], size[0]) else ""
-        raise AnnotationError(AnnotationIssue(
-            file or annotation.file_name,
-            f"the annotation is for a {annotation.width}x{annotation.height} image but the image loads as"
-            f" {size[0]}x{size[1]}{turned}", image=annotation.file_name,
-            hint="Annotations must be of the image as displayed, after EXIF orientation"))
+        raise AnnotationError(
+            AnnotationIssue(
+                file or annotation.file_name,
+                f"the annotation is for a {annotation.width}x{annotation.height} image but the image loads as"
+                f" {size[0]}x{size[1]}{turned}",
+                image=annotation.file_name,
+                hint="Annotations must be of the image as displayed, after EXIF orientation",
+            )
+        )
 
 
 def prepare_annotation(annotation: ImageAnnotation, recipe: Recipe, options: AnnotationOptions) -> TransformResult:
     """The geometry of one image's annotation at the recipe's size and resize mode (once per image)."""
     return transform_annotation(
-        annotation, size=recipe.size, resize=recipe.resize, min_visibility=options.min_visibility  # type: ignore[arg-type]
+        annotation,
+        size=recipe.size,
+        resize=recipe.resize,
+        min_visibility=options.min_visibility,  # type: ignore[arg-type]
     )
 
 
@@ -165,9 +189,7 @@ def _r(v: float) -> float:
     return round(float(v), _ROUND)
 
 
-def annotate_sample(
-    prepared: TransformResult, record: SampleRecord, categories: Categories
-) -> SampleAnnotation:
+def annotate_sample(prepared: TransformResult, record: SampleRecord, categories: Categories) -> SampleAnnotation:
     """A's annotation and row fields, for one record of the image ``prepared`` came from.
 
     Row fields:
@@ -182,7 +204,8 @@ def annotate_sample(
         raise ValueError(
             f"the annotation was prepared at {prepared.geometry.size} px but the record is at {record.size} px"
         )
-    shares = generated_shares(prepared.annotation, layout=record.layout, kind=record.mask, seam=record.seam)  # type: ignore[arg-type]
+    layout, kind = record.layout, record.mask
+    shares = generated_shares(prepared.annotation, layout=layout, kind=kind, seam=record.seam)  # type: ignore[arg-type]
     by_index = {}
     k = 0
     for o in prepared.outcomes:
@@ -239,7 +262,8 @@ def annotate_semantic_sample(mask: SemanticMask, record: SampleRecord) -> tuple[
     ``class_generated_share`` ({class name: share of its pixels on the Î side}).
     """
     out = transform_semantic(mask, size=record.size, resize=record.resize)  # type: ignore[arg-type]
-    weight = 1.0 - make_mask(record.size, record.size, record.layout, kind=record.mask, seam=record.seam)  # type: ignore[arg-type]
+    size, layout, kind = record.size, record.layout, record.mask
+    weight = 1.0 - make_mask(size, size, layout, kind=kind, seam=record.seam)  # type: ignore[arg-type]
     m = np.asarray(out.mask)
     pixels: dict[str, int] = {}
     shares: dict[str, float] = {}

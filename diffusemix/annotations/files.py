@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from ..images import IMAGE_EXTENSIONS
 from .issues import AnnotationError, AnnotationIssue
 
-__all__ = ["MAX_JSON_BYTES", "read_json", "image_size", "list_images"]
+__all__ = ["MAX_JSON_BYTES", "image_size", "list_images", "read_json"]
 
 #: Largest annotation JSON read by default (1 GiB). COCO 2017's train instances file is
 #: 448 MB and takes a few GB of memory once parsed; raise ``max_json_bytes`` for larger sets (LVIS: 1.1 GB).
@@ -57,10 +57,14 @@ def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise AnnotationError(AnnotationIssue(name, f"the annotation file is not UTF-8 text ({e.reason} at byte {e.start})")) from e
+        raise AnnotationError(
+            AnnotationIssue(name, f"the annotation file is not UTF-8 text ({e.reason} at byte {e.start})")
+        ) from e
     except json.JSONDecodeError as e:
         raise AnnotationError(
-            AnnotationIssue(name, f"the annotation file is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}")
+            AnnotationIssue(
+                name, f"the annotation file is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+            )
         ) from e
 
 

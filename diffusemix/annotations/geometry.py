@@ -26,8 +26,9 @@ Nothing is rounded. The rules for each object (:func:`transform_annotation`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -36,18 +37,18 @@ from . import rle as rle_ops
 from .types import Box, ImageAnnotation, ObjectAnnotation, Polygon, SemanticMask
 
 __all__ = [
-    "ObjectStatus",
-    "OBJECT_STATUSES",
     "DEFAULT_MIN_VISIBILITY",
+    "OBJECT_STATUSES",
     "Geometry",
     "ObjectOutcome",
+    "ObjectStatus",
     "TransformResult",
+    "clip_polygon",
+    "map_polygons",
+    "polygon_area",
+    "resize_nearest",
     "transform_annotation",
     "transform_semantic",
-    "resize_nearest",
-    "clip_polygon",
-    "polygon_area",
-    "map_polygons",
 ]
 
 ObjectStatus = Literal["kept", "clipped", "dropped"]
@@ -67,7 +68,7 @@ class Geometry:
     size: int
 
     @classmethod
-    def of(cls, width: int, height: int, *, size: int, resize: ResizeMode = "resize") -> "Geometry":
+    def of(cls, width: int, height: int, *, size: int, resize: ResizeMode = "resize") -> Geometry:
         """The map ``prepare(image, size, resize=resize)`` applies to a ``width`` x ``height`` image."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_SIZE:
             raise ValueError(f"size must be an int in [1, {MAX_SIZE}]; got {size!r}")
@@ -219,8 +220,12 @@ def _intersect(a: Box, b: Box) -> Box | None:
 
 
 def _clip_to(box: Box, size: int) -> Box:
-    return (min(max(box[0], 0.0), size), min(max(box[1], 0.0), size), min(max(box[2], 0.0), size),
-            min(max(box[3], 0.0), size))
+    return (
+        min(max(box[0], 0.0), size),
+        min(max(box[1], 0.0), size),
+        min(max(box[2], 0.0), size),
+        min(max(box[3], 0.0), size),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -284,9 +289,7 @@ def _mask_object(obj: ObjectAnnotation, geo: Geometry) -> tuple[float, Box | Non
     return min(visible / total, 1.0), inside, {"rle": rle_ops.encode(resized)}
 
 
-def _transform_object(
-    index: int, obj: ObjectAnnotation, geo: Geometry, min_visibility: float
-) -> ObjectOutcome:
+def _transform_object(index: int, obj: ObjectAnnotation, geo: Geometry, min_visibility: float) -> ObjectOutcome:
     kind = obj.geometry
     if kind == "mask":
         share, inside, extra = _mask_object(obj, geo)
@@ -372,9 +375,7 @@ def transform_semantic(mask: SemanticMask, *, size: int, resize: ResizeMode = "r
     """A class-id mask brought to ``size`` x ``size`` by nearest neighbour over ``prepare``'s box."""
     w, h = mask.size
     geo = Geometry.of(w, h, size=size, resize=resize)
-    return SemanticMask(
-        resize_nearest(mask.mask, geo.box, geo.size), mask.classes, mask.ignore_index, mask.file_name
-    )
+    return SemanticMask(resize_nearest(mask.mask, geo.box, geo.size), mask.classes, mask.ignore_index, mask.file_name)
 
 
 def map_polygons(polygons: Sequence[Polygon], geo: Geometry) -> tuple[Polygon, ...]:

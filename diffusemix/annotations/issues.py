@@ -18,7 +18,7 @@ from typing import Any, Literal, NoReturn, get_args
 
 from ..errors import DiffuseMixError
 
-__all__ = ["OnError", "ON_ERROR", "AnnotationIssue", "AnnotationError", "IssueLog", "ImageSkipped"]
+__all__ = ["ON_ERROR", "AnnotationError", "AnnotationIssue", "ImageSkipped", "IssueLog", "OnError"]
 
 OnError = Literal["raise", "skip"]
 ON_ERROR: tuple[str, ...] = get_args(OnError)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import yaml
@@ -28,7 +28,7 @@ from .files import image_size, list_images
 from .issues import AnnotationError, AnnotationIssue, ImageSkipped, IssueLog, OnError
 from .types import SemanticMask
 
-__all__ = ["MASK_MODES", "read_mask_pairs", "read_classes", "load_mask", "mask_path", "write_mask", "write_classes"]
+__all__ = ["MASK_MODES", "load_mask", "mask_path", "read_classes", "read_mask_pairs", "write_classes", "write_mask"]
 
 #: Pillow modes accepted as class-id masks.
 MASK_MODES: frozenset[str] = frozenset({"L", "P", "I;16", "I;16L", "I;16B", "I"})
@@ -52,9 +52,14 @@ def read_classes(root: Path) -> tuple[str, ...]:
                 names = [names[k] for k in sorted(names)]
             src = ym
         else:
-            raise AnnotationError(AnnotationIssue(
-                str(root), "no class list (classes.txt, classes.json or data.yaml with names)",
-                hint="Write the class names, one a line, in classes.txt (value 0 is the first line), or pass classes="))
+            raise AnnotationError(
+                AnnotationIssue(
+                    str(root),
+                    "no class list (classes.txt, classes.json or data.yaml with names)",
+                    hint="Write the class names, one a line, in classes.txt (value 0 is the first line),"
+                    " or pass classes=",
+                )
+            )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         raise AnnotationError(AnnotationIssue(str(root), f"the class list cannot be read ({e})")) from e
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
@@ -136,15 +141,24 @@ def read_mask_pairs(
     mdir = Path(masks_dir) if masks_dir is not None else root / "masks"
     for d, what in ((folder, "images"), (mdir, "masks")):
         if not d.is_dir():
-            raise AnnotationError(AnnotationIssue(str(d), f"the {what} folder does not exist",
-                                                  hint="Semantic masks come as images/ and masks/ folders"))
+            raise AnnotationError(
+                AnnotationIssue(
+                    str(d),
+                    f"the {what} folder does not exist",
+                    hint="Semantic masks come as images/ and masks/ folders",
+                )
+            )
     names = tuple(str(c) for c in classes) if classes is not None else read_classes(root)
     if not names:
         raise AnnotationError(AnnotationIssue(str(root), "the class list is empty"))
     if ignore_index is not None and ignore_index < len(names):
-        raise AnnotationError(AnnotationIssue(
-            str(root), f"ignore_index {ignore_index} is also a class index ({len(names)} classes)",
-            hint="Pick an ignore_index of at least the number of classes (or None)"))
+        raise AnnotationError(
+            AnnotationIssue(
+                str(root),
+                f"ignore_index {ignore_index} is also a class index ({len(names)} classes)",
+                hint="Pick an ignore_index of at least the number of classes (or None)",
+            )
+        )
     log = IssueLog(on_error)
     images = list_images(folder)
 
@@ -153,8 +167,13 @@ def read_mask_pairs(
     for m in list_images(mdir):
         if mdir / m not in wanted:
             try:
-                log.fail(AnnotationIssue(str(mdir / m), "this mask has no image of the same name",
-                                         hint=f"Put its image under {folder} or remove the mask"))
+                log.fail(
+                    AnnotationIssue(
+                        str(mdir / m),
+                        "this mask has no image of the same name",
+                        hint=f"Put its image under {folder} or remove the mask",
+                    )
+                )
             except ImageSkipped:
                 pass
 

@@ -7,21 +7,22 @@ install it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .types import Box, Polygon, Rle
 
 __all__ = [
-    "mask_utils",
-    "rle_from_coco",
-    "encode",
-    "decode",
     "area",
     "bbox",
-    "polygons_to_mask",
+    "decode",
+    "encode",
+    "mask_utils",
     "polygons_area",
+    "polygons_to_mask",
+    "rle_from_coco",
 ]
 
 _INSTALL_HINT = (
@@ -51,9 +52,7 @@ def rle_from_coco(segmentation: dict[str, Any], height: int, width: int) -> Rle:
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)):
         raise ValueError(f"RLE 'size' must be [height, width]; got {size!r}")
     if tuple(size) != (int(height), int(width)):
-        raise ValueError(
-            f"the RLE mask is {size[1]}x{size[0]} (width x height) but its image is {width}x{height}"
-        )
+        raise ValueError(f"the RLE mask is {size[1]}x{size[0]} (width x height) but its image is {width}x{height}")
     mu = mask_utils()
     if isinstance(counts, list):
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):

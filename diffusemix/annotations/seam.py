@@ -22,7 +22,7 @@ image is real. Use it only when the editor is known to damage objects.
 
 from __future__ import annotations
 
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from ..functional import LAYOUTS, Layout, MaskKind, make_mask
 from . import rle as rle_ops
 from .types import ImageAnnotation, ObjectAnnotation
 
-__all__ = ["area_profile", "generated_share", "generated_shares", "input_side_area", "best_layout"]
+__all__ = ["area_profile", "best_layout", "generated_share", "generated_shares", "input_side_area"]
 
 
 def _axis(layout: str) -> int:
@@ -148,7 +148,8 @@ def best_layout(
     """
     if not layouts:
         raise ValueError("layouts is empty: give the recipe's layouts")
-    scores = [input_side_area(annotation, layout=lay, kind=kind, seam=seam, categories=categories)  # type: ignore[arg-type]
-              for lay in layouts]
+    scores = [
+        input_side_area(annotation, layout=lay, kind=kind, seam=seam, categories=categories)  # type: ignore[arg-type]
+        for lay in layouts
+    ]
     return str(layouts[int(np.argmax(scores))])
-

@@ -26,14 +26,14 @@ from . import rle as rle_ops
 from .types import Categories, ImageAnnotation, ObjectAnnotation, SemanticMask
 
 __all__ = [
-    "LabelMode",
     "LABEL_MODES",
-    "object_mask",
-    "object_area",
+    "LabelMode",
     "detection_target",
-    "segmentation_target",
-    "hf_objects",
     "detr_target",
+    "hf_objects",
+    "object_area",
+    "object_mask",
+    "segmentation_target",
     "tv_tensors_available",
 ]
 
@@ -202,8 +202,15 @@ def detr_target(annotation: ImageAnnotation, categories: Categories) -> dict[str
     import torch
 
     w, h = annotation.width, annotation.height
-    rows = [[(o.box[0] + o.box[2]) / 2 / w, (o.box[1] + o.box[3]) / 2 / h, (o.box[2] - o.box[0]) / w,
-             (o.box[3] - o.box[1]) / h] for o in annotation.objects]
+    rows = [
+        [
+            (o.box[0] + o.box[2]) / 2 / w,
+            (o.box[1] + o.box[3]) / 2 / h,
+            (o.box[2] - o.box[0]) / w,
+            (o.box[3] - o.box[1]) / h,
+        ]
+        for o in annotation.objects
+    ]
     return {
         "class_labels": torch.tensor([categories.index(o.category_id) for o in annotation.objects], dtype=torch.int64),
         "boxes": torch.tensor(rows, dtype=torch.float32).reshape(-1, 4),

@@ -19,19 +19,20 @@ the one Pillow's resize box and ``diffusemix.images.source_box`` use).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "Box",
-    "Polygon",
-    "Category",
     "Categories",
-    "Rle",
-    "ObjectAnnotation",
+    "Category",
     "ImageAnnotation",
+    "ObjectAnnotation",
+    "Polygon",
+    "Rle",
     "SemanticMask",
 ]
 
@@ -62,16 +63,19 @@ class Categories:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", tuple(self.items))
-        seen: dict[int, str] = {}
-        for c in self.items:
+        position: dict[int, int] = {}
+        for i, c in enumerate(self.items):
             if not isinstance(c, Category):
                 raise TypeError(f"Categories takes Category items; got {type(c).__name__}")
-            if c.id in seen:
-                raise ValueError(f"category id {c.id} appears twice ({seen[c.id]!r} and {c.name!r})")
-            seen[c.id] = c.name
+            if c.id in position:
+                raise ValueError(
+                    f"category id {c.id} appears twice ({self.items[position[c.id]].name!r} and {c.name!r})"
+                )
+            position[c.id] = i
+        object.__setattr__(self, "_position", position)  # not a field: eq and repr ignore it
 
     @classmethod
-    def from_names(cls, names: Sequence[str], *, start: int = 0) -> "Categories":
+    def from_names(cls, names: Sequence[str], *, start: int = 0) -> Categories:
         """Categories numbered ``start, start + 1, ...`` in the order of ``names`` (YOLO: start 0)."""
         return cls(tuple(Category(start + i, str(n)) for i, n in enumerate(names)))
 
@@ -82,7 +86,7 @@ class Categories:
         return iter(self.items)
 
     def __contains__(self, category_id: object) -> bool:
-        return any(c.id == category_id for c in self.items)
+        return category_id in self._position  # type: ignore[attr-defined]
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -93,16 +97,14 @@ class Categories:
         return tuple(c.name for c in self.items)
 
     def name(self, category_id: int) -> str:
-        for c in self.items:
-            if c.id == category_id:
-                return c.name
-        raise KeyError(f"unknown category id {category_id}; known ids: {list(self.ids)}")
+        return self.items[self.index(category_id)].name
 
     def index(self, category_id: int) -> int:
-        for i, c in enumerate(self.items):
-            if c.id == category_id:
-                return i
-        raise KeyError(f"unknown category id {category_id}; known ids: {list(self.ids)}")
+        """The category's position in the table (0-based)."""
+        try:
+            return self._position[category_id]  # type: ignore[attr-defined]
+        except KeyError:
+            raise KeyError(f"unknown category id {category_id}; known ids: {list(self.ids)}") from None
 
     def to_coco(self) -> list[dict[str, Any]]:
         out = []
@@ -166,6 +168,18 @@ class ObjectAnnotation:
                 raise ValueError(f"a polygon is at least 3 (x, y) points; got {len(p)} numbers")
         object.__setattr__(self, "polygons", polys)
         object.__setattr__(self, "iscrowd", bool(self.iscrowd))
+
+    @classmethod
+    def from_mask(cls, category_id: int, mask: np.ndarray, **fields: Any) -> ObjectAnnotation:
+        """An object from a binary (H, W) mask: its box is the box of its pixels (needs pycocotools)."""
+        from . import rle as rle_ops
+
+        m = np.asarray(mask, dtype=bool)
+        rows, cols = np.nonzero(m)
+        if rows.size == 0:
+            raise ValueError("the mask is empty (no pixel set)")
+        box = (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
+        return cls(category_id, box, rle=rle_ops.encode(m), **fields)
 
     @property
     def geometry(self) -> str:

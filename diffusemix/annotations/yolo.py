@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -30,12 +31,12 @@ from .types import Categories, ImageAnnotation, ObjectAnnotation
 
 __all__ = [
     "DATA_YAML_NAMES",
-    "read_yolo",
     "read_data_yaml",
+    "read_yolo",
+    "write_data_yaml",
+    "write_yolo_label",
     "yolo_label_path",
     "yolo_lines",
-    "write_yolo_label",
-    "write_data_yaml",
 ]
 
 #: File names looked for as the dataset's YAML, in this order.
@@ -70,8 +71,11 @@ def read_data_yaml(path: Path) -> tuple[Categories, dict[str, Any]]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise AnnotationError(AnnotationIssue(name, f"the dataset YAML cannot be read ({e})")) from e
     if not isinstance(data, dict) or "names" not in data:
-        raise AnnotationError(AnnotationIssue(name, "the dataset YAML has no 'names' (the class names)",
-                                              hint="Add names: [class0, class1, ...]"))
+        raise AnnotationError(
+            AnnotationIssue(
+                name, "the dataset YAML has no 'names' (the class names)", hint="Add names: [class0, class1, ...]"
+            )
+        )
     names = data["names"]
     if isinstance(names, dict):
         keys = sorted(names)
@@ -79,12 +83,16 @@ def read_data_yaml(path: Path) -> tuple[Categories, dict[str, Any]]:
             raise AnnotationError(AnnotationIssue(name, f"'names' keys must be 0, 1, ..., {len(keys) - 1}; got {keys}"))
         names = [names[k] for k in keys]
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
-        raise AnnotationError(AnnotationIssue(name, "'names' must be a non-empty list (or {index: name} mapping) of names"))
+        raise AnnotationError(
+            AnnotationIssue(name, "'names' must be a non-empty list (or {index: name} mapping) of names")
+        )
     nc = data.get("nc")
     if nc is not None and nc != len(names):
         raise AnnotationError(AnnotationIssue(name, f"'nc' is {nc} but 'names' lists {len(names)} classes"))
     if "kpt_shape" in data:
-        raise AnnotationError(AnnotationIssue(name, "pose (keypoint) labels are not supported; only boxes and segments"))
+        raise AnnotationError(
+            AnnotationIssue(name, "pose (keypoint) labels are not supported; only boxes and segments")
+        )
     meta = {k: v for k, v in data.items() if k not in ("names", "nc")}
     return Categories.from_names([str(n) for n in names]), meta
 
@@ -93,8 +101,13 @@ def _find_yaml(root: Path) -> Path:
     for n in DATA_YAML_NAMES:
         if (root / n).is_file():
             return root / n
-    raise AnnotationError(AnnotationIssue(str(root), f"no dataset YAML ({', '.join(DATA_YAML_NAMES)}) with the class names",
-                                          hint="A YOLO dataset needs data.yaml with names: [...]"))
+    raise AnnotationError(
+        AnnotationIssue(
+            str(root),
+            f"no dataset YAML ({', '.join(DATA_YAML_NAMES)}) with the class names",
+            hint="A YOLO dataset needs data.yaml with names: [...]",
+        )
+    )
 
 
 def _parse_line(line: str, check: ObjectCheck, lineno: int) -> ObjectAnnotation:
@@ -156,8 +169,13 @@ def read_yolo(
     categories, meta = read_data_yaml(yaml_path)
     folder = Path(images_dir) if images_dir is not None else root / "images"
     if not folder.is_dir():
-        raise AnnotationError(AnnotationIssue(str(folder), "the images folder does not exist",
-                                              hint="A YOLO dataset keeps its images under images/ (or pass images_dir)"))
+        raise AnnotationError(
+            AnnotationIssue(
+                str(folder),
+                "the images folder does not exist",
+                hint="A YOLO dataset keeps its images under images/ (or pass images_dir)",
+            )
+        )
     log = IssueLog(on_error)
     names = list_images(folder)
 
@@ -170,8 +188,13 @@ def read_yolo(
                 lp = Path(dirpath) / fn
                 if fn.endswith(".txt") and not fn.startswith(".") and lp not in wanted and fn != "classes.txt":
                     try:
-                        log.fail(AnnotationIssue(str(lp), "this label file names an image that does not exist",
-                                                 hint=f"Put its image under {folder} or remove the label file"))
+                        log.fail(
+                            AnnotationIssue(
+                                str(lp),
+                                "this label file names an image that does not exist",
+                                hint=f"Put its image under {folder} or remove the label file",
+                            )
+                        )
                     except ImageSkipped:
                         pass
 
@@ -234,7 +257,9 @@ def yolo_lines(annotation: ImageAnnotation, categories: Categories) -> list[str]
             lines.append(f"{cls} {coords}")
         else:
             x0, y0, x1, y1 = obj.box
-            lines.append(f"{cls} {_f((x0 + x1) / 2 / w)} {_f((y0 + y1) / 2 / h)} {_f((x1 - x0) / w)} {_f((y1 - y0) / h)}")
+            lines.append(
+                f"{cls} {_f((x0 + x1) / 2 / w)} {_f((y0 + y1) / 2 / h)} {_f((x1 - x0) / w)} {_f((y1 - y0) / h)}"
+            )
     return lines
 
 

@@ -347,3 +347,16 @@ def test_duplicate_image_ids_and_names_and_unsafe_names(tmp_path: Path) -> None:
     noint["images"][0]["width"] = 0
     with pytest.raises(AnnotationError, match=r"images\[0\]: 'width' and 'height' must be positive integers"):
         read_coco(_write_json(tmp_path, noint))
+
+
+def test_annotation_error_fields(tmp_path: Path) -> None:
+    from diffusemix.errors import DiffuseMixError
+
+    path = _write_json(tmp_path, _break(_base(tmp_path), category_id=99))
+    with pytest.raises(DiffuseMixError) as e:
+        read_coco(path)
+    err = e.value
+    assert isinstance(err, AnnotationError) and isinstance(err, ValueError)
+    assert (err.file, err.path, err.image, err.object) == (str(path), str(path), "a.png", "annotation id 1")
+    assert err.reason == "category id 99 is not in the categories (ids 1, 3, 7)"
+    assert str(err) == err.message() == f"{path} (image 'a.png'), annotation id 1: {err.reason}"

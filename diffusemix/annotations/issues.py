@@ -69,8 +69,8 @@ class AnnotationError(DiffuseMixError):
     """Annotations that cannot be used as they are; the fields say where and why.
 
     Attributes:
-        issue: the :class:`AnnotationIssue` (also as ``file``, ``image``,
-            ``object``, ``reason``, ``hint``).
+        issue: the :class:`AnnotationIssue` (also as ``file`` = ``path``,
+            ``image``, ``object``, ``reason``, ``hint``).
     """
 
     def __init__(self, issue: AnnotationIssue) -> None:
@@ -78,9 +78,15 @@ class AnnotationError(DiffuseMixError):
         self.file = issue.file
         self.image = issue.image
         self.object = issue.object
-        self.reason = issue.reason
-        self.hint = issue.hint
         super().__init__(issue.message())
+        # after the base's __init__, which (with fields) sets reason, hint and path from its arguments
+        self.reason = issue.reason
+        self.hint = issue.hint or None
+        self.path = issue.file
+
+    def message(self, name: str | None = None) -> str:
+        """``file (image 'x'), object: reason. hint`` (``name`` is unused: no setting is involved)."""
+        return self.issue.message()
 
 
 class ImageSkipped(Exception):

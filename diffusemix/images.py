@@ -53,6 +53,7 @@ __all__ = [
     "ResizeMode",
     "load_image",
     "prepare",
+    "source_box",
     "to_pil",
 ]
 
@@ -319,15 +320,29 @@ def prepare(
             f"image must be a PIL image or a uint8 (H, W, 3) array; got {type(image).__name__}"
         )
 
-    # 3. resample
-    w, h = img.size
-    if resize == "resize":
-        out = img.resize((size, size), Image.Resampling.BICUBIC)
-    else:
-        side = min(w, h)
-        box = ((w - side) / 2.0, (h - side) / 2.0, (w + side) / 2.0, (h + side) / 2.0)
-        out = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
+    # 3. resample the source box (the whole image, or its centre square) to size x size
+    out = img.resize((size, size), Image.Resampling.BICUBIC, box=source_box(*img.size, resize=resize))
     return np.array(out, dtype=np.uint8, order="C")
+
+
+def source_box(width: int, height: int, *, resize: ResizeMode = "resize") -> tuple[float, float, float, float]:
+    """The part of a ``width`` x ``height`` image that ``prepare`` maps onto its S x S output.
+
+    Pixel-edge coordinates ``(x0, y0, x1, y1)``, the ``box`` Pillow's resize
+    samples: the whole image for ``"resize"``; for ``"center-crop"`` the centre
+    square of side ``min(width, height)``, which starts at a half pixel when
+    the difference of the sides is odd (nothing is rounded). A point ``(x, y)``
+    of the image lands at ``((x - x0) * S / (x1 - x0), (y - y0) * S / (y1 - y0))``
+    in the output; annotations follow the image through this box
+    (``diffusemix.annotations.geometry``).
+    """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
+    w, h = int(width), int(height)
+    if resize == "resize":
+        return (0.0, 0.0, float(w), float(h))
+    side = min(w, h)
+    return ((w - side) / 2.0, (h - side) / 2.0, (w + side) / 2.0, (h + side) / 2.0)
 
 
 def to_pil(array: np.ndarray) -> Image.Image:

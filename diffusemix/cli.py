@@ -348,13 +348,18 @@ def _run_fractals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from .train.cli import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals}[
-        args.command
-    ]
+    command = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
+               "train": _run_train, "train-compare": _run_train}[args.command]  # fmt: skip
     try:
         return command(args)
     except KeyboardInterrupt:

@@ -92,9 +92,12 @@ def plan_budget(mode: str, *, epochs: int, real_images: int, dataset_items: int,
         per = math.ceil(real_images / global_batch)
         ends = tuple(per * (e + 1) for e in range(epochs))
     elif mode == "images":
-        total = math.ceil(epochs * real_images / global_batch)
+        if real_images < global_batch:
+            raise ValueError(
+                f"budget images: an epoch of {real_images} real images is smaller than one batch of {global_batch}; "
+                "lower the batch or use budget steps"
+            )
         ends = tuple(math.ceil((e + 1) * real_images / global_batch) for e in range(epochs))
-        ends = ends[:-1] + (total,)
     else:
         raise ValueError(f"budget must be one of epochs, steps, images; got {mode!r}")
     return Budget(mode, epochs, real_images, dataset_items, global_batch, ends[-1], ends)

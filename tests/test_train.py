@@ -176,9 +176,25 @@ def test_resume_gives_the_uninterrupted_run(world: dict[str, Path]) -> None:
     assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
 
 
+def test_hf_datasets_source(world: dict[str, Path]) -> None:
+    """hf:NAME[:SPLIT] goes through 🤗 load_dataset (here a local folder, read by its imagefolder builder)."""
+    cfg = _tiny(world, "tiny-imagenet", train=f"hf:{world['train']}:train", val=f"hf:{world['val']}:train",
+                k_per_class=2)  # fmt: skip
+    result = _run(cfg, world["root"] / "runs" / "hf")
+    assert result["data"]["classes"] == 3 and result["data"]["real_images"] == 6
+    assert all(k.startswith("hf:") for k in result["data"]["subset"]["keys"])
+    bad = _tiny(world, "tiny-imagenet", train=f"hf:{world['train']}:train", val=f"hf:{world['val']}:train",
+                label_column="fine_label")  # fmt: skip
+    with pytest.raises(ValueError, match="has no column 'fine_label'"):
+        _run(bad, world["root"] / "runs" / "hf-bad")
+
+
 def test_compare_draws_the_plot_and_the_table(world: dict[str, Path], tmp_path: Path, capsys) -> None:
-    runs = sorted(str(p.parent) for p in (world["root"] / "runs").glob("*/result.json"))
-    assert len(runs) >= 3
+    runs = []
+    for method in ("standard", "mixup", "cutmix"):
+        out = tmp_path / method
+        _run(_tiny(world, "cifar-100", method=method, epochs=2), out)
+        runs.append(str(out))
     code = cli_main(["train-compare", *runs, "--out", str(tmp_path / "cmp.png"), "--table", str(tmp_path / "t.md")])
     assert code == 0
     printed = capsys.readouterr().out

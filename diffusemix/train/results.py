@@ -146,7 +146,7 @@ def markdown_table(results: Sequence[Mapping[str, Any]]) -> str:
     reasons = stand_ins(results)
     if reasons:
         lines.append("")
-        lines.append("Not paper numbers: " + "; ".join(reasons) + ".")
+        lines.append("Not paper numbers: " + "; ".join(r.rstrip(". ") for r in reasons) + ".")
     return "\n".join(lines)
 
 

@@ -165,7 +165,7 @@ def test_resume_gives_the_uninterrupted_run(world: dict[str, Path]) -> None:
         _run(cfg, part)
     with pytest.raises(ValueError, match=r"the settings differ from the run .* \(lr\)"):
         _run(apply_overrides(cfg, {"lr": 0.5}, source="t"), part, resume=True)
-    done = _run(cfg, part, resume=True)
+    done = _run(apply_overrides(cfg, {"checkpoint_every": 2}, source="t"), part, resume=True)  # run-only: allowed
     assert done["complete"] and done["resumed_at"] == [first["steps_taken"]]
     assert [e["val_acc"] for e in done["epochs"]] == [e["val_acc"] for e in whole["epochs"]]
     assert [e["train_loss"] for e in done["epochs"]] == pytest.approx([e["train_loss"] for e in whole["epochs"]],
@@ -174,6 +174,15 @@ def test_resume_gives_the_uninterrupted_run(world: dict[str, Path]) -> None:
     w2 = load_file(str(part / "model" / "model.safetensors"))
     assert w1.keys() == w2.keys()
     assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+
+
+def test_k_per_class_keeps_only_the_drawn_images_of_an_export(world: dict[str, Path]) -> None:
+    result = _run(_tiny(world, "stanford-cars", method="diffusemix-export", k_per_class=1),
+                  world["root"] / "runs" / "export-k1")  # fmt: skip
+    keys = set(result["data"]["subset"]["keys"])
+    assert len(keys) == 3 and result["data"]["items_per_epoch"] == 3 + 3 * 2  # each drawn image's 2 A
+    rows = [json.loads(x) for x in (world["export"] / "metadata.jsonl").read_text().splitlines() if x.strip()]
+    assert {r["source"] for r in rows} >= keys  # the keys are the export rows' sources
 
 
 def test_hf_datasets_source(world: dict[str, Path]) -> None:

@@ -36,6 +36,8 @@ from .results import RESULT_FILE, build_result, write_json
 __all__ = ["train_run", "lr_factor"]
 
 _AUG_SALT = 0xA06
+#: Settings that do not change what a run computes: a resumed run may change them.
+_RUN_ONLY = frozenset({"workers", "eval_batch_size", "checkpoint_every"})
 
 
 def lr_factor(step: int, *, config: TrainConfig, budget: Budget) -> float:
@@ -89,7 +91,7 @@ def _check_out(out: Path, config: TrainConfig, resume: bool) -> None:
             raise ValueError(f"--resume: {out} holds no run (no config.json); start it without --resume")
         before = json.loads(saved.read_text(encoding="utf-8"))["config"]
         now = config.to_dict()
-        diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in _RUN_ONLY)
         if diff:
             raise ValueError(
                 f"--resume: the settings differ from the run in {out} ({', '.join(diff)}); resume with the same "
@@ -122,7 +124,6 @@ def train_run(
         ValueError: a missing input, a bad folder or model, an ``out`` that holds another run.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed  # noqa: F401  (not used: every draw here is seeded explicitly)
 
     config = loaded.config
     t0 = time.perf_counter()

@@ -72,7 +72,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "diffusemix", "train", "cifar-100", "--train", str(train), "--val", str(val),
                "--method", method, "--budget", "steps", "--model", "tiny-resnet", "--epochs", str(args.epochs),
                "--set", "load_size=40", "--set", "image_size=32", "--set", "batch_size=8", "--set", "lr=0.05",
-               "--workers", "0", "--mixed-precision", "no", "--device", "cpu", "--out", str(out), "--note", NOTE]  # fmt: skip
+               "--workers", "0", "--mixed-precision", "no", "--device", "cpu", "--out", str(out),
+               "--note", NOTE]  # fmt: skip
         if method == "diffusemix":
             cmd += ["--cache", str(work / "cache")]
         subprocess.run(cmd, check=True, cwd=ROOT)

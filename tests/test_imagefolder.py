@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusemix.imagefolder import IMG_EXTENSIONS, ImageFolderDataset, find_classes, has_file_allowed_extension, make_dataset
+from diffusemix.imagefolder import (
+    IMG_EXTENSIONS,
+    ImageFolderDataset,
+    find_classes,
+    has_file_allowed_extension,
+    make_dataset,
+)
 
 
 def _png(path: Path, value: int = 0) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from export_helpers import make_dataset
 from safetensors.torch import load_file
 
 from diffusemix.cli import main as cli_main
@@ -28,7 +29,6 @@ from diffusemix.recipe import Recipe
 from diffusemix.train.config import apply_overrides, load_config, shipped_configs
 from diffusemix.train.loop import train_run
 from diffusemix.train.results import markdown_table, plot_runs, read_result
-from export_helpers import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("ant", "bee", "cow")

@@ -9,12 +9,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+from export_helpers import make_dataset
 
 from diffusemix.editors import load_editor
 from diffusemix.export import ExportOptions, export_dataset
 from diffusemix.fractals import FractalSet, write_fractal_set
 from diffusemix.recipe import Recipe
-from export_helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

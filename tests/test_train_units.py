@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffusemix.train.augment import BatchAugment, center_crop, soft_targets
+from diffusemix.train.augment import BatchAugment, center_crop
 from diffusemix.train.budget import batch_positions, epoch_of_step, plan_budget
 from diffusemix.train.config import (
     SOURCE_KINDS,
@@ -252,7 +252,8 @@ def test_pretrained_folder_round_trip_and_new_head(tmp_path: Path) -> None:
     body = [k for k in s0 if "classifier" not in k]
     assert all(torch.equal(s0[k], s2[k]) for k in body) and s2["net.classifier.1.weight"].shape == (7, 512)
     with pytest.raises(ValueError, match="another architecture"):
-        build_model("tiny-resnet", num_classes=4, image_size=32, normalize="none", pretrained=str(tmp_path / "m"), seed=0)
+        build_model("tiny-resnet", num_classes=4, image_size=32, normalize="none", pretrained=str(tmp_path / "m"),
+                    seed=0)  # fmt: skip
     with pytest.raises(ValueError, match="cannot be loaded"):
         build_model("resnet50", num_classes=4, image_size=32, normalize="none", pretrained="nobody/nothing", seed=0)
     with pytest.raises(ValueError, match="unknown model 'resnet5'"):

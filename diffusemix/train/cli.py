@@ -61,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     tr.add_argument("--stop-at-epoch", type=int, metavar="N", help="stop after epoch N (checkpointed; --resume)")
     tr.add_argument("--note", action="append", default=[], metavar="TEXT",
-                    help="recorded with the result and shown by train-compare (e.g. 'smoke run on synthetic data')")  # fmt: skip
+                    help="recorded with the result, shown by train-compare (e.g. 'smoke run on synthetic data')")
 
     cp = subparsers.add_parser(
         "train-compare",

@@ -101,7 +101,9 @@ class _Rows:
         return row[self.image_column].convert("RGB"), int(row[self.label_column])
 
 
-def open_split(spec: str, config: TrainConfig, *, classes: Sequence[str] | None = None, default_split: str = "train") -> Split:
+def open_split(
+    spec: str, config: TrainConfig, *, classes: Sequence[str] | None = None, default_split: str = "train"
+) -> Split:
     """Class folders or ``hf:NAME[:SPLIT]``; ``classes`` refuses a source whose classes differ."""
     if spec.startswith("hf:"):
         return _hf_split(spec, config, classes, default_split)
@@ -248,7 +250,8 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
         # only the training classes' folders: the export's own folders (stages/, .diffusemix/) are not classes
         present = [c for c in train.classes if (root / c).is_dir()]
         if not present:
-            raise ValueError(f"export {root} has none of the training classes' folders ({', '.join(train.classes[:5])}...)")
+            names = ", ".join(train.classes[:5])
+            raise ValueError(f"export {root} has none of the training classes' folders ({names}...)")
         cls_idx = {c: i for i, c in enumerate(train.classes) if c in set(present)}
         samples = make_dataset(str(root), cls_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         keep = set(subset_keys) if subset_keys is not None else None
@@ -257,7 +260,7 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
             rel = Path(path).relative_to(root).as_posix()
             if keep is not None:
                 if not rows:
-                    raise ValueError(f"k_per_class with an export needs its metadata.jsonl (to know each A's source)")
+                    raise ValueError("k_per_class with an export needs its metadata.jsonl (to know each A's source)")
                 if str(rows.get(rel, {}).get("source")) not in keep:
                     continue
             aug.append((path, label))

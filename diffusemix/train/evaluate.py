@@ -52,4 +52,5 @@ def robustness(model: torch.nn.Module, items: LoadedItems, *, config: Any, devic
     batches = eval_batches(items, batch_size=config.eval_batch_size or config.batch_size,
                            image_size=config.image_size, device=device, limit=config.robust_samples)  # fmt: skip
     return robust_accuracy(model, batches, attacks=tuple(config.attacks), eps=config.attack_eps,
-                           pgd_steps=config.pgd_steps, pgd_step_size=config.pgd_step_size, seed=config.seed)  # fmt: skip
+                           pgd_steps=config.pgd_steps, pgd_step_size=config.pgd_step_size,
+                           seed=config.seed)  # fmt: skip

@@ -74,7 +74,8 @@ class _StepBatches:
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)  # fmt: skip
+                               nesterov=config.nesterov and config.momentum > 0,
+                               weight_decay=config.weight_decay)  # fmt: skip
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -98,7 +99,9 @@ def _check_out(out: Path, config: TrainConfig, resume: bool) -> None:
                 "config and flags, or start a new run in another --out"
             )
     elif saved.is_file():
-        raise ValueError(f"{out} already holds a run (config.json): add --resume to continue it, or choose another --out")
+        raise ValueError(
+            f"{out} already holds a run (config.json): add --resume to continue it, or choose another --out"
+        )
 
 
 def train_run(

@@ -5,7 +5,8 @@ weights; ``pretrained`` loads weights the user has into them: a folder (a
 run's ``OUT/model``, or any ``save_pretrained`` folder of that architecture)
 is loaded into the named architecture; a hub id goes through
 ``AutoModelForImageClassification``. The classification head is replaced
-when the classes differ; any other part left unloaded is an error. ``timm:NAME`` and ``torchvision:NAME`` are accepted where
+when the classes differ; any other part left unloaded is an error.
+``timm:NAME`` and ``torchvision:NAME`` are accepted where
 those libraries import (they need torchvision, whose PyPI wheel is a CUDA
 build that cannot be imported beside a CPU-only torch).
 
@@ -57,7 +58,8 @@ def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int) -> Callable
         if image_size % patch:
             raise ValueError(f"a ViT with {patch} px patches needs image_size divisible by {patch}; got {image_size}")
         cfg = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=mlp, patch_size=patch, image_size=image_size, num_labels=num_classes)  # fmt: skip
+                        intermediate_size=mlp, patch_size=patch, image_size=image_size,
+                        num_labels=num_classes)  # fmt: skip
         return ViTForImageClassification(cfg)
 
     return build
@@ -189,10 +191,11 @@ def build_model(name: str, *, num_classes: int, image_size: int, normalize: str,
                     f"use a transformers model: {', '.join(MODELS)}"
                 ) from None
             if pretrained not in (None, "timm"):
-                raise ValueError(f"pretrained {pretrained!r}: a {lib} model takes pretrained=timm (timm's weights) only")
+                raise ValueError(f"pretrained {pretrained!r}: a {lib} model takes pretrained=timm (timm's) only")
             return Classifier(net, kind=lib, normalize=normalize)
         if name not in MODELS:
-            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, timm:NAME or torchvision:NAME")
+            known = ", ".join(MODELS)
+            raise ValueError(f"unknown model {name!r}; choose one of {known}, timm:NAME or torchvision:NAME")
         if pretrained is not None and not Path(pretrained).expanduser().is_dir():
             return Classifier(_from_hub(pretrained, num_classes), kind="transformers", normalize=normalize)
         net = MODELS[name](num_classes, image_size)

@@ -44,7 +44,8 @@ def _versions() -> dict[str, str]:
 
 
 def build_result(loaded: Any, *, tset: Any, budget: Any, state: Mapping[str, Any], robust: Any, complete: bool,
-                 params: int, world: int, device: str, notes: Sequence[str], wall: float) -> dict[str, Any]:  # fmt: skip
+                 params: int, world: int, device: str, notes: Sequence[str],
+                 wall: float) -> dict[str, Any]:  # fmt: skip
     """The run's JSON (see the module docstring)."""
     config = loaded.config
     history = list(state["history"])

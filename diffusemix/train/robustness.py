@@ -31,7 +31,9 @@ def _grad_sign(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y
     return grad.sign()
 
 
-def fgsm(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, eps: float) -> torch.Tensor:
+def fgsm(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, *, eps: float
+) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): x + ε·sign(∇ₓ CE), clipped to [0, 1]."""
     if eps < 0:
         raise ValueError(f"eps must be >= 0; got {eps}")

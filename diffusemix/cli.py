@@ -224,7 +224,14 @@ def _run_fractals(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals}
+def _run_train(args: argparse.Namespace) -> int:
+    from .train.cli import run
+
+    return run(args)
+
+
+COMMANDS = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
+            "train": _run_train, "train-compare": _run_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

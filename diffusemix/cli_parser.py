@@ -38,11 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffusemix" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix",  # console script
         description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{export,merge,report,fractals}")
+    sub = parser.add_subparsers(dest="command", metavar="{export,merge,report,fractals,train,train-compare}")
     sub.required = True
 
     _add_export(sub)
     _add_other_commands(sub)
+    from .train.cli import add_parser as add_train_parsers  # train, train-compare (diffusemix/train/cli.py)
+
+    add_train_parsers(sub)
     return parser
 
 

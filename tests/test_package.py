@@ -103,6 +103,7 @@ def test_the_wheel_works_from_a_fresh_venv_outside_the_checkout(tmp_path: Path) 
     assert "diffusemix/_data/prompts.yaml" in names
     assert sum(n.startswith("diffusemix/_data/assets/fractals/") and n.endswith(".png") for n in names) >= 100
     assert not any(n.startswith(("tests/", "app.py", "assets/")) for n in names)
+    assert "diffusemix/train/configs/stanford-cars.yaml" in names  # the training recipes
 
     # 2. a fresh venv that sees this environment's torch & co. (no reinstall) but not the checkout
     venv = tmp_path / "venv"
@@ -124,6 +125,8 @@ def test_the_wheel_works_from_a_fresh_venv_outside_the_checkout(tmp_path: Path) 
     proc = run(str(script), "export", "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("usage: diffusemix export"), proc.stderr
     assert run(str(py), "-m", "diffusemix", "--help").returncode == 0
+    proc = run(str(script), "train", "--list")  # the recipes, read from the installed package
+    assert proc.returncode == 0 and "tiny-imagenet" in proc.stdout, proc.stderr
 
     # 4. an export that needs the shipped fractals and prompts.yaml
     for cls in ("cat", "dog"):

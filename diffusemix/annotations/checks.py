@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from .types import Box, Categories, ObjectAnnotation, Polygon, Rle
 
 __all__ = ["DEFAULT_TOLERANCE", "ObjectCheck", "check_box", "check_object", "check_polygons"]
@@ -44,17 +45,17 @@ def _finite(values: Sequence[object], what: str) -> list[float]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ValueError(f"{what} holds {v!r}, which is not a number")
+            raise DiffuseMixError(f"{what} holds {v!r}, which is not a number")
         f = float(v)
         if not math.isfinite(f):
-            raise ValueError(f"{what} holds {v!r}, which is not a finite number")
+            raise DiffuseMixError(f"{what} holds {v!r}, which is not a finite number")
         out.append(f)
     return out
 
 
 def _inside(lo: float, hi: float, limit: int, axis: str, what: str, tol: float) -> None:
     if lo < -tol or hi > limit + tol:
-        raise ValueError(
+        raise DiffuseMixError(
             f"{what} reaches outside the image ({axis} from {lo:g} to {hi:g}; the image is {limit} px"
             f" {'wide' if axis == 'x' else 'high'}, tolerance {tol:g} px)"
         )
@@ -63,17 +64,17 @@ def _inside(lo: float, hi: float, limit: int, axis: str, what: str, tol: float) 
 def check_box(box: Sequence[object], check: ObjectCheck, *, what: str = "the box") -> Box:
     """A checked (x0, y0, x1, y1) box, clipped to the image (see the module text)."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise ValueError(f"{what} must be 4 numbers; got {box!r}")
+        raise DiffuseMixError(f"{what} must be 4 numbers; got {box!r}")
     x0, y0, x1, y1 = _finite(box, what)
     if x1 - x0 < 0 or y1 - y0 < 0:
-        raise ValueError(f"{what} has a negative size ({x1 - x0:g} x {y1 - y0:g})")
+        raise DiffuseMixError(f"{what} has a negative size ({x1 - x0:g} x {y1 - y0:g})")
     if x1 - x0 == 0 or y1 - y0 == 0:
-        raise ValueError(f"{what} has zero size ({x1 - x0:g} x {y1 - y0:g})")
+        raise DiffuseMixError(f"{what} has zero size ({x1 - x0:g} x {y1 - y0:g})")
     _inside(x0, x1, check.width, "x", what, check.tolerance)
     _inside(y0, y1, check.height, "y", what, check.tolerance)
     clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(check.width)), min(y1, float(check.height)))
     if not (clipped[0] < clipped[2] and clipped[1] < clipped[3]):
-        raise ValueError(f"{what} lies on the image's edge with no area inside it")
+        raise DiffuseMixError(f"{what} lies on the image's edge with no area inside it")
     return clipped
 
 
@@ -88,18 +89,18 @@ def check_polygons(polygons: Sequence[object], check: ObjectCheck) -> tuple[Poly
     for i, poly in enumerate(polygons, start=1):
         what = f"polygon {i}" if len(polygons) > 1 else "the polygon"
         if not isinstance(poly, (list, tuple)):
-            raise ValueError(f"{what} must be a list of numbers x1, y1, x2, y2, ...; got {type(poly).__name__}")
+            raise DiffuseMixError(f"{what} must be a list of numbers x1, y1, x2, y2, ...; got {type(poly).__name__}")
         if len(poly) % 2:
-            raise ValueError(f"{what} has an odd count of numbers ({len(poly)}); it must be (x, y) pairs")
+            raise DiffuseMixError(f"{what} has an odd count of numbers ({len(poly)}); it must be (x, y) pairs")
         if len(poly) < 6:
-            raise ValueError(f"{what} has {len(poly) // 2} point(s); a polygon needs at least 3")
+            raise DiffuseMixError(f"{what} has {len(poly) // 2} point(s); a polygon needs at least 3")
         xy = np.asarray(_finite(poly, what), dtype=np.float64).reshape(-1, 2)
         _inside(float(xy[:, 0].min()), float(xy[:, 0].max()), check.width, "x", what, check.tolerance)
         _inside(float(xy[:, 1].min()), float(xy[:, 1].max()), check.height, "y", what, check.tolerance)
         xy[:, 0] = np.clip(xy[:, 0], 0.0, check.width)
         xy[:, 1] = np.clip(xy[:, 1], 0.0, check.height)
         if _ring_area(xy) == 0.0:
-            raise ValueError(f"{what} has zero area (its points lie on a line)")
+            raise DiffuseMixError(f"{what} has zero area (its points lie on a line)")
         out.append(tuple(float(v) for v in xy.ravel()))
     return tuple(out)
 
@@ -125,22 +126,22 @@ def check_object(
         ValueError: the first rule broken (see the module text).
     """
     if isinstance(category_id, bool) or not isinstance(category_id, (int, np.integer)):
-        raise ValueError(f"category id {category_id!r} is not an integer")
+        raise DiffuseMixError(f"category id {category_id!r} is not an integer")
     if int(category_id) not in check.categories:
         ids = list(check.categories.ids)
         shown = ", ".join(str(i) for i in ids[:20]) + (", ..." if len(ids) > 20 else "")
-        raise ValueError(f"category id {category_id} is not in the categories (ids {shown})")
+        raise DiffuseMixError(f"category id {category_id} is not in the categories (ids {shown})")
     if iscrowd not in (0, 1, False, True):
-        raise ValueError(f"iscrowd must be 0 or 1; got {iscrowd!r}")
+        raise DiffuseMixError(f"iscrowd must be 0 or 1; got {iscrowd!r}")
     polys = check_polygons(polygons, check) if polygons else ()
     if rle is not None:
         if (rle.height, rle.width) != (check.height, check.width):
-            raise ValueError(f"its mask is {rle.width}x{rle.height} but the image is {check.width}x{check.height}")
+            raise DiffuseMixError(f"its mask is {rle.width}x{rle.height} but the image is {check.width}x{check.height}")
         from . import rle as rle_ops
 
         mask_box = rle_ops.bbox(rle)
         if mask_box is None:
-            raise ValueError("its mask is empty (no pixel set)")
+            raise DiffuseMixError("its mask is empty (no pixel set)")
     if box is not None:
         checked_box = check_box(box, check)
     elif polys:
@@ -148,7 +149,7 @@ def check_object(
     elif rle is not None:
         checked_box = mask_box
     else:
-        raise ValueError("it has neither a box nor a shape")
+        raise DiffuseMixError("it has neither a box nor a shape")
     return ObjectAnnotation(
         category_id=int(category_id),
         box=checked_box,

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..errors import DiffuseMixError
 from . import rle as rle_ops
 from .checks import DEFAULT_TOLERANCE, ObjectCheck, check_object
 from .dataset import AnnotatedDataset
@@ -60,23 +61,23 @@ def _categories(data: Mapping[str, Any], log: IssueLog, name: str) -> Categories
 
 def _safe_file_name(fn: object) -> str:
     if not isinstance(fn, str) or not fn:
-        raise ValueError(f"'file_name' must be a non-empty string; got {fn!r}")
+        raise DiffuseMixError(f"'file_name' must be a non-empty string; got {fn!r}")
     p = PurePosixPath(fn.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts:
-        raise ValueError(f"'file_name' {fn!r} must be a path inside the images folder (no absolute path, no '..')")
+        raise DiffuseMixError(f"'file_name' {fn!r} must be a path inside the images folder (no absolute path, no '..')")
     return p.as_posix()
 
 
 def _image_entry(entry: object, index: int) -> tuple[Any, str, int, int]:
     if not isinstance(entry, dict):
-        raise ValueError(f"images[{index}] is not an object")
+        raise DiffuseMixError(f"images[{index}] is not an object")
     iid = entry.get("id")
     if not (_is_int(iid) or isinstance(iid, str)):
-        raise ValueError(f"images[{index}] has no integer or string 'id'")
+        raise DiffuseMixError(f"images[{index}] has no integer or string 'id'")
     fn = _safe_file_name(entry.get("file_name"))
     w, h = entry.get("width"), entry.get("height")
     if not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
-        raise ValueError(f"'width' and 'height' must be positive integers; got {w!r} x {h!r}")
+        raise DiffuseMixError(f"'width' and 'height' must be positive integers; got {w!r} x {h!r}")
     return iid, fn, int(w), int(h)
 
 
@@ -85,14 +86,14 @@ def _object(ann: Mapping[str, Any], check: ObjectCheck, source_id: Any) -> Objec
     box = None
     if bbox is not None:
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise ValueError(f"'bbox' must be [x, y, width, height]; got {bbox!r}")
+            raise DiffuseMixError(f"'bbox' must be [x, y, width, height]; got {bbox!r}")
         x, y, w, h = bbox
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
             box = [x, y, x + w, y + h]
             if w < 0 or h < 0:
-                raise ValueError(f"'bbox' {bbox} has a negative size ({w:g} x {h:g})")
+                raise DiffuseMixError(f"'bbox' {bbox} has a negative size ({w:g} x {h:g})")
         else:
-            raise ValueError(f"'bbox' must be 4 numbers; got {bbox!r}")
+            raise DiffuseMixError(f"'bbox' must be 4 numbers; got {bbox!r}")
     segm = ann.get("segmentation")
     polygons: list[Any] = []
     rle = None
@@ -100,10 +101,10 @@ def _object(ann: Mapping[str, Any], check: ObjectCheck, source_id: Any) -> Objec
         rle = rle_ops.rle_from_coco(segm, check.height, check.width)
     elif isinstance(segm, list):
         if segm and not all(isinstance(p, list) for p in segm):
-            raise ValueError("'segmentation' must be a list of polygons [[x1, y1, x2, y2, ...], ...] or an RLE object")
+            raise DiffuseMixError("'segmentation' must be a list of polygons [[x1, y1, x2, y2, ...], ...] or an RLE object")
         polygons = segm
     elif segm is not None:
-        raise ValueError(f"'segmentation' must be a list of polygons or an RLE object; got {type(segm).__name__}")
+        raise DiffuseMixError(f"'segmentation' must be a list of polygons or an RLE object; got {type(segm).__name__}")
     return check_object(
         check,
         category_id=ann.get("category_id"),
@@ -331,7 +332,7 @@ class CocoWriter:
         self.images.append(entry)
         for obj in annotation.objects:
             if obj.category_id not in self.categories:
-                raise ValueError(f"{file_name}: category id {obj.category_id} is not in the writer's categories")
+                raise DiffuseMixError(f"{file_name}: category id {obj.category_id} is not in the writer's categories")
             ann = coco_annotation(obj, width=annotation.width, height=annotation.height)
             self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, **ann})
         return image_id

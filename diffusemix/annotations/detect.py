@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from ..errors import DiffuseMixError
 from .coco import read_coco
 from .dataset import AnnotatedDataset, SemanticDataset
 from .issues import AnnotationError, AnnotationIssue
@@ -143,7 +144,7 @@ def read_annotations(
     ``options`` go to the reader (``on_error``, ``tolerance``, ``classes``, ...).
     """
     if format not in ANNOTATION_FORMATS:
-        raise ValueError(f"annotations format must be one of {', '.join(ANNOTATION_FORMATS)}; got {format!r}")
+        raise DiffuseMixError(f"annotations format must be one of {', '.join(ANNOTATION_FORMATS)}; got {format!r}")
     p = Path(path)
     if format == "auto":
         found = detect_format(p)

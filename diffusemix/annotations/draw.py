@@ -12,6 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..errors import DiffuseMixError
 from . import rle as rle_ops
 from .types import Categories, ImageAnnotation, SemanticMask
 
@@ -46,9 +47,9 @@ def category_colour(index: int) -> tuple[int, int, int]:
 def _check_image(image: np.ndarray, width: int, height: int, what: str) -> np.ndarray:
     a = np.asarray(image)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"image must be uint8 (H, W, 3); got {a.dtype} {a.shape}")
+        raise DiffuseMixError(f"image must be uint8 (H, W, 3); got {a.dtype} {a.shape}")
     if (a.shape[1], a.shape[0]) != (width, height):
-        raise ValueError(
+        raise DiffuseMixError(
             f"the {what} is for a {width}x{height} image but the image is {a.shape[1]}x{a.shape[0]}; "
             "bring it to the image's size first (geometry.transform_annotation)"
         )
@@ -147,7 +148,7 @@ def draw_semantic(
     w, h = mask.size
     a = _check_image(image, w, h, "mask")
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")
+        raise DiffuseMixError(f"alpha must be in [0, 1]; got {alpha!r}")
     out = a.astype(np.float32)
     m = np.asarray(mask.mask)
     present = [int(v) for v in np.unique(m) if v != mask.ignore_index and v != 0 and v < len(mask.classes)]

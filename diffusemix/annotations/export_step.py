@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from ..functional import make_mask
 from ..recipe import Recipe, SampleRecord
 from .detect import ANNOTATION_FORMATS, AnnotationFormat
@@ -101,25 +102,25 @@ class AnnotationOptions:
 
     def __post_init__(self) -> None:
         if self.format not in ANNOTATION_FORMATS:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"AnnotationOptions.format must be one of {', '.join(ANNOTATION_FORMATS)}; got {self.format!r}"
             )
         mv = self.min_visibility
         if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not 0.0 <= float(mv) <= 1.0:
-            raise ValueError(f"AnnotationOptions.min_visibility must be a share in [0, 1]; got {mv!r}")
+            raise DiffuseMixError(f"AnnotationOptions.min_visibility must be a share in [0, 1]; got {mv!r}")
         if self.layout_choice not in LAYOUT_CHOICES:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"AnnotationOptions.layout_choice must be one of {', '.join(LAYOUT_CHOICES)};"
                 f" got {self.layout_choice!r}"
             )
         object.__setattr__(self, "keep_categories", tuple(self.keep_categories))
         if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.keep_categories):
-            raise ValueError(f"AnnotationOptions.keep_categories must be category ids; got {self.keep_categories!r}")
+            raise DiffuseMixError(f"AnnotationOptions.keep_categories must be category ids; got {self.keep_categories!r}")
         tol = self.tolerance
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise ValueError(f"AnnotationOptions.tolerance must be a number of pixels >= 0; got {tol!r}")
+            raise DiffuseMixError(f"AnnotationOptions.tolerance must be a number of pixels >= 0; got {tol!r}")
         if self.on_error not in ON_ERROR:
-            raise ValueError(f"AnnotationOptions.on_error must be one of {', '.join(ON_ERROR)}; got {self.on_error!r}")
+            raise DiffuseMixError(f"AnnotationOptions.on_error must be one of {', '.join(ON_ERROR)}; got {self.on_error!r}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def annotate_sample(prepared: TransformResult, record: SampleRecord, categories:
         (share on the Î side; null when dropped), ``reason`` when dropped.
     """
     if (prepared.geometry.size, prepared.annotation.width) != (record.size, record.size):
-        raise ValueError(
+        raise DiffuseMixError(
             f"the annotation was prepared at {prepared.geometry.size} px but the record is at {record.size} px"
         )
     layout, kind = record.layout, record.mask

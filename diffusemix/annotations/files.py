@@ -10,6 +10,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import DiffuseMixError
 from ..images import IMAGE_EXTENSIONS
 from .issues import AnnotationError, AnnotationIssue
 
@@ -82,9 +83,9 @@ def image_size(path: Path) -> tuple[int, int]:
             except Exception:  # malformed EXIF: load_image will say so; the stored size stands
                 orientation = None
     except FileNotFoundError:
-        raise ValueError("the image file does not exist") from None
+        raise DiffuseMixError("the image file does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"the image cannot be read ({e})") from e
+        raise DiffuseMixError(f"the image cannot be read ({e})") from e
     if orientation in _SWAPPING_ORIENTATIONS:
         return (h, w)
     return (w, h)

@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from ..images import MAX_SIZE, RESIZE_MODES, ResizeMode, source_box
 from . import rle as rle_ops
 from .types import Box, ImageAnnotation, ObjectAnnotation, Polygon, SemanticMask
@@ -71,9 +72,9 @@ class Geometry:
     def of(cls, width: int, height: int, *, size: int, resize: ResizeMode = "resize") -> Geometry:
         """The map ``prepare(image, size, resize=resize)`` applies to a ``width`` x ``height`` image."""
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_SIZE:
-            raise ValueError(f"size must be an int in [1, {MAX_SIZE}]; got {size!r}")
+            raise DiffuseMixError(f"size must be an int in [1, {MAX_SIZE}]; got {size!r}")
         if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
+            raise DiffuseMixError(f"resize must be one of {', '.join(RESIZE_MODES)}; got {resize!r}")
         return cls(source_box(width, height, resize=resize), int(size))
 
     @property
@@ -196,7 +197,7 @@ def resize_nearest(array: np.ndarray, box: Box, size: int) -> np.ndarray:
     """
     a = np.asarray(array)
     if a.ndim != 2:
-        raise ValueError(f"resize_nearest takes a 2-D array; got shape {a.shape}")
+        raise DiffuseMixError(f"resize_nearest takes a 2-D array; got shape {a.shape}")
     h, w = a.shape
     if box == (0.0, 0.0, float(w), float(h)) and (w, h) == (size, size):
         return a.copy()
@@ -331,7 +332,7 @@ def _transform_object(index: int, obj: ObjectAnnotation, geo: Geometry, min_visi
 def _check_min_visibility(min_visibility: float) -> float:
     v = float(min_visibility)
     if isinstance(min_visibility, bool) or not 0.0 <= v <= 1.0:
-        raise ValueError(f"min_visibility must be a share in [0, 1]; got {min_visibility!r}")
+        raise DiffuseMixError(f"min_visibility must be a share in [0, 1]; got {min_visibility!r}")
     return v
 
 

@@ -98,7 +98,7 @@ class IssueLog:
 
     def __init__(self, on_error: OnError) -> None:
         if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}; got {on_error!r}")
+            raise DiffuseMixError(f"on_error must be one of {', '.join(ON_ERROR)}; got {on_error!r}")
         self.on_error = on_error
         self.issues: list[AnnotationIssue] = []
 

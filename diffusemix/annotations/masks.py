@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import DiffuseMixError
 from .dataset import MaskPair, SemanticDataset
 from .files import image_size, list_images
 from .issues import AnnotationError, AnnotationIssue, ImageSkipped, IssueLog, OnError
@@ -77,15 +78,15 @@ def _mask_header(path: Path) -> tuple[str, tuple[int, int]]:
         with Image.open(path) as m:
             return m.mode, m.size
     except FileNotFoundError:
-        raise ValueError("the mask file does not exist") from None
+        raise DiffuseMixError("the mask file does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"the mask cannot be read ({e})") from e
+        raise DiffuseMixError(f"the mask cannot be read ({e})") from e
 
 
 def _decode(path: Path) -> np.ndarray:
     with Image.open(path) as m:
         if m.mode not in MASK_MODES:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"the mask has pixel mode {m.mode!r}; a mask holds one class id per pixel (modes L, P, I;16, I)"
                 + (": map its colours to class ids first" if m.mode in ("RGB", "RGBA") else "")
             )
@@ -93,7 +94,7 @@ def _decode(path: Path) -> np.ndarray:
         a = np.array(m)
     if a.dtype == np.int32 or a.dtype.byteorder not in ("=", "|"):
         if a.size and (a.min() < 0 or a.max() > 65535):
-            raise ValueError(f"the mask holds values from {a.min()} to {a.max()}, outside 0..65535")
+            raise DiffuseMixError(f"the mask holds values from {a.min()} to {a.max()}, outside 0..65535")
         a = a.astype(np.uint16)
     return a
 
@@ -104,7 +105,7 @@ def _check_values(a: np.ndarray, n_classes: int, ignore_index: int | None) -> No
     if bad:
         shown = ", ".join(str(v) for v in bad[:10]) + (", ..." if len(bad) > 10 else "")
         ign = f" or {ignore_index} (ignore_index)" if ignore_index is not None else ""
-        raise ValueError(
+        raise DiffuseMixError(
             f"the mask holds value(s) {shown}, but there are {n_classes} classes (values 0..{n_classes - 1}{ign})"
         )
 
@@ -189,7 +190,7 @@ def read_mask_pairs(
                 if mode not in MASK_MODES:
                     _decode(mp)  # raises with the mode's message
                 if msize != (w, h):
-                    raise ValueError(f"the mask is {msize[0]}x{msize[1]} but its image is {w}x{h}")
+                    raise DiffuseMixError(f"the mask is {msize[0]}x{msize[1]} but its image is {w}x{h}")
                 if check_values:
                     _check_values(_decode(mp), len(names), ignore_index)
             except ValueError as e:
@@ -210,7 +211,7 @@ def load_mask(dataset: SemanticDataset, pair: MaskPair) -> SemanticMask:
     try:
         a = _decode(path)
         if (a.shape[1], a.shape[0]) != (pair.width, pair.height):
-            raise ValueError(f"the mask is {a.shape[1]}x{a.shape[0]} but its image is {pair.width}x{pair.height}")
+            raise DiffuseMixError(f"the mask is {a.shape[1]}x{a.shape[0]} but its image is {pair.width}x{pair.height}")
         _check_values(a, len(dataset.classes), dataset.ignore_index)
     except (ValueError, OSError) as e:
         raise AnnotationError(AnnotationIssue(str(path), str(e), image=pair.image)) from e
@@ -222,7 +223,7 @@ def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
     path = Path(path)
     a = np.asarray(mask.mask)
     if a.size and (a.min() < 0 or a.max() > 65535):
-        raise ValueError(f"mask values must be in 0..65535 to be written as PNG; got {a.min()}..{a.max()}")
+        raise DiffuseMixError(f"mask values must be in 0..65535 to be written as PNG; got {a.min()}..{a.max()}")
     img = Image.fromarray(a.astype(np.uint8)) if a.size == 0 or a.max() <= 255 else Image.fromarray(a.astype(np.uint16))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)

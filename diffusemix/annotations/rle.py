@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from .types import Box, Polygon, Rle
 
 __all__ = [
@@ -50,15 +51,15 @@ def rle_from_coco(segmentation: dict[str, Any], height: int, width: int) -> Rle:
     size = segmentation.get("size")
     counts = segmentation.get("counts")
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        raise ValueError(f"RLE 'size' must be [height, width]; got {size!r}")
+        raise DiffuseMixError(f"RLE 'size' must be [height, width]; got {size!r}")
     if tuple(size) != (int(height), int(width)):
-        raise ValueError(f"the RLE mask is {size[1]}x{size[0]} (width x height) but its image is {width}x{height}")
+        raise DiffuseMixError(f"the RLE mask is {size[1]}x{size[0]} (width x height) but its image is {width}x{height}")
     mu = mask_utils()
     if isinstance(counts, list):
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-            raise ValueError("uncompressed RLE 'counts' must be non-negative integers")
+            raise DiffuseMixError("uncompressed RLE 'counts' must be non-negative integers")
         if sum(counts) != height * width:
-            raise ValueError(f"RLE counts add up to {sum(counts)} pixels, not {height} x {width} = {height * width}")
+            raise DiffuseMixError(f"RLE counts add up to {sum(counts)} pixels, not {height} x {width} = {height * width}")
         compressed = mu.frPyObjects({"size": [height, width], "counts": counts}, height, width)
         return Rle(int(height), int(width), bytes(compressed["counts"]))
     if isinstance(counts, (str, bytes)):
@@ -66,9 +67,9 @@ def rle_from_coco(segmentation: dict[str, Any], height: int, width: int) -> Rle:
         rle = Rle(int(height), int(width), raw)
         total = int(np.sum(_run_lengths(rle)))
         if total != height * width:
-            raise ValueError(f"RLE counts add up to {total} pixels, not {height} x {width} = {height * width}")
+            raise DiffuseMixError(f"RLE counts add up to {total} pixels, not {height} x {width} = {height * width}")
         return rle
-    raise ValueError(f"RLE 'counts' must be a string or a list of integers; got {type(counts).__name__}")
+    raise DiffuseMixError(f"RLE 'counts' must be a string or a list of integers; got {type(counts).__name__}")
 
 
 def _run_lengths(rle: Rle) -> np.ndarray:
@@ -82,10 +83,10 @@ def _run_lengths(rle: Rle) -> np.ndarray:
         more = True
         while more:
             if p >= len(s):
-                raise ValueError("RLE 'counts' string is truncated")
+                raise DiffuseMixError("RLE 'counts' string is truncated")
             c = s[p] - 48
             if c < 0 or c > 63:
-                raise ValueError(f"RLE 'counts' has a character outside the encoding: {chr(s[p])!r}")
+                raise DiffuseMixError(f"RLE 'counts' has a character outside the encoding: {chr(s[p])!r}")
             x |= (c & 0x1F) << (5 * k)
             more = bool(c & 0x20)
             p += 1
@@ -97,7 +98,7 @@ def _run_lengths(rle: Rle) -> np.ndarray:
         counts.append(x)
     arr = np.asarray(counts, dtype=np.int64)
     if arr.size and arr.min() < 0:
-        raise ValueError("RLE 'counts' decode to a negative run length")
+        raise DiffuseMixError("RLE 'counts' decode to a negative run length")
     return arr
 
 
@@ -109,7 +110,7 @@ def encode(mask: np.ndarray) -> Rle:
     """A boolean / 0-1 (H, W) mask as :class:`Rle`."""
     m = np.asarray(mask)
     if m.ndim != 2:
-        raise ValueError(f"a mask is a 2-D array; got shape {m.shape}")
+        raise DiffuseMixError(f"a mask is a 2-D array; got shape {m.shape}")
     out = mask_utils().encode(np.asfortranarray(m.astype(np.uint8)))
     return Rle(int(m.shape[0]), int(m.shape[1]), bytes(out["counts"]))
 

@@ -26,6 +26,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from ..functional import LAYOUTS, Layout, MaskKind, make_mask
 from . import rle as rle_ops
 from .types import ImageAnnotation, ObjectAnnotation
@@ -36,7 +37,7 @@ __all__ = ["area_profile", "best_layout", "generated_share", "generated_shares",
 def _axis(layout: str) -> int:
     """0: the seam crosses columns (left/right layouts, profile over x); 1: rows (top/bottom)."""
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+        raise DiffuseMixError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
     return 0 if layout in ("left", "right") else 1
 
 
@@ -68,7 +69,7 @@ def area_profile(obj: ObjectAnnotation, *, size: int, axis: int) -> np.ndarray:
     """The object's area in each of ``size`` columns (``axis`` 0) or rows (1) of an S x S image (float64)."""
     if obj.rle is not None:
         if (obj.rle.height, obj.rle.width) != (size, size):
-            raise ValueError(f"the object's mask is {obj.rle.width}x{obj.rle.height}, not {size}x{size}")
+            raise DiffuseMixError(f"the object's mask is {obj.rle.width}x{obj.rle.height}, not {size}x{size}")
         return rle_ops.decode(obj.rle).sum(axis=axis).astype(np.float64)  # axis 0: per column
     if obj.polygons:
         return sum(
@@ -107,7 +108,7 @@ def generated_shares(
 ) -> tuple[float, ...]:
     """:func:`generated_share` of every object of an S x S annotation."""
     if annotation.width != annotation.height:
-        raise ValueError(f"the annotation must be of the S x S stages; got {annotation.width}x{annotation.height}")
+        raise DiffuseMixError(f"the annotation must be of the S x S stages; got {annotation.width}x{annotation.height}")
     return tuple(
         generated_share(o, size=annotation.width, layout=layout, kind=kind, seam=seam) for o in annotation.objects
     )
@@ -147,7 +148,7 @@ def best_layout(
     ``categories`` limits the count to those category ids.
     """
     if not layouts:
-        raise ValueError("layouts is empty: give the recipe's layouts")
+        raise DiffuseMixError("layouts is empty: give the recipe's layouts")
     scores = [
         input_side_area(annotation, layout=lay, kind=kind, seam=seam, categories=categories)  # type: ignore[arg-type]
         for lay in layouts

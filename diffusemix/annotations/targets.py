@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from ..errors import DiffuseMixError
 from . import rle as rle_ops
 from .types import Categories, ImageAnnotation, ObjectAnnotation, SemanticMask
 
@@ -57,7 +58,7 @@ def tv_tensors_available() -> bool:
 
 def _use_tv(tv_tensors: bool | str) -> Any | None:
     if tv_tensors not in (True, False, "auto"):
-        raise ValueError(f"tv_tensors must be True, False or 'auto'; got {tv_tensors!r}")
+        raise DiffuseMixError(f"tv_tensors must be True, False or 'auto'; got {tv_tensors!r}")
     if tv_tensors is False:
         return None
     mod = _tv_tensors()
@@ -79,7 +80,7 @@ def object_mask(obj: ObjectAnnotation, *, width: int, height: int) -> np.ndarray
     """The object's mask, bool (H, W): its RLE, or its polygons rasterised as pycocotools does; None for a box alone."""
     if obj.rle is not None:
         if (obj.rle.width, obj.rle.height) != (width, height):
-            raise ValueError(f"the object's mask is {obj.rle.width}x{obj.rle.height}, not {width}x{height}")
+            raise DiffuseMixError(f"the object's mask is {obj.rle.width}x{obj.rle.height}, not {width}x{height}")
         return rle_ops.decode(obj.rle)
     if obj.polygons:
         return rle_ops.polygons_to_mask(obj.polygons, height, width)
@@ -124,9 +125,9 @@ def detection_target(
     import torch
 
     if labels not in LABEL_MODES:
-        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}; got {labels!r}")
+        raise DiffuseMixError(f"labels must be one of {', '.join(LABEL_MODES)}; got {labels!r}")
     if masks not in (True, False, "auto"):
-        raise ValueError(f"masks must be True, False or 'auto'; got {masks!r}")
+        raise DiffuseMixError(f"masks must be True, False or 'auto'; got {masks!r}")
     tv = _use_tv(tv_tensors)
     w, h = annotation.width, annotation.height
     objs = annotation.objects
@@ -140,7 +141,7 @@ def detection_target(
     shaped = all(o.geometry != "box" for o in objs)
     if masks is True and not shaped:
         first = next(i for i, o in enumerate(objs) if o.geometry == "box")
-        raise ValueError(
+        raise DiffuseMixError(
             f"{annotation.file_name}: object {first} has only a box, no polygon or mask; pass masks=False (or 'auto')"
         )
     if masks is True or (masks == "auto" and shaped):
@@ -178,9 +179,9 @@ def hf_objects(
     index by default (a ``ClassLabel``).
     """
     if labels not in LABEL_MODES:
-        raise ValueError(f"labels must be one of {', '.join(LABEL_MODES)}; got {labels!r}")
+        raise DiffuseMixError(f"labels must be one of {', '.join(LABEL_MODES)}; got {labels!r}")
     if bbox_format not in ("coco", "xyxy"):
-        raise ValueError(f"bbox_format must be 'coco' or 'xyxy'; got {bbox_format!r}")
+        raise DiffuseMixError(f"bbox_format must be 'coco' or 'xyxy'; got {bbox_format!r}")
     w, h = annotation.width, annotation.height
     out: dict[str, list[Any]] = {"id": [], "bbox": [], "category": [], "area": [], "iscrowd": []}
     for i, o in enumerate(annotation.objects):

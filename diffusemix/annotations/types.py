@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ..errors import DiffuseMixError
 
 __all__ = [
     "Box",
@@ -68,7 +69,7 @@ class Categories:
             if not isinstance(c, Category):
                 raise TypeError(f"Categories takes Category items; got {type(c).__name__}")
             if c.id in position:
-                raise ValueError(
+                raise DiffuseMixError(
                     f"category id {c.id} appears twice ({self.items[position[c.id]].name!r} and {c.name!r})"
                 )
             position[c.id] = i
@@ -132,9 +133,9 @@ class Rle:
 def _check_box(box: Sequence[float]) -> Box:
     b = tuple(float(v) for v in box)
     if len(b) != 4 or not all(math.isfinite(v) for v in b):
-        raise ValueError(f"a box is 4 finite numbers (x0, y0, x1, y1); got {box!r}")
+        raise DiffuseMixError(f"a box is 4 finite numbers (x0, y0, x1, y1); got {box!r}")
     if not (b[0] < b[2] and b[1] < b[3]):
-        raise ValueError(f"a box must have x0 < x1 and y0 < y1; got {box!r}")
+        raise DiffuseMixError(f"a box must have x0 < x1 and y0 < y1; got {box!r}")
     return b  # type: ignore[return-value]
 
 
@@ -165,7 +166,7 @@ class ObjectAnnotation:
         polys = tuple(tuple(float(v) for v in p) for p in self.polygons)
         for p in polys:
             if len(p) < 6 or len(p) % 2:
-                raise ValueError(f"a polygon is at least 3 (x, y) points; got {len(p)} numbers")
+                raise DiffuseMixError(f"a polygon is at least 3 (x, y) points; got {len(p)} numbers")
         object.__setattr__(self, "polygons", polys)
         object.__setattr__(self, "iscrowd", bool(self.iscrowd))
 
@@ -177,7 +178,7 @@ class ObjectAnnotation:
         m = np.asarray(mask, dtype=bool)
         rows, cols = np.nonzero(m)
         if rows.size == 0:
-            raise ValueError("the mask is empty (no pixel set)")
+            raise DiffuseMixError("the mask is empty (no pixel set)")
         box = (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
         return cls(category_id, box, rle=rle_ops.encode(m), **fields)
 
@@ -212,7 +213,7 @@ class ImageAnnotation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", tuple(self.objects))
         if int(self.width) < 1 or int(self.height) < 1:
-            raise ValueError(f"image size must be at least 1x1; got {self.width}x{self.height}")
+            raise DiffuseMixError(f"image size must be at least 1x1; got {self.width}x{self.height}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -241,7 +242,7 @@ class SemanticMask:
     def __post_init__(self) -> None:
         m = np.asarray(self.mask)
         if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(f"a semantic mask is an integer (H, W) array; got {m.dtype} {m.shape}")
+            raise DiffuseMixError(f"a semantic mask is an integer (H, W) array; got {m.dtype} {m.shape}")
         m = m.copy() if m.flags.writeable else m
         m.setflags(write=False)
         object.__setattr__(self, "mask", m)

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from ..errors import DiffuseMixError
 from .checks import DEFAULT_TOLERANCE, ObjectCheck, check_object
 from .dataset import AnnotatedDataset
 from .files import image_size, list_images
@@ -115,29 +116,29 @@ def _parse_line(line: str, check: ObjectCheck, lineno: int) -> ObjectAnnotation:
     try:
         values = [float(t) for t in tokens]
     except ValueError:
-        raise ValueError(f"it is not a list of numbers: {line!r}") from None
+        raise DiffuseMixError(f"it is not a list of numbers: {line!r}") from None
     cls = values[0]
     if not cls.is_integer():
-        raise ValueError(f"the class {tokens[0]!r} is not a whole number")
+        raise DiffuseMixError(f"the class {tokens[0]!r} is not a whole number")
     n = len(values) - 1
     w, h = check.width, check.height
     if n == 4:
         cx, cy, bw, bh = values[1:]
         if bw < 0 or bh < 0:
-            raise ValueError(f"the box has a negative size ({bw:g} x {bh:g}, normalised)")
+            raise DiffuseMixError(f"the box has a negative size ({bw:g} x {bh:g}, normalised)")
         box = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
         return check_object(check, category_id=int(cls), box=box, source_id=f"line {lineno}")
     if n % 2:
-        raise ValueError(f"it has {n} coordinates after the class: a box has 4, a polygon an even number >= 6")
+        raise DiffuseMixError(f"it has {n} coordinates after the class: a box has 4, a polygon an even number >= 6")
     if n < 6:
-        raise ValueError(f"the polygon has {n // 2} point(s); a polygon needs at least 3")
+        raise DiffuseMixError(f"the polygon has {n // 2} point(s); a polygon needs at least 3")
     pts = [v * (w if i % 2 == 0 else h) for i, v in enumerate(values[1:])]
     return check_object(check, category_id=int(cls), polygons=[pts], source_id=f"line {lineno}")
 
 
 def _read_labels(label: Path, check: ObjectCheck) -> list[tuple[int, str]]:
     if label.stat().st_size > _MAX_LABEL_BYTES:
-        raise ValueError(f"the label file is larger than {_MAX_LABEL_BYTES:,} bytes")
+        raise DiffuseMixError(f"the label file is larger than {_MAX_LABEL_BYTES:,} bytes")
     text = label.read_text(encoding="utf-8")
     return [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
 
@@ -246,9 +247,9 @@ def yolo_lines(annotation: ImageAnnotation, categories: Categories) -> list[str]
     for i, obj in enumerate(annotation.objects):
         cls = categories.index(obj.category_id)
         if obj.rle is not None and not obj.polygons:
-            raise ValueError(f"object {i} of {annotation.file_name} has a mask (RLE), which YOLO labels cannot hold")
+            raise DiffuseMixError(f"object {i} of {annotation.file_name} has a mask (RLE), which YOLO labels cannot hold")
         if len(obj.polygons) > 1:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"object {i} of {annotation.file_name} has {len(obj.polygons)} polygons; a YOLO line holds one"
             )
         if obj.polygons:

@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..errors import DiffuseMixError
 from .config import TrainConfig
 
 __all__ = ["BatchAugment", "soft_targets", "soft_cross_entropy", "center_crop", "step_seed"]
@@ -42,7 +43,7 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """The central ``size`` x ``size`` window of a (B, C, H, W) batch (as torchvision's CenterCrop rounds)."""
     h, w = x.shape[-2:]
     if size > h or size > w:
-        raise ValueError(f"cannot center-crop {size} px from {h}x{w} images")
+        raise DiffuseMixError(f"cannot center-crop {size} px from {h}x{w} images")
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     return x[..., top : top + size, left : left + size]
 
@@ -61,11 +62,11 @@ def soft_targets(labels: torch.Tensor, kind: str, num_classes: int) -> torch.Ten
         w_a = 1.0 - lam
     elif kind == "cutmix":
         if labels.dim() != 3 or labels.shape[0] != 1:
-            raise ValueError(f"cutmix labels must be (1, B, 3) (one mix); got {tuple(labels.shape)}")
+            raise DiffuseMixError(f"cutmix labels must be (1, B, 3) (one mix); got {tuple(labels.shape)}")
         row = labels[0]
         y_a, y_b, w_a = row[:, 0].long(), row[:, 1].long(), row[:, 2].float()
     else:
-        raise ValueError(f"kind must be mixup or cutmix; got {kind!r}")
+        raise DiffuseMixError(f"kind must be mixup or cutmix; got {kind!r}")
     eye = torch.eye(num_classes, device=labels.device, dtype=torch.float32)
     return w_a[:, None] * eye[y_a] + (1.0 - w_a)[:, None] * eye[y_b]
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from ..errors import DiffuseMixError
 
 __all__ = ["Budget", "plan_budget", "batch_positions", "epoch_of_step"]
 
@@ -84,7 +85,7 @@ def plan_budget(mode: str, *, epochs: int, real_images: int, dataset_items: int,
     for name, v in (("epochs", epochs), ("real_images", real_images), ("dataset_items", dataset_items),
                     ("global_batch", global_batch)):  # fmt: skip
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+            raise DiffuseMixError(f"{name} must be an integer >= 1; got {v!r}")
     if mode == "epochs":
         per = math.ceil(dataset_items / global_batch)
         ends = tuple(per * (e + 1) for e in range(epochs))
@@ -93,13 +94,13 @@ def plan_budget(mode: str, *, epochs: int, real_images: int, dataset_items: int,
         ends = tuple(per * (e + 1) for e in range(epochs))
     elif mode == "images":
         if real_images < global_batch:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"budget images: an epoch of {real_images} real images is smaller than one batch of {global_batch}; "
                 "lower the batch or use budget steps"
             )
         ends = tuple(math.ceil((e + 1) * real_images / global_batch) for e in range(epochs))
     else:
-        raise ValueError(f"budget must be one of epochs, steps, images; got {mode!r}")
+        raise DiffuseMixError(f"budget must be one of epochs, steps, images; got {mode!r}")
     return Budget(mode, epochs, real_images, dataset_items, global_batch, ends[-1], ends)
 
 
@@ -126,7 +127,7 @@ def batch_positions(
     (``B`` must divide by ``world``).
     """
     if global_batch % world:
-        raise ValueError(f"the global batch {global_batch} does not split into {world} equal shares")
+        raise DiffuseMixError(f"the global batch {global_batch} does not split into {world} equal shares")
     share = global_batch // world
     start = step * global_batch + rank * share
     out = []

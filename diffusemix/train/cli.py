@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 from typing import Any
+from ..errors import DiffuseMixError
 
 __all__ = ["add_parser", "run", "COMMANDS"]
 
@@ -78,7 +79,7 @@ def _loaded(args: argparse.Namespace) -> Any:
     from .config import apply_overrides, load_config, parse_override
 
     if not args.config:
-        raise ValueError("train needs CONFIG (a shipped config or a YAML file); --list shows the shipped ones")
+        raise DiffuseMixError("train needs CONFIG (a shipped config or a YAML file); --list shows the shipped ones")
     loaded = load_config(args.config)
     overrides: dict[str, Any] = dict(parse_override(t) for t in args.set)
     for flag, name in _FLAGS.items():

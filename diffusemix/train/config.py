@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from ..errors import DiffuseMixError
 
 __all__ = [
     "TrainConfig",
@@ -152,60 +153,60 @@ class TrainConfig:
             _check_type(f, getattr(self, f.name))
             choices = f.metadata.get("choices")
             if choices is not None and getattr(self, f.name) not in choices:
-                raise ValueError(
+                raise DiffuseMixError(
                     f"TrainConfig.{f.name} must be one of {', '.join(choices)}; got {getattr(self, f.name)!r}"
                 )
         # ranges
         for name in ("load_size", "image_size", "epochs", "batch_size", "pgd_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be >= 1; got {getattr(self, name)!r}")
         for name in ("crop_padding", "warmup_epochs", "workers", "checkpoint_every", "subset_seed", "seed"):
             if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
         for name in ("k_per_class", "eval_batch_size", "robust_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be None or >= 1; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be None or >= 1; got {getattr(self, name)!r}")
         for name in ("p", "mix_prob", "label_smoothing", "momentum"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1]; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be in [0, 1]; got {getattr(self, name)!r}")
         for name in ("lr", "cutmix_beta"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be > 0; got {getattr(self, name)!r}")
         for name in ("min_lr", "weight_decay", "attack_eps", "pgd_step_size"):
             if getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
+                raise DiffuseMixError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1:
-            raise ValueError(f"TrainConfig.gamma must be in (0, 1]; got {self.gamma!r}")
+            raise DiffuseMixError(f"TrainConfig.gamma must be in (0, 1]; got {self.gamma!r}")
         if self.min_lr > self.lr:
-            raise ValueError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+            raise DiffuseMixError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.image_size > self.load_size:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"TrainConfig.image_size ({self.image_size}) must not exceed load_size ({self.load_size}): "
                 "the network sees a crop of the loaded image"
             )
         lo, hi = self.mixup_lambda
         if not 0 <= lo <= hi <= 1:
-            raise ValueError(f"TrainConfig.mixup_lambda must be (low, high) with 0 <= low <= high <= 1; got {lo, hi}")
+            raise DiffuseMixError(f"TrainConfig.mixup_lambda must be (low, high) with 0 <= low <= high <= 1; got {lo, hi}")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise ValueError(f"TrainConfig.crop_scale must be (low, high) with 0 < low <= high <= 1; got {lo, hi}")
+            raise DiffuseMixError(f"TrainConfig.crop_scale must be (low, high) with 0 < low <= high <= 1; got {lo, hi}")
         if self.warmup_epochs >= self.epochs and self.warmup_epochs:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"TrainConfig.warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs})"
             )
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
-            raise ValueError(f"TrainConfig.milestones must be increasing epochs >= 1; got {self.milestones!r}")
+            raise DiffuseMixError(f"TrainConfig.milestones must be increasing epochs >= 1; got {self.milestones!r}")
         bad = [a for a in self.attacks if a not in ("fgsm", "pgd")]
         if bad or len(set(self.attacks)) != len(self.attacks):
-            raise ValueError(f"TrainConfig.attacks must be distinct names among fgsm, pgd; got {self.attacks!r}")
+            raise DiffuseMixError(f"TrainConfig.attacks must be distinct names among fgsm, pgd; got {self.attacks!r}")
         # inputs that belong to one method only: never silently unused
         if self.cache is not None and self.method != "diffusemix":
-            raise ValueError(
+            raise DiffuseMixError(
                 f"TrainConfig.cache is read by method diffusemix only; the method is {self.method!r} "
                 "(set method=diffusemix, or drop cache)"
             )
         if self.export is not None and self.method != "diffusemix-export":
-            raise ValueError(
+            raise DiffuseMixError(
                 f"TrainConfig.export is read by method diffusemix-export only; the method is {self.method!r} "
                 "(set method=diffusemix-export, or drop export)"
             )
@@ -232,11 +233,11 @@ def _check_type(f: dataclasses.Field, value: Any) -> None:
     optional = "None" in t
     if value is None:
         if not optional:
-            raise ValueError(f"TrainConfig.{f.name} must be given; got None")
+            raise DiffuseMixError(f"TrainConfig.{f.name} must be given; got None")
         return
 
-    def bad(what: str) -> ValueError:
-        return ValueError(f"TrainConfig.{f.name} must be {what}; got {value!r}")
+    def bad(what: str) -> DiffuseMixError:
+        return DiffuseMixError(f"TrainConfig.{f.name} must be {what}; got {value!r}")
 
     if t.startswith("tuple"):
         if not isinstance(value, tuple):
@@ -274,7 +275,7 @@ def _coerce(name: str, value: Any) -> Any:
     """YAML values to the field's Python form: lists to tuples, ints to floats where a float is meant."""
     if name not in _FIELDS:
         close = [n for n in _FIELDS if n.startswith(name[:3])]
-        raise ValueError(
+        raise DiffuseMixError(
             f"unknown setting {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
             + "; `python -m diffusemix train --list-settings` lists them"
         )
@@ -304,13 +305,13 @@ def _read_yaml(path: Path, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any],
     import yaml
 
     if path.stem in chain:
-        raise ValueError(f"config {path} extends itself through {' -> '.join(chain)}")
+        raise DiffuseMixError(f"config {path} extends itself through {' -> '.join(chain)}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ValueError(f"config {path} is not valid YAML: {e}") from None
+        raise DiffuseMixError(f"config {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config {path} must be a mapping of settings (KEY: VALUE); got {type(data).__name__}")
+        raise DiffuseMixError(f"config {path} must be a mapping of settings (KEY: VALUE); got {type(data).__name__}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     base = data.pop("extends", None)
@@ -322,7 +323,7 @@ def _read_yaml(path: Path, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any],
         if isinstance(raw, dict) and "value" in raw:
             extra = set(raw) - {"value", "source"}
             if extra:
-                raise ValueError(f"config {path}: {key} has keys {sorted(extra)}; only value and source")
+                raise DiffuseMixError(f"config {path}: {key} has keys {sorted(extra)}; only value and source")
             values[key] = _coerce(key, raw["value"])
             if raw.get("source") is not None:
                 sources[key] = str(raw["source"])
@@ -341,7 +342,7 @@ def _resolve(spec: str) -> Path:
     path = Path(spec).expanduser()
     if path.is_file():
         return path
-    raise ValueError(
+    raise DiffuseMixError(
         f"no config {spec!r}: give a YAML file or one of the shipped configs: {', '.join(shipped) or '(none)'}"
     )
 
@@ -361,7 +362,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or not key:
-        raise ValueError(f"--set takes KEY=VALUE (e.g. epochs=10); got {text!r}")
+        raise DiffuseMixError(f"--set takes KEY=VALUE (e.g. epochs=10); got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

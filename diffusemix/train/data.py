@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..errors import DiffuseMixError
 from ..imagefolder import IMG_EXTENSIONS, ImageFolderDataset, make_dataset, pil_loader
 from .config import TrainConfig
 
@@ -69,22 +70,22 @@ def _hf_split(spec: str, config: TrainConfig, classes: Sequence[str] | None, def
     try:
         import datasets
     except ImportError:
-        raise ValueError(f"{spec}: 🤗 datasets is not installed (pip install datasets)") from None
+        raise DiffuseMixError(f"{spec}: 🤗 datasets is not installed (pip install datasets)") from None
     try:
         ds = datasets.load_dataset(name, config.hf_config, split=split or default_split)
     except Exception as e:  # noqa: BLE001  (datasets raises many types for a missing or unreachable dataset)
-        raise ValueError(f"{spec}: load_dataset failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+        raise DiffuseMixError(f"{spec}: load_dataset failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     for col in (config.image_column, config.label_column):
         if col not in ds.column_names:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"{spec} has no column {col!r} (columns: {', '.join(ds.column_names)}); set image_column / label_column"
             )
     feature = ds.features[config.label_column]
     names = list(getattr(feature, "names", None) or [])
     if not names:
-        raise ValueError(f"{spec}: column {config.label_column!r} is not a ClassLabel; class names are unknown")
+        raise DiffuseMixError(f"{spec}: column {config.label_column!r} is not a ClassLabel; class names are unknown")
     if classes is not None and list(classes) != names:
-        raise ValueError(f"{spec}: its classes differ from the training set's")
+        raise DiffuseMixError(f"{spec}: its classes differ from the training set's")
     targets = [int(t) for t in ds[config.label_column]]
     get = _Rows(ds, config.image_column, config.label_column)
     return Split(names, targets, [f"hf:{i}" for i in range(len(ds))], f"🤗 {spec}", get)
@@ -124,7 +125,7 @@ def draw_subset(targets: Sequence[int], k: int, *, seed: int, classes: Sequence[
     for c in range(len(classes)):
         items = by_class.get(c, [])
         if len(items) < k:
-            raise ValueError(f"k_per_class={k}, but class {classes[c]!r} has only {len(items)} training image(s)")
+            raise DiffuseMixError(f"k_per_class={k}, but class {classes[c]!r} has only {len(items)} training image(s)")
         chosen.extend(int(i) for i in rng.choice(np.asarray(items), size=k, replace=False))
     return sorted(chosen)
 
@@ -234,7 +235,7 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
         if keep is not None:
             idx = [i for i in idx if mix.locate(i, epoch=0)[0].source in keep]
             if not idx:
-                raise ValueError(
+                raise DiffuseMixError(
                     f"none of the {len(subset_keys or [])} drawn images is in the cache {config.cache} "
                     "(its rows' source must be paths relative to the training folder)"
                 )
@@ -245,13 +246,13 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
     if config.method == "diffusemix-export":
         root = Path(config.export)  # type: ignore[arg-type]
         if not root.is_dir():
-            raise ValueError(f"export {root} is not a folder (make one with `python -m diffusemix export`)")
+            raise DiffuseMixError(f"export {root} is not a folder (make one with `python -m diffusemix export`)")
         rows = _export_rows(root)
         # only the training classes' folders: the export's own folders (stages/, .diffusemix/) are not classes
         present = [c for c in train.classes if (root / c).is_dir()]
         if not present:
             names = ", ".join(train.classes[:5])
-            raise ValueError(f"export {root} has none of the training classes' folders ({names}...)")
+            raise DiffuseMixError(f"export {root} has none of the training classes' folders ({names}...)")
         cls_idx = {c: i for i, c in enumerate(train.classes) if c in set(present)}
         samples = make_dataset(str(root), cls_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         keep = set(subset_keys) if subset_keys is not None else None
@@ -260,7 +261,7 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
             rel = Path(path).relative_to(root).as_posix()
             if keep is not None:
                 if not rows:
-                    raise ValueError("k_per_class with an export needs its metadata.jsonl (to know each A's source)")
+                    raise DiffuseMixError("k_per_class with an export needs its metadata.jsonl (to know each A's source)")
                 if str(rows.get(rel, {}).get("source")) not in keep:
                     continue
             aug.append((path, label))

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import DiffuseMixError
 from .augment import BatchAugment, soft_cross_entropy, step_seed
 from .budget import Budget, batch_positions, plan_budget
 from .config import LoadedConfig, TrainConfig
@@ -89,17 +90,17 @@ def _check_out(out: Path, config: TrainConfig, resume: bool) -> None:
     saved = out / "config.json"
     if resume:
         if not saved.is_file():
-            raise ValueError(f"--resume: {out} holds no run (no config.json); start it without --resume")
+            raise DiffuseMixError(f"--resume: {out} holds no run (no config.json); start it without --resume")
         before = json.loads(saved.read_text(encoding="utf-8"))["config"]
         now = config.to_dict()
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in _RUN_ONLY)
         if diff:
-            raise ValueError(
+            raise DiffuseMixError(
                 f"--resume: the settings differ from the run in {out} ({', '.join(diff)}); resume with the same "
                 "config and flags, or start a new run in another --out"
             )
     elif saved.is_file():
-        raise ValueError(
+        raise DiffuseMixError(
             f"{out} already holds a run (config.json): add --resume to continue it, or choose another --out"
         )
 
@@ -134,11 +135,11 @@ def train_run(
     # 1. check inputs and the run folder
     missing = config.missing_inputs()
     if missing:
-        raise ValueError(f"the run needs {', '.join(missing)}")
+        raise DiffuseMixError(f"the run needs {', '.join(missing)}")
     out = Path(out)
     _check_out(out, config, resume)
     if stop_at_epoch is not None and not 1 <= stop_at_epoch <= config.epochs:
-        raise ValueError(f"--stop-at-epoch must be in 1..{config.epochs}; got {stop_at_epoch}")
+        raise DiffuseMixError(f"--stop-at-epoch must be in 1..{config.epochs}; got {stop_at_epoch}")
 
     # 2. processes and device (no GPU: CPU processes, so `accelerate launch --multi_gpu` works on CPU too)
     cpu = config.device == "cpu" or not torch.cuda.is_available()
@@ -175,7 +176,7 @@ def train_run(
     if resume:
         ckpt = _latest_checkpoint(out)
         if ckpt is None:
-            raise ValueError(f"--resume: {out} has no checkpoint yet; start it again without --resume")
+            raise DiffuseMixError(f"--resume: {out} has no checkpoint yet; start it again without --resume")
         acc.load_state(str(ckpt))
         state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
         state["resumed_at"] = list(state.get("resumed_at", [])) + [state["step"]]
@@ -215,7 +216,7 @@ def train_run(
             state["images_seen"] += budget.global_batch
         mean_loss = float(acc.reduce(loss_sum, reduction="mean")) / max(1, end - start)
         if not math.isfinite(mean_loss):
-            raise ValueError(f"the training loss is not finite ({mean_loss}) in epoch {epoch + 1}: lower lr")
+            raise DiffuseMixError(f"the training loss is not finite ({mean_loss}) in epoch {epoch + 1}: lower lr")
 
         # evaluation (each process its share; counts summed)
         batches = eval_batches(val_items, batch_size=eval_bs, image_size=config.image_size, device=acc.device,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from ..errors import DiffuseMixError
 
 __all__ = ["MODELS", "Classifier", "build_model", "save_model", "MEANS"]
 
@@ -56,7 +57,7 @@ def _vit(hidden: int, layers: int, heads: int, mlp: int, patch: int) -> Callable
         from transformers import ViTConfig, ViTForImageClassification
 
         if image_size % patch:
-            raise ValueError(f"a ViT with {patch} px patches needs image_size divisible by {patch}; got {image_size}")
+            raise DiffuseMixError(f"a ViT with {patch} px patches needs image_size divisible by {patch}; got {image_size}")
         cfg = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=mlp, patch_size=patch, image_size=image_size,
                         num_labels=num_classes)  # fmt: skip
@@ -122,14 +123,14 @@ def _load_folder(net: torch.nn.Module, folder: Path) -> None:
 
     files = sorted(folder.glob("*.safetensors"))
     if not files:
-        raise ValueError(f"pretrained folder {folder} has no *.safetensors weights (save_pretrained writes them)")
+        raise DiffuseMixError(f"pretrained folder {folder} has no *.safetensors weights (save_pretrained writes them)")
     state: dict[str, torch.Tensor] = {}
     for f in files:
         state.update(load_file(str(f)))
     own = net.state_dict()
     dropped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if any(not _head_key(k) for k in dropped):
-        raise ValueError(
+        raise DiffuseMixError(
             f"pretrained folder {folder} holds another architecture (shapes differ at "
             f"{', '.join(k for k in dropped if not _head_key(k))[:200]}); set model to the one it was trained as"
         )
@@ -138,7 +139,7 @@ def _load_folder(net: torch.nn.Module, folder: Path) -> None:
     missing, unexpected = net.load_state_dict(state, strict=False)
     body_missing = [k for k in missing if not _head_key(k)]
     if body_missing or unexpected:
-        raise ValueError(
+        raise DiffuseMixError(
             f"pretrained folder {folder} does not fit model: missing {body_missing[:5]}, unexpected {unexpected[:5]}"
         )
 
@@ -152,7 +153,7 @@ def _from_hub(source: str, num_classes: int) -> Any:
             source, num_labels=num_classes, ignore_mismatched_sizes=True, output_loading_info=True
         )
     except OSError as e:
-        raise ValueError(
+        raise DiffuseMixError(
             f"pretrained weights {source!r} cannot be loaded ({str(e).splitlines()[0][:200]}): give a folder saved "
             "with save_pretrained (e.g. a run's OUT/model), or a hub id on a machine that reaches the hub "
             "or has it cached"
@@ -161,7 +162,7 @@ def _from_hub(source: str, num_classes: int) -> Any:
     bad += [str(m[0] if isinstance(m, tuple) else m) for m in info.get("mismatched_keys", [])]
     bad = [k for k in bad if not _head_key(k)]
     if bad:
-        raise ValueError(f"pretrained weights {source!r} leave part of the network untrained: {bad[:5]}")
+        raise DiffuseMixError(f"pretrained weights {source!r} leave part of the network untrained: {bad[:5]}")
     return net
 
 
@@ -186,16 +187,16 @@ def build_model(name: str, *, num_classes: int, image_size: int, normalize: str,
 
                     net = torchvision.models.get_model(arch, num_classes=num_classes)
             except (ImportError, RuntimeError) as e:
-                raise ValueError(
+                raise DiffuseMixError(
                     f"model {name!r} needs {lib}, which cannot be imported here ({str(e).splitlines()[0][:160]}); "
                     f"use a transformers model: {', '.join(MODELS)}"
                 ) from None
             if pretrained not in (None, "timm"):
-                raise ValueError(f"pretrained {pretrained!r}: a {lib} model takes pretrained=timm (timm's) only")
+                raise DiffuseMixError(f"pretrained {pretrained!r}: a {lib} model takes pretrained=timm (timm's) only")
             return Classifier(net, kind=lib, normalize=normalize)
         if name not in MODELS:
             known = ", ".join(MODELS)
-            raise ValueError(f"unknown model {name!r}; choose one of {known}, timm:NAME or torchvision:NAME")
+            raise DiffuseMixError(f"unknown model {name!r}; choose one of {known}, timm:NAME or torchvision:NAME")
         if pretrained is not None and not Path(pretrained).expanduser().is_dir():
             return Classifier(_from_hub(pretrained, num_classes), kind="transformers", normalize=normalize)
         net = MODELS[name](num_classes, image_size)

@@ -15,6 +15,7 @@ import os
 import platform
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from ..errors import DiffuseMixError
 
 __all__ = ["RESULT_FILE", "FORMAT", "build_result", "write_json", "read_result", "markdown_table", "plot_runs",
            "stand_ins"]  # fmt: skip
@@ -105,10 +106,10 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     if p.is_dir():
         p = p / RESULT_FILE
     if not p.is_file():
-        raise ValueError(f"{path}: no {RESULT_FILE} (is it a finished `python -m diffusemix train` run folder?)")
+        raise DiffuseMixError(f"{path}: no {RESULT_FILE} (is it a finished `python -m diffusemix train` run folder?)")
     data = json.loads(p.read_text(encoding="utf-8"))
     if data.get("format") != FORMAT:
-        raise ValueError(f"{p} is not a training result ({FORMAT}); got format {data.get('format')!r}")
+        raise DiffuseMixError(f"{p} is not a training result ({FORMAT}); got format {data.get('format')!r}")
     data["_path"] = str(p)
     return data
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
+from ..errors import DiffuseMixError
 
 __all__ = ["fgsm", "pgd", "robust_accuracy"]
 
@@ -36,7 +37,7 @@ def fgsm(
 ) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): x + ε·sign(∇ₓ CE), clipped to [0, 1]."""
     if eps < 0:
-        raise ValueError(f"eps must be >= 0; got {eps}")
+        raise DiffuseMixError(f"eps must be >= 0; got {eps}")
     return (x + eps * _grad_sign(model, x, y)).clamp(0.0, 1.0).detach()
 
 
@@ -58,7 +59,7 @@ def pgd(
     ``step_size``, projection onto the ε-ball around x and onto [0, 1].
     """
     if eps < 0 or step_size < 0 or steps < 1:
-        raise ValueError(f"need eps >= 0, step_size >= 0, steps >= 1; got {eps}, {step_size}, {steps}")
+        raise DiffuseMixError(f"need eps >= 0, step_size >= 0, steps >= 1; got {eps}, {step_size}, {steps}")
     x0 = x.detach()
     adv = x0.clone()
     if random_start and eps > 0:
@@ -98,7 +99,7 @@ def robust_accuracy(
             elif name == "pgd":
                 adv = pgd(model, x, y, eps=eps, step_size=pgd_step_size, steps=pgd_steps, generator=gen)
             else:
-                raise ValueError(f"unknown attack {name!r}; fgsm or pgd")
+                raise DiffuseMixError(f"unknown attack {name!r}; fgsm or pgd")
             counts[name] += int((model(adv).argmax(1) == y).sum())
         total += len(y)
     out: dict[str, dict[str, float]] = {}

@@ -224,18 +224,40 @@ def _run_fractals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_app(app_args: Sequence[str]) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise DiffuseMixError(
+            "needs the web app's packages (gradio)", field="diffusemix app",
+            hint="Install them with pip install 'diffusemix[app]' (or pip install -r requirements.txt in a checkout)",
+        ) from None
+    from .ui.app import main as app_main
+
+    prog = "diffusemix app" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix app"
+    app_main(list(app_args), prog=prog)
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .train.cli import run
 
     return run(args)
 
 
-COMMANDS = {"export": _run_export, "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
+COMMANDS = {"export": _run_export, "app": lambda args: _run_app(args.app_args), "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
             "train": _run_train, "train-compare": _run_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["app"]:  # the app's own flags (its --help too) go to the app's parser
+        try:
+            return _run_app(argv[1:])
+        except DiffuseMixError as e:
+            print(f"error: {format_error(e)}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     command = COMMANDS[args.command]

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffusemix" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix",  # console script
         description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{export,merge,report,fractals,train,train-compare}")
+    sub = parser.add_subparsers(dest="command", metavar="{export,app,merge,report,fractals,train,train-compare}")
     sub.required = True
 
     _add_export(sub)
@@ -168,6 +168,13 @@ def _add_other_commands(sub: Any) -> None:
     """``merge``, ``report`` and ``fractals``."""
     from .export.folder import MANIFEST_NAME
     from .limits import MAX_SEED
+
+    # -- app ------------------------------------------------------------------
+    ap = sub.add_parser(
+        "app", add_help=False, help="run the web app (needs the app extra: pip install 'diffusemix[app]')",
+        description="Run the Gradio app; every argument goes to it (`diffusemix app --help` lists them).",
+    )
+    ap.add_argument("app_args", nargs="*", help=argparse.SUPPRESS)  # main() hands them over before parsing
 
     # -- merge ----------------------------------------------------------------
     mg = sub.add_parser(

@@ -1,6 +1,7 @@
-"""diffusemix as a real package (issue 8, section 2).
+"""diffusemix as a real package.
 
-- pyproject declares the same pinned dependencies as requirements.txt;
+- pyproject declares version ranges and extras; requirements.txt pins the
+  versions the project is tested with, and every pin lies in its range;
 - the shipped files (prompts.yaml, assets/) are found the same way in a
   checkout and in an installed wheel (``diffusemix.resources.shipped_path``);
 - a built wheel, installed into a fresh venv outside the checkout, runs
@@ -29,16 +30,41 @@ from diffusemix.errors import DiffuseMixError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _requirements() -> list[str]:
-    lines = (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    return [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
+def _pins(name: str) -> dict[str, str]:
+    """``package -> version`` of a requirements file's ``==`` pins (``-r`` lines are followed)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    out: dict[str, str] = {}
+    for line in (REPO / name).read_text(encoding="utf-8").splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            out.update(_pins(line[3:].strip()))
+        elif line:
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            out[canonicalize_name(req.name)] = spec.version
+    return out
 
 
-def test_pyproject_pins_the_requirements() -> None:
+def test_the_package_declares_ranges_and_every_pin_lies_in_them() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert sorted(project["dependencies"]) == sorted(_requirements())
-    assert "torch==2.13.0" in project["dependencies"]
-    assert project["scripts"]["diffusemix"] == "diffusemix.cli:main"
+    pins = _pins("requirements-dev.txt")
+    core = [Requirement(r) for r in project["dependencies"]]
+    extras = {k: [Requirement(r) for r in v] for k, v in project["optional-dependencies"].items()}
+    # the library needs no web app: gradio and matplotlib are extras, never core
+    assert not {canonicalize_name(r.name) for r in core} & {"gradio", "gradio-client", "matplotlib"}
+    assert {"gradio", "gradio-client", "matplotlib"} <= {canonicalize_name(r.name) for r in extras["app"]}
+    for req in core + [r for reqs in extras.values() for r in reqs if r.name != "diffusemix"]:
+        name = canonicalize_name(req.name)
+        assert str(req.specifier), f"{req.name} has no version range"
+        assert name in pins, f"{req.name} is declared but pinned nowhere: CI would not test a known version"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} is outside {req}"
+    assert pins["torch"] == "2.13.0" and project["scripts"]["diffusemix"] == "diffusemix.cli:main"
 
 
 def test_the_build_hook_ships_what_the_package_looks_for() -> None:
@@ -114,14 +140,41 @@ def test_the_wheel_works_from_a_fresh_venv_outside_the_checkout(tmp_path: Path) 
     work = tmp_path / "elsewhere"
     work.mkdir()
 
-    def run(*cmd: str) -> subprocess.CompletedProcess:
+    # the core install has no app extra: gradio and matplotlib cannot be imported there
+    no_app = tmp_path / "no_app"
+    no_app.mkdir()
+    (no_app / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoApp:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('gradio', 'gradio_client', 'matplotlib'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (the app extra is not installed)')\n"
+        "sys.meta_path.insert(0, _NoApp())\n"
+    )
+
+    def run(*cmd: str, app: bool = True) -> subprocess.CompletedProcess:
         env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-               "HF_HOME": str(tmp_path / "hf"), "MPLBACKEND": "Agg"}
+               "HF_HOME": str(tmp_path / "hf"), "MPLBACKEND": "Agg", **({} if app else {"PYTHONPATH": str(no_app)})}
         return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
     # 3. the console script and the module, from the installed package
     where = run(str(py), "-c", "import diffusemix; print(diffusemix.__file__)")
     assert where.returncode == 0 and where.stdout.startswith(str(venv)), where.stdout + where.stderr
+    # without the app extra: the library imports, the preview exports, and `diffusemix app` says what to install
+    assert run(str(py), "-c", "import gradio", app=False).returncode != 0  # the block works
+    proc = run(str(py), "-c", "import diffusemix, diffusemix.export, diffusemix.data, diffusemix.editors", app=False)
+    assert proc.returncode == 0, proc.stderr
+    for cls in ("cat", "dog"):
+        (work / "core" / cls).mkdir(parents=True)
+        Image.fromarray(np.full((20, 30, 3), 60 if cls == "cat" else 220, np.uint8)).save(work / "core" / cls / "a.png")
+    proc = run(str(script), "export", "core", "core-out", "--editor", "preview", "--prompt-set", "quick", "--size", "32",
+               "--no-progress", app=False)
+    assert proc.returncode == 0 and len(list((work / "core-out").glob("*/*.png"))) == 4, proc.stderr
+    proc = run(str(script), "app", "--help", app=False)
+    assert proc.returncode == 2 and "pip install 'diffusemix[app]'" in proc.stderr, proc.stderr
+    # with it (pip install 'diffusemix[app]'): the app runs from the installed package
+    proc = run(str(script), "app", "--help")
+    assert proc.returncode == 0 and "usage: diffusemix app" in proc.stdout, proc.stderr
     proc = run(str(script), "export", "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("usage: diffusemix export"), proc.stderr
     assert run(str(py), "-m", "diffusemix", "--help").returncode == 0

@@ -255,9 +255,20 @@ def register(cls: type) -> type:
 
 
 def _resolve_owner(owner: Any) -> type | None:
+    """A settings class by name: a registered one, or a subclass of one (a setting added in a subclass)."""
     if isinstance(owner, type):
         return owner
-    return _OWNERS.get(str(owner))
+    name = str(owner)
+    if name in _OWNERS:
+        return _OWNERS[name]
+    stack = list(_OWNERS.values())
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            if sub.__name__ == name:
+                return sub
+            stack.append(sub)
+    return None
 
 
 def _dest(f: dataclasses.Field) -> str:

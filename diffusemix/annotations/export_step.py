@@ -95,7 +95,7 @@ class AnnotationOptions:
     on_error: OnError = field(
         default="skip",
         metadata={
-            "help": "skip: leave out an image with a bad annotation and list it in errors.jsonl; raise: stop",
+            "help": "skip: leave out an image with a bad annotation and list it with the export's errors; raise: stop",
             "choices": ON_ERROR,
         },
     )

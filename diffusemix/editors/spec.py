@@ -197,7 +197,8 @@ class EditorSpec:
 
     def pixel_settings(self) -> dict[str, Any]:
         """What changes Î (the fields of stage ``generation`` that are set): a row's ``editor_settings``."""
-        out = {k: getattr(self, k) for k in PIXEL_FIELDS if getattr(self, k) is not None}
+        names = PIXEL_FIELDS if type(self) is EditorSpec else _pixel_fields(type(self))
+        out = {k: getattr(self, k) for k in names if getattr(self, k) is not None}
         if out.get("vae") != "tiny":
             out.pop("tiny_vae_model", None)  # not used: recording it would claim what made no pixel
         return out
@@ -232,8 +233,10 @@ class EditorSpec:
         return cls(name=str(name) if name else "auto", **{k: v for k, v in known.items() if k != "name"})
 
 
+def _pixel_fields(cls: type) -> tuple[str, ...]:
+    return tuple(n for n in schema.fields_by_stage(cls, "generation") if n not in ("name", "speed"))
+
+
 #: The fields that change Î (every one but name, device and batch size, which are run settings;
-#: the name is recorded in its own column).
-PIXEL_FIELDS: tuple[str, ...] = tuple(
-    n for n in schema.fields_by_stage(EditorSpec, "generation") if n not in ("name", "speed")
-)
+#: the name is recorded in its own column; a speed preset is recorded as the settings it set).
+PIXEL_FIELDS: tuple[str, ...] = _pixel_fields(EditorSpec)

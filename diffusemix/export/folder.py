@@ -56,6 +56,7 @@ __all__ = [
     "MIXING_COLUMNS",
     "DEGENERATE_KEY",
     "REJECTED_KEY",
+    "images_root",
     "manifest_path",
     "errors_path",
     "settings_path",
@@ -142,6 +143,11 @@ REJECTED_KEY = "_rejected"
 # ---------------------------------------------------------------------------
 # paths
 # ---------------------------------------------------------------------------
+
+
+def images_root(out: Path) -> Path:
+    """The folder whose class folders hold the images (A; a cache's Î): what ImageFolder reads."""
+    return Path(out)
 
 
 def manifest_path(out: Path) -> Path:

@@ -148,7 +148,8 @@ class ExportPlan:
             ),
         ]
         if self.ignored:
-            lines.append(f"  ignored:  {len(self.ignored)} file(s) not usable as inputs (listed in errors.jsonl by the run)")
+            lines.append(f"  ignored:  {len(self.ignored)} file(s) not usable as inputs (listed in {folder.ERRORS_NAME}"
+                         " by the run)")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
         return "\n".join(lines)

@@ -64,7 +64,7 @@ def hidden(name: str) -> bool:
 MAX_INPUT_BYTES = 1 << 30
 
 _BAD_NAME = (
-    "the name is not valid UTF-8 (a Latin-1 name?), so it cannot be written to metadata.jsonl; "
+    "the name is not valid UTF-8 (a Latin-1 name?), so it cannot be written to the manifest; "
     "rename it (e.g. convmv -f latin1 -t utf8 -r --notest INPUT) to include it"
 )
 

@@ -198,15 +198,12 @@ class _Files:
 
 
 def _export_rows(root: Path) -> dict[str, dict[str, Any]]:
-    path = root / "metadata.jsonl"
-    if not path.is_file():
+    """An export's manifest rows by file name ({} when it has no manifest)."""
+    from ..export import folder
+
+    if not folder.manifest_path(root).is_file():
         return {}
-    rows = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows[str(row.get("file_name"))] = row
-    return rows
+    return {str(row.get("file_name")): row for row in folder.read_rows(root)}
 
 
 def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
@@ -247,21 +244,24 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
         root = Path(config.export)  # type: ignore[arg-type]
         if not root.is_dir():
             raise DiffuseMixError(f"export {root} is not a folder (make one with `python -m diffusemix export`)")
+        from ..export import folder
+
         rows = _export_rows(root)
-        # only the training classes' folders: the export's own folders (stages/, .diffusemix/) are not classes
-        present = [c for c in train.classes if (root / c).is_dir()]
+        images = folder.images_root(root)
+        # only the training classes' folders: the export's own folders (its stages and state) are not classes
+        present = [c for c in train.classes if (images / c).is_dir()]
         if not present:
             names = ", ".join(train.classes[:5])
             raise DiffuseMixError(f"export {root} has none of the training classes' folders ({names}...)")
         cls_idx = {c: i for i, c in enumerate(train.classes) if c in set(present)}
-        samples = make_dataset(str(root), cls_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        samples = make_dataset(str(images), cls_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         keep = set(subset_keys) if subset_keys is not None else None
         aug: list[tuple[str, int]] = []
         for path, label in samples:
-            rel = Path(path).relative_to(root).as_posix()
+            rel = Path(path).relative_to(images).as_posix()
             if keep is not None:
                 if not rows:
-                    raise DiffuseMixError("k_per_class with an export needs its metadata.jsonl (to know each A's source)")
+                    raise DiffuseMixError("k_per_class with an export needs its manifest (to know each A's source)")
                 if str(rows.get(rel, {}).get("source")) not in keep:
                     continue
             aug.append((path, label))

@@ -182,7 +182,9 @@ def _cost_line(args: argparse.Namespace, device: str | None, settings: dict[str,
         costs = calibrate(editor, size=recipe.size)
     else:
         try:
-            costs = stored_costs(dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=recipe.size)
+            costs = stored_costs(
+                dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=recipe.size, device=editor.device
+            )
         except ValueError as e:
             return f"  cost:     {e} (--calibrate)"
     return f"  cost:     {estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)}"

@@ -73,12 +73,21 @@ STORED_CPU: dict[tuple[str, str], dict[str, float]] = {
 STORED_MEMORY_CPU: dict[str, tuple[float, float]] = {"float32": (5.0, 0.24), "bfloat16": (2.8, 0.23)}
 
 
-def stored_costs(*, dtype: str, vae: str = "full", cache_interval: int = 1, size: int = 256) -> StepCosts:
+def stored_costs(
+    *, dtype: str, vae: str = "full", cache_interval: int = 1, size: int = 256, device: str = "cpu"
+) -> StepCosts:
     """The stored CPU measurement for these settings, scaled by image area.
 
     Raises:
-        ValueError: no stored measurement for this dtype (e.g. float16 on CPU).
+        ValueError: no stored measurement for this dtype (e.g. float16 on CPU),
+            or ``device`` is not a CPU (a GPU is tens to hundreds of times faster:
+            the CPU figures would say nothing about it).
     """
+    if device != "cpu":
+        raise ValueError(
+            f"no stored measurement for {device} (the stored figures are a 2-core CPU's); run with calibration"
+            " instead, which times a few steps on this device"
+        )
     row = STORED_CPU.get((dtype, vae))
     if row is None:
         raise ValueError(f"no stored CPU measurement for dtype {dtype!r}; run with calibration instead")
@@ -126,10 +135,11 @@ def calibrate(editor: Any, *, size: int) -> StepCosts:
 
 
 def _peak_gb(editor: Any) -> float:
-    if str(getattr(editor, "device", "cpu")).startswith("cuda"):
+    device = str(getattr(editor, "device", "cpu"))
+    if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.max_memory_allocated() / 1e9
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 1e9
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 

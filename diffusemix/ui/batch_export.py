@@ -85,7 +85,9 @@ def cost_note(editor: Any, pairs: int, size: int) -> str:
     from diffusemix.cost import estimate, stored_costs
 
     try:
-        costs = stored_costs(dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size)
+        costs = stored_costs(
+            dtype=editor.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size, device=str(editor.device)
+        )
     except ValueError:
         return ""
     batch = s.batch_size if isinstance(s.batch_size, int) else 1

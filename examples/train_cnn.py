@@ -89,11 +89,12 @@ def resized_tensor(size: int) -> Callable[[Any], torch.Tensor]:
     return fn
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> float:
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
     model.eval()
     right = total = 0
     with torch.no_grad():
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             right += int((model(x).argmax(1) == y).sum())
             total += len(y)
     return right / max(total, 1)
@@ -101,7 +102,8 @@ def evaluate(model: nn.Module, loader: DataLoader) -> float:
 
 def train(name: str, train_set: Any, val_set: ClassFolders, args: argparse.Namespace) -> list[dict[str, float]]:
     torch.manual_seed(args.seed)  # the same initial network for both runs (this script owns its process)
-    model = SmallCNN(len(val_set.classes))
+    device = torch.device(args.device)
+    model = SmallCNN(len(val_set.classes)).to(device)  # built on the CPU: the same network on every device
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
     shuffle = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(
@@ -112,8 +114,9 @@ def train(name: str, train_set: Any, val_set: ClassFolders, args: argparse.Names
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
         drop_last=len(train_set) > args.batch_size,
+        pin_memory=device.type == "cuda",  # page-locked batches: the copies below overlap the GPU's work
     )
-    val = DataLoader(val_set, batch_size=args.batch_size, num_workers=0)
+    val = DataLoader(val_set, batch_size=args.batch_size, num_workers=0, pin_memory=device.type == "cuda")
     history = []
     for epoch in range(args.epochs):
         if hasattr(train_set, "set_epoch"):
@@ -123,6 +126,7 @@ def train(name: str, train_set: Any, val_set: ClassFolders, args: argparse.Names
         for step, (x, y) in enumerate(loader):
             if args.max_steps and step >= args.max_steps:
                 break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -130,7 +134,7 @@ def train(name: str, train_set: Any, val_set: ClassFolders, args: argparse.Names
             loss_sum += loss.item() * len(y)
             seen += len(y)
         mean_loss = loss_sum / max(seen, 1)
-        acc = evaluate(model, val)
+        acc = evaluate(model, val, device)
         history.append({"epoch": epoch, "loss": mean_loss, "val_acc": acc})
         print(
             f"[{name}] epoch {epoch + 1}/{args.epochs}  loss {mean_loss:.4f}  val acc {100 * acc:.2f}%  "
@@ -153,6 +157,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    ap.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when there is one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--p", type=float, default=1.0, help="probability an item is A rather than its I")
     ap.add_argument("--no-originals", action="store_true", help="leave the real images out of each epoch")
@@ -162,6 +167,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.mode != "plain" and not args.cache:
         ap.error("--cache is needed for the DiffuseMix run (or use --mode plain)")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: CUDA is not available here (use --device cpu)")
     return args
 
 
@@ -169,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, float]]]
     args = parse(argv)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     tf = resized_tensor(args.size)
+    print(f"training on {args.device}", flush=True)
     val_set = ClassFolders(args.val, args.size, tf)
     results = {}
     if args.mode in ("both", "plain"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as metadata
+import os
 import platform
 import re
 import subprocess
@@ -117,7 +118,7 @@ def _devices() -> dict[str, Any]:
     out: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpus": len(__import__("os").sched_getaffinity(0)),
+        "cpus": len(os.sched_getaffinity(0)),
         "cuda_available": torch.cuda.is_available(),
         "torch_cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
@@ -216,10 +217,10 @@ def run(log: PartLog, *, smoke: bool, deadline: float) -> None:
     """The environment part: devices, versions, imports, matrix-product ceilings."""
     run_steps(
         [
-            Step("devices", _devices, 10),
-            Step("versions", _versions, 10),
-            Step("imports", _imports, 15),
-            Step("matmul", lambda: _matmul_ceiling(smoke), 10),
+            Step("devices", _devices, 8),
+            Step("versions", _versions, 5),
+            Step("imports", _imports, 8),
+            Step("matmul", lambda: _matmul_ceiling(smoke), 5),
         ],
         log,
         key="steps",

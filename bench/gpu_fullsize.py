@@ -180,14 +180,18 @@ def build_models(folder: Path, plan: Plan) -> dict[str, Any]:
         tiny = AutoencoderTiny()  # TAESD's architecture
     params = sum(p.numel() for p in unet.parameters())
     built = time.time()
+    tokenizer = CLIPTokenizer.from_pretrained(write_byte_clip_tokenizer(folder / "_tok"))
+    scheduler = EulerAncestralDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
+    )
     pipe = StableDiffusionInstructPix2PixPipeline(
-        unet=unet, vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(write_byte_clip_tokenizer(folder / "_tok")),
-        scheduler=EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1),
+        unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )  # fmt: skip
     pipe.to(torch.float16)
+    pipe.to("cpu")  # saved from host memory (one 2 GB copy), then loaded back through the editor's path
     pipe.save_pretrained(folder / "ip2p", safe_serialization=True)
-    tiny.to(torch.float16).save_pretrained(folder / "taesd", safe_serialization=True)
+    tiny.to("cpu", torch.float16).save_pretrained(folder / "taesd", safe_serialization=True)
     size_gb = sum(f.stat().st_size for f in (folder / "ip2p").rglob("*") if f.is_file()) / 1e9
     del pipe, unet, vae, text, tiny
     gc.collect()
@@ -403,7 +407,7 @@ def sync_count(runner: Runner, plan: Plan, batch: int) -> dict[str, Any]:
             "sources": dict(where.most_common(8))}  # fmt: skip
 
 
-def levers(runner: Runner, plan: Plan, deadline: float) -> Iterator[Step]:
+def levers(runner: Runner, plan: Plan) -> Iterator[Step]:
     """channels_last off, the classic attention processor, torch.compile: each
     against the paper preset at ``plan.lever_batch``."""
     import torch
@@ -433,7 +437,8 @@ def levers(runner: Runner, plan: Plan, deadline: float) -> Iterator[Step]:
         finally:
             unet.set_attn_processor(before)
 
-    yield Step("paper, classic attention", classic_attention, 25, labels={**labels, "lever": "classic attention (no SDPA)"})
+    lever = {**labels, "lever": "classic attention (no SDPA)"}
+    yield Step("paper, classic attention", classic_attention, 25, labels=lever)
     yield Step("syncs per step", lambda: sync_count(runner, plan, 1), 10, labels={"kind": "syncs", "batch": 1})
     if not plan.compile:
         return
@@ -448,7 +453,7 @@ def levers(runner: Runner, plan: Plan, deadline: float) -> Iterator[Step]:
     yield Step("paper, torch.compile", compiled, 200, labels={**labels, "lever": "torch.compile (default mode)"})
 
 
-def _steps(plan: Plan, folder: Path, log: PartLog, deadline: float) -> Iterator[Step]:
+def _steps(plan: Plan, folder: Path, log: PartLog) -> Iterator[Step]:
     """Every step of the bench, planned as it goes (a setting that fails to load skips its cells)."""
     state: dict[str, Any] = {}
     full = not plan.smoke
@@ -481,16 +486,18 @@ def _steps(plan: Plan, folder: Path, log: PartLog, deadline: float) -> Iterator[
             continue
         try:
             yield Step(
-                f"FLOPs of {setting.name}", lambda r=runner: count_flops(lambda s: r.call(s, 1), plan=plan, setting=r.setting),
-                20 if full else 10, labels={"kind": "flops", "setting": setting.name},
-            )  # fmt: skip
+                f"FLOPs of {setting.name}",
+                lambda r=runner: count_flops(lambda s: r.call(s, 1), plan=plan, setting=r.setting),
+                20 if full else 10,
+                labels={"kind": "flops", "setting": setting.name},
+            )
             previous: tuple[int, float] | None = None
             for b in setting.batches:
                 estimate = 30.0 if full else 10.0
                 if previous is not None:
                     estimate = 1.5 * previous[1] * max(1.0, b / previous[0]) + 3
-                yield Step(f"{setting.name} batch {b}", lambda r=runner, b=b: r.cell(b), estimate,
-                           labels={"kind": "cell", "setting": setting.name, "dtype": setting.dtype, "batch": b})  # fmt: skip
+                labels = {"kind": "cell", "setting": setting.name, "dtype": setting.dtype, "batch": b}
+                yield Step(f"{setting.name} batch {b}", lambda r=runner, b=b: r.cell(b), estimate, labels=labels)
                 last = log.data["steps"][-1]  # the record of the step just run
                 if last.get("status") == "ok":
                     previous = (b, float(last["seconds"]))
@@ -508,9 +515,21 @@ def _steps(plan: Plan, folder: Path, log: PartLog, deadline: float) -> Iterator[
     if runner is None:
         return
     try:
-        yield from levers(runner, plan, deadline)
+        yield from levers(runner, plan)
     finally:
         runner.close()
+
+
+def _quiet() -> None:
+    """No loading bars in the log (diffusers' and transformers' own)."""
+    try:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
+    except (ImportError, AttributeError):  # pragma: no cover - older versions
+        pass
 
 
 def run(log: PartLog, *, smoke: bool, deadline: float) -> None:
@@ -523,6 +542,7 @@ def run(log: PartLog, *, smoke: bool, deadline: float) -> None:
         return
     plan = plan_for(smoke=smoke, cuda=cuda)
     log.set(plan=asdict(plan), prompt=PROMPT)
+    _quiet()
     folder = Path(tempfile.mkdtemp(prefix="diffusemix-gpu-check-"))
 
     def after_error() -> None:
@@ -531,6 +551,6 @@ def run(log: PartLog, *, smoke: bool, deadline: float) -> None:
             torch.cuda.empty_cache()
 
     try:
-        run_steps(_steps(plan, folder, log, deadline), log, key="steps", deadline=deadline, after_error=after_error)
+        run_steps(_steps(plan, folder, log), log, key="steps", deadline=deadline, after_error=after_error)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -113,7 +113,8 @@ def run_steps(
         rec: dict[str, Any] = {"name": step.name, **(step.labels or {})}
         left = deadline - clock()
         if step.estimate_s > left:
-            rec.update(status="skipped", seconds=0.0, reason=f"time budget: {left:.0f} s left, needs about {step.estimate_s:.0f} s")
+            reason = f"time budget: {left:.0f} s left, needs about {step.estimate_s:.0f} s"
+            rec.update(status="skipped", seconds=0.0, reason=reason)
         else:
             t0 = clock()
             try:

@@ -186,9 +186,9 @@ def _bench_lines(merged: dict[str, Any]) -> list[str]:
         return lines + [f"skipped: {part.get('reason')}"]
     meta = next((s for s in _steps(merged, "fullsize", "flops_meta") if s.get("status") == "ok"), {})
     if meta:
-        lines.append(f"FLOPs per Î (meta device, 100 steps, three-way guidance): **{meta['paper_per_image'] / 1e12:.1f}"
-                     f" TFLOP** (UNet step {meta['unet_step'] / 1e9:.0f} GFLOP, VAE encode"
-                     f" {meta['vae_encode'] / 1e9:.0f} + decode {meta['vae_decode'] / 1e9:.0f} GFLOP).")  # fmt: skip
+        lines.append(f"FLOPs per Î (meta device, 100 steps, three-way guidance):"
+                     f" **{meta['paper_per_image'] / 1e12:.1f} TFLOP** (UNet step {meta['unet_step'] / 1e9:.0f} GFLOP,"
+                     f" VAE encode {meta['vae_encode'] / 1e9:.0f} + decode {meta['vae_decode'] / 1e9:.0f} GFLOP).")  # fmt: skip
     for s in _steps(merged, "fullsize", "flops"):
         if s.get("status") == "ok":
             lines.append(f"- {s['setting']}: {s['flops_per_image'] / 1e12:.2f} TFLOP per Î counted on its own run.")
@@ -242,11 +242,13 @@ def _bench_lines(merged: dict[str, Any]) -> list[str]:
     if "paper_working_memory_gb" in r:
         w = r["paper_working_memory_gb"]
         lines.append(f"- working memory beyond the weights (paper preset): {w['first_sample']:.3f} GB for the first"
-                     f" sample, {w['per_extra_sample']:.3f} GB per extra one (batching.WORKING_MEMORY on CUDA)")  # fmt: skip
+                     f" sample, {w['per_extra_sample']:.3f} GB per extra one"
+                     " (batching.WORKING_MEMORY on CUDA)")  # fmt: skip
     if "gpu_seconds_per_pair_step" in r:
         g = r["gpu_seconds_per_pair_step"]
         lines.append(f"- GPU seconds per (pair, step), paper preset at batch {g['batch']}: {g['seconds']:.5f}"
                      " (ui/zerogpu.py's GPU_STEP_SECONDS)")  # fmt: skip
     if "syncs_per_step_batch1" in r:
-        lines.append(f"- host-device synchronisations per denoising step (editor, batch 1): {r['syncs_per_step_batch1']:g}")
+        syncs = r["syncs_per_step_batch1"]
+        lines.append(f"- host-device synchronisations per denoising step (editor, batch 1): {syncs:g}")
     return lines

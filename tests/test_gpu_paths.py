@@ -29,7 +29,8 @@ from diffusemix.editors._diffusers_common import BatchOutOfMemory, SharedPipelin
 
 def ip2p(folder, **settings) -> InstructPix2PixEditor:
     settings.setdefault("steps", 3)
-    return InstructPix2PixEditor(str(folder), settings=InstructPix2PixSettings(**settings), device="cpu", dtype="float32")
+    settings = InstructPix2PixSettings(**settings)
+    return InstructPix2PixEditor(str(folder), settings=settings, device="cpu", dtype="float32")
 
 
 # ---------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def _reserved_peak(ed: InstructPix2PixEditor, reqs: list[EditRequest], batch: in
 def test_out_of_memory_on_cuda_splits_the_batch(tiny_ip2p_dir, make_rgb, record_property) -> None:
     """A real CUDA out-of-memory (a memory limit between what one and eight
     samples need) becomes smaller batches that give the same images."""
-    reqs = pairs(make_rgb, images=8, prompts=("snowy",), size=512)
+    reqs = pairs(make_rgb, images=8, prompts=("snowy",), size=768)
     ed = editor(tiny_ip2p_dir, device="cuda", dtype="float32", steps=2)
     ed.with_settings(batch_size=1).edit(reqs[:1])  # warm-up: kernels, workspaces
     one, alone = _reserved_peak(ed, reqs, 1)
@@ -235,7 +235,7 @@ def test_out_of_memory_on_cuda_splits_the_batch(tiny_ip2p_dir, make_rgb, record_
 @pytest.mark.cuda
 @needs_cuda
 def test_out_of_memory_on_cuda_with_one_image_is_a_clear_error(tiny_ip2p_dir, make_rgb) -> None:
-    reqs = pairs(make_rgb, images=1, prompts=("snowy",), size=512)
+    reqs = pairs(make_rgb, images=1, prompts=("snowy",), size=768)
     ed = editor(tiny_ip2p_dir, device="cuda", dtype="float32", steps=2, batch_size=1)
     one, _ = _reserved_peak(ed, reqs, 1)
     torch.cuda.empty_cache()

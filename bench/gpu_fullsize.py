@@ -1,25 +1,23 @@
-"""The GPU check's bench: the full-size InstructPix2Pix (random weights) at
-256 px, the authors' loop against the project's presets at several batch sizes.
+"""The GPU check's bench: the full-size InstructPix2Pix (random weights, see
+bench/gpu_model.py) at 256 px, the authors' loop against the project's presets
+at several batch sizes.
 
-1. Build the real SD-1.5-size architecture (UNet 860 M parameters, VAE, CLIP
-   ViT-L text encoder; the configs of bench/bench_fullsize.py) with random
-   weights directly on the GPU (no CPU initialisation), save it once in float16
-   to a scratch folder, and load it back through the editor's own path
-   (``InstructPix2PixEditor(folder)``) for each setting. Speed does not depend
-   on the weights; image quality cannot be judged with random weights.
-2. FLOPs per Î: counted with torch's FlopCounterMode on the meta device (UNet
-   step on the three-way guidance batch, VAE encode and decode: about 54.9
-   TFLOP at 100 steps and 256 px, as bench/bench_scoring.py counts), and on the
-   device for each setting's own run (DeepCache's cached steps and the tiny VAE
-   cost less), at batch 1, extrapolated like the time.
+1. Build the model on the GPU and save it once in float16 (bench/gpu_model.py);
+   each setting loads it back, the presets through the editor's own path
+   (``InstructPix2PixEditor(folder)``).
+2. FLOPs per Î: counted on the meta device (UNet step on the three-way
+   guidance batch, VAE encode and decode: about 54.9 TFLOP at 100 steps and
+   256 px), and on the device for each setting's own run at batch 1
+   (DeepCache's cached steps and the tiny VAE cost less), extrapolated like
+   the time.
 3. Settings: ``authors`` (one StableDiffusionInstructPix2PixPipeline call per
    (image, prompt), float16 on CUDA, a string prompt, guidance 4 / 1.5, no
    generator, as the reference code), ``paper`` (the editor's paper preset:
    float16 on CUDA), ``paper-bf16``, ``fast`` (20 steps, DeepCache interval 3,
    tiny VAE), each at every batch size (the authors' loop at 1: it does not
-   batch). Per cell: a warm-up call at that batch size, then ``s1`` and ``s2``
-   steps (median of ``repeats`` calls each, CUDA events); seconds per step =
-   the difference over ``s2 - s1``, the rest fixed (encode, decode, text,
+   batch). Per cell (bench/gpu_timing.py): a warm-up call at that batch size,
+   then 3 and 6 steps (median of 3 calls each, CUDA events); seconds per step =
+   the difference over 3, the rest fixed (encode, decode, text,
    pre/post-processing); the per-Î figure at 100 steps (20 for fast) is
    EXTRAPOLATED from those, as the CPU bench does. Peak memory per cell.
 4. Levers on the paper preset at one batch size: channels_last off, the
@@ -34,42 +32,24 @@ from __future__ import annotations
 
 import gc
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gpu_model import build_models, meta_flops, test_image
 from gpu_parts import PartLog, Step, run_steps
+from gpu_timing import count_flops, measure, sync_count
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the checkout's diffusemix
 
-__all__ = ["UNET", "VAE", "TEXT", "Plan", "Setting", "plan_for", "settings_for", "extrapolate", "run"]
+__all__ = ["Plan", "Setting", "plan_for", "settings_for", "Runner", "run"]
 
 PROMPT = "make it snowy"
-
-#: The full-size architecture (InstructPix2Pix = SD 1.5 with an 8-channel UNet input).
-UNET: dict[str, Any] = dict(
-    sample_size=64, in_channels=8, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=768, attention_head_dim=8,
-)  # fmt: skip
-VAE: dict[str, Any] = dict(
-    in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
-)  # fmt: skip
-TEXT: dict[str, Any] = dict(
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-    max_position_embeddings=77, bos_token_id=512, eos_token_id=513, pad_token_id=513, projection_dim=768,
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -122,191 +102,6 @@ def settings_for(plan: Plan) -> list[Setting]:
         Setting("fast", "the editor, fast preset (20 steps, DeepCache 3, tiny VAE)", preset_dtype("fast", plan.device),
                 fast["steps"], fast["cache_interval"], fast["vae"], plan.batches),
     ]  # fmt: skip
-
-
-def extrapolate(t1: float, t2: float, s1: int, s2: int, full_steps: int) -> dict[str, float]:
-    """Per-step and fixed parts from two runs of ``s1`` and ``s2`` steps, and the
-    whole call at ``full_steps``. Pure: the same arithmetic the CPU bench uses."""
-    if not s2 > s1 > 0:
-        raise ValueError(f"need 0 < s1 < s2; got {s1}, {s2}")
-    per_step = max(0.0, (t2 - t1) / (s2 - s1))
-    fixed = max(0.0, t1 - s1 * per_step)
-    return {"per_step": per_step, "fixed": fixed, "full": fixed + full_steps * per_step}
-
-
-# ---------------------------------------------------------------------------
-# the model
-
-
-def test_image(size: int, k: int) -> Any:
-    import numpy as np
-
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = np.stack([np.sin(3 * xx + k), np.cos(2 * yy + 0.7 * k), np.sin(xx + yy + 1.3 * k)], -1) * 0.4 + 0.5
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-def build_models(folder: Path, plan: Plan) -> dict[str, Any]:
-    """The pipeline folder ``folder/ip2p`` and an AutoencoderTiny ``folder/taesd``."""
-    import torch
-    from diffusers import AutoencoderTiny
-
-    t0 = time.time()
-    if plan.smoke:
-        from tiny_pipelines import build_tiny_ip2p
-
-        build_tiny_ip2p(folder / "ip2p")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            small = (8, 8, 8, 8), (1, 1, 1, 1)
-            AutoencoderTiny(encoder_block_out_channels=small[0], decoder_block_out_channels=small[0],
-                            num_encoder_blocks=small[1], num_decoder_blocks=small[1]).save_pretrained(folder / "taesd")
-        return {"model": "tiny (tests/tiny_pipelines.py)", "build_s": round(time.time() - t0, 2)}
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionInstructPix2PixPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from tiny_pipelines import write_byte_clip_tokenizer
-
-    torch.manual_seed(0)  # this process is the bench's own
-    with torch.device(plan.device):  # weights made and initialised on the GPU
-        unet = UNet2DConditionModel(**UNET)
-        vae = AutoencoderKL(**VAE)
-        text = CLIPTextModel(CLIPTextConfig(**TEXT))
-        tiny = AutoencoderTiny()  # TAESD's architecture
-    params = sum(p.numel() for p in unet.parameters())
-    built = time.time()
-    tokenizer = CLIPTokenizer.from_pretrained(write_byte_clip_tokenizer(folder / "_tok"))
-    scheduler = EulerAncestralDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
-    )
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
-    pipe.to(torch.float16)
-    pipe.to("cpu")  # saved from host memory (one 2 GB copy), then loaded back through the editor's path
-    pipe.save_pretrained(folder / "ip2p", safe_serialization=True)
-    tiny.to("cpu", torch.float16).save_pretrained(folder / "taesd", safe_serialization=True)
-    size_gb = sum(f.stat().st_size for f in (folder / "ip2p").rglob("*") if f.is_file()) / 1e9
-    del pipe, unet, vae, text, tiny
-    gc.collect()
-    torch.cuda.empty_cache()
-    return {
-        "model": "full size, random weights, saved in float16",
-        "unet_params_m": round(params / 1e6, 1),
-        "build_on_device_s": round(built - t0, 2),
-        "save_s": round(time.time() - built, 2),
-        "folder_gb": round(size_gb, 2),
-    }
-
-
-def meta_flops(folder: Path, size: int) -> dict[str, float]:
-    """FLOPs of one UNet step (three-way guidance batch), one VAE encode and one
-    decode at ``size`` px, counted on the meta device from the saved configs."""
-    import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    ucfg = UNet2DConditionModel.load_config(folder / "ip2p" / "unet")
-    vcfg = AutoencoderKL.load_config(folder / "ip2p" / "vae")
-    with torch.device("meta"):
-        unet, vae = UNet2DConditionModel.from_config(ucfg), AutoencoderKL.from_config(vcfg)
-    lat = size // 8
-
-    def count(fn: Callable[[], Any]) -> float:
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
-            fn()
-        return float(fc.get_total_flops())
-
-    z = lambda *shape: torch.zeros(*shape, device="meta")  # noqa: E731
-    step = count(lambda: unet(z(3, 8, lat, lat), 10, encoder_hidden_states=z(3, 77, ucfg["cross_attention_dim"])))
-    enc = count(lambda: vae.encode(z(1, 3, size, size)))
-    dec = count(lambda: vae.decode(z(1, 4, lat, lat)))
-    return {"unet_step": step, "vae_encode": enc, "vae_decode": dec, "paper_per_image": enc + dec + 100 * step}
-
-
-# ---------------------------------------------------------------------------
-# timing
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn: Callable[[], Any], device: str) -> float:
-    """Seconds ``fn()`` takes: CUDA events around it on a GPU, else a wall clock."""
-    import torch
-
-    if device.startswith("cuda"):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def measure(call: Callable[[int], Any], *, plan: Plan, setting: Setting, batch: int) -> dict[str, Any]:
-    """One cell: warm-up, then ``s1`` and ``s2`` steps timed; per-Î figures extrapolated."""
-    import torch
-
-    s1, s2 = plan.steps
-    cuda = plan.device.startswith("cuda")
-    warm = timed(lambda: call(1), plan.device)  # kernels, workspaces, allocator pools at this batch size
-    if cuda:
-        _sync(plan.device)
-        torch.cuda.reset_peak_memory_stats()
-        weights = torch.cuda.memory_allocated()
-    t1 = statistics.median(timed(lambda: call(s1), plan.device) for _ in range(plan.repeats))
-    t2 = statistics.median(timed(lambda: call(s2), plan.device) for _ in range(plan.repeats))
-    ex = extrapolate(t1, t2, s1, s2, setting.full_steps)
-    rec: dict[str, Any] = {
-        "warmup_s": round(warm, 4),
-        "t_s1": round(t1, 5),
-        "t_s2": round(t2, 5),
-        "per_step_s": ex["per_step"],
-        "fixed_s": ex["fixed"],
-        "call_s": ex["full"],
-        "per_image_s": ex["full"] / batch,
-        "images_per_s": batch / ex["full"] if ex["full"] > 0 else None,
-        "step_per_image_s": ex["per_step"] / batch,
-    }
-    if cuda:
-        peak = torch.cuda.max_memory_allocated()
-        rec.update(
-            weights_gb=round(weights / 1e9, 3),
-            peak_gb=round(peak / 1e9, 3),
-            peak_reserved_gb=round(torch.cuda.max_memory_reserved() / 1e9, 3),
-            working_gb=round((peak - weights) / 1e9, 3),
-        )
-    return rec
-
-
-def count_flops(call: Callable[[int], Any], *, plan: Plan, setting: Setting) -> dict[str, Any]:
-    """FLOPs of the setting's own run at batch 1 (``s1`` and ``s2`` steps), per Î at full steps."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    s1, s2 = plan.steps
-    call(1)  # the prompt's embedding is cached by the editor after its first call: count steps, not text
-    counts = []
-    for s in (s1, s2):
-        with FlopCounterMode(display=False) as fc:
-            call(s)
-        counts.append(float(fc.get_total_flops()))
-    ex = extrapolate(counts[0], counts[1], s1, s2, setting.full_steps)
-    return {"flops_s1": counts[0], "flops_s2": counts[1], "flops_per_step": ex["per_step"],
-            "flops_fixed": ex["fixed"], "flops_per_image": ex["full"]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -369,7 +164,9 @@ class Runner:
     def cell(self, batch: int) -> dict[str, Any]:
         if self.editor is not None:
             self.editor._shared.oom_batch = None
-        rec = measure(lambda s: self.call(s, batch), plan=self.plan, setting=self.setting, batch=batch)
+        p = self.plan
+        rec = measure(lambda s: self.call(s, batch), device=p.device, steps=p.steps, repeats=p.repeats,
+                      full_steps=self.setting.full_steps, batch=batch)  # fmt: skip
         if self.editor is not None and self.editor._shared.oom_batch is not None:
             rec["oom_split_at"] = self.editor._shared.oom_batch  # the figures are of smaller batches
         return rec
@@ -381,30 +178,6 @@ class Runner:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def sync_count(runner: Runner, plan: Plan, batch: int) -> dict[str, Any]:
-    """Host-device synchronisations per denoising step (torch's sync debug mode),
-    and where in Python they come from."""
-    import torch
-
-    if not plan.device.startswith("cuda"):
-        return {"note": "CUDA only"}
-    counts, where = [], Counter()
-    for s in plan.steps:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                runner.call(s, batch)
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
-        syncs = [w for w in caught if "synchroniz" in str(w.message)]
-        counts.append(len(syncs))
-        where.update(f"{Path(w.filename).name}:{w.lineno}" for w in syncs)
-    s1, s2 = plan.steps
-    return {"syncs_s1": counts[0], "syncs_s2": counts[1], "syncs_per_step": (counts[1] - counts[0]) / (s2 - s1),
-            "sources": dict(where.most_common(8))}  # fmt: skip
 
 
 def levers(runner: Runner, plan: Plan) -> Iterator[Step]:
@@ -439,7 +212,8 @@ def levers(runner: Runner, plan: Plan) -> Iterator[Step]:
 
     lever = {**labels, "lever": "classic attention (no SDPA)"}
     yield Step("paper, classic attention", classic_attention, 25, labels=lever)
-    yield Step("syncs per step", lambda: sync_count(runner, plan, 1), 10, labels={"kind": "syncs", "batch": 1})
+    count = lambda: sync_count(lambda s: runner.call(s, 1), device=plan.device, steps=plan.steps)  # noqa: E731
+    yield Step("syncs per step", count, 10, labels={"kind": "syncs", "batch": 1})
     if not plan.compile:
         return
 
@@ -447,7 +221,8 @@ def levers(runner: Runner, plan: Plan) -> Iterator[Step]:
         t0 = time.time()
         runner.call(1, b, compile=True)  # compiles (the first call at this shape)
         compile_s = time.time() - t0
-        rec = measure(lambda s: runner.call(s, b, compile=True), plan=plan, setting=runner.setting, batch=b)
+        rec = measure(lambda s: runner.call(s, b, compile=True), device=plan.device, steps=plan.steps,
+                      repeats=plan.repeats, full_steps=runner.setting.full_steps, batch=b)  # fmt: skip
         return {"compile_s": round(compile_s, 1), **rec}
 
     yield Step("paper, torch.compile", compiled, 200, labels={**labels, "lever": "torch.compile (default mode)"})
@@ -459,7 +234,7 @@ def _steps(plan: Plan, folder: Path, log: PartLog) -> Iterator[Step]:
     full = not plan.smoke
 
     def build() -> dict[str, Any]:
-        rec = build_models(folder, plan)
+        rec = build_models(folder, device=plan.device, smoke=plan.smoke)
         state["built"] = True
         return rec
 
@@ -487,7 +262,7 @@ def _steps(plan: Plan, folder: Path, log: PartLog) -> Iterator[Step]:
         try:
             yield Step(
                 f"FLOPs of {setting.name}",
-                lambda r=runner: count_flops(lambda s: r.call(s, 1), plan=plan, setting=r.setting),
+                lambda r=runner: count_flops(lambda s: r.call(s, 1), steps=plan.steps, full_steps=r.setting.full_steps),
                 20 if full else 10,
                 labels={"kind": "flops", "setting": setting.name},
             )

@@ -187,7 +187,8 @@ def _bench_lines(merged: dict[str, Any]) -> list[str]:
     meta = next((s for s in _steps(merged, "fullsize", "flops_meta") if s.get("status") == "ok"), {})
     if meta:
         lines.append(f"FLOPs per Î (meta device, 100 steps, three-way guidance):"
-                     f" **{meta['paper_per_image'] / 1e12:.1f} TFLOP** (UNet step {meta['unet_step'] / 1e9:.0f} GFLOP,"
+                     f" **{meta['paper_per_image'] / 1e12:.1f} TFLOP**"
+                     f" (UNet step {meta['unet_step'] / 1e9:.0f} GFLOP,"
                      f" VAE encode {meta['vae_encode'] / 1e9:.0f} + decode {meta['vae_decode'] / 1e9:.0f} GFLOP).")  # fmt: skip
     for s in _steps(merged, "fullsize", "flops"):
         if s.get("status") == "ok":

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import gpu_check  # noqa: E402
 import gpu_env  # noqa: E402
 import gpu_report  # noqa: E402
-from gpu_fullsize import extrapolate  # noqa: E402
 from gpu_parts import PartLog, Step, run_steps  # noqa: E402
+from gpu_timing import extrapolate  # noqa: E402
 
 SETTINGS = ("authors", "paper", "paper-bf16", "fast")
 

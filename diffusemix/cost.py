@@ -75,12 +75,21 @@ STORED_CPU: dict[tuple[str, str], dict[str, float]] = {
 STORED_MEMORY_CPU: dict[str, tuple[float, float]] = {"float32": (5.0, 0.24), "bfloat16": (2.8, 0.23)}
 
 
-def stored_costs(*, dtype: str, vae: str = "full", cache_interval: int = 1, size: int = 256) -> StepCosts:
+def stored_costs(
+    *, dtype: str, vae: str = "full", cache_interval: int = 1, size: int = 256, device: str = "cpu"
+) -> StepCosts:
     """The stored CPU measurement for these settings, scaled by image area.
 
     Raises:
-        ValueError: no stored measurement for this dtype (e.g. float16 on CPU).
+        DiffuseMixError: no stored measurement for this dtype (e.g. float16 on CPU),
+            or ``device`` is not a CPU (a GPU is tens to hundreds of times faster:
+            the CPU figures would say nothing about it).
     """
+    if device != "cpu":
+        raise DiffuseMixError(
+            f"there is no stored measurement for {device} (the stored figures are a 2-core CPU's); calibrate, which"
+            " times a few steps on this device"
+        )
     row = STORED_CPU.get((dtype, vae))
     if row is None:
         raise DiffuseMixError(f"there is no stored CPU measurement for dtype {dtype!r}; calibrate on this machine"
@@ -129,10 +138,11 @@ def calibrate(editor: Any, *, size: int) -> StepCosts:
 
 
 def _peak_gb(editor: Any) -> float:
-    if str(getattr(editor, "device", "cpu")).startswith("cuda"):
+    device = str(getattr(editor, "device", "cpu"))
+    if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.max_memory_allocated() / 1e9
+        return torch.cuda.max_memory_allocated(torch.device(device)) / 1e9
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
@@ -166,6 +176,7 @@ def plan_cost(editor: Any, pairs: int, *, size: int, costs: StepCosts | None = N
         return None
     s = editor.spec
     if costs is None:
-        costs = stored_costs(dtype=s.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size)
+        costs = stored_costs(dtype=s.dtype, vae=s.vae, cache_interval=s.cache_interval, size=size,
+                             device=editor.device)
     batch = s.batch_size if isinstance(s.batch_size, int) else 1
     return estimate(pairs, steps=s.steps, costs=costs, batch_size=batch)

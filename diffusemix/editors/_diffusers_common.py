@@ -351,7 +351,9 @@ def run_pipeline(
     img2img pipeline still decodes the latents after it.)
 
     ``image_input`` replaces the PIL images as the pipeline's ``image``
-    argument (e.g. image latents already encoded by the VAE).
+    argument (e.g. image latents already encoded by the VAE); a zero-argument
+    function is called inside the out-of-memory handling, so that an encoder
+    that runs out of memory splits the batch like the pipeline call does.
 
     Raises:
         EditorLoadError: the device ran out of memory (the message gives the
@@ -366,6 +368,8 @@ def run_pipeline(
 
     generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
     try:
+        if callable(image_input):
+            image_input = image_input()
         with torch.inference_mode():
             out = pipe(
                 image=image_input if image_input is not None else [Image.fromarray(im) for im in images],

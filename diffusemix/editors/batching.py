@@ -51,12 +51,18 @@ logger = logging.getLogger("diffusemix")
 
 
 def free_memory_bytes(device: str) -> int:
-    """Free memory on ``device``: CUDA's free bytes, else the RAM available."""
+    """Free memory on ``device``: on CUDA the driver's free bytes plus what torch's
+    caching allocator holds for reuse (reserved but not allocated: the driver counts
+    it as used, yet the next batch gets it first), else the RAM available."""
     if device.startswith("cuda"):
         import torch
 
-        free, _total = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
+        dev = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(dev)
+        cached = 0
+        if torch.cuda.is_initialized():
+            cached = max(0, int(torch.cuda.memory_reserved(dev)) - int(torch.cuda.memory_allocated(dev)))
+        return int(free) + cached
     try:
         import psutil
 
@@ -113,24 +119,43 @@ def split_on_oom(
     instead (recursively, down to one sample, which re-raises). Each sample
     keeps its own seed, so a split batch makes the same images up to float
     rounding. ``shared.oom_batch`` remembers the size that failed, so the
-    editor's later batches start at half of it."""
+    editor's later batches start at half of it.
+
+    The halves run only after the failed call's exception is dropped: its
+    traceback holds the frames of the failed call, and with them every tensor
+    it had made (on a GPU, the activations that did not fit)."""
+    n = len(images)
     try:
         return run(images, prompts, seeds, step)
-    except BatchOutOfMemory:
-        n = len(images)
+    except BatchOutOfMemory as exc:
         if n <= 1:
             raise
-        shared.oom_batch = n if shared.oom_batch is None else min(shared.oom_batch, n)
-        _empty_cache()
-        half = (n + 1) // 2
-        logger.warning("out of memory with %d samples in one call; retrying as %d + %d", n, half, n - half)
-        first = split_on_oom(run, images[:half], prompts[:half], seeds[:half], step, shared=shared)
-        second = split_on_oom(run, images[half:], prompts[half:], seeds[half:], step, shared=shared)
-        return np.concatenate([first, second])
+        _drop_traceback(exc)
+    shared.oom_batch = n if shared.oom_batch is None else min(shared.oom_batch, n)
+    _release_memory()
+    half = (n + 1) // 2
+    logger.warning("out of memory with %d samples in one call; retrying as %d + %d", n, half, n - half)
+    first = split_on_oom(run, images[:half], prompts[:half], seeds[:half], step, shared=shared)
+    second = split_on_oom(run, images[half:], prompts[half:], seeds[half:], step, shared=shared)
+    return np.concatenate([first, second])
 
 
-def _empty_cache() -> None:
+def _drop_traceback(exc: BaseException | None) -> None:
+    """Cut ``exc`` and the exceptions it was raised from off their frames."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
+def _release_memory() -> None:
+    """Collect what the failed call left (reference cycles included) and give
+    torch's cached CUDA blocks back, so the halves start from a clean device."""
+    import gc
+
     import torch
 
-    if torch.cuda.is_available():
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()

@@ -167,7 +167,7 @@ class InstructPix2PixEditor(DiffusersEditor):
                     step,
                     label=self._label,
                     batch_size=len(images),
-                    image_input=_image_latents(pipe, images, full_vae_scale=scale),
+                    image_input=lambda: _image_latents(pipe, images, full_vae_scale=scale),
                     prompt_embeds=prompt_embeds,
                     negative_prompt_embeds=negative_prompt_embeds,
                     num_inference_steps=s.steps,

@@ -324,11 +324,10 @@ def editor_maker(folder: Path, image: np.ndarray, *, dtype: str, old_layout: boo
     def make():
         import torch
 
-        from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings
+        from diffusemix.editors import EditRequest, load_editor
 
-        ed = InstructPix2PixEditor(
-            str(folder / "ip2p"), settings=InstructPix2PixSettings(batch_size=1, **settings), device="cpu", dtype=dtype
-        )
+        ed = load_editor("instruct-pix2pix", model=str(folder / "ip2p"), batch_size=1, device="cpu", dtype=dtype,
+                         **settings)
         ed.load()
         if old_layout:  # what the editor did before: channels_last on every device
             ed.pipeline.unet.to(memory_format=torch.channels_last)
@@ -379,15 +378,14 @@ def exactness(folder: Path, results: list[dict[str, Any]]) -> None:
 def memory_child(folder: Path, batch: int, dtype: str, size: int) -> dict[str, Any]:
     import torch
 
-    from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings
+    from diffusemix.editors import EditRequest, load_editor
     from diffusemix.runtime import tune_allocator
 
     import threading
 
     tune_allocator(True)
-    ed = InstructPix2PixEditor(
-        str(folder / "ip2p"), settings=InstructPix2PixSettings(batch_size=batch, steps=1, max_retries=0), dtype=dtype
-    )
+    ed = load_editor("instruct-pix2pix", model=str(folder / "ip2p"), batch_size=batch, steps=1, max_retries=0,
+                     dtype=dtype)
     ed.load()
     loaded = rss_gb()
     img = test_image(size)

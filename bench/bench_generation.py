@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np
 
-from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings, PreviewEditor
+from diffusemix.editors import EditRequest, PreviewEditor, load_editor
 from diffusemix.prompts import PAPER_PROMPTS  # noqa: E402
 
 PROMPTS = ["snowy", "Autumn"]
@@ -73,9 +73,7 @@ def bench_size(folder: Path, size: int, steps: int, repeats: int) -> tuple[float
     pairs = [(im, p) for im in images(size) for p in PROMPTS]
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 
-    editor = InstructPix2PixEditor(
-        str(folder), settings=InstructPix2PixSettings(steps=steps, batch_size=8), device="cpu"
-    )
+    editor = load_editor("instruct-pix2pix", model=str(folder), steps=steps, batch_size=8, device="cpu")
     editor.load()
     # the reference code's pipeline: loaded plainly, Euler ancestral, safety checker off
     pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(

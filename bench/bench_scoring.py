@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np  # noqa: E402
 
-from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings  # noqa: E402
+from diffusemix.editors import EditRequest, load_editor  # noqa: E402
 from diffusemix.scoring import load_scorer  # noqa: E402
 
 CLASSES = ["cat", "dog", "car", "plane"]
@@ -79,9 +79,8 @@ def tiny_figures(tmp: Path, steps: int, repeats: int) -> dict[str, float]:
         scorer.load()
         t = best_time(lambda: scorer.score(pairs_in, generated, labels=labels), repeats)
         out[name] = t / len(generated)
-    editor = InstructPix2PixEditor(
-        str(build_tiny_ip2p(tmp / "ip2p")), settings=InstructPix2PixSettings(steps=steps, batch_size=8), device="cpu"
-    )
+    editor = load_editor("instruct-pix2pix", model=str(build_tiny_ip2p(tmp / "ip2p")), steps=steps, batch_size=8,
+                         device="cpu")
     reqs = [EditRequest(im, p, 7) for im in inputs for p in ("snowy", "Autumn")]
     out["ip2p"] = best_time(lambda: editor.edit(reqs), 1) / len(reqs)
     return out

@@ -90,16 +90,17 @@ class Setting:
 
 
 def settings_for(plan: Plan) -> list[Setting]:
-    from diffusemix.editors.speed import SPEED_PRESETS, preset_dtype
+    from diffusemix.editors import InstructPix2PixEditor
+    from diffusemix.editors.speed import default_dtype, fastest_dtype
 
-    fast = SPEED_PRESETS["fast"]
-    paper_dtype = preset_dtype("paper", plan.device)
+    fast = InstructPix2PixEditor.presets["fast"]
+    paper_dtype = default_dtype(plan.device)
     return [
         Setting("authors", "the authors' loop: one pipeline call per (image, prompt), string prompt", paper_dtype,
                 100, 1, "full", plan.batches[:1]),
         Setting("paper", "the editor, paper preset", paper_dtype, 100, 1, "full", plan.batches),
         Setting("paper-bf16", "the editor, paper preset in bfloat16", "bfloat16", 100, 1, "full", plan.batches),
-        Setting("fast", "the editor, fast preset (20 steps, DeepCache 3, tiny VAE)", preset_dtype("fast", plan.device),
+        Setting("fast", "the editor, fast preset (20 steps, DeepCache 3, tiny VAE)", fastest_dtype(plan.device),
                 fast["steps"], fast["cache_interval"], fast["vae"], plan.batches),
     ]  # fmt: skip
 
@@ -132,16 +133,14 @@ class Runner:
         self.pipe = pipe
 
     def _load_editor(self, **extra: Any) -> None:
-        from diffusemix.editors import InstructPix2PixEditor, InstructPix2PixSettings
+        from diffusemix.editors import load_editor
 
         s = self.setting
-        settings = InstructPix2PixSettings(
+        self.editor = load_editor(
+            "instruct-pix2pix", model=str(self.folder / "ip2p"), device=self.plan.device, dtype=s.dtype,
             steps=s.full_steps, cache_interval=s.cache_interval, vae=s.vae, tiny_vae_model=str(self.folder / "taesd"),
             batch_size=1, max_retries=0, **extra,
         )  # fmt: skip
-        self.editor = InstructPix2PixEditor(
-            str(self.folder / "ip2p"), settings=settings, device=self.plan.device, dtype=s.dtype
-        )
         self.editor.load()
         self.editor._speed_parts()  # the tiny VAE, when asked for, is loaded here rather than in the first cell
 

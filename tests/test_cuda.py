@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusemix.editors import EditRequest, EditResult, InstructPix2PixEditor, InstructPix2PixSettings, batching
+from diffusemix.editors import EditRequest, EditResult, InstructPix2PixEditor, batching, load_editor
 from diffusemix.editors._diffusers_common import BatchOutOfMemory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ CPU_BATCH_TOLERANCE = (2, 0.1)
 def editor(folder: Path, *, device: str, dtype: str, **settings) -> InstructPix2PixEditor:
     settings.setdefault("steps", STEPS)
     settings.setdefault("max_retries", 0)
-    return InstructPix2PixEditor(str(folder), settings=InstructPix2PixSettings(**settings), device=device, dtype=dtype)
+    return load_editor("instruct-pix2pix", model=str(folder), device=device, dtype=dtype, **settings)
 
 
 def pairs(make_rgb, *, images: int, prompts: tuple[str, ...], size: int, seed0: int = 100) -> list[EditRequest]:
@@ -118,13 +118,6 @@ def test_sample_alone_and_in_a_batch_agree_on_cpu(tiny_ip2p_dir, make_rgb) -> No
     m = alone_and_batched(tiny_ip2p_dir, make_rgb, device="cpu", dtype="float32")
     assert m["repeat_max"] == 0
     assert m["batch_max"] <= CPU_BATCH_TOLERANCE[0] and m["batch_mean"] <= CPU_BATCH_TOLERANCE[1], m
-
-
-@pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without CUDA")
-def test_train_example_refuses_cuda_without_cuda(tmp_path) -> None:
-    cmd = [sys.executable, str(ROOT / "examples" / "train_cnn.py"), "--train", str(tmp_path), "--val", str(tmp_path)]
-    done = subprocess.run(cmd + ["--mode", "plain", "--device", "cuda"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "--device cuda: CUDA is not available here" in done.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -323,14 +316,19 @@ def test_pinned_batches_reach_the_gpu_unchanged(cache_dir) -> None:
 
 @pytest.mark.cuda
 @needs_cuda
-def test_train_example_on_cuda(cache_dir) -> None:
+def test_training_runs_on_cuda_with_mixed_precision_and_attacks(cache_dir, tmp_path) -> None:
+    """`python -m diffusemix train` on the GPU: fp16 autocast, kornia's CutMix on CUDA tensors, FGSM/PGD."""
+    import json
+
+    out = tmp_path / "run"
     cmd = [
-        sys.executable, str(ROOT / "examples" / "train_cnn.py"),
-        "--train", str(cache_dir / "train"), "--val", str(cache_dir / "train"), "--cache", str(cache_dir / "cache"),
-        "--fractals", str(cache_dir / "fractals"), "--epochs", "1", "--size", "32", "--batch-size", "4",
-        "--workers", "2", "--device", "cuda",
+        sys.executable, "-m", "diffusemix", "train", "robustness-cifar-100", "--train", str(cache_dir / "train"),
+        "--val", str(cache_dir / "train"), "--model", "tiny-resnet", "--epochs", "2", "--method", "cutmix",
+        "--mixed-precision", "fp16", "--set", "load_size=32", "--set", "image_size=32", "--set", "batch_size=4",
+        "--set", "robust_samples=4", "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "training on cuda" in done.stdout
-    assert "[diffusemix] epoch 1/1" in done.stdout and "[plain] epoch 1/1" in done.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert str(result["environment"]["device"]).startswith("cuda"), result["environment"]
+

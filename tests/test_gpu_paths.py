@@ -23,14 +23,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffusemix.editors import EditRequest, InstructPix2PixEditor, InstructPix2PixSettings, batching
+from diffusemix.editors import EditRequest, InstructPix2PixEditor, batching, load_editor
 from diffusemix.editors._diffusers_common import BatchOutOfMemory, SharedPipeline
 
 
 def ip2p(folder, **settings) -> InstructPix2PixEditor:
     settings.setdefault("steps", 3)
-    settings = InstructPix2PixSettings(**settings)
-    return InstructPix2PixEditor(str(folder), settings=settings, device="cpu", dtype="float32")
+    return load_editor("instruct-pix2pix", model=str(folder), device="cpu", dtype="float32", **settings)
 
 
 # ---------------------------------------------------------------------------
@@ -137,7 +136,7 @@ def test_stored_costs_are_not_used_for_a_gpu() -> None:
     from diffusemix.cost import stored_costs
 
     assert stored_costs(dtype="bfloat16", device="cpu").per_step_s > 0
-    with pytest.raises(ValueError, match="no stored measurement for cuda .*calibration"):
+    with pytest.raises(ValueError, match="no stored measurement for cuda .*calibrate"):
         stored_costs(dtype="bfloat16", device="cuda")
     with pytest.raises(ValueError, match="no stored measurement for cuda:1"):
         stored_costs(dtype="float16", device="cuda:1")

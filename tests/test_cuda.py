@@ -34,7 +34,10 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (bash scripts
 
 STEPS = 4
 #: (max, mean) grey-level difference allowed between a sample alone and in a batch, per dtype.
-BATCH_TOLERANCE = {"float32": (8, 1.0), "float16": (32, 2.0), "bfloat16": (48, 4.0)}
+#: Grey levels a sample may move between being alone and in a batch (max, mean). Measured on the first GPU run
+#: (H200, torch 2.11, 2026-12-04, bench/RESULTS.md): float32 1 / 0.026, float16 1 / 0.043, bfloat16 0 / 0; the
+#: bounds keep one grey level of margin (other GPUs pick other kernels).
+BATCH_TOLERANCE = {"float32": (2, 0.1), "float16": (2, 0.1), "bfloat16": (2, 0.1)}
 #: The same on the CPU (one kernel path; the environment notes measured <= 1).
 CPU_BATCH_TOLERANCE = (2, 0.1)
 
@@ -184,12 +187,15 @@ def test_batch_size_auto_on_cuda(tiny_ip2p_dir, make_rgb, record_property) -> No
 
 
 def _reserved_peak(ed: InstructPix2PixEditor, reqs: list[EditRequest], batch: int) -> tuple[int, list[EditResult]]:
+    """The memory a call needs beyond what is allocated before it: the ALLOCATED peak (the first GPU run, 2026-12-04,
+    measured reserved peaks, 324 MB at batch 1 and 2132 MB at 8, and a limit between them raised no out-of-memory:
+    the caching allocator reserves more than a call needs, and frees its cache before it fails)."""
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_reserved()
+    base = torch.cuda.memory_allocated()
     out = ed.with_settings(batch_size=batch).edit(reqs)
-    return torch.cuda.max_memory_reserved() - base, out
+    return torch.cuda.max_memory_allocated() - base, out
 
 
 @pytest.mark.cuda
@@ -207,7 +213,7 @@ def test_out_of_memory_on_cuda_splits_the_batch(tiny_ip2p_dir, make_rgb, record_
     assert eight > 3 * one, "the test's premise: eight samples need several times what one needs"
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-    limit = torch.cuda.memory_reserved() + (one + eight) // 2
+    limit = torch.cuda.memory_allocated() + (one + eight) // 2
     ed._shared.oom_batch = None
     torch.cuda.set_per_process_memory_fraction(limit / total)
     try:
@@ -233,7 +239,7 @@ def test_out_of_memory_on_cuda_with_one_image_is_a_clear_error(tiny_ip2p_dir, ma
     one, _ = _reserved_peak(ed, reqs, 1)
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + one // 8) / total)
+    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_allocated() + one // 8) / total)
     try:
         with pytest.raises(BatchOutOfMemory, match="even a batch of one does not fit"):
             ed.edit(reqs)

@@ -66,7 +66,7 @@ def test_cpu_smoke_writes_the_json_and_the_table(tmp_path: Path) -> None:
     assert set(flops) == set(SETTINGS) and all(f > 0 for f in flops.values())
     assert flops["fast"] < flops["paper"]  # 20 steps, cached steps, the tiny VAE
     assert {s["lever"] for s in steps if s.get("kind") == "lever"} == {
-        "as is", "channels_last off", "classic attention (no SDPA)"
+        "as is", "channels_last on", "classic attention (no SDPA)"
     }  # fmt: skip
     assert set(merged["ratios"]) >= {"paper_vs_authors", "bf16_vs_paper", "fast_vs_paper", "paper_batch_vs_batch1"}
     # the table

@@ -238,9 +238,9 @@ def load_pipeline(
             ) from exc
         raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
-    from .speed import use_channels_last
-
-    use_channels_last(pipe, device)
+    # The UNet stays in PyTorch's default memory layout on every device: channels_last (diffusers' advice for
+    # CUDA) made the full-size UNet 3-12 % slower on the project's CPU and 1.17x slower on an H200 (float16,
+    # batch 32, bench/RESULTS.md).
     return pipe
 
 

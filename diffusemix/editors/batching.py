@@ -2,15 +2,17 @@
 
 ``batch_size="auto"`` takes the free memory of the device (CUDA:
 ``torch.cuda.mem_get_info``; CPU: the RAM the OS reports available) and the
-measured working memory of the full-size InstructPix2Pix (bench/bench_fullsize.py,
-CPU, float32, 256 px: resident 5.0 GB at batch 1 with 4.3 GB of weights, 5.9 GB
-at batch 4, 6.7 GB at batch 8: about 0.7 GB for the first sample, 0.2-0.3 GB per extra one),
+measured working memory of the full-size InstructPix2Pix (CPU: bench/bench_fullsize.py,
+float32, 256 px: resident 5.0 GB at batch 1 with 4.3 GB of weights, 5.9 GB at batch 4,
+6.7 GB at batch 8: about 0.7 GB for the first sample, 0.2-0.3 GB per extra one; CUDA:
+the first GPU run, H200, float16: 0.16 GB for the first sample and 0.16 GB per extra one),
 scaled by the image area and the dtype's size. (The headroom absorbs the rest.)
 
 On a CPU a bigger batch buys nothing (the UNet is compute-bound: 8 samples in
 one call ran 1.025x faster than 8 calls), so ``auto`` stays at most 8 there; on
-CUDA it aims for 32 samples at 256 px (fewer for bigger images), which is
-about what fills a large GPU with this UNet.
+CUDA it aims for 32 samples at 256 px (fewer for bigger images): on an H200 in
+float16, batch 32 gave 7.9x the images per second of batch 1 and batch 64 no more
+(bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ __all__ = [
 
 AUTO = "auto"
 
-#: Measured working memory beyond the weights (bytes), full-size InstructPix2Pix,
-#: float32, 256 x 256 px: at batch 1, and per extra sample in the batch.
-WORKING_MEMORY: dict[str, float] = {"first_sample": 0.75e9, "per_extra_sample": 0.3e9}
+#: Measured working memory beyond the weights (bytes), full-size InstructPix2Pix, 256 x 256 px, stated per
+#: float32 (scaled by the dtype's size): at batch 1, and per extra sample in the batch. CPU: resident memory,
+#: bench/bench_fullsize.py. CUDA: the first GPU run (H200, float16: 0.162 GB and 0.160 GB, bench/RESULTS.md).
+WORKING_MEMORY: dict[str, dict[str, float]] = {
+    "cpu": {"first_sample": 0.75e9, "per_extra_sample": 0.3e9},
+    "cuda": {"first_sample": 0.324e9, "per_extra_sample": 0.32e9},
+}
 
 #: Largest automatic batch at 256 x 256 px per device kind.
 AUTO_CAP: dict[str, int] = {"cuda": 32, "cpu": 8, "mps": 8}
@@ -79,10 +85,14 @@ def _scale(dtype: str, height: int, width: int) -> float:
     return (height * width) / (256 * 256) * (_BYTES.get(dtype, 4) / 4)
 
 
-def memory_needed(batch_size: int, *, dtype: str, height: int, width: int) -> float:
+def _working(device: str) -> dict[str, float]:
+    return WORKING_MEMORY["cuda" if device.startswith("cuda") else "cpu"]
+
+
+def memory_needed(batch_size: int, *, dtype: str, height: int, width: int, device: str = "cpu") -> float:
     """Working memory (bytes, beyond the weights) of one call of ``batch_size`` samples."""
-    k = _scale(dtype, height, width)
-    return k * (WORKING_MEMORY["first_sample"] + (batch_size - 1) * WORKING_MEMORY["per_extra_sample"])
+    k, w = _scale(dtype, height, width), _working(device)
+    return k * (w["first_sample"] + (batch_size - 1) * w["per_extra_sample"])
 
 
 def auto_batch_size(free_bytes: float, *, device: str, dtype: str, height: int, width: int) -> int:
@@ -90,9 +100,9 @@ def auto_batch_size(free_bytes: float, *, device: str, dtype: str, height: int, 
     ``free_bytes``, capped per device kind (see the module docstring); at least 1."""
     kind = device.split(":")[0]
     cap = max(1, int(AUTO_CAP.get(kind, 8) * (256 * 256) / max(1, height * width)))
-    k = _scale(dtype, height, width)
-    budget = HEADROOM * free_bytes - k * WORKING_MEMORY["first_sample"]
-    fits = 1 + int(max(0.0, budget) // (k * WORKING_MEMORY["per_extra_sample"]))
+    k, w = _scale(dtype, height, width), _working(device)
+    budget = HEADROOM * free_bytes - k * w["first_sample"]
+    fits = 1 + int(max(0.0, budget) // (k * w["per_extra_sample"]))
     return max(1, min(cap, fits))
 
 

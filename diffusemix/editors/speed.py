@@ -16,8 +16,9 @@ Measured on the full-size InstructPix2Pix, CPU, 256 px (bench/bench_fullsize.py)
   1.2x per step after 1.5-2.5 minutes of compiling and about 5 GB more memory,
   so it pays only for long exports (hundreds of (image, prompt) pairs). Exact
   up to float rounding.
-- channels_last: used only on CUDA (diffusers' advice); on CPU it made the
-  full-size UNet 3-12 % slower.
+- channels_last: not used. On CPU it made the full-size UNet 3-12 % slower, and
+  on an H200 (float16, batch 32) 1.17x slower (bench/RESULTS.md), against
+  diffusers' advice for CUDA.
 
 :func:`pipeline_parts` puts the parts a call's settings ask for into the
 shared pipeline for that call (callers hold the run lock), so editors made by
@@ -37,7 +38,6 @@ __all__ = [
     "default_dtype",
     "fastest_dtype",
     "bf16_supported",
-    "use_channels_last",
     "load_tiny_vae",
     "pipeline_parts",
 ]
@@ -71,18 +71,6 @@ def fastest_dtype(device: str) -> str:
     if device == "cpu" and bf16_supported():
         return "bfloat16"
     return "float32"
-
-
-def use_channels_last(pipe: Any, device: str) -> bool:
-    """Channels-last UNet convolutions on CUDA only (diffusers' advice there; on
-    CPU the full-size UNet ran 3-12 % slower). Returns whether it was applied."""
-    unet = getattr(pipe, "unet", None)
-    if unet is None or not device.startswith("cuda"):
-        return False
-    import torch
-
-    unet.to(memory_format=torch.channels_last)
-    return True
 
 
 def load_tiny_vae(model: str, *, device: str, dtype: str) -> Any:

@@ -25,11 +25,10 @@ __all__ = ["GPU_STEP_SECONDS", "GPU_BASE_SECONDS", "GPU_MAX_SECONDS", "gpu", "gp
 
 logger = logging.getLogger("diffusemix.app")
 
-#: GPU seconds per (image, prompt) per denoising step, before any run has been timed
-#: (not measured here: no GPU was lent; about 0.5-0.9 s per image at 100 steps at
-#: batch 1 is the estimate from the UNet's launch count). Replaced by the measured
-#: value after every GPU call.
-GPU_STEP_SECONDS = {"estimate": 0.01}
+#: GPU seconds per (image, prompt) per denoising step, before any run has been timed: the
+#: full-size InstructPix2Pix at batch 1 on an H200, float16, 256 px (19.5 ms per step; 3.2 ms
+#: per pair at batch 8; bench/RESULTS.md). Replaced by the measured value after every GPU call.
+GPU_STEP_SECONDS = {"estimate": 0.02}
 #: What every GPU call asks for beyond its steps (moving data, VAE, zipping), and the most.
 GPU_BASE_SECONDS, GPU_MAX_SECONDS = 20, 600
 

@@ -147,7 +147,7 @@ def generate(
 
     Returns each record updated with the seed actually used and the number of
     attempts (they differ from the drawn ones after a degenerate retry),
-    together with the editor's result.
+    together with the editor's result (whose ``batch`` indexes ``jobs``).
     """
     requests = [EditRequest(image=img, prompt=rec.prompt, seed=rec.seed) for rec, img in jobs]
     results = editor.edit(requests, progress=progress, cancel=cancel)
@@ -255,9 +255,24 @@ def replay(
     image: np.ndarray,
     editor: Editor,
     fractals: "FractalSet",
+    *,
+    batch: Sequence[tuple[np.ndarray, str, int]] | None = None,
+    position: int = 0,
 ) -> Stages:
-    """Rebuild one sample from its record (e.g. a manifest row)."""
-    res = editor.edit([EditRequest(image=image, prompt=record.prompt, seed=record.seed)])[0]
+    """Rebuild one sample from its record (e.g. a manifest row).
+
+    Î is made with the record's seed (the one that made the kept Î), in one model call, without retries.
+    ``batch``: every sample of the model call that made Î, as (I, prompt, seed) in call order, this record's at
+    ``position``: a diffusion model's numbers depend on the call a sample is in, so the same call gives the same
+    Î bit for bit (on the same kind of device).
+    """
+    if batch:
+        requests = [EditRequest(image=im, prompt=p, seed=int(sd)) for im, p, sd in batch]
+        if not 0 <= position < len(requests):
+            raise DiffuseMixError(f"position {position} is outside the batch of {len(requests)}", field="position")
+    else:
+        requests, position = [EditRequest(image=image, prompt=record.prompt, seed=record.seed)], 0
+    res = editor.with_settings(batch_size=len(requests), max_retries=0).edit(requests)[position]
     stages = apply_record(record, image, res.image, fractals.load(record.fractal, record.size), degenerate=res.degenerate)
     return dataclasses.replace(stages, editor=editor.name)
 

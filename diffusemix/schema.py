@@ -230,6 +230,8 @@ def flag_for(owner: Any, name: str) -> str:
         f = _field(cls, name)
     except KeyError:
         return name
+    if not f.metadata.get("cli", True):
+        return name  # a setting without a flag is named by its key, never by another setting's flag
     return f.metadata.get("flag") or "--" + name.replace("_", "-")
 
 

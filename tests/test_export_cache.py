@@ -50,7 +50,7 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
         assert np.array_equal(load(out / r["file_name"]), load(ref / "stages" / "generated" / stem))
         assert np.array_equal(load(out / r["input_file_name"]), load(ref / "stages" / "input" / stem))
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
-    assert settings["options"] == {"format": "bmp", "quality": None, "cache": True}
+    assert settings["options"] == {"chunk_size": 8, "format": "bmp", "quality": None, "cache": True}
     assert {k: settings["recipe"][k] for k in ("layouts", "mask", "seam", "lam", "arithmetic")} == {
         "layouts": ["left", "top"], "mask": "linspace", "seam": 4, "lam": 0.2, "arithmetic": "reference"}
     assert settings["fractals"] is None  # a cache mixes nothing: the training's fractals are used

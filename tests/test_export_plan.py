@@ -38,7 +38,11 @@ def test_shards_balance_and_never_share_a_file(dataset: Path, tmp_path: Path) ->
         plan_export(dataset, tmp_path / "o", recipe=recipe, options=ExportOptions(shard=(i, 4)))
         for i in range(4)
     ]
-    assert [p.samples for p in plans] == [8, 8, 7, 7] and sum(p.samples for p in plans) == 30
+    # shards take whole chunks of the plan (chunk k -> shard k % 4): 30 samples in chunks of 8
+    assert [p.samples for p in plans] == [8, 8, 8, 6] and sum(p.samples for p in plans) == 30
+    small = [plan_export(dataset, tmp_path / "o", recipe=recipe, options=ExportOptions(shard=(i, 4), chunk_size=3))
+             for i in range(4)]
+    assert [p.samples for p in small] == [9, 9, 6, 6]  # chunks 0,4,8 | 1,5,9 | 2,6 | 3,7 of 3 each
 
 
 def test_editor_gets_fixed_chunks_of_batch_size(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:

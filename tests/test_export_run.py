@@ -295,11 +295,11 @@ def test_two_shards_equal_one_run(dataset: Path, tmp_path: Path, fractals: Fract
     run(dataset, ref, fractals, save_stages=True)
 
     out = tmp_path / "out"
-    s0 = run(dataset, out, fractals, save_stages=True, shard=(0, 2))
-    assert s0.made == 10 and s0.manifest is None and s0.pending_shards == [(1, 2)]
+    s0 = run(dataset, out, fractals, save_stages=True, shard=(0, 2))  # whole chunks of 8: plan chunks 0 and 2
+    assert s0.made == 12 and s0.manifest is None and s0.pending_shards == [(1, 2)]
     assert not (out / "metadata.jsonl").exists() and "waiting for 1/2" in str(s0)
-    s1 = run(dataset, out, fractals, save_stages=True, shard=(1, 2))
-    assert s1.made == 10 and s1.manifest == out / "metadata.jsonl"
+    s1 = run(dataset, out, fractals, save_stages=True, shard=(1, 2))  # plan chunk 1
+    assert s1.made == 8 and s1.manifest == out / "metadata.jsonl"
     assert tree(out) == tree(ref)
 
     # merge by hand gives the same file

@@ -56,7 +56,7 @@ def test_split_on_oom_releases_the_failed_batch_before_the_halves() -> None:
 
     images = [np.zeros((2, 2, 3), np.uint8)] * 4
     out = batching.split_on_oom(run, images, ["p"] * 4, [0, 1, 2, 3], lambda: None, shared=SharedPipeline())
-    assert out.shape == (4, 2, 2, 3)
+    assert out.images.shape == (4, 2, 2, 3) and out.groups == [[0, 1], [2, 3]]  # which samples ran together
     assert alive_when_halves_ran == [False, False]
 
 

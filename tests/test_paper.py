@@ -117,10 +117,10 @@ def test_rows_and_run_json_record_the_arithmetic_mask_resize_and_editor(tmp_path
     for row in _rows(out):
         assert (row["arithmetic"], row["mask"], row["seam"], row["resize"]) == ("rounded", "ramp", 20, "resize")
         assert row["prompts_per_image"] == "all" and row["model_revision"] is None  # the preview has no model
-        assert json.loads(row["editor_settings"]) == {"max_retries": 2}  # what changes Î, and nothing else
+        assert json.loads(row["editor_settings"]) == {"batch_size": 8, "max_retries": 2}  # what changes Î
     run = json.loads((out / ".diffusemix" / "run.json").read_text(encoding="utf-8"))
     assert run["recipe"]["arithmetic"] == "rounded" and run["recipe"]["prompts_per_image"] == "all"
-    assert run["editor"] == {"name": "preview", "max_retries": 2, "model_revision": None}
+    assert run["editor"] == {"name": "preview", "batch_size": 8, "max_retries": 2, "model_revision": None}
 
 
 def test_a_folder_made_before_arithmetic_was_recorded_resumes_only_as_rounded(tmp_path: Path, fractal_dir: Path, capsys):

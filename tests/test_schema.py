@@ -72,15 +72,41 @@ def test_the_same_seed_gives_the_files_the_previous_version_made(case, inputs, t
             got["input"] = _sha(folder.resolve_in(out, row["input_file_name"]))
         for stage in folder.SAVED_STAGES if "input" in want and "input_file_name" not in row else ():
             got[stage] = _sha(folder.stage_path(out, stage, row["file_name"]))
+        if "generated" in got:  # the saved Î's PNG text chunk now also carries its model call: same pixels
+            got["generated"] = want["generated"] if _same_saved_generated(
+                folder.stage_path(out, "generated", row["file_name"]), row) else got["generated"]
         assert got == want, row["file_name"]
-    # the rows say what they said, field for field (the editor's settings are now only what changes Î)
+    # the rows say what they said, field for field (the editor's settings are now only what changes Î, and the
+    # row records its plan chunk and model call since batches are part of the plan)
     old = {r["file_name"]: r for r in spec["rows"]}
     for row in rows:
         before = old[row["file_name"]]
-        assert {k: v for k, v in row.items() if k != "editor_settings"} == {
+        assert {k: v for k, v in row.items() if k not in ("editor_settings", "chunk", "batch")} == {
             k: v for k, v in before.items() if k != "editor_settings"
         }
-        assert json.loads(row["editor_settings"]) == {"max_retries": 2}
+        assert json.loads(row["editor_settings"]) == {"batch_size": 8, "max_retries": 2}
+        assert row["batch"] == [{k: row[k] for k in ("source", "prompt", "copy", "seed")}]  # the preview: one at a time
+
+
+def _same_saved_generated(path: Path, row: dict) -> bool:
+    """The saved Î as the previous version wrote it, but for the model call added to its text chunk: re-encoded
+    without the call, it must be the previous file byte for byte (checked against the fixture's hash by the caller,
+    which takes this only when it holds)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    with Image.open(path) as im:
+        meta = json.loads(im.info["diffusemix"])
+        pixels = im.copy()
+    assert meta.pop("batch") == row["batch"]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("diffusemix", json.dumps(meta))
+    buf = io.BytesIO()
+    pixels.save(buf, format="PNG", pnginfo=info)
+    spec = next(c for c in PRE["cases"].values() if f"{row['source']}|{row['prompt']}|{row['copy']}" in c["files"])
+    return hashlib.sha256(buf.getvalue()).hexdigest() == spec["files"][f"{row['source']}|{row['prompt']}|{row['copy']}"][
+        "generated"]
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ fractals or files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -26,6 +26,7 @@ __all__ = [
     "retry_seed",
     "check_requests",
     "GenerateFn",
+    "CallOutput",
     "edit_in_batches",
 ]
 
@@ -67,12 +68,17 @@ class EditResult:
         attempts: how many generations were made (1 when the first was fine).
         degenerate: ``None`` when the image is usable, else the reason from
             :func:`diffusemix.functional.degenerate_reason` for the last attempt.
+        batch: the model call that made ``image``: (request index, seed) of
+            every sample in it, in call order (its own included). A diffusion
+            model's numbers depend on the batch a sample is in, so this is what
+            replaying the image exactly needs; ``()`` when unknown.
     """
 
     image: np.ndarray
     seed: int
     attempts: int = 1
     degenerate: str | None = None
+    batch: tuple[tuple[int, int], ...] = ()
 
 
 @runtime_checkable
@@ -159,11 +165,20 @@ def check_requests(requests: Sequence[EditRequest]) -> None:
             raise DiffuseMixError(f"request {k}: seed must be an integer in [0, {MAX_SEED}]; got {r.seed!r}")
 
 
+class CallOutput(NamedTuple):
+    """What a ``generate`` that split its batch returns: the images, and the groups of positions (in the
+    batch) that were run together (e.g. the halves of a batch that ran out of memory)."""
+
+    images: Sequence[np.ndarray]
+    groups: list[list[int]]
+
+
 #: ``generate(images, prompts, seeds, step)``: make one batch. ``images`` are
 #: uint8 (h, w, 3) arrays all of one size; returns one uint8 (h, w, 3) array
-#: per image, in order. ``step()`` is called once per unit of work (a
+#: per image, in order (or a :class:`CallOutput` when it ran the batch as
+#: several model calls). ``step()`` is called once per unit of work (a
 #: denoising step) and raises :class:`Cancelled` when the cancel token is set.
-GenerateFn = Callable[[list[np.ndarray], list[str], list[int], Callable[[], None]], Sequence[np.ndarray]]
+GenerateFn = Callable[[list[np.ndarray], list[str], list[int], Callable[[], None]], Any]
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -245,6 +260,8 @@ def edit_in_batches(
        ``retry_seed(seed, attempt)``, up to ``max_retries`` times; the last
        reason is reported in :attr:`EditResult.degenerate`, never dropped.
 
+    Each result records the model call that made it (:attr:`EditResult.batch`).
+
     ``progress(done, total)`` counts ``units_per_batch`` units per batch
     (denoising steps, or images); ``total`` grows when retries are needed.
 
@@ -258,6 +275,7 @@ def edit_in_batches(
     used_seeds = [int(r.seed) for r in requests]
     attempts = [0] * n
     reasons: list[str | None] = [None] * n
+    calls: list[tuple[tuple[int, int], ...]] = [()] * n
     tracker = _Tracker(progress, cancel)
     tracker.check()
 
@@ -278,13 +296,18 @@ def edit_in_batches(
         for (wh, ww), batch in batches:
             tracker.start_batch(units_per_batch)
             seeds = [retry_seed(requests[i].seed, attempt) for i in batch]
-            outs = generate(
+            got = generate(
                 [_resize(requests[i].image, wh, ww) for i in batch],
                 [requests[i].prompt for i in batch],
                 seeds,
                 tracker.step,
             )
             tracker.end_batch()
+            outs, groups = (got.images, got.groups) if isinstance(got, CallOutput) else (got, [list(range(len(batch)))])
+            for group in groups:
+                call = tuple((batch[k], seeds[k]) for k in group)
+                for k in group:
+                    calls[batch[k]] = call
             for i, seed, out in zip(batch, seeds, outs, strict=True):
                 h, w = requests[i].image.shape[:2]
                 images[i] = _resize(np.ascontiguousarray(out, dtype=np.uint8), h, w)
@@ -295,6 +318,7 @@ def edit_in_batches(
         pending = [i for i in pending if reasons[i] is not None]
 
     return [
-        EditResult(image=images[i], seed=used_seeds[i], attempts=attempts[i], degenerate=reasons[i])  # type: ignore[arg-type]
+        EditResult(image=images[i], seed=used_seeds[i], attempts=attempts[i], degenerate=reasons[i],  # type: ignore[arg-type]
+                   batch=calls[i])
         for i in range(n)
     ]

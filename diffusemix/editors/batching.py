@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._diffusers_common import BatchOutOfMemory
+from .base import CallOutput
 
 __all__ = [
     "AUTO",
@@ -124,12 +125,14 @@ def split_on_oom(
     step: Callable[[], None],
     *,
     shared: Any,
-) -> np.ndarray:
+) -> Any:
     """``run`` on the batch; when it runs out of memory, on its two halves
     instead (recursively, down to one sample, which re-raises). Each sample
     keeps its own seed, so a split batch makes the same images up to float
-    rounding. ``shared.oom_batch`` remembers the size that failed, so the
-    editor's later batches start at half of it.
+    rounding; a split returns a :class:`~.base.CallOutput` saying which
+    samples ran together (what an exact replay needs). ``shared.oom_batch``
+    remembers the size that failed, so the editor's later batches start at
+    half of it.
 
     The halves run only after the failed call's exception is dropped: its
     traceback holds the frames of the failed call, and with them every tensor
@@ -145,9 +148,16 @@ def split_on_oom(
     _release_memory()
     half = (n + 1) // 2
     logger.warning("out of memory with %d samples in one call; retrying as %d + %d", n, half, n - half)
-    first = split_on_oom(run, images[:half], prompts[:half], seeds[:half], step, shared=shared)
-    second = split_on_oom(run, images[half:], prompts[half:], seeds[half:], step, shared=shared)
-    return np.concatenate([first, second])
+    first = _as_call(split_on_oom(run, images[:half], prompts[:half], seeds[:half], step, shared=shared))
+    second = _as_call(split_on_oom(run, images[half:], prompts[half:], seeds[half:], step, shared=shared))
+    return CallOutput(
+        images=np.concatenate([np.asarray(first.images), np.asarray(second.images)]),
+        groups=first.groups + [[half + k for k in g] for g in second.groups],
+    )
+
+
+def _as_call(got: Any) -> CallOutput:
+    return got if isinstance(got, CallOutput) else CallOutput(images=got, groups=[list(range(len(got)))])
 
 
 def _drop_traceback(exc: BaseException | None) -> None:

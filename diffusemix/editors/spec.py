@@ -112,10 +112,10 @@ class EditorSpec:
         help="img2img noising strength in (0, 1]: 0 keeps the input, 1 ignores it",
     )
     batch_size: int | str | None = setting(
-        None, kind="union", optional=True, parse=parse_batch_size, metavar="N|auto", stage="run",
+        None, kind="union", optional=True, parse=parse_batch_size, metavar="N|auto", stage="generation",
         label="Batch size",
-        help="images per pipeline call, or auto (from free memory; a batch that runs out of memory is retried in"
-        " halves)",
+        help="images per model call, or auto (from free memory, fixed when an export starts; a batch that runs out of"
+        " memory is retried in halves). A diffusion model's Î depends on the call it is in: an export records it",
     )
     max_retries: int | None = setting(
         None, kind="int", low=0, high=100, optional=True, metavar="N", stage="generation", label="Retries",
@@ -218,7 +218,7 @@ class EditorSpec:
 
         Rows written before the spec existed also hold description keys
         (``scheduler``, ``approximate``, ...): they are left out, and so is a
-        ``batch_size`` (it is chosen for the machine that replays).
+        ``device`` (the machine that replays chooses its own).
         """
         try:
             described = json.loads(row.get("editor_settings") or "{}")
@@ -227,7 +227,7 @@ class EditorSpec:
         if not isinstance(described, dict):
             raise SettingError("is not a JSON object; was the row written by diffusemix?", field="editor_settings",
                                value=row.get("editor_settings"))
-        names = {f.name for f in dataclasses.fields(cls)} - {"batch_size", "device"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"device"}
         known = {k: (None if v is None else v) for k, v in described.items() if k in names}
         name = row.get("editor")
         return cls(name=str(name) if name else "auto", **{k: v for k, v in known.items() if k != "name"})
@@ -237,6 +237,6 @@ def _pixel_fields(cls: type) -> tuple[str, ...]:
     return tuple(n for n in schema.fields_by_stage(cls, "generation") if n not in ("name", "speed"))
 
 
-#: The fields that change Î (every one but name, device and batch size, which are run settings;
-#: the name is recorded in its own column; a speed preset is recorded as the settings it set).
+#: The fields that change Î (every one but the name and the device: the name is recorded in its own column;
+#: a speed preset is recorded as the settings it set).
 PIXEL_FIELDS: tuple[str, ...] = _pixel_fields(EditorSpec)

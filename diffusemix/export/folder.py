@@ -50,6 +50,7 @@ __all__ = [
     "STAGES_DIR",
     "SAVED_STAGES",
     "HEAD_COLUMNS",
+    "BATCH_COLUMNS",
     "RUN_COLUMNS",
     "SCORE_COLUMNS",
     "MANIFEST_COLUMNS",
@@ -126,12 +127,17 @@ _DONE_RE = re.compile(r"^done-(\d+)-of-(\d+)\.json$")
 #: journal row has no ``label``: the index is given when the manifest is written, once every class
 #: is known.
 HEAD_COLUMNS: tuple[str, ...] = ("file_name", "label", "class_name")
+#: How the sample's Î was generated: its plan chunk, and the model call that made it (one {source, prompt, copy,
+#: seed} per sample in the call, in call order): a diffusion model's Î depends on the call it is in.
+BATCH_COLUMNS: tuple[str, ...] = ("chunk", "batch")
 #: Fields that hold for every sample of a run, after the record's own.
 RUN_COLUMNS: tuple[str, ...] = ("prompts_per_image", "editor", "editor_settings", "model_revision")
 #: Columns added to every row of a scored export (``--score``); see :meth:`diffusemix.scoring.Score.to_row`.
 SCORE_COLUMNS: tuple[str, ...] = ("score", "scorer", "label_rank", "input_score", "input_label_rank")
 #: Columns of metadata.jsonl, in order: the head, the sample's record (:class:`SampleRecord`), the run's.
-MANIFEST_COLUMNS: tuple[str, ...] = (*HEAD_COLUMNS, *(f.name for f in dataclasses.fields(SampleRecord)), *RUN_COLUMNS)
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    *HEAD_COLUMNS, *(f.name for f in dataclasses.fields(SampleRecord)), *BATCH_COLUMNS, *RUN_COLUMNS
+)
 #: The record's mixing fields: a cache's rows leave them out (it mixed nothing).
 MIXING_COLUMNS: tuple[str, ...] = schema.fields_by_stage(SampleRecord, "mixing")
 #: Journal key of a row whose Î stayed degenerate (no file written).

@@ -63,9 +63,11 @@ class ExportOptions:
         help="do only shard I of N (0-based); shards never write the same file and merge when all finish",
     )
     chunk_size: int | None = setting(
-        None, kind="int", low=1, high=4096, optional=True, metavar="N", stage="run", label="Chunk size",
+        None, kind="int", low=1, high=4096, optional=True, metavar="N", stage="generation", label="Chunk size",
         default_text="the editor's batch size, or 8",
-        help="samples handed to the editor at once, the unit of decoding ahead, writing and resuming",
+        help="samples handed to the editor at once: plan positions [k*N, (k+1)*N) form chunk k, shards take whole"
+        " chunks, and the editor cuts a chunk into model calls of its batch size (a diffusion model's Î depends on"
+        " the call it is in, so this is recorded and fixed for the folder)",
     )
     workers: int = setting(2, kind="int", low=1, high=64, metavar="N", stage="run", label="Workers",
                            help="CPU threads for decoding, and as many for mixing, encoding and writing")

@@ -1,10 +1,14 @@
-"""Step 2, plan: every (image, prompt, copy) in a fixed order, and the dry run.
+"""Step 2, plan: every (image, prompt, copy) in a fixed order, cut into chunks, and the dry run.
 
 The plan is images by (class, path), then the recipe's prompts, then copies.
-Sample ``k`` of the plan belongs to shard ``k % N``, so shards balance and
-never share a file. A shard's samples are cut into fixed chunks of
-:func:`chunk_size` samples (the same chunks on every run, so a resumed run
-makes the same editor batches as an uninterrupted one).
+Which samples are generated together is part of the plan: chunk ``k`` is the
+plan positions ``[k * c, (k + 1) * c)`` of the whole plan (``c`` the chunk
+size, recorded in run.json), handed to the editor in one call, which cuts it
+into model calls of its batch size. Shard ``i`` of ``N`` takes the chunks
+``k`` with ``k % N == i``. So the same settings make the same model calls
+however the work is split (shards, resumed runs, other engines), and a
+diffusion model's Î, which depends on the batch a sample is in, comes out the
+same bit for bit.
 """
 
 from __future__ import annotations
@@ -28,42 +32,13 @@ class Sample:
     entry: ImageEntry
     record: SampleRecord
     file_name: str  # relative to OUTPUT, POSIX
+    position: int = 0  # in the whole plan
+    chunk: int = 0  # position // chunk size
     done: bool = False
     reuse: Path | None = None  # saved Î to read instead of calling the editor
 
 
-def iter_samples(
-    scan: InputScan, recipe: Recipe, fractal_names: Sequence[str] | None, options: ExportOptions
-) -> Iterator[Sample]:
-    """This shard's samples in plan order (records drawn lazily, one image at a time).
-
-    An image's samples are its prompts (all, or the ones drawn for it:
-    ``recipe.draw_prompts``) times the copies. With ``fractal_names=None``
-    records are not drawn (the record is a placeholder; file names are exact).
-    """
-    spi = recipe.samples_per_image
-    i, n = options.shard
-    slugs = prompt_slugs(recipe.prompts)
-    ext = options.extension
-    placeholder = SampleRecord(
-        source="", prompt="", copy=0, layout="left", mask=recipe.mask, seam=0, lam=0.0, fractal="", seed=0, attempts=1,
-        size=recipe.size, resize=recipe.resize, arithmetic=recipe.arithmetic,
-    )
-    for idx, entry in enumerate(scan.entries):
-        first = idx * spi
-        js = [j for j in range(spi) if (first + j) % n == i]
-        if not js:
-            continue
-        records = draw(recipe, entry.source, fractal_names) if fractal_names is not None else None
-        prompts = draw_prompts(recipe, entry.source)
-        for j in js:
-            prompt = prompts[j // recipe.images_per_prompt]
-            copy = j % recipe.images_per_prompt
-            rec = records[j] if records is not None else placeholder
-            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
-
-
-#: Samples per chunk when neither the options nor the editor say (the preview has no batch).
+#: Samples per chunk when neither the options nor the editor say.
 DEFAULT_CHUNK = 8
 
 
@@ -74,20 +49,63 @@ def chunk_size(options: ExportOptions, batch_size: int | str | None) -> int:
     return int(batch_size) if isinstance(batch_size, int) else DEFAULT_CHUNK
 
 
-def chunks(samples: Iterator[Sample], size: int) -> Iterator[list[Sample]]:
+def in_shard(position: int, chunk: int, shard: tuple[int, int]) -> bool:
+    """Whether plan position ``position`` belongs to ``shard``: its chunk's index modulo the shard count."""
+    return (position // chunk) % shard[1] == shard[0]
+
+
+def iter_samples(
+    scan: InputScan, recipe: Recipe, fractal_names: Sequence[str] | None, options: ExportOptions
+) -> Iterator[Sample]:
+    """This shard's samples in plan order (records drawn lazily, one image at a time).
+
+    An image's samples are its prompts (all, or the ones drawn for it:
+    ``recipe.draw_prompts``) times the copies. With ``fractal_names=None``
+    records are not drawn (the record is a placeholder; file names are exact).
+    The chunk size is ``options.chunk_size`` (resolved by the run; 8 when unset).
+    """
+    spi = recipe.samples_per_image
+    i, n = options.shard
+    chunk = int(options.chunk_size or DEFAULT_CHUNK)
+    slugs = prompt_slugs(recipe.prompts)
+    ext = options.extension
+    placeholder = SampleRecord(
+        source="", prompt="", copy=0, layout="left", mask=recipe.mask, seam=0, lam=0.0, fractal="", seed=0, attempts=1,
+        size=recipe.size, resize=recipe.resize, arithmetic=recipe.arithmetic,
+    )
+    for idx, entry in enumerate(scan.entries):
+        first = idx * spi
+        js = [j for j in range(spi) if in_shard(first + j, chunk, (i, n))]
+        if not js:
+            continue
+        records = draw(recipe, entry.source, fractal_names) if fractal_names is not None else None
+        prompts = draw_prompts(recipe, entry.source)
+        for j in js:
+            prompt = prompts[j // recipe.images_per_prompt]
+            copy = j % recipe.images_per_prompt
+            rec = records[j] if records is not None else placeholder
+            pos = first + j
+            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}", position=pos, chunk=pos // chunk)
+
+
+def chunks(samples: Iterator[Sample]) -> Iterator[list[Sample]]:
+    """The samples grouped by their plan chunk (a shard's samples come chunk by chunk)."""
     chunk: list[Sample] = []
     for s in samples:
-        chunk.append(s)
-        if len(chunk) == size:
+        if chunk and s.chunk != chunk[0].chunk:
             yield chunk
             chunk = []
+        chunk.append(s)
     if chunk:
         yield chunk
 
 
-def count_for_shard(total: int, shard: tuple[int, int]) -> int:
+def count_for_shard(total: int, shard: tuple[int, int], chunk: int) -> int:
+    """How many of ``total`` plan positions belong to ``shard`` (whole chunks of ``chunk``)."""
     i, n = shard
-    return max(0, math.ceil((total - i) / n))
+    full, rest = divmod(total, chunk)  # full chunks, and the last one's size
+    mine = full // n + (1 if full % n > i else 0)
+    return mine * chunk + (rest if full % n == i else 0)
 
 
 def est_bytes_per_sample(size: int, options: ExportOptions) -> int:
@@ -186,7 +204,7 @@ def plan_export(
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache)
     total = len(scan.entries) * recipe.samples_per_image
-    mine = count_for_shard(total, options.shard)
+    mine = count_for_shard(total, options.shard, int(options.chunk_size or DEFAULT_CHUNK))
     done = 0
     if out.is_dir():
         finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}

@@ -95,6 +95,8 @@ def export_dataset(
         raise DiffuseMixError("has no images; pass a folder of fractal images", field="the fractal set")
     check_foreign_output(out)
     editor.load()  # a model that cannot be loaded stops the run here, before run.json or any file is written
+    # the model calls are part of the plan: a fixed batch size (auto: the folder's, or chosen now) and chunk size
+    editor, options = fix_batches(out, editor, options, recipe.size)
     rule = score_rule if score_rule is not None else ScoreRule()
     if scorer is not None and not scorer.available:
         scorer = None
@@ -107,16 +109,17 @@ def export_dataset(
     # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
     lock = OutputLock(out, shard)
     try:
+        calls = _saved_calls(out) if options.reuse_generated else {}  # before a remix forgets the rows
         remix = _open_output(out, settings, options, tag, lock)
         finished, orphans = _record_plan(out, scan, recipe, options, tag)
         journal = folder.Journal(folder.journal_path(out, shard))
         writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
 
         # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
-        total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard)
+        total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard, options.chunk_size)
         bar = Progress(total, shard, progress, bar=progress_bar)
         stream = Stream(
-            chunks(iter_samples(scan, recipe, fractals.names, options), chunk_size(options, editor.spec.batch_size)),
+            chunks(iter_samples(scan, recipe, fractals.names, options)),
             out=out,
             recipe=recipe,
             editor=editor,
@@ -127,6 +130,7 @@ def export_dataset(
             cancel=cancel,
             scorer=scorer,
             rule=rule,
+            calls=calls,
         )
         try:
             stream.run()
@@ -179,6 +183,40 @@ _CACHE_NOTE = [
     f"a cache: I ({folder.INPUTS_DIR}/) and the generated images, nothing mixed; train on it with "
     "diffusemix.data.DiffuseMixDataset(OUTPUT), which re-mixes A every epoch"
 ]
+
+
+def fix_batches(out: Path, editor: "Editor", options: ExportOptions, size: int) -> tuple["Editor", ExportOptions]:
+    """The editor with a fixed batch size and the options with a fixed chunk size: what makes the model calls.
+
+    ``batch_size="auto"`` becomes the number the folder was made with (a resumed run, a shard) or, for a new
+    folder, the one chosen now from free memory; the chunk size defaults to the batch size. Both are recorded
+    in run.json, so every later run (and every other engine) makes the same calls.
+    """
+    from .settings import recorded_batches
+
+    batch = editor.spec.batch_size
+    recorded_batch, recorded_chunk = recorded_batches(out)
+    if batch == "auto":
+        if recorded_batch is not None:
+            batch = recorded_batch
+        else:
+            from ..editors.batching import resolve_batch_size
+
+            batch = resolve_batch_size("auto", device=editor.device, dtype=str(editor.spec.dtype), height=size,
+                                       width=size)
+        editor = editor.with_settings(batch_size=int(batch))
+    if options.chunk_size is None:
+        options = options.replace(chunk_size=recorded_chunk or chunk_size(options, editor.spec.batch_size))
+    return editor, options
+
+
+def _saved_calls(out: Path) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The model call that made each Î the folder's rows list (what a remix's rows carry over)."""
+    calls = {}
+    for row in folder.read_journal_rows(out):
+        if isinstance(row.get("file_name"), str) and isinstance(row.get("batch"), list):
+            calls[row["file_name"]] = tuple(m for m in row["batch"] if isinstance(m, dict))
+    return calls
 
 
 def _check_arguments(recipe: Any, editor: Any, fractals: Any, options: Any) -> None:

@@ -46,8 +46,9 @@ __all__ = ["SETTINGS_VERSION", "RunSettings", "run_settings", "read_run", "adopt
 #: ``generation`` / ``mixing`` split by hand. 1: version 2 without prompts_per_image, model_revision, arithmetic.
 SETTINGS_VERSION = 3
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-#: The options fields that change the files (format, quality, cache); the others are how the run works.
-_OPTION_FIELDS = tuple(n for n in schema.fields_by_stage(ExportOptions, "mixing"))
+#: The options fields that change the files: what makes Î (the chunk size: which samples share model calls)
+#: and what makes A (format, quality, cache); the others are how the run works.
+_OPTION_FIELDS = schema.fields_by_stage(ExportOptions, "generation") + schema.fields_by_stage(ExportOptions, "mixing")
 
 
 def _fractal_digest(fractals: "FractalSet") -> str:
@@ -191,6 +192,17 @@ def read_run(out: Path) -> RunSettings | None:
         ) from None
 
 
+def recorded_batches(out: Path) -> tuple[int | None, int | None]:
+    """(editor batch size, chunk size) an output folder was made with, where run.json says (else None)."""
+    raw = folder.read_settings(out) if Path(out).is_dir() else None
+    if raw is None:
+        return None, None
+    d = upgrade(raw)
+    batch = (d.get("editor") or {}).get("batch_size")
+    chunk = (d.get("options") or {}).get("chunk_size")
+    return (batch if schema.is_int(batch) else None), (chunk if schema.is_int(chunk) else None)
+
+
 def run_prompts(raw: Mapping[str, Any]) -> tuple[str, ...]:
     """The prompts of a run.json (any version), in recipe order; () when unknown."""
     try:
@@ -264,17 +276,35 @@ def _parts(d: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "editor": d.get("editor"),
         "scorer": d.get("scorer"),
     }
+    gen_options = set(schema.fields_by_stage(ExportOptions, "generation"))
+    gen["options"] = {k: v for k, v in options.items() if k in gen_options}
     mix = {
         "recipe": {k: v for k, v in recipe.items() if k not in gen_fields},
-        "options": dict(options),
+        "options": {k: v for k, v in options.items() if k not in gen_options},
         "fractals": d.get("fractals"),
     }
     return gen, mix
 
 
+def _unknown_as_unchanged(old: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """What an older folder did not record is taken as this run's: the model revision (unknown then), the
+    batch and chunk sizes (recorded since batches are part of the plan)."""
+    old = json.loads(json.dumps(old))
+    editor, new_editor = old.setdefault("editor", {}) or {}, new.get("editor") or {}
+    if editor.get("model_revision") is None:
+        editor["model_revision"] = new_editor.get("model_revision")
+    if "batch_size" not in editor and "batch_size" in new_editor:
+        editor["batch_size"] = new_editor["batch_size"]
+    options, new_options = old.setdefault("options", {}) or {}, new.get("options") or {}
+    if "chunk_size" not in options and "chunk_size" in new_options:
+        options["chunk_size"] = new_options["chunk_size"]
+    old["editor"], old["options"] = editor, options
+    return old
+
+
 def _merged(gen: Mapping[str, Any], mix: Mapping[str, Any]) -> dict[str, Any]:
     """The two parts as one dict keyed as run.json is (``recipe.seed``, ``editor.steps``, ``options.format``)."""
-    return {**gen, **mix, "recipe": {**gen["recipe"], **mix["recipe"]}}
+    return {**gen, **mix, "recipe": {**gen["recipe"], **mix["recipe"]}, "options": {**gen["options"], **mix["options"]}}
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -326,10 +356,9 @@ def adopt_settings(
             f"was made from another input ({old.get('input')})", field=f"output folder {out}",
             hint="Use a new output folder for this input",
         )
+    old = _unknown_as_unchanged(old, new)
     old_gen, old_mix = _parts(old)
     new_gen, new_mix = _parts(new)
-    if old.get("editor", {}).get("model_revision") is None:  # unknown then: taken as unchanged
-        new_gen = {**new_gen, "editor": {**(new_gen["editor"] or {}), "model_revision": None}}
     same_gen, same_mix = old_gen == new_gen, old_mix == new_mix
     if same_gen and same_mix:
         if raw.get("settings_version") != SETTINGS_VERSION:

@@ -9,10 +9,11 @@ dataset.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .folder import SAVED_STAGES, cache_input_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .scan import input_file_problem
-from .writer import Writer, read_reused
+from .writer import Made, Writer, read_reused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
@@ -71,9 +72,17 @@ class Progress:
             self.bar.close()
 
 
+def batch_members(jobs: list[Sample], call: tuple[tuple[int, int], ...]) -> tuple[dict[str, Any], ...]:
+    """An :attr:`EditResult.batch` (indices into ``jobs``, seeds) as the row's ``batch`` column."""
+    return tuple(
+        {"source": jobs[j].record.source, "prompt": jobs[j].record.prompt, "copy": jobs[j].record.copy, "seed": seed}
+        for j, seed in call
+    )
+
+
 def decode_chunk(
-    chunk: list[Sample], recipe: Recipe, reuse: bool
-) -> tuple[dict[str, np.ndarray | str], dict[str, tuple[np.ndarray, SampleRecord]]]:
+    chunk: list[Sample], recipe: Recipe, reuse: bool, calls: "dict[str, tuple[dict[str, Any], ...]] | None" = None
+) -> tuple[dict[str, np.ndarray | str], dict[str, "Made"]]:
     """I for every image of a chunk (or why it failed), and the reusable Î."""
     from ..images import load_image, prepare
 
@@ -94,11 +103,11 @@ def decode_chunk(
             images[src] = f"cannot be used: {e}"
         except MemoryError:  # this image alone: the rest of the chunk goes on
             images[src] = "ran out of memory while decoding it (too large for this machine); skipped"
-    reused: dict[str, tuple[np.ndarray, SampleRecord]] = {}
+    reused: dict[str, Made] = {}
     if reuse:
         for s in chunk:
             if s.reuse is not None and isinstance(images.get(s.entry.source), np.ndarray):
-                got = read_reused(s.reuse, s.record, recipe.size)
+                got = read_reused(s.reuse, s.record, recipe.size, (calls or {}).get(s.file_name, ()))
                 if got is not None:
                     reused[s.file_name] = got
     return images, reused
@@ -125,8 +134,11 @@ class Stream:
         cancel: "CancelToken | None",
         scorer: "Scorer | None" = None,
         rule: ScoreRule | None = None,
+        calls: "dict[str, tuple[dict[str, Any], ...]] | None" = None,
     ) -> None:
         self.chunks, self.out, self.recipe, self.editor = chunks, out, recipe, editor
+        #: a remix: the model call that made each saved Î (from the rows the folder had), by file name
+        self.calls = calls or {}
         self.options, self.writer, self.finished = options, writer, finished
         self.progress, self.cancel = progress, cancel
         self.scorer, self.rule = scorer, rule if rule is not None else ScoreRule()
@@ -201,7 +213,7 @@ class Stream:
                 self.skipped += len(chunk) - n_bad
                 self.progress.advance(len(chunk))
                 continue
-            fut = self._decode_pool.submit(decode_chunk, chunk, self.recipe, self.options.reuse_generated)
+            fut = self._decode_pool.submit(decode_chunk, chunk, self.recipe, self.options.reuse_generated, self.calls)
             self._decoding.append((chunk, fut))
 
     def _edit_and_write(
@@ -221,11 +233,10 @@ class Stream:
                 live.append(s)
         n_dead = len(chunk) - len(live)
         # 2. Î: reused where saved, else one editor call for the chunk (scored and retried with a scorer)
-        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]] = {}
+        results: dict[str, Made] = {}
         for s in live:
             if s.file_name in reused:
-                arr, rec = reused[s.file_name]
-                results[s.file_name] = (arr, rec, None, None, None)
+                results[s.file_name] = reused[s.file_name]
         jobs = [s for s in live if s.file_name not in results]
         try:
             self._generate(jobs, images, results)
@@ -237,11 +248,9 @@ class Stream:
         for s in live:
             if s.done:
                 continue
-            arr, rec, why, score, rejected = results[s.file_name]
-            self._count_score(rec.prompt, score, rejected)
-            futs.append(
-                self._write_pool.submit(self.writer, s, images[s.entry.source], arr, rec, why, score, rejected)
-            )
+            made = results[s.file_name]
+            self._count_score(made.record.prompt, made.score, made.rejected)
+            futs.append(self._write_pool.submit(self.writer, s, images[s.entry.source], made))
         for s in chunk:
             if s.done:
                 if self.finished.get(s.file_name) is False:
@@ -273,7 +282,7 @@ class Stream:
         self,
         jobs: list[Sample],
         images: dict[str, np.ndarray | str],
-        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]],
+        results: dict[str, Made],
     ) -> None:
         """One editor call for ``jobs``; with a scorer, scored and rejected Î made again (raises Cancelled)."""
         if not jobs:
@@ -282,7 +291,7 @@ class Stream:
         if self.scorer is None:
             made = generate(self.editor, pairs, cancel=self.cancel)  # type: ignore[arg-type]
             for s, (rec, res) in zip(jobs, made, strict=True):
-                results[s.file_name] = (res.image, rec, res.degenerate, None, None)
+                results[s.file_name] = Made(res.image, rec, res.degenerate, batch=batch_members(jobs, res.batch))
             return
         done = generate_scored(
             self.editor,
@@ -294,25 +303,25 @@ class Stream:
             cancel=self.cancel,
         )
         for s, d in zip(jobs, done, strict=True):
-            results[s.file_name] = (d.result.image, d.record, d.result.degenerate, d.score, d.rejected)
+            results[s.file_name] = Made(d.result.image, d.record, d.result.degenerate, d.score, d.rejected,
+                                        batch=batch_members(jobs, d.result.batch))
 
     def _score_reused(
         self,
         reused: list[Sample],
         images: dict[str, np.ndarray | str],
-        results: dict[str, tuple[np.ndarray, SampleRecord, str | None, Score | None, str | None]],
+        results: dict[str, Made],
     ) -> None:
         """A remix's saved Î get their scores again (they passed the same rule when they were made)."""
         if self.scorer is None or not reused:
             return
         scores = self.scorer.score(
             [images[s.entry.source] for s in reused],  # type: ignore[misc]
-            [results[s.file_name][0] for s in reused],
+            [results[s.file_name].image for s in reused],
             labels=[s.entry.label for s in reused],
         )
         for s, sc in zip(reused, scores, strict=True):
-            arr, rec, why, _, _ = results[s.file_name]
-            results[s.file_name] = (arr, rec, why, sc, self.rule.reject(sc))
+            results[s.file_name] = dataclasses.replace(results[s.file_name], score=sc, rejected=self.rule.reject(sc))
 
     def _count_score(self, prompt: str, score: Score | None, rejected: str | None) -> None:
         if score is None:

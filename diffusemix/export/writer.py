@@ -10,6 +10,7 @@ A saved Î carries the seed actually used in a PNG text chunk, so a remix
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import io
 import json
 import threading
@@ -48,12 +49,31 @@ def _encode(array: np.ndarray, fmt: str, quality: int, pnginfo: Any = None) -> b
     return buf.getvalue()
 
 
-def _generated_meta(rec: SampleRecord) -> dict[str, Any]:
-    return {"source": rec.source, "prompt": rec.prompt, "copy": rec.copy, "seed": rec.seed, "attempts": rec.attempts}
+@dataclass(frozen=True)
+class Made:
+    """What the editor (or a saved stage) gave for one sample: Î, its record, and how it came to be."""
+
+    image: np.ndarray
+    record: SampleRecord
+    degenerate: str | None = None
+    score: Score | None = None
+    rejected: str | None = None
+    #: the model call that made Î: one {source, prompt, copy, seed} per sample in it, in call order
+    batch: tuple[dict[str, Any], ...] = ()
 
 
-def read_reused(path: Path, rec: SampleRecord, size: int) -> tuple[np.ndarray, SampleRecord] | None:
-    """A saved Î and the record with its seed, or None if it is not a usable save of this sample."""
+def _generated_meta(made: Made) -> dict[str, Any]:
+    """What a saved Î carries in its PNG text chunk: enough for a remix's row (its record and model call)."""
+    rec = made.record
+    return {"source": rec.source, "prompt": rec.prompt, "copy": rec.copy, "seed": rec.seed, "attempts": rec.attempts,
+            "batch": list(made.batch)}
+
+
+def read_reused(
+    path: Path, rec: SampleRecord, size: int, batch: tuple[dict[str, Any], ...] = ()
+) -> Made | None:
+    """A saved Î with its record (seed, attempts) and model call, or None if it is not a usable save of this sample.
+    ``batch``: the model call from the row the folder had for it, for a file saved before Î carried its call."""
     from PIL import Image
 
     try:
@@ -71,7 +91,10 @@ def read_reused(path: Path, rec: SampleRecord, size: int) -> tuple[np.ndarray, S
         seed, attempts = int(meta["seed"]), int(meta["attempts"])
     except (KeyError, TypeError, ValueError):
         return None
-    return np.ascontiguousarray(arr), dataclasses.replace(rec, seed=seed, attempts=attempts)
+    saved = meta.get("batch")
+    if isinstance(saved, list) and all(isinstance(m, dict) for m in saved):
+        batch = tuple(saved)
+    return Made(np.ascontiguousarray(arr), dataclasses.replace(rec, seed=seed, attempts=attempts), batch=batch)
 
 
 class Writer:
@@ -112,14 +135,15 @@ class Writer:
         self._mkdir(path.parent)
         folder.atomic_write(path, data, tag=self.tag)
 
-    def row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
-        """The sample's journal row: everything that made its image, enough to replay it alone:
-        its file, its class, its record and the run's fields (the manifest adds the class index)."""
-        return {"file_name": s.file_name, "class_name": s.entry.label, **rec.to_dict(), **self.run_fields}
+    def row(self, s: Sample, made: Made) -> dict[str, Any]:
+        """The sample's journal row: everything that made its image, enough to replay it alone: its file, its
+        class, its record, its plan chunk and model call, and the run's fields (the manifest adds the class index)."""
+        return {"file_name": s.file_name, "class_name": s.entry.label, **made.record.to_dict(), "chunk": s.chunk,
+                "batch": list(made.batch), **self.run_fields}
 
-    def cache_row(self, s: Sample, rec: SampleRecord) -> dict[str, Any]:
+    def cache_row(self, s: Sample, made: Made) -> dict[str, Any]:
         """A cache's row: Î is ``file_name``, I is ``input_file_name``; no mixing fields."""
-        row = {k: v for k, v in self.row(s, rec).items() if k not in MIXING_COLUMNS}
+        row = {k: v for k, v in self.row(s, made).items() if k not in MIXING_COLUMNS}
         return {"file_name": row.pop("file_name"), "input_file_name": self.input_name(s), **row}
 
     def input_name(self, s: Sample) -> str:
@@ -144,40 +168,30 @@ class Writer:
         finally:
             event.set()  # type: ignore[union-attr]
 
-    def _write_cache(
-        self, s: Sample, image: np.ndarray, generated: np.ndarray, rec: SampleRecord, scores: dict[str, Any]
-    ) -> str:
+    def _write_cache(self, s: Sample, image: np.ndarray, made: Made, scores: dict[str, Any]) -> str:
         """A cache keeps I (once per image) and Î, mixes nothing; the row (with any scores) goes last."""
         self._put_input_once(s, image)
-        data = _encode(generated, self.options.format, self.options.quality)  # type: ignore[arg-type]
+        data = _encode(made.image, self.options.format, self.options.quality)  # type: ignore[arg-type]
         self._put(self.out / s.file_name, data)
-        self.journal.append({**self.cache_row(s, rec), **scores})
+        self.journal.append({**self.cache_row(s, made), **scores})
         return "made"
 
-    def __call__(
-        self,
-        s: Sample,
-        image: np.ndarray,
-        generated: np.ndarray,
-        rec: SampleRecord,
-        degenerate: str | None,
-        score: Score | None = None,
-        rejected: str | None = None,
-    ) -> str:
+    def __call__(self, s: Sample, image: np.ndarray, made: Made) -> str:
+        rec, generated = made.record, made.image
         # 1. a blank Î, or one whose score the rule rejected, is reported, never written
-        scores = score.to_row() if score is not None else {}
-        if degenerate is not None:
-            row = self.cache_row(s, rec) if self.options.cache else self.row(s, rec)
-            self.journal.append({**row, DEGENERATE_KEY: degenerate})
+        scores = made.score.to_row() if made.score is not None else {}
+        if made.degenerate is not None:
+            row = self.cache_row(s, made) if self.options.cache else self.row(s, made)
+            self.journal.append({**row, DEGENERATE_KEY: made.degenerate})
             return "degenerate"
-        if rejected is not None:
+        if made.rejected is not None:
             if self.options.save_stages:  # kept for a look (the report's contact sheet), not part of the dataset
                 self._put(stage_path(self.out, "rejected", s.file_name), _encode(generated, "png", 0))
-            row = self.cache_row(s, rec) if self.options.cache else self.row(s, rec)
-            self.journal.append({**row, **scores, REJECTED_KEY: rejected})
+            row = self.cache_row(s, made) if self.options.cache else self.row(s, made)
+            self.journal.append({**row, **scores, REJECTED_KEY: made.rejected})
             return "rejected"
         if self.options.cache:
-            return self._write_cache(s, image, generated, rec, scores)
+            return self._write_cache(s, image, made, scores)
         # 2. mix
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
@@ -192,7 +206,7 @@ class Writer:
                 info = None
                 if stage == "generated":
                     info = PngImagePlugin.PngInfo()
-                    info.add_text(_GENERATED_META_KEY, json.dumps(_generated_meta(rec)))
+                    info.add_text(_GENERATED_META_KEY, json.dumps(_generated_meta(made)))
                 arr = st.mask_uint8() if stage == "mask" else getattr(st, stage)
                 self._put(path, _encode(arr, "png", 0, info))
         path = self.out / s.file_name
@@ -205,5 +219,5 @@ class Writer:
                 for stage in ("mask", "hybrid", "fractal"):
                     stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
         # 4. the row, last
-        self.journal.append({**self.row(s, rec), **scores})
+        self.journal.append({**self.row(s, made), **scores})
         return "made"

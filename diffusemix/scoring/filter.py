@@ -92,6 +92,7 @@ def generate_scored(
         ]
         made = generate(editor, batch, progress=progress, cancel=cancel)
         for i, (rec, res) in zip(pending, made, strict=True):
+            res = dataclasses.replace(res, batch=tuple((pending[j], s) for j, s in res.batch))  # indices into jobs
             attempts[i] += rec.attempts
             records[i] = dataclasses.replace(rec, attempts=attempts[i])
             out[i] = Scored(records[i], res, None, None, round_)

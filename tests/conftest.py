@@ -114,6 +114,15 @@ def tiny_dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_dino_v1_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random DINO v1 ViT (the architecture of facebook/dino-vitb16) saved with save_pretrained."""
+    from tiny_scorers import build_tiny_dino_v1
+
+    _use_few_threads()
+    return build_tiny_dino_v1(tmp_path_factory.mktemp("tiny-dino-v1") / "model")
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random CLIP model + image processor + byte-level tokenizer."""
     from tiny_scorers import build_tiny_clip

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tiny_pipelines import MAX_TOKENS, write_byte_clip_tokenizer
 
-__all__ = ["build_tiny_dino", "build_tiny_clip"]
+__all__ = ["build_tiny_dino", "build_tiny_clip", "build_tiny_dino_v1"]
 
 #: Side of the square crop the tiny models see (the real ones: 224).
 CROP = 32
@@ -93,4 +93,22 @@ def build_tiny_clip(folder: str | Path, *, seed: int = 0) -> Path:
     for f in tok_dir.iterdir():
         f.unlink()
     tok_dir.rmdir()
+    return folder
+
+
+def build_tiny_dino_v1(folder: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny random DINO (v1) ``ViTModel`` (no pooler, as facebook/dino-vitb16) and a ViT image processor."""
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    folder = Path(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ViTModel(
+            ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                      image_size=CROP, patch_size=8),
+            add_pooling_layer=False,
+        )
+    model.save_pretrained(folder, safe_serialization=True)
+    ViTImageProcessor(size={"height": CROP, "width": CROP}).save_pretrained(folder)
     return folder

@@ -25,6 +25,7 @@ from ..errors import ScorerLoadError, SettingError
 from .base import NoScorer, Score, Scorer, ScoreRule, check_pairs
 from .clip import DEFAULT_CLIP_MODEL, ClipLabelScorer, ClipScorer, class_phrase
 from .dino import DEFAULT_DINO_MODEL, DinoScorer
+from .genmix import DEFAULT_GENMIX_MODEL, GENMIX_THRESHOLD, GenMixScorer
 from .spec import DEFAULT_TEMPLATE, SCORER_NAMES, ScorerSpec
 
 __all__ = [
@@ -37,6 +38,9 @@ __all__ = [
     "ScoreRule",
     "NoScorer",
     "DinoScorer",
+    "GenMixScorer",
+    "DEFAULT_GENMIX_MODEL",
+    "GENMIX_THRESHOLD",
     "ClipScorer",
     "ClipLabelScorer",
     "DEFAULT_DINO_MODEL",
@@ -115,6 +119,8 @@ def load_scorer(spec: ScorerSpec | str = "auto", *, class_names: Sequence[str] |
     model = spec.model
     if spec.name == "dino":
         return DinoScorer(model, **common)
+    if spec.name == "genmix":
+        return GenMixScorer(model, **common)
     if spec.name == "clip":
         return ClipScorer(model, **common)
     if spec.name == "clip-label":

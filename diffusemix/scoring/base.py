@@ -136,9 +136,10 @@ class ScoreRule:
     min_score: float | None = setting(
         None, kind="float", low=-1.0, high=1.0, optional=True, flag="--min-similarity", metavar="X",
         stage="generation", label="Threshold",
-        help="keep Î whose score is at least X (a cosine for dino and clip; the true class's probability for"
-        " clip-label). Thresholds belong to the features they were set on: GenMix's 0.7 is DINO ViT-B/16,"
-        " DiffCoRe-Mix's 0.6 CLIP ViT-B/32",
+        help="keep Î whose score is at least X (a cosine for genmix, dino and clip; the true class's probability for"
+        " clip-label). A threshold belongs to the features it was set on: 0.7 is GenMix's, for --score genmix (DINO"
+        " ViT-B/16, 224 x 224); none is published for dino (DINOv2) or for clip between I and Î (DiffCoRe-Mix's 0.6"
+        " compares Î with a real image of its class): choose one from `diffusemix report`",
     )
     max_rank: int | None = setting(
         None, kind="int", low=1, optional=True, flag="--max-label-rank", metavar="K", stage="generation",

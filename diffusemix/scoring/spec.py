@@ -20,7 +20,7 @@ __all__ = ["ScorerSpec", "SCORER_NAMES", "DEFAULT_TEMPLATE"]
 
 #: Names accepted by ``load_scorer`` and ``--score`` (``none``: scoring off; ``auto``: the first
 #: scorer whose weights are here, else no scores, said plainly).
-SCORER_NAMES: tuple[str, ...] = ("none", "auto", "dino", "clip", "clip-label")
+SCORER_NAMES: tuple[str, ...] = ("none", "auto", "genmix", "dino", "clip", "clip-label")
 
 #: clip-label's text for each class name.
 DEFAULT_TEMPLATE = "a photo of a {}"
@@ -33,14 +33,17 @@ class ScorerSpec:
 
     name: str = setting(
         "none", choices=SCORER_NAMES, flag="--score", stage="generation", label="Scorer",
-        help="score each Î and write the score into its row: dino (DINOv2 class-token cosine of I and Î), clip"
-        " (CLIP image cosine), clip-label (CLIP zero-shot probability of the true class among the class names), auto"
-        " (dino, else clip, if the weights are here; otherwise no scores, said plainly), none",
+        help="score each Î and write the score into its row: genmix (GenMix's filter: DINO ViT-B/16 class-token cosine"
+        " of I and Î at 224 x 224, its threshold 0.7), dino (DINOv2 class-token cosine; no published threshold), clip"
+        " (CLIP image cosine; no published threshold for I vs Î), clip-label (CLIP zero-shot probability of the true"
+        " class among the class names), auto (dino, else clip, if the weights are here; otherwise no scores, said"
+        " plainly), none",
     )
     model: str | None = setting(
         None, kind="str", optional=True, flag="--scorer-model", metavar="ID_OR_FOLDER", stage="generation",
         label="Scorer model",
-        default_text="dino: facebook/dinov2-small; clip and clip-label: openai/clip-vit-base-patch32",
+        default_text="genmix: facebook/dino-vitb16; dino: facebook/dinov2-small; clip and clip-label:"
+        " openai/clip-vit-base-patch32",
         help="Hugging Face id or local folder of the scorer",
     )
     template: str | None = setting(

@@ -25,6 +25,7 @@ from diffusemix.errors import DiffuseMixError
 from diffusemix.editors.preview import preview_style
 from diffusemix.images import prepare
 from diffusemix.prompts import format_set, load_prompts, save_set
+from diffusemix.scoring import GENMIX_THRESHOLD
 from diffusemix.ui.limits import MAX_LAB_IMAGES, MAX_LAB_PROMPTS
 from diffusemix.ui.shared import (
     MAX_SEED,
@@ -50,8 +51,12 @@ from diffusemix.ui.shared import (
 from diffusemix.ui.uploads import open_upload, upload_path
 
 LAB_SHOW = ("Î generated", "A augmented")
-#: Threshold slider's start for each scorer: GenMix keeps DINO cosine >= 0.7, DiffCoRe-Mix CLIP > 0.6.
-DEFAULT_THRESHOLD = {"dino": 0.7, "clip": 0.6}
+#: Threshold slider's start for a scorer with a published threshold on its own features: GenMix keeps
+#: Î when the DINO ViT-B/16 cosine (the genmix scorer) is >= 0.7. No published threshold belongs to DINOv2 or
+#: to CLIP between I and Î (DiffCoRe-Mix's 0.6 compares Î with a real image of its class): they start at
+#: NO_PUBLISHED_THRESHOLD, and the slider's label says so.
+DEFAULT_THRESHOLD = {"genmix": GENMIX_THRESHOLD}
+NO_PUBLISHED_THRESHOLD = 0.5
 #: How much of a dimmed tile (a dropped prompt's, or one below the threshold) is washed to white.
 DIM = 0.7
 TABLE_HEADERS = ["prompt", "mean score", "min score", "below threshold", "passes"]
@@ -388,9 +393,12 @@ def _results_column(ctx: AppContext) -> dict[str, Any]:
     else:
         ui["scores_note"] = gr.Markdown(scores_unavailable(ctx), elem_id="dm-lab-scores-note",
                                         elem_classes="dm-note")
-    ui["threshold"] = gr.Slider(-1.0, 1.0, value=DEFAULT_THRESHOLD.get(ctx.scorer.name, 0.5), step=0.001,
-                                label="Score threshold (drop below)", visible=ctx.scorer.available,
-                                elem_id="dm-lab-threshold")
+    published = ctx.scorer.name in DEFAULT_THRESHOLD
+    ui["threshold"] = gr.Slider(-1.0, 1.0, value=DEFAULT_THRESHOLD.get(ctx.scorer.name, NO_PUBLISHED_THRESHOLD),
+                                step=0.001, label="Score threshold (drop below)", visible=ctx.scorer.available,
+                                info="starts at GenMix's 0.7, set on these DINO ViT-B/16 features" if published
+                                else f"no published threshold belongs to the {ctx.scorer.name} scorer's features:"
+                                     " choose one from the scores", elem_id="dm-lab-threshold")
     ui["table"] = gr.Dataframe(headers=TABLE_HEADERS, label="Scores per prompt (click a header to sort)",
                                interactive=False, visible=False, elem_id="dm-lab-table", wrap=True)
     ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")

@@ -387,3 +387,26 @@ def test_a_truncated_fractal_is_left_out_and_the_export_finishes_saying_so(datas
     assert len(made) == 20 and {r["fractal"] for r in made} <= {"0.png", "1.png", "2.png"}
     assert "note: fractal set: 3 fractals from" in str(summary)
     assert "1 unreadable skipped: 1_cut.png: truncated" in str(summary)
+
+
+def test_write_originals_writes_each_input_once_at_the_output_size(dataset: Path, tmp_path: Path,
+                                                                  fractals: FractalSet) -> None:
+    """--write-originals: I at S x S, once per image (the authors' original_resized), an ImageFolder of its own."""
+    import numpy as np
+
+    from diffusemix.export import folder
+    from diffusemix.imagefolder import find_classes
+    from diffusemix.images import load_image, prepare
+
+    out = tmp_path / "out"
+    summary = run(dataset, out, fractals, write_originals=True)
+    originals = sorted((out / "originals").rglob("*.png"))
+    assert summary.made == 20 and len(originals) == 10  # 10 images x 2 prompts; one original each
+    assert find_classes(str(out / "originals"))[0] == ["cat", "dog", "fish"]
+    row = folder.read_rows(out)[0]
+    with Image.open(out / folder.original_name(row["file_name"].rsplit("_", 2)[0])) as im:
+        assert np.array_equal(np.asarray(im), prepare(load_image(dataset / row["source"]), RECIPE.size))
+    again = run(dataset, out, fractals, write_originals=True)
+    assert again.made == 0 and again.skipped_done == 20
+    (out / "originals" / "cat" / "00.png").unlink()  # an original lost: its image's samples are made again
+    assert run(dataset, out, fractals, write_originals=True).made == 2

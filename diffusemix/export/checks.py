@@ -10,8 +10,8 @@ from . import folder
 from .scan import InputScan, hidden
 
 
-def check_reserved(scan: InputScan, *, cache: bool = False) -> None:
-    reserved = folder.reserved_names(cache=cache)
+def check_reserved(scan: InputScan, *, cache: bool = False, originals: bool = False) -> None:
+    reserved = folder.reserved_names(cache=cache, originals=originals)
     for entry in scan.entries:
         top = entry.out_stem.split("/")[0].casefold()
         if top in reserved and "/" in entry.out_stem:

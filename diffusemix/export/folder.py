@@ -109,6 +109,9 @@ PLAN_NAME = "plan.jsonl"
 _OLD_PLAN_NAME = "plan.txt"
 #: A cache's folder of I, once per input image: ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
 INPUTS_DIR = "inputs"
+#: The originals at the output size, once per input image (``--write-originals``, as the authors'
+#: ``original_resized``): ``OUTPUT/originals/<class>/<sub>/<stem>.png``, an ImageFolder root of its own.
+ORIGINALS_DIR = "originals"
 #: Saved stages: ``OUTPUT/stages/<stage>/<same path as A>.png``.
 STAGES_DIR = "stages"
 #: Stages written by ``save_stages`` (all but A, which is the output itself).
@@ -199,14 +202,20 @@ def cache_input_name(out_stem: str, extension: str) -> str:
     return f"{INPUTS_DIR}/{out_stem}{extension}"
 
 
-def reserved_names(*, cache: bool) -> set[str]:
+def original_name(out_stem: str) -> str:
+    """Where ``--write-originals`` keeps an image's I (PNG), relative to OUTPUT (POSIX)."""
+    return f"{ORIGINALS_DIR}/{out_stem}.png"
+
+
+def reserved_names(*, cache: bool, originals: bool = False) -> set[str]:
     """Top-level names an input class folder must not have (the folder's own files would collide)."""
-    return {MANIFEST_NAME, ERRORS_NAME, STAGES_DIR} | ({INPUTS_DIR} if cache else set())
+    return ({MANIFEST_NAME, ERRORS_NAME, STAGES_DIR} | ({INPUTS_DIR} if cache else set())
+            | ({ORIGINALS_DIR} if originals else set()))
 
 
 def is_state_name(name: str) -> bool:
     """Whether a top-level name of OUTPUT is the exporter's, not a class (state, manifest, stages, inputs)."""
-    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR}
+    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR}
 
 
 def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = None, row: int | None = None) -> Path:

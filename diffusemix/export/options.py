@@ -48,6 +48,11 @@ class ExportOptions:
         False, kind="bool", stage="run", label="Also save the stages I, Î, M, H, F",
         help="also write I, Î, M, H, F as PNG beside the dataset (stages/<stage>/<class>/<file>)",
     )
+    write_originals: bool = setting(
+        False, kind="bool", stage="run", label="Also write the originals",
+        help="also write each input at the output size, once, as PNG (originals/<class>/<file>; the authors'"
+        " code writes these as original_resized): the real half of a union training set, an ImageFolder of its own",
+    )
     reuse_generated: bool = setting(
         False, kind="bool", stage="run", label="Reuse generated",
         help="read Î from the saved stages where saved instead of running the editor (also allows re-mixing with"
@@ -89,9 +94,10 @@ class ExportOptions:
         object.__setattr__(self, "shard", (int(sh[0]), int(sh[1])))
         if self.cache and self.format not in CACHE_FORMATS:
             raise fail(self, "format", f"must be one of {', '.join(CACHE_FORMATS)} for a cache (lossless)")
-        if self.cache and (self.save_stages or self.reuse_generated):
+        if self.cache and (self.save_stages or self.reuse_generated or self.write_originals):
             raise fail(
-                self, "cache", "cannot go with save_stages or reuse_generated: a cache keeps I and Î and mixes nothing"
+                self, "cache", "cannot go with save_stages, reuse_generated or write_originals: a cache keeps I (once"
+                " per image) and Î and mixes nothing",
             )
 
     def replace(self, **changes: Any) -> "ExportOptions":

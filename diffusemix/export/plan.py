@@ -202,7 +202,7 @@ def plan_export(
     inp, out = Path(input_dir), Path(output_dir)
     scan = scan_input(inp)
     check_folders(inp, out)
-    check_reserved(scan, cache=options.cache)
+    check_reserved(scan, cache=options.cache, originals=options.write_originals)
     total = len(scan.entries) * recipe.samples_per_image
     mine = count_for_shard(total, options.shard, int(options.chunk_size or DEFAULT_CHUNK))
     done = 0

@@ -90,7 +90,7 @@ def export_dataset(
     # 1. scan and check everything before any work
     scan = scan_input(inp)
     check_folders(inp, out)
-    check_reserved(scan, cache=options.cache)
+    check_reserved(scan, cache=options.cache, originals=options.write_originals)
     if not fractals.names:
         raise DiffuseMixError("has no images; pass a folder of fractal images", field="the fractal set")
     check_foreign_output(out)

@@ -22,7 +22,7 @@ from ..errors import Cancelled, ImageError
 from ..recipe import Recipe, SampleRecord
 from ..scoring.base import Score, ScoreRule
 from ..scoring.filter import generate_scored
-from .folder import SAVED_STAGES, cache_input_name, stage_path
+from .folder import SAVED_STAGES, cache_input_name, original_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .scan import input_file_problem
@@ -193,6 +193,8 @@ class Stream:
         if not (self.out / s.file_name).is_file():
             return False
         if self.options.cache and not (self.out / cache_input_name(s.entry.out_stem, self.options.extension)).is_file():
+            return False
+        if self.options.write_originals and not (self.out / original_name(s.entry.out_stem)).is_file():
             return False
         return all(stage_path(self.out, st, s.file_name).is_file() for st in self.stage_names)
 

@@ -24,7 +24,15 @@ from ..engine import apply_record
 from ..recipe import SampleRecord
 from ..scoring.base import Score
 from . import folder
-from .folder import DEGENERATE_KEY, MIXING_COLUMNS, REJECTED_KEY, SAVED_STAGES, cache_input_name, stage_path
+from .folder import (
+    DEGENERATE_KEY,
+    MIXING_COLUMNS,
+    REJECTED_KEY,
+    SAVED_STAGES,
+    cache_input_name,
+    original_name,
+    stage_path,
+)
 from .options import FORMATS, ExportOptions
 from .plan import Sample
 
@@ -149,9 +157,10 @@ class Writer:
     def input_name(self, s: Sample) -> str:
         return cache_input_name(s.entry.out_stem, self.options.extension)
 
-    def _put_input_once(self, s: Sample, image: np.ndarray) -> None:
-        """Write the cache's I of this sample's image unless it is there or being written."""
-        path = self.out / self.input_name(s)
+    def _put_input_once(self, s: Sample, image: np.ndarray, name: str | None = None, fmt: str | None = None) -> None:
+        """Write the I of this sample's image (the cache's, or ``name``: the original written beside an export)
+        unless it is there or being written."""
+        path = self.out / (name or self.input_name(s))
         with self._lock:
             event = self._inputs.get(path)
             mine = event is None
@@ -164,7 +173,7 @@ class Writer:
             return
         try:
             if not path.is_file():
-                self._put(path, _encode(image, self.options.format, self.options.quality))  # type: ignore[arg-type]
+                self._put(path, _encode(image, fmt or self.options.format, self.options.quality))  # type: ignore[arg-type]
         finally:
             event.set()  # type: ignore[union-attr]
 
@@ -195,7 +204,9 @@ class Writer:
         # 2. mix
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
-        # 3. stages, then A (so that A's presence means its stages are there too)
+        # 3. the original at S x S (once per image), the stages, then A (so that A's presence means they are there)
+        if self.options.write_originals:
+            self._put_input_once(s, image, original_name(s.entry.out_stem), "png")
         if self.options.save_stages:
             from PIL import PngImagePlugin
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -11,9 +12,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diffusemix import schema
+from diffusemix.cli import build_parser
+from diffusemix.cli import main as cli_main
+from diffusemix.errors import DiffuseMixError, SettingError
 from diffusemix.train.augment import BatchAugment, center_crop
 from diffusemix.train.budget import batch_positions, epoch_of_step, plan_budget
 from diffusemix.train.config import (
+    MODEL_NAMES,
     SOURCE_KINDS,
     TrainConfig,
     apply_overrides,
@@ -54,22 +60,67 @@ def test_the_author_answers_are_what_the_configs_say() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "field", "message"),
     [
-        ({"method": "cutmixx"}, r"TrainConfig.method must be one of none, standard"),
-        ({"epochs": 0}, r"TrainConfig.epochs must be >= 1; got 0"),
-        ({"lr": True}, r"TrainConfig.lr must be a finite number"),
-        ({"image_size": 300, "load_size": 256}, r"image_size \(300\) must not exceed load_size"),
-        ({"cache": "c"}, r"cache is read by method diffusemix only"),
-        ({"attacks": ("fgsm", "cw")}, r"attacks must be distinct names among fgsm, pgd"),
-        ({"mixup_lambda": (0.8, 0.2)}, r"mixup_lambda must be \(low, high\)"),
-        ({"milestones": (30, 10)}, r"milestones must be increasing"),
-        ({"min_lr": 1.0, "lr": 0.1}, r"min_lr \(1.0\) must not exceed lr"),
+        ({"method": "cutmixx"}, "method", r"^TrainConfig.method must be one of none, standard, .*; got 'cutmixx'$"),
+        ({"epochs": 0}, "epochs", r"^TrainConfig.epochs must be an integer >= 1; got 0$"),
+        ({"lr": True}, "lr", r"^TrainConfig.lr must be a number; got True$"),
+        ({"lr": 0}, "lr", r"^TrainConfig.lr must be a number > 0; got 0.0$"),
+        ({"gamma": 0.0}, "gamma", r"must be a number in \(0, 1\]; got 0.0$"),
+        ({"momentum": 1.5}, "momentum", r"^TrainConfig.momentum must be a number in \[0, 1\]; got 1.5$"),
+        ({"seed": 2**32}, "seed", r"^TrainConfig.seed must be an integer in \[0, 4294967295\]; got 4294967296$"),
+        ({"k_per_class": 0}, "k_per_class", r"^TrainConfig.k_per_class must be an integer >= 1; got 0$"),
+        ({"name": ""}, "name", r"must be a non-empty string"),
+        ({"model": "resnet5"}, "model",
+         r"must be one of resnet18, .*, or timm:NAME or torchvision:NAME; got 'resnet5'"),
+        ({"image_size": 300, "load_size": 256}, "image_size",
+         r"^TrainConfig.image_size must not exceed load_size \(256\); got 300. The network sees a crop"),
+        ({"cache": "c"}, "cache", r"^TrainConfig.cache is read by method diffusemix only; the method is 'standard'\."),
+        ({"attacks": ("fgsm", "cw")}, "attacks", r"attacks must be distinct names among fgsm, pgd"),
+        ({"attacks": "fgsm"}, "attacks", r"attacks must be a list of names such as \[fgsm, pgd\]; got 'fgsm'"),
+        ({"mixup_lambda": (0.8, 0.2)}, "mixup_lambda", r"must be \[low, high\] with 0 <= low <= high <= 1"),
+        ({"crop_scale": (0.5,)}, "crop_scale", r"must be a list of two numbers \[low, high\]; got \(0.5,\)"),
+        ({"milestones": (30, 10)}, "milestones", r"milestones must be increasing"),
+        ({"milestones": (3, "x")}, "milestones", r"milestones must be a list of integers"),
+        ({"min_lr": 1.0, "lr": 0.1}, "min_lr", r"^TrainConfig.min_lr must not exceed lr \(0.1\); got 1.0$"),
+        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs", r"must be fewer than epochs \(5\); got 5$"),
     ],
 )
-def test_bad_settings_are_refused_naming_the_field(change: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_settings_are_refused_naming_the_field(change: dict, field: str, message: str) -> None:
+    with pytest.raises(SettingError, match=message) as caught:
         TrainConfig(**change)
+    assert (caught.value.owner, caught.value.field) == ("TrainConfig", field)
+
+
+def test_lists_become_tuples_and_whole_numbers_floats() -> None:
+    c = TrainConfig(mixup_lambda=[0, 1], crop_scale=[1, 1], milestones=[np.int64(3), 7], attacks=["pgd"], lr=1,
+                    seed=np.int64(5))  # fmt: skip
+    assert (c.mixup_lambda, c.crop_scale, c.milestones, c.attacks) == ((0.0, 1.0), (1.0, 1.0), (3, 7), ("pgd",))
+    assert type(c.mixup_lambda[0]) is float and type(c.milestones[0]) is int and type(c.lr) is float
+    assert type(c.seed) is int and hash(c) == hash(TrainConfig(**dataclasses.asdict(c)))
+
+
+_ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=2),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(sorted(f.name for f in dataclasses.fields(TrainConfig))), value=_ANY_VALUE)
+def test_any_value_of_any_setting_is_taken_or_refused_as_a_setting_error(name: str, value: object) -> None:
+    """What a config file or --set can hold never escapes as another exception (an internal error in the CLI)."""
+    try:
+        c = TrainConfig(**{name: value})
+    except SettingError as e:
+        assert e.owner == "TrainConfig" and e.field is not None
+    else:
+        assert TrainConfig(**c.to_dict()) == c  # what a run records reads back
+
+
+def test_model_names_are_the_models_built() -> None:
+    assert MODEL_NAMES == tuple(MODELS)
 
 
 def test_overrides_are_read_as_yaml_and_checked(tmp_path: Path) -> None:
@@ -95,6 +146,105 @@ def test_overrides_are_read_as_yaml_and_checked(tmp_path: Path) -> None:
 def test_missing_inputs_name_their_flags() -> None:
     c = TrainConfig(method="diffusemix")
     assert c.missing_inputs() == ["--train", "--val", "--cache (method diffusemix re-mixes a cache of Î)"]
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    return next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" train"))
+
+
+def test_the_setting_flags_are_the_fields_with_cli_on() -> None:
+    actions = {a.dest: a for a in _train_parser()._actions}
+    flagged = [f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
+    assert {f.name for f in flagged} == {"train", "val", "method", "cache", "export", "budget", "seed", "epochs",
+                                        "model", "pretrained", "k_per_class", "device", "mixed_precision", "workers"}
+    for f in flagged:
+        action = actions[f.name]
+        assert action.option_strings == [schema.flag_for(TrainConfig, f.name)]
+        assert action.help.startswith(f.metadata["help"].replace("%", "%%")) and action.default is None
+        assert tuple(action.choices or ()) == (f.metadata["choices"] or ())
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata["cli"]:
+            assert f.name not in actions, f"{f.name} has a flag but is declared without one"
+
+
+def test_flags_and_set_replace_the_config_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["train", "cifar-100", "--show", "--k-per-class", "3", "--mixed-precision", "bf16",
+                     "--seed", "7", "--set", "lr=0.5", "--set", "attacks=[pgd]"])  # fmt: skip
+    assert code == 0
+    shown = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    for name, value in (("k_per_class", "3"), ("mixed_precision", "'bf16'"), ("seed", "7"), ("lr", "0.5"),
+                        ("attacks", "('pgd',)")):  # fmt: skip
+        assert shown[name].split()[1:] == [value, "command", "line"], shown[name]
+    assert shown["epochs"].split()[1:3] == ["300", "assumed:"]  # not given: the config's, with its source
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--k-per-class", "0"], "error: --k-per-class must be an integer >= 1; got 0"),
+        (["--set", "epochs=0"], "error: --epochs must be an integer >= 1; got 0"),
+        (["--seed", str(2**40)], "error: --seed must be an integer in [0, 4294967295]; got 1099511627776"),
+        (["--model", "resnet5"], "error: --model must be one of resnet18, "),
+        (["--cache", "c"], "error: --cache is read by method diffusemix only; the method is 'standard'."),
+        # a setting without a flag of its own is named by its key, never by a flag that does not exist
+        (["--set", "lr=0"], "error: lr must be a number > 0; got 0.0\n"),
+        (["--set", "attacks=fgsm"], "error: attacks must be a list of names such as [fgsm, pgd]; got 'fgsm'"),
+        (["--set", "image_size=64"], "error: image_size must not exceed load_size (32); got 64."),
+        (["--set", "epoch=3"], ("error: unknown setting 'epoch' (did you mean epochs?); `python -m diffusemix train"
+                                " --list-settings` lists them")),
+    ],
+)
+def test_the_command_line_names_a_bad_setting_its_own_way(argv: list[str], message: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "cifar-100", "--show", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err, err
+
+
+def test_list_settings_lists_every_setting_with_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "--list-settings"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert list(lines) == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert lines["seed"].endswith("; 0 <= seed <= 4294967295 [--seed]")
+    assert "one of sgd, adamw" in lines["optimizer"] and "[--" not in lines["optimizer"]
+    assert " batch_size " in lines["eval_batch_size"]  # what None means, not "none"
+
+
+def test_hostile_files_are_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config, a result or a run folder that is not what it should be: exit 2 and one line, never a traceback."""
+    binary = tmp_path / "model.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("extends: cifar-100\n3: 4\n")
+    not_json = tmp_path / "result.json"
+    not_json.write_text("epochs: 3\n")
+    a_list = tmp_path / "list.json"
+    a_list.write_text("[1, 2]")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    cases = [
+        (["train", str(binary), "--show"], "is not a text file"),
+        (["train", str(keys), "--show"], "unknown setting 3"),
+        (["train-compare", str(not_json)], "is not a training result (diffusemix-train-run/1): not JSON"),
+        (["train-compare", str(a_list)], "got format 'list'"),
+        (["train", "cifar-100", "--train", str(tmp_path), "--val", str(tmp_path), "--out", str(run), "--resume"],
+         "is not a run's settings"),
+    ]
+    for argv, message in cases:
+        assert cli_main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_library_errors_keep_the_owner_and_field() -> None:
+    """Outside the command line the message names the setting as the library does (TrainConfig.lr)."""
+    with pytest.raises(SettingError, match=r"^TrainConfig.lr must be a number > 0; got -1.0$") as caught:
+        apply_overrides(load_config("cifar-100"), {"lr": -1}, source="test")
+    assert isinstance(caught.value, DiffuseMixError) and caught.value.field == "lr"
 
 
 # -- budgets -----------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def plan_budget(mode: str, *, epochs: int, real_images: int, dataset_items: int,
     """The steps of a run and where its epochs end.
 
     Raises:
-        ValueError: an unknown mode, or a count below 1.
+        DiffuseMixError: an unknown mode, or a count below 1.
     """
     for name, v in (("epochs", epochs), ("real_images", real_images), ("dataset_items", dataset_items),
                     ("global_batch", global_batch)):  # fmt: skip

@@ -1,8 +1,10 @@
 """The ``train`` and ``train-compare`` subcommands of ``python -m diffusemix``.
 
 ``add_parser(subparsers)`` declares them (importing nothing heavy);
-``run(args)`` runs one. Flags map onto :class:`~diffusemix.train.config.TrainConfig`
-fields; ``--set KEY=VALUE`` reaches any other field.
+``run(args)`` runs one. The setting flags (``--method``, ``--epochs``, ...)
+are made from the :class:`~diffusemix.train.config.TrainConfig` fields that
+have ``cli`` on, their help and choices included; ``--set KEY=VALUE`` reaches
+every field; ``--list-settings`` lists them all.
 """
 
 from __future__ import annotations
@@ -11,54 +13,42 @@ import argparse
 import dataclasses
 import sys
 from typing import Any
-from ..errors import DiffuseMixError
+
+from ..errors import DiffuseMixError, SettingError
 
 __all__ = ["add_parser", "run", "COMMANDS"]
 
 COMMANDS = ("train", "train-compare")
 
-#: flag -> TrainConfig field, for the common settings (--set reaches every field).
-_FLAGS = {
-    "train": "train", "val": "val", "method": "method", "cache": "cache", "export": "export",
-    "budget": "budget", "seed": "seed", "epochs": "epochs", "model": "model", "pretrained": "pretrained",
-    "k_per_class": "k_per_class", "device": "device", "mixed_precision": "mixed_precision", "workers": "workers",
-}  # fmt: skip
-
 
 def add_parser(subparsers: Any) -> None:
     """Add ``train`` and ``train-compare`` to the command line's subparsers."""
-    from .config import BUDGETS, METHODS
+    from ..schema import add_flags
+    from .config import METHODS, TrainConfig
 
     tr = subparsers.add_parser(
         "train",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="train a classifier with a method (none, standard, mixup, cutmix, diffusemix, diffusemix-export)",
+        help=f"train a classifier with a method ({', '.join(METHODS)})",
         description="Train a classifier following one of the paper's experiments (a shipped config) or a YAML "
         "config, with one method and one budget, on one or several processes (accelerate launch); write "
         "OUT/result.json (accuracy per epoch, robustness) and OUT/model.",
         epilog="shipped configs: python -m diffusemix train --list\n"
+        "every setting:   python -m diffusemix train --list-settings\n"
         "several GPUs:    accelerate launch --multi_gpu --num_processes N -m diffusemix train CONFIG ...",
     )
     tr.add_argument("config", metavar="CONFIG", nargs="?", help="a shipped config's name or a YAML file")
     tr.add_argument("--list", action="store_true", help="list the shipped configs and exit")
+    tr.add_argument("--list-settings", action="store_true",
+                    help="list every setting (the keys of a config and of --set) with its default, and exit")
     tr.add_argument("--show", action="store_true", help="print the resolved settings and their sources, and exit")
     tr.add_argument("--out", metavar="DIR", help="the run folder (default runs/<config>-<method>-<budget>-s<seed>)")
-    tr.add_argument("--train", metavar="PATH", help="training class folders, or hf:NAME[:SPLIT]")
-    tr.add_argument("--val", metavar="PATH", help="evaluation class folders, or hf:NAME[:SPLIT]")
-    tr.add_argument("--method", choices=METHODS, help="the augmentation (default: the config's)")
-    tr.add_argument("--cache", metavar="DIR", help="diffusemix: the cache of Î (export --cache)")
-    tr.add_argument("--export", metavar="DIR", help="diffusemix-export: a fixed export")
-    tr.add_argument("--budget", choices=BUDGETS, help="epochs (the paper's), steps or images (equal across methods)")
-    tr.add_argument("--seed", type=int, metavar="N")
-    tr.add_argument("--epochs", type=int, metavar="N")
-    tr.add_argument("--model", metavar="NAME")
-    tr.add_argument("--pretrained", metavar="ID_OR_DIR", help="transfer: start from these weights")
-    tr.add_argument("--k-per-class", type=int, metavar="K", help="data scarcity: k images per class")
-    tr.add_argument("--device", choices=("auto", "cpu"))
-    tr.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
-    tr.add_argument("--workers", type=int, metavar="N", help="DataLoader workers per process")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="any other setting (repeatable), e.g. --set lr=0.05 --set attacks=[fgsm,pgd]")  # fmt: skip
+    settings = tr.add_argument_group(
+        "settings", "each replaces the config's value; --set KEY=VALUE reaches every other setting"
+    )
+    add_flags(settings, TrainConfig, default_note=lambda f: "")  # the default is the config's value
+    settings.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="any other setting (repeatable), e.g. --set lr=0.05 --set attacks=[fgsm,pgd]")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     tr.add_argument("--stop-at-epoch", type=int, metavar="N", help="stop after epoch N (checkpointed; --resume)")
     tr.add_argument("--note", action="append", default=[], metavar="TEXT",
@@ -76,17 +66,60 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _loaded(args: argparse.Namespace) -> Any:
-    from .config import apply_overrides, load_config, parse_override
+    from ..schema import flag_values
+    from .config import TrainConfig, apply_overrides, load_config, parse_override
 
     if not args.config:
         raise DiffuseMixError("train needs CONFIG (a shipped config or a YAML file); --list shows the shipped ones")
     loaded = load_config(args.config)
     overrides: dict[str, Any] = dict(parse_override(t) for t in args.set)
-    for flag, name in _FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            overrides[name] = value
+    overrides.update(flag_values(TrainConfig, args))
     return apply_overrides(loaded, overrides, source="command line")
+
+
+def _list_settings() -> None:
+    """Every setting: its key, its default, and what it does (with its choices or range, and its flag)."""
+    from ..schema import flag_for
+    from .config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        m = f.metadata
+        default = m["default_text"] or _yaml_text(f.default)
+        allowed = ""
+        if m["choices"]:
+            allowed = f"; one of {', '.join(m['choices'])}"
+        elif m["low"] is not None or m["high"] is not None:
+            low = "" if m["low"] is None else f"{_number(m['low'])} <= "
+            high = "" if m["high"] is None else f" <= {_number(m['high'])}"
+            allowed = f"; {low}{f.name}{high}"
+        flag = f" [{flag_for(TrainConfig, f.name)}]" if m["cli"] else ""
+        print(f"{f.name:<18} {default:<26} {m['help']}{allowed}{flag}")
+
+
+def _yaml_text(value: Any) -> str:
+    """A default as a config file or --set writes it (``null``, ``true``, ``[0.0, 1.0]``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(_yaml_text, value)) + "]"
+    return str(value) if value != "" else '""'
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _named_by_key(e: SettingError) -> SettingError:
+    """A :class:`TrainConfig` setting without a flag of its own named as its key (what a config file and --set
+    call it), not by a flag that does not exist."""
+    from .config import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if e.owner != TrainConfig.__name__ or e.field not in fields or fields[e.field].metadata["cli"]:
+        return e
+    return type(e)(e.reason, field=e.field, value=e.value, hint=e.hint, also=e.also)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -99,6 +132,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
         for name in shipped_configs():
             print(f"{name:<28} {load_config(name).config.experiment}")
+        return 0
+    if args.list_settings:
+        _list_settings()
         return 0
     loaded = _loaded(args)
     if args.show:
@@ -131,7 +167,15 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``train`` or ``train-compare`` (errors propagate as ValueError, exit status 2 in the CLI)."""
-    if args.command == "train":
-        return _run_train(args)
-    return _run_compare(args)
+    """Run ``train`` or ``train-compare``.
+
+    Raises:
+        DiffuseMixError: the user's mistake (the command line prints it and exits 2); a setting without a flag of
+            its own is named by its key (``lr``), one with a flag by the flag (``--epochs``).
+    """
+    try:
+        if args.command == "train":
+            return _run_train(args)
+        return _run_compare(args)
+    except SettingError as e:
+        raise _named_by_key(e) from None

@@ -1,9 +1,10 @@
 """``TrainConfig``: every setting of a training run, and the shipped experiment configs.
 
-One frozen dataclass owns the settings: field metadata carries the help text
-and the choices, ``__post_init__`` checks every value (``ValueError`` naming
-the field and the bad value), and the command line's ``--set KEY=VALUE`` maps
-one-to-one onto the fields.
+One frozen dataclass owns the settings, each declared once with
+:func:`diffusemix.schema.setting` (help, kind, choices, range, flag, label):
+``__post_init__`` checks every value (a :class:`~diffusemix.errors.SettingError`
+naming the field and the bad value), the ``train`` command's flags are made
+from the fields, and ``--set KEY=VALUE`` reaches every field by its name.
 
 A config file is YAML whose keys are the fields. A value may be written plain
 (``epochs: 300``) or with where it came from (``epochs: {value: 300, source:
@@ -27,17 +28,25 @@ give a source for every value, one of:
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+import difflib
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from .. import schema
 from ..errors import DiffuseMixError
+from ..limits import MAX_SEED
+from ..schema import NO_VALUE, check_fields, fail, is_int, is_number, register, setting
 
 __all__ = [
     "TrainConfig",
     "LoadedConfig",
     "METHODS",
     "BUDGETS",
+    "MODEL_NAMES",
+    "ATTACKS",
     "SOURCE_KINDS",
     "shipped_configs",
     "load_config",
@@ -51,239 +60,280 @@ METHODS = ("none", "standard", "mixup", "cutmix", "diffusemix", "diffusemix-expo
 #: ``steps`` (the optimizer steps of ``epochs`` passes over the real images, whatever the dataset size),
 #: ``images`` (the images seen in ``epochs`` passes over the real images, whatever the batch).
 BUDGETS = ("epochs", "steps", "images")
+#: The named models (``diffusemix.train.models.MODELS`` builds each; a test keeps the two equal). Named here so
+#: that the settings import no torch.
+MODEL_NAMES = (
+    "resnet18", "resnet18-cifar", "resnet50", "vit-s16", "vit-b16", "convnext-tiny",
+    "tiny-resnet", "tiny-vit", "tiny-convnext",
+)  # fmt: skip
+#: Adversarial evaluations of the final model.
+ATTACKS = ("fgsm", "pgd")
 #: What a shipped config's ``source`` may start with.
 SOURCE_KINDS = ("paper", "author #14", "author #17", "author code", "protocol", "assumed", "user")
 
 _CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
-def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None) -> Any:
-    meta: dict[str, Any] = {"help": help}
-    if choices is not None:
-        meta["choices"] = choices
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("use a tuple default")
-    return field(default=default, metadata=meta)
-
-
+@register
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run (the data paths included; the output folder is not)."""
+    """Everything that decides a training run (the data paths included; the output folder is not).
+
+    Each field is one setting, declared once with :func:`~diffusemix.schema.setting`: the
+    ``train`` command's flags (the fields with ``cli`` on), ``--list-settings``, the YAML keys,
+    ``--set KEY=VALUE`` and the run's ``config.json`` all come from these fields.
+    """
 
     # -- what this is ----------------------------------------------------------------------------------
-    name: str = _f("custom", "the config's name (a shipped config's file name)")
-    experiment: str = _f("", "which experiment of the paper this config reproduces, in words")
+    name: str = setting(
+        "custom", kind="str", cli=False, label="Config",
+        help="the config's name (a shipped config's file name; a YAML file's stem)",
+    )
+    experiment: str = setting(
+        "", kind="text", cli=False, label="Experiment",
+        help="which experiment of the paper this config reproduces, in words",
+    )
 
     # -- data ------------------------------------------------------------------------------------------
-    train: str | None = _f(
-        None, "training images: class folders (ImageFolder layout) or hf:NAME[:SPLIT] (🤗 datasets)"
+    train: str | None = setting(
+        None, kind="str", optional=True, metavar="PATH", label="Training images", default_text="none: a run needs it",
+        help="training images: class folders (ImageFolder layout) or hf:NAME[:SPLIT] (🤗 datasets)",
     )
-    val: str | None = _f(None, "evaluation images: class folders or hf:NAME[:SPLIT], the same classes")
-    hf_config: str | None = _f(None, "🤗 datasets configuration name (load_dataset's second argument)")
-    image_column: str = _f("image", "🤗 datasets: the image column")
-    label_column: str = _f("label", "🤗 datasets: the label column (a ClassLabel)")
-    k_per_class: int | None = _f(None, "data scarcity: train on k images per class, drawn with subset_seed")
-    subset_seed: int = _f(0, "the seed of the k-per-class draw (recorded in the run)")
+    val: str | None = setting(
+        None, kind="str", optional=True, metavar="PATH", label="Evaluation images", default_text="none: a run needs it",
+        help="evaluation images: class folders or hf:NAME[:SPLIT], the same classes as the training images",
+    )
+    hf_config: str | None = setting(
+        None, kind="str", optional=True, cli=False, label="🤗 configuration", default_text="the dataset's only one",
+        help="🤗 datasets: the configuration name (load_dataset's second argument)",
+    )
+    image_column: str = setting("image", kind="str", cli=False, label="🤗 image column",
+                                help="🤗 datasets: the image column")
+    label_column: str = setting("label", kind="str", cli=False, label="🤗 label column",
+                                help="🤗 datasets: the label column (a ClassLabel)")
+    k_per_class: int | None = setting(
+        None, kind="int", low=1, optional=True, metavar="K", label="Images per class (k)",
+        default_text="every training image",
+        help="data scarcity: train on k images per class, drawn with subset_seed",
+    )
+    subset_seed: int = setting(0, kind="int", low=0, high=MAX_SEED, cli=False, label="Subset seed",
+                               help="the seed of the k-per-class draw (recorded in the run)")
 
     # -- method ----------------------------------------------------------------------------------------
-    method: str = _f("standard", "the augmentation trained with", METHODS)
-    cache: str | None = _f(None, "diffusemix: a cache of Î (export --cache) re-mixed every epoch")
-    export: str | None = _f(None, "diffusemix-export: a fixed export, trained on with the real images")
-    p: float = _f(1.0, "diffusemix: probability that a cached slot is A rather than its I")
-    include_originals: bool = _f(True, "diffusemix: every real image once per epoch too (the paper's union)")
-    fractals: str | None = _f(None, "diffusemix: fractal folder (default: the shipped set)")
-    mixup_lambda: tuple[float, float] = _f((0.0, 1.0), "mixup: λ drawn uniformly in this range (kornia)")
-    cutmix_beta: float = _f(1.0, "cutmix: the Beta(β, β) of the cut's area (kornia)")
-    mix_prob: float = _f(1.0, "mixup/cutmix: probability that a batch is mixed")
+    method: str = setting("standard", choices=METHODS, label="Method", help="the augmentation trained with")
+    cache: str | None = setting(
+        None, kind="str", optional=True, metavar="DIR", label="Cache of Î",
+        help="method diffusemix: a cache of Î (made by export --cache), re-mixed every epoch",
+    )
+    export: str | None = setting(
+        None, kind="str", optional=True, metavar="DIR", label="Export",
+        help="method diffusemix-export: a fixed export, trained on together with the real images",
+    )
+    p: float = setting(1.0, kind="float", low=0, high=1, cli=False, label="p (A rather than I)",
+                       help="method diffusemix: the probability that a cached slot is A rather than its I")
+    include_originals: bool = setting(
+        True, kind="bool", cli=False, label="Include originals",
+        help="method diffusemix: every real image once per epoch too (the paper's union)",
+    )
+    fractals: str | None = setting(
+        None, kind="str", optional=True, cli=False, label="Fractals", default_text="the shipped set",
+        help="method diffusemix: the fractal folder",
+    )
+    mixup_lambda: tuple[float, float] = setting(
+        (0.0, 1.0), cli=False, label="MixUp λ range",
+        help="mixup: λ drawn uniformly in this range [low, high] (kornia), 0 <= low <= high <= 1",
+    )
+    cutmix_beta: float = setting(1.0, kind="float", cli=False, label="CutMix β",
+                                 help="cutmix: the Beta(β, β) of the cut's area (kornia), β > 0")
+    mix_prob: float = setting(1.0, kind="float", low=0, high=1, cli=False, label="Mix probability",
+                              help="mixup/cutmix: the probability that a batch is mixed")
 
     # -- model -----------------------------------------------------------------------------------------
-    model: str = _f(
-        "resnet50",
-        "resnet18, resnet18-cifar, resnet50, vit-s16, vit-b16, convnext-tiny, tiny-resnet, tiny-vit, "
-        "tiny-convnext (transformers, from configs), timm:NAME or torchvision:NAME where they import",
+    model: str = setting(
+        "resnet50", kind="str", metavar="NAME", label="Model",
+        help=f"{', '.join(MODEL_NAMES)} (transformers, from configs), or timm:NAME or torchvision:NAME where they"
+        " import",
     )
-    pretrained: str | None = _f(
-        None, "transfer: start from these weights (a hub id, a folder, or a run's OUT/model); never required"
+    pretrained: str | None = setting(
+        None, kind="str", optional=True, metavar="ID_OR_DIR", label="Pretrained weights",
+        default_text="none (random weights)",
+        help="transfer: start from these weights (a hub id, a folder, or a run's OUT/model)",
     )
 
     # -- input and standard augmentation ---------------------------------------------------------------
-    load_size: int = _f(256, "every image is first resized to load_size x load_size (plain resize)")
-    image_size: int = _f(224, "the side the network sees (crop of the loaded image)")
-    crop: str = _f(
-        "random-resized-crop", "training crop", ("random-resized-crop", "random-crop", "none")
+    load_size: int = setting(256, kind="int", low=1, cli=False, label="Load size (px)",
+                             help="every image is first resized to load_size x load_size (plain resize)")
+    image_size: int = setting(224, kind="int", low=1, cli=False, label="Image size (px)",
+                              help="the side the network sees (a crop of the loaded image), at most load_size")
+    crop: str = setting("random-resized-crop", choices=("random-resized-crop", "random-crop", "none"), cli=False,
+                        label="Training crop", help="the training crop")
+    crop_padding: int = setting(0, kind="int", low=0, cli=False, label="Crop padding (px)",
+                                help="random-crop: zero padding on each side before cropping")
+    crop_scale: tuple[float, float] = setting(
+        (0.08, 1.0), cli=False, label="Crop area range",
+        help="random-resized-crop: the area range [low, high], 0 < low <= high <= 1",
     )
-    crop_padding: int = _f(0, "random-crop: zero padding on each side before cropping")
-    crop_scale: tuple[float, float] = _f((0.08, 1.0), "random-resized-crop: area range")
-    hflip: bool = _f(True, "random horizontal flip (p = 0.5)")
-    normalize: str = _f("imagenet", "input normalisation", ("imagenet", "none"))
+    hflip: bool = setting(True, kind="bool", cli=False, label="Horizontal flip",
+                          help="random horizontal flip (p = 0.5)")
+    normalize: str = setting("imagenet", choices=("imagenet", "none"), cli=False, label="Normalisation",
+                             help="input normalisation")
 
     # -- optimisation ----------------------------------------------------------------------------------
-    epochs: int = _f(300, "epochs (see budget for what an epoch is)")
-    batch_size: int = _f(64, "images per optimizer step on one process")
-    optimizer: str = _f("sgd", "optimizer", ("sgd", "adamw"))
-    lr: float = _f(0.1, "peak learning rate")
-    momentum: float = _f(0.9, "sgd: momentum")
-    nesterov: bool = _f(False, "sgd: Nesterov momentum")
-    weight_decay: float = _f(5e-4, "weight decay")
-    schedule: str = _f("cosine", "learning-rate schedule, stepped every optimizer step", ("cosine", "step", "constant"))
-    min_lr: float = _f(0.0, "cosine: the last learning rate")
-    warmup_epochs: int = _f(0, "linear warm-up, in epochs")
-    milestones: tuple[int, ...] = _f((), "step: epochs at which the learning rate is multiplied by gamma")
-    gamma: float = _f(0.1, "step: the factor")
-    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy")
-    budget: str = _f("epochs", "what is held equal across methods", BUDGETS)
-    seed: int = _f(0, "the run's seed: network initialisation, data order, augmentation draws")
+    epochs: int = setting(300, kind="int", low=1, metavar="N", label="Epochs",
+                          help="epochs (the budget says what an epoch is)")
+    batch_size: int = setting(64, kind="int", low=1, cli=False, label="Batch size",
+                              help="images per optimizer step on one process")
+    optimizer: str = setting("sgd", choices=("sgd", "adamw"), cli=False, label="Optimizer", help="the optimizer")
+    lr: float = setting(0.1, kind="float", cli=False, label="Learning rate", help="the peak learning rate, > 0")
+    momentum: float = setting(0.9, kind="float", low=0, high=1, cli=False, label="Momentum", help="sgd: momentum")
+    nesterov: bool = setting(False, kind="bool", cli=False, label="Nesterov", help="sgd: Nesterov momentum")
+    weight_decay: float = setting(5e-4, kind="float", low=0, cli=False, label="Weight decay", help="weight decay")
+    schedule: str = setting("cosine", choices=("cosine", "step", "constant"), cli=False, label="Schedule",
+                            help="the learning-rate schedule, stepped every optimizer step")
+    min_lr: float = setting(0.0, kind="float", low=0, cli=False, label="Last learning rate",
+                            help="cosine: the last learning rate, at most lr")
+    warmup_epochs: int = setting(0, kind="int", low=0, cli=False, label="Warm-up epochs",
+                                 help="linear warm-up, in epochs (fewer than epochs)")
+    milestones: tuple[int, ...] = setting(
+        (), cli=False, label="Milestones",
+        help="step: the epochs (increasing, >= 1) at which the learning rate is multiplied by gamma",
+    )
+    gamma: float = setting(0.1, kind="float", cli=False, label="Step factor γ", help="step: the factor, in (0, 1]")
+    label_smoothing: float = setting(0.0, kind="float", low=0, high=1, cli=False, label="Label smoothing",
+                                     help="label smoothing of the cross-entropy")
+    budget: str = setting(
+        "epochs", choices=BUDGETS, label="Budget",
+        help="what is held equal across methods: epochs (each method's own passes, as the paper trains), steps"
+        " or images (those of epochs passes over the real images, whatever the dataset size)",
+    )
+    seed: int = setting(0, kind="int", low=0, high=MAX_SEED, metavar="N", label="Seed",
+                        help="the run's seed: network initialisation, data order, augmentation draws")
 
     # -- running ---------------------------------------------------------------------------------------
-    mixed_precision: str = _f("no", "accelerate's mixed precision", ("no", "fp16", "bf16"))
-    device: str = _f("auto", "auto: the accelerator accelerate finds; cpu: force the CPU", ("auto", "cpu"))
-    workers: int = _f(4, "DataLoader workers per process")
-    eval_batch_size: int | None = _f(None, "evaluation batch (default: batch_size)")
-    checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)")
+    mixed_precision: str = setting("no", choices=("no", "fp16", "bf16"), label="Mixed precision",
+                                   help="accelerate's mixed precision")
+    device: str = setting("auto", choices=("auto", "cpu"), label="Device",
+                          help="auto: the accelerator accelerate finds; cpu: force the CPU")
+    workers: int = setting(4, kind="int", low=0, metavar="N", label="Workers", help="DataLoader workers per process")
+    eval_batch_size: int | None = setting(None, kind="int", low=1, optional=True, cli=False,
+                                          label="Evaluation batch size", default_text="batch_size",
+                                          help="the evaluation batch")
+    checkpoint_every: int = setting(1, kind="int", low=0, cli=False, label="Checkpoint every (epochs)",
+                                    help="save a checkpoint every N epochs (0: only at the end)")
 
     # -- robustness ------------------------------------------------------------------------------------
-    attacks: tuple[str, ...] = _f((), "adversarial evaluation of the final model: fgsm, pgd")
-    attack_eps: float = _f(8 / 255, "L-inf radius in [0, 1] pixel units")
-    pgd_steps: int = _f(10, "pgd: iterations")
-    pgd_step_size: float = _f(2 / 255, "pgd: step in [0, 1] pixel units")
-    robust_samples: int | None = _f(None, "attack only the first N evaluation images (default: all)")
+    attacks: tuple[str, ...] = setting(
+        (), cli=False, label="Attacks",
+        help=f"adversarial evaluation of the final model: a list of distinct names among {', '.join(ATTACKS)}",
+    )
+    attack_eps: float = setting(8 / 255, kind="float", low=0, cli=False, label="Attack radius ε",
+                                help="the L-inf radius in [0, 1] pixel units")
+    pgd_steps: int = setting(10, kind="int", low=1, cli=False, label="PGD steps", help="pgd: iterations")
+    pgd_step_size: float = setting(2 / 255, kind="float", low=0, cli=False, label="PGD step",
+                                   help="pgd: the step in [0, 1] pixel units")
+    robust_samples: int | None = setting(None, kind="int", low=1, optional=True, cli=False,
+                                         label="Attacked images", default_text="all",
+                                         help="attack only the first N evaluation images")
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check_type(f, getattr(self, f.name))
-            choices = f.metadata.get("choices")
-            if choices is not None and getattr(self, f.name) not in choices:
-                raise DiffuseMixError(
-                    f"TrainConfig.{f.name} must be one of {', '.join(choices)}; got {getattr(self, f.name)!r}"
-                )
-        # ranges
-        for name in ("load_size", "image_size", "epochs", "batch_size", "pgd_steps"):
-            if getattr(self, name) < 1:
-                raise DiffuseMixError(f"TrainConfig.{name} must be >= 1; got {getattr(self, name)!r}")
-        for name in ("crop_padding", "warmup_epochs", "workers", "checkpoint_every", "subset_seed", "seed"):
-            if getattr(self, name) < 0:
-                raise DiffuseMixError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
-        for name in ("k_per_class", "eval_batch_size", "robust_samples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise DiffuseMixError(f"TrainConfig.{name} must be None or >= 1; got {getattr(self, name)!r}")
-        for name in ("p", "mix_prob", "label_smoothing", "momentum"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise DiffuseMixError(f"TrainConfig.{name} must be in [0, 1]; got {getattr(self, name)!r}")
+        # 1. the lists (YAML gives lists, Python callers may too) as tuples, their items numbers where meant
+        object.__setattr__(self, "mixup_lambda", _pair(self, "mixup_lambda"))
+        object.__setattr__(self, "crop_scale", _pair(self, "crop_scale"))
+        object.__setattr__(self, "milestones", _integers(self, "milestones"))
+        object.__setattr__(self, "attacks", _names(self, "attacks", among=ATTACKS))
+        # 2. each field against its declaration (type, choices, range)
+        check_fields(self)
+        # 3. what a declaration cannot say: open bounds, pairs, and checks across fields
         for name in ("lr", "cutmix_beta"):
             if not getattr(self, name) > 0:
-                raise DiffuseMixError(f"TrainConfig.{name} must be > 0; got {getattr(self, name)!r}")
-        for name in ("min_lr", "weight_decay", "attack_eps", "pgd_step_size"):
-            if getattr(self, name) < 0:
-                raise DiffuseMixError(f"TrainConfig.{name} must be >= 0; got {getattr(self, name)!r}")
+                raise fail(self, name, "must be a number > 0")
         if not 0 < self.gamma <= 1:
-            raise DiffuseMixError(f"TrainConfig.gamma must be in (0, 1]; got {self.gamma!r}")
-        if self.min_lr > self.lr:
-            raise DiffuseMixError(f"TrainConfig.min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
-        if self.image_size > self.load_size:
-            raise DiffuseMixError(
-                f"TrainConfig.image_size ({self.image_size}) must not exceed load_size ({self.load_size}): "
-                "the network sees a crop of the loaded image"
-            )
+            raise fail(self, "gamma", "must be a number in (0, 1]")
         lo, hi = self.mixup_lambda
         if not 0 <= lo <= hi <= 1:
-            raise DiffuseMixError(f"TrainConfig.mixup_lambda must be (low, high) with 0 <= low <= high <= 1; got {lo, hi}")
+            raise fail(self, "mixup_lambda", "must be [low, high] with 0 <= low <= high <= 1")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
-            raise DiffuseMixError(f"TrainConfig.crop_scale must be (low, high) with 0 < low <= high <= 1; got {lo, hi}")
-        if self.warmup_epochs >= self.epochs and self.warmup_epochs:
-            raise DiffuseMixError(
-                f"TrainConfig.warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs})"
-            )
+            raise fail(self, "crop_scale", "must be [low, high] with 0 < low <= high <= 1")
         if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
-            raise DiffuseMixError(f"TrainConfig.milestones must be increasing epochs >= 1; got {self.milestones!r}")
-        bad = [a for a in self.attacks if a not in ("fgsm", "pgd")]
-        if bad or len(set(self.attacks)) != len(self.attacks):
-            raise DiffuseMixError(f"TrainConfig.attacks must be distinct names among fgsm, pgd; got {self.attacks!r}")
+            raise fail(self, "milestones", "must be increasing epochs >= 1")
+        arch = self.model.partition(":")[2] if self.model.startswith(("timm:", "torchvision:")) else None
+        if self.model not in MODEL_NAMES and not arch:
+            raise fail(self, "model", f"must be one of {', '.join(MODEL_NAMES)}, or timm:NAME or torchvision:NAME")
+        if any(a not in ATTACKS for a in self.attacks) or len(set(self.attacks)) != len(self.attacks):
+            raise fail(self, "attacks", f"must be distinct names among {', '.join(ATTACKS)}")
+        if self.min_lr > self.lr:
+            raise fail(self, "min_lr", f"must not exceed lr ({self.lr:g})")
+        if self.image_size > self.load_size:
+            raise fail(self, "image_size", f"must not exceed load_size ({self.load_size})",
+                       hint="The network sees a crop of the loaded image")
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
+            raise fail(self, "warmup_epochs", f"must be fewer than epochs ({self.epochs})")
         # inputs that belong to one method only: never silently unused
         if self.cache is not None and self.method != "diffusemix":
-            raise DiffuseMixError(
-                f"TrainConfig.cache is read by method diffusemix only; the method is {self.method!r} "
-                "(set method=diffusemix, or drop cache)"
-            )
+            raise fail(self, "cache", f"is read by method diffusemix only; the method is {self.method!r}",
+                       value=NO_VALUE, hint="Set the method to diffusemix, or drop the cache")
         if self.export is not None and self.method != "diffusemix-export":
-            raise DiffuseMixError(
-                f"TrainConfig.export is read by method diffusemix-export only; the method is {self.method!r} "
-                "(set method=diffusemix-export, or drop export)"
-            )
+            raise fail(self, "export", f"is read by method diffusemix-export only; the method is {self.method!r}",
+                       value=NO_VALUE, hint="Set the method to diffusemix-export, or drop the export")
 
     # -- derived ---------------------------------------------------------------------------------------
 
     def missing_inputs(self) -> list[str]:
         """The inputs a run needs and this config lacks, as the flags that give them."""
-        missing = [flag for flag, v in (("--train", self.train), ("--val", self.val)) if v is None]
+        flag = functools.partial(schema.flag_for, type(self))
+        missing = [flag(name) for name in ("train", "val") if getattr(self, name) is None]
         if self.method == "diffusemix" and self.cache is None:
-            missing.append("--cache (method diffusemix re-mixes a cache of Î)")
+            missing.append(f"{flag('cache')} (method diffusemix re-mixes a cache of Î)")
         if self.method == "diffusemix-export" and self.export is None:
-            missing.append("--export (method diffusemix-export trains on a fixed export)")
+            missing.append(f"{flag('export')} (method diffusemix-export trains on a fixed export)")
         return missing
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready values (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return schema.to_dict(self)
 
 
-def _check_type(f: dataclasses.Field, value: Any) -> None:
-    """A value of the field's annotated type (ints for floats are accepted, bools never for numbers)."""
-    t = str(f.type)
-    optional = "None" in t
-    if value is None:
-        if not optional:
-            raise DiffuseMixError(f"TrainConfig.{f.name} must be given; got None")
-        return
+def _pair(config: TrainConfig, name: str) -> tuple[float, float]:
+    """Field ``name`` as a (low, high) tuple of floats (a list of two numbers)."""
+    value = getattr(config, name)
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_number(v) for v in value):
+        raise fail(config, name, "must be a list of two numbers [low, high]")
+    return float(value[0]), float(value[1])
 
-    def bad(what: str) -> DiffuseMixError:
-        return DiffuseMixError(f"TrainConfig.{f.name} must be {what}; got {value!r}")
 
-    if t.startswith("tuple"):
-        if not isinstance(value, tuple):
-            raise bad("a list")
-        inner = t[len("tuple[") : -1].split(",")[0].strip()
-        for v in value:
-            if inner == "float" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
-                raise bad("a list of numbers")
-            if inner == "int" and (isinstance(v, bool) or not isinstance(v, int)):
-                raise bad("a list of integers")
-            if inner == "str" and not isinstance(v, str):
-                raise bad("a list of names")
-        if "..." not in t and len(value) != t.count(",") + 1:
-            raise bad(f"a list of {t.count(',') + 1} numbers")
-        return
-    base = t.replace(" | None", "")
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-    elif base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-    elif base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise bad("a finite number")
-    elif base == "str":
-        if not isinstance(value, str) or (not value and f.name not in ("experiment",)):
-            raise bad("a non-empty string")
+def _integers(config: TrainConfig, name: str) -> tuple[int, ...]:
+    """Field ``name`` as a tuple of ints (a list of integers)."""
+    value = getattr(config, name)
+    if not isinstance(value, (list, tuple)) or not all(is_int(v) for v in value):
+        raise fail(config, name, "must be a list of integers")
+    return tuple(int(v) for v in value)
+
+
+def _names(config: TrainConfig, name: str, *, among: tuple[str, ...]) -> tuple[str, ...]:
+    """Field ``name`` as a tuple of strings (``among``: the names it takes, for the message)."""
+    value = getattr(config, name)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise fail(config, name, f"must be a list of names such as [{', '.join(among)}]")
+    return tuple(value)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """YAML values to the field's Python form: lists to tuples, ints to floats where a float is meant."""
-    if name not in _FIELDS:
-        close = [n for n in _FIELDS if n.startswith(name[:3])]
+def _coerce(name: Any, value: Any) -> Any:
+    """A value read from YAML or ``--set`` for setting ``name``: known names only; lists become tuples and whole
+    numbers floats where the setting is a number (the rest is :class:`TrainConfig`'s to check)."""
+    if not isinstance(name, str) or name not in _FIELDS:
+        close = difflib.get_close_matches(str(name), list(_FIELDS), n=3)
         raise DiffuseMixError(
             f"unknown setting {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
             + "; `python -m diffusemix train --list-settings` lists them"
         )
-    t = str(_FIELDS[name].type)
     if isinstance(value, list):
-        value = tuple(float(v) if "float" in t and isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-    elif t.replace(" | None", "") == "float" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        return tuple(value)
+    if _FIELDS[name].metadata["kind"] == "float" and is_int(value):
+        return float(value)
     return value
 
 
@@ -308,6 +358,8 @@ def _read_yaml(path: Path, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any],
         raise DiffuseMixError(f"config {path} extends itself through {' -> '.join(chain)}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DiffuseMixError(f"config {path} is not a text file (a config is YAML, UTF-8)") from None
     except yaml.YAMLError as e:
         raise DiffuseMixError(f"config {path} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -348,7 +400,12 @@ def _resolve(spec: str) -> Path:
 
 
 def load_config(spec: str) -> LoadedConfig:
-    """A shipped config by name, or a YAML file; checked (``ValueError`` naming the setting)."""
+    """A shipped config by name, or a YAML file, checked.
+
+    Raises:
+        DiffuseMixError: no such config, a file that is not a YAML mapping, an unknown key; a
+            :class:`~diffusemix.errors.SettingError` naming the setting for a bad value.
+    """
     path = _resolve(spec)
     values, sources = _read_yaml(path)
     values.setdefault("name", path.stem)

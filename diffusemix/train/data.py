@@ -115,7 +115,7 @@ def draw_subset(targets: Sequence[int], k: int, *, seed: int, classes: Sequence[
     """k item indices per class, drawn without replacement from ``seed``; sorted.
 
     Raises:
-        ValueError: a class with fewer than k items (naming it).
+        DiffuseMixError: a class with fewer than k items (naming it).
     """
     rng = np.random.default_rng(seed)
     by_class: dict[int, list[int]] = {}

@@ -91,7 +91,15 @@ def _check_out(out: Path, config: TrainConfig, resume: bool) -> None:
     if resume:
         if not saved.is_file():
             raise DiffuseMixError(f"--resume: {out} holds no run (no config.json); start it without --resume")
-        before = json.loads(saved.read_text(encoding="utf-8"))["config"]
+        try:
+            before = json.loads(saved.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            before = None
+        before = before.get("config") if isinstance(before, dict) else None
+        if not isinstance(before, dict):
+            raise DiffuseMixError(
+                f"--resume: {saved} is not a run's settings (JSON with a config); start a new run in another --out"
+            )
         now = config.to_dict()
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k) and k not in _RUN_ONLY)
         if diff:
@@ -125,7 +133,7 @@ def train_run(
         log: where progress lines go (main process only).
 
     Raises:
-        ValueError: a missing input, a bad folder or model, an ``out`` that holds another run.
+        DiffuseMixError: a missing input, a bad folder or model, an ``out`` that holds another run.
     """
     from accelerate import Accelerator
 

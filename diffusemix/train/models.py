@@ -76,7 +76,8 @@ def _convnext(depths: list[int], hidden: list[int]) -> Callable[..., Any]:
     return build
 
 
-#: name -> builder(num_classes, image_size); the tiny ones are for tests and smoke runs.
+#: name -> builder(num_classes, image_size); the tiny ones are for tests and smoke runs. The names are
+#: ``config.MODEL_NAMES`` (what TrainConfig.model accepts; a test keeps the two equal).
 MODELS: dict[str, Callable[..., Any]] = {
     "resnet18": _resnet([2, 2, 2, 2], [64, 128, 256, 512], "basic"),
     "resnet18-cifar": _resnet_cifar,
@@ -171,7 +172,7 @@ def build_model(name: str, *, num_classes: int, image_size: int, normalize: str,
     """The classifier a config names, initialised from ``seed`` (the global random state is left alone).
 
     Raises:
-        ValueError: an unknown name, a library that cannot be imported, weights that cannot be loaded.
+        DiffuseMixError: an unknown name, a library that cannot be imported, weights that cannot be loaded.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -100,16 +100,20 @@ def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A run's result: ``RUN_DIR`` (its result.json) or the JSON file itself.
 
     Raises:
-        ValueError: no result there, or not a result of this format.
+        DiffuseMixError: no result there, or not a result of this format.
     """
     p = Path(path)
     if p.is_dir():
         p = p / RESULT_FILE
     if not p.is_file():
         raise DiffuseMixError(f"{path}: no {RESULT_FILE} (is it a finished `python -m diffusemix train` run folder?)")
-    data = json.loads(p.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT:
-        raise DiffuseMixError(f"{p} is not a training result ({FORMAT}); got format {data.get('format')!r}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DiffuseMixError(f"{p} is not a training result ({FORMAT}): not JSON ({e})") from None
+    got = data.get("format") if isinstance(data, dict) else type(data).__name__
+    if got != FORMAT:
+        raise DiffuseMixError(f"{p} is not a training result ({FORMAT}); got format {got!r}")
     data["_path"] = str(p)
     return data
 

@@ -9,7 +9,6 @@ so that ``import diffusemix.editors`` stays cheap and torch-free.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import re
 import threading

@@ -13,7 +13,6 @@ same bit for bit.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -7,7 +7,6 @@ scan (:mod:`.scan`) → plan (:mod:`.plan`) → run (:mod:`.stream`) → write
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from pathlib import Path

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import schema
-from ..editors.spec import PIXEL_FIELDS, EditorSpec
+from ..editors.spec import EditorSpec
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
 from ..scoring.base import ScoreRule

@@ -12,7 +12,6 @@ cache. The generator that makes sets lives apart, in :mod:`.generator`.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import threading
 from collections import OrderedDict

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from ..errors import DiffuseMixError, SettingError
+from ..errors import DiffuseMixError
 
 __all__ = ["add_parser", "run", "COMMANDS"]
 
@@ -111,17 +111,6 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _named_by_key(e: SettingError) -> SettingError:
-    """A :class:`TrainConfig` setting without a flag of its own named as its key (what a config file and --set
-    call it), not by a flag that does not exist."""
-    from .config import TrainConfig
-
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    if e.owner != TrainConfig.__name__ or e.field not in fields or fields[e.field].metadata["cli"]:
-        return e
-    return type(e)(e.reason, field=e.field, value=e.value, hint=e.hint, also=e.also)
-
-
 def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -170,12 +159,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``train`` or ``train-compare``.
 
     Raises:
-        DiffuseMixError: the user's mistake (the command line prints it and exits 2); a setting without a flag of
-            its own is named by its key (``lr``), one with a flag by the flag (``--epochs``).
+        DiffuseMixError: the user's mistake (the command line prints it and exits 2; ``schema.flag_for`` names a
+            setting without a flag of its own by its key, ``lr``, one with a flag by the flag, ``--epochs``).
     """
-    try:
-        if args.command == "train":
-            return _run_train(args)
-        return _run_compare(args)
-    except SettingError as e:
-        raise _named_by_key(e) from None
+    if args.command == "train":
+        return _run_train(args)
+    return _run_compare(args)

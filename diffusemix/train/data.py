@@ -18,7 +18,6 @@ those images (by each row's ``source``).
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path

@@ -45,7 +45,6 @@ from diffusemix.ui.shared import (
     chosen_prompts,
     current,
     clear_toasts_on_success,
-    generating,
     GPU_STEP_SECONDS,
     gpu,
     gpu_seconds,

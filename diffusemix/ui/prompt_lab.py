@@ -34,7 +34,6 @@ from diffusemix.ui.shared import (
     QUICK,
     AppContext,
     _run_augment,
-    as_int,
     bind,
     chosen_prompts,
     clear_toasts_on_success,

@@ -5,6 +5,14 @@ ahead of time on worker threads, sent to the editor in one call, and mixed,
 encoded and written by worker threads (:class:`~.writer.Writer`), with a
 bounded number of chunks in flight: memory stays constant however large the
 dataset.
+
+What happens to one chunk is a handful of plain functions, shared by every
+engine: :func:`mark_chunk` (which samples are finished, which Î can be read
+back), :func:`decode_chunk` (I), :func:`edit_chunk` (Î in the planned model
+call, scored), the :class:`~.writer.Writer` (mix, encode, write) and a
+:class:`Tally` (what was made, skipped, dropped). The local :class:`Stream`
+runs them on threads; the Ray engine (:mod:`.ray_engine`) runs the same
+functions as Ray Data tasks and actors.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -19,7 +28,7 @@ import numpy as np
 
 from ..engine import generate
 from ..errors import Cancelled, ImageError
-from ..recipe import Recipe, SampleRecord
+from ..recipe import Recipe
 from ..scoring.base import Score, ScoreRule
 from ..scoring.filter import generate_scored
 from .folder import SAVED_STAGES, cache_input_name, original_name, stage_path
@@ -113,12 +122,193 @@ def decode_chunk(
     return images, reused
 
 
-class Stream:
-    """One shard's run over its chunks; counts what it made, skipped and could not use.
+def sample_done(s: Sample, *, out: Path, options: ExportOptions, finished: dict[str, bool]) -> bool:
+    """Whether an earlier run finished ``s``: made with every file in place, or degenerate (reported, not retried)."""
+    state = finished.get(s.file_name)
+    if state is None:
+        return False
+    if state is False:
+        return True  # degenerate: reported, not retried
+    if not (out / s.file_name).is_file():
+        return False
+    if options.cache and not (out / cache_input_name(s.entry.out_stem, options.extension)).is_file():
+        return False
+    if options.write_originals and not (out / original_name(s.entry.out_stem)).is_file():
+        return False
+    stage_names = SAVED_STAGES if options.save_stages else ()
+    return all(stage_path(out, st, s.file_name).is_file() for st in stage_names)
+
+
+def mark_chunk(chunk: list[Sample], *, out: Path, options: ExportOptions, finished: dict[str, bool]) -> bool:
+    """Set each sample's ``done`` (and ``reuse``: a saved Î to read back); True when every sample is done."""
+    for s in chunk:
+        s.done = sample_done(s, out=out, options=options, finished=finished)
+        if options.reuse_generated and not s.done:
+            p = stage_path(out, "generated", s.file_name)
+            s.reuse = p if p.is_file() else None
+    return all(s.done for s in chunk)
+
+
+@dataclass
+class EditedChunk:
+    """A chunk after the editor: I per source, Î of every sample still to write, why unusable sources failed."""
+
+    samples: list[Sample]
+    images: dict[str, np.ndarray | str]
+    made: dict[str, Made]  # by file name: the samples to write (usable and not done)
+    failed: dict[str, str]  # source -> why it cannot be used
+
+    def to_write(self) -> list[Sample]:
+        """The samples to mix and write, in plan order."""
+        return [s for s in self.samples if s.file_name in self.made]
+
+
+def edit_chunk(
+    chunk: list[Sample],
+    images: dict[str, np.ndarray | str],
+    reused: dict[str, Made],
+    *,
+    editor: "Editor",
+    scorer: "Scorer | None" = None,
+    rule: ScoreRule | None = None,
+    cancel: "CancelToken | None" = None,
+) -> EditedChunk:
+    """Î for a decoded chunk: read back where saved, else the chunk's samples in one editor call (the planned
+    model calls: finished samples are in it too, so the others' Î come out the same), scored and retried with a
+    scorer. Raises Cancelled."""
+    rule = rule if rule is not None else ScoreRule()
+    # 1. inputs that cannot be used
+    failed: dict[str, str] = {}
+    live = []
+    for s in chunk:
+        got = images[s.entry.source]
+        if isinstance(got, str):
+            failed.setdefault(s.entry.source, got)
+        else:
+            live.append(s)
+    # 2. Î: reused where saved, else one editor call for the chunk (scored and retried with a scorer)
+    results: dict[str, Made] = {s.file_name: reused[s.file_name] for s in live if s.file_name in reused}
+    jobs = [s for s in live if s.file_name not in results]
+    _generate(jobs, images, results, editor=editor, scorer=scorer, rule=rule, cancel=cancel)
+    _score_reused([s for s in live if s.file_name in reused and not s.done], images, results, scorer=scorer,
+                  rule=rule)
+    made = {s.file_name: results[s.file_name] for s in live if not s.done}
+    return EditedChunk(list(chunk), images, made, failed)
+
+
+def _generate(
+    jobs: list[Sample],
+    images: dict[str, np.ndarray | str],
+    results: dict[str, Made],
+    *,
+    editor: "Editor",
+    scorer: "Scorer | None",
+    rule: ScoreRule,
+    cancel: "CancelToken | None",
+) -> None:
+    """One editor call for ``jobs``; with a scorer, scored and rejected Î made again (raises Cancelled)."""
+    if not jobs:
+        return
+    pairs = [(s.record, images[s.entry.source]) for s in jobs]
+    if scorer is None:
+        made = generate(editor, pairs, cancel=cancel)  # type: ignore[arg-type]
+        for s, (rec, res) in zip(jobs, made, strict=True):
+            results[s.file_name] = Made(res.image, rec, res.degenerate, batch=batch_members(jobs, res.batch))
+        return
+    done = generate_scored(
+        editor,
+        pairs,  # type: ignore[arg-type]
+        scorer=scorer,
+        rule=rule,
+        max_retries=editor.max_retries,
+        labels=[s.entry.label for s in jobs],
+        cancel=cancel,
+    )
+    for s, d in zip(jobs, done, strict=True):
+        results[s.file_name] = Made(d.result.image, d.record, d.result.degenerate, d.score, d.rejected,
+                                    batch=batch_members(jobs, d.result.batch))
+
+
+def _score_reused(
+    reused: list[Sample],
+    images: dict[str, np.ndarray | str],
+    results: dict[str, Made],
+    *,
+    scorer: "Scorer | None",
+    rule: ScoreRule,
+) -> None:
+    """A remix's saved Î get their scores again (they passed the same rule when they were made)."""
+    if scorer is None or not reused:
+        return
+    scores = scorer.score(
+        [images[s.entry.source] for s in reused],  # type: ignore[misc]
+        [results[s.file_name].image for s in reused],
+        labels=[s.entry.label for s in reused],
+    )
+    for s, sc in zip(reused, scores, strict=True):
+        results[s.file_name] = dataclasses.replace(results[s.file_name], score=sc, rejected=rule.reject(sc))
+
+
+class Tally:
+    """What a run made, skipped and could not use, counted the same way by every engine.
 
     ``finished`` maps the file names earlier runs finished to True (made) or
     False (degenerate: reported, not retried).
     """
+
+    def __init__(self, finished: dict[str, bool]) -> None:
+        self.finished = finished
+        self.made = self.skipped = self.degenerate = self.prior_degenerate = self.rejected = 0
+        # prompt -> (scores of this run's final Î, how many were dropped for their score)
+        self._scores: dict[str, tuple[list[float], list[int]]] = {}
+        self.failed: dict[str, str] = {}  # source -> why it cannot be used
+        self.cancelled = False
+
+    def count_done(self, samples: list[Sample]) -> int:
+        """Count the samples earlier runs finished (made: skipped; degenerate: reported again); returns how many."""
+        n = 0
+        for s in samples:
+            if s.done:
+                n += 1
+                if self.finished.get(s.file_name) is False:
+                    self.prior_degenerate += 1
+                else:
+                    self.skipped += 1
+        return n
+
+    def count_edited(self, edited: EditedChunk) -> int:
+        """Count a chunk after the editor: unusable sources, finished samples, the scores of the Î to write.
+        Returns how many samples are handled without a write (for the progress)."""
+        for src, why in edited.failed.items():
+            self.failed.setdefault(src, why)
+        for made in edited.made.values():
+            self.count_score(made.record.prompt, made.score, made.rejected)
+        self.count_done(edited.samples)
+        return sum(1 for s in edited.samples if s.entry.source in edited.failed or s.done)
+
+    def count_written(self, status: str) -> None:
+        """Count one sample the writer handled: ``made``, ``rejected`` or ``degenerate``."""
+        if status == "made":
+            self.made += 1
+        elif status == "rejected":
+            self.rejected += 1
+        else:
+            self.degenerate += 1
+
+    def count_score(self, prompt: str, score: Score | None, rejected: str | None) -> None:
+        if score is None:
+            return
+        values, dropped = self._scores.setdefault(prompt, ([], [0]))
+        values.append(float(score.value))
+        dropped[0] += rejected is not None
+
+    def score_stats(self) -> dict[str, tuple[float, int, int]]:
+        """Per prompt, for this run: (mean score, Î scored, Î dropped for their score)."""
+        return {p: (float(np.mean(v)), len(v), d[0]) for p, (v, d) in self._scores.items()}
+
+
+class Stream(Tally):
+    """One shard's run over its chunks on this machine's threads (the local engine)."""
 
     def __init__(
         self,
@@ -136,18 +326,13 @@ class Stream:
         rule: ScoreRule | None = None,
         calls: "dict[str, tuple[dict[str, Any], ...]] | None" = None,
     ) -> None:
+        super().__init__(finished)
         self.chunks, self.out, self.recipe, self.editor = chunks, out, recipe, editor
         #: a remix: the model call that made each saved Î (from the rows the folder had), by file name
         self.calls = calls or {}
-        self.options, self.writer, self.finished = options, writer, finished
+        self.options, self.writer = options, writer
         self.progress, self.cancel = progress, cancel
         self.scorer, self.rule = scorer, rule if rule is not None else ScoreRule()
-        self.stage_names = SAVED_STAGES if options.save_stages else ()
-        self.made = self.skipped = self.degenerate = self.prior_degenerate = self.rejected = 0
-        # prompt -> (scores of this run's final Î, how many were dropped for their score)
-        self._scores: dict[str, tuple[list[float], list[int]]] = {}
-        self.failed: dict[str, str] = {}  # source -> why it cannot be used
-        self.cancelled = False
         self._decoding: deque[tuple[list[Sample], Future]] = deque()
         self._writing: deque[list[Future]] = deque()
         self._prefetch = max(2, options.workers)
@@ -184,36 +369,14 @@ class Stream:
         self._decode_pool.shutdown(wait=True, cancel_futures=True)
         self._write_pool.shutdown(wait=True)
 
-    def is_done(self, s: Sample) -> bool:
-        state = self.finished.get(s.file_name)
-        if state is None:
-            return False
-        if state is False:
-            return True  # degenerate: reported, not retried
-        if not (self.out / s.file_name).is_file():
-            return False
-        if self.options.cache and not (self.out / cache_input_name(s.entry.out_stem, self.options.extension)).is_file():
-            return False
-        if self.options.write_originals and not (self.out / original_name(s.entry.out_stem)).is_file():
-            return False
-        return all(stage_path(self.out, st, s.file_name).is_file() for st in self.stage_names)
-
     def _refill(self) -> None:
         """Queue chunks for decoding until ``prefetch`` are; chunks already finished are counted and skipped."""
         while len(self._decoding) < self._prefetch:
             chunk = next(self.chunks, None)
             if chunk is None:
                 return
-            for s in chunk:
-                s.done = self.is_done(s)
-                if self.options.reuse_generated and not s.done:
-                    p = stage_path(self.out, "generated", s.file_name)
-                    s.reuse = p if p.is_file() else None
-            if all(s.done for s in chunk):
-                n_bad = sum(self.finished.get(s.file_name) is False for s in chunk)
-                self.prior_degenerate += n_bad
-                self.skipped += len(chunk) - n_bad
-                self.progress.advance(len(chunk))
+            if mark_chunk(chunk, out=self.out, options=self.options, finished=self.finished):
+                self.progress.advance(self.count_done(chunk))
                 continue
             fut = self._decode_pool.submit(decode_chunk, chunk, self.recipe, self.options.reuse_generated, self.calls)
             self._decoding.append((chunk, fut))
@@ -222,44 +385,18 @@ class Stream:
         self,
         chunk: list[Sample],
         images: dict[str, np.ndarray | str],
-        reused: dict[str, tuple[np.ndarray, SampleRecord]],
+        reused: dict[str, Made],
     ) -> bool:
         """Make Î for a decoded chunk and hand its samples to the writers; False when cancelled."""
-        # 1. inputs that cannot be used
-        live = []
-        for s in chunk:
-            got = images[s.entry.source]
-            if isinstance(got, str):
-                self.failed.setdefault(s.entry.source, got)
-            else:
-                live.append(s)
-        n_dead = len(chunk) - len(live)
-        # 2. Î: reused where saved, else one editor call for the chunk (scored and retried with a scorer)
-        results: dict[str, Made] = {}
-        for s in live:
-            if s.file_name in reused:
-                results[s.file_name] = reused[s.file_name]
-        jobs = [s for s in live if s.file_name not in results]
         try:
-            self._generate(jobs, images, results)
+            edited = edit_chunk(chunk, images, reused, editor=self.editor, scorer=self.scorer, rule=self.rule,
+                                cancel=self.cancel)
         except Cancelled:
             return False
-        self._score_reused([s for s in live if s.file_name in reused and not s.done], images, results)
-        # 3. mix, encode and write on the worker threads
-        futs = []
-        for s in live:
-            if s.done:
-                continue
-            made = results[s.file_name]
-            self._count_score(made.record.prompt, made.score, made.rejected)
-            futs.append(self._write_pool.submit(self.writer, s, images[s.entry.source], made))
-        for s in chunk:
-            if s.done:
-                if self.finished.get(s.file_name) is False:
-                    self.prior_degenerate += 1
-                else:
-                    self.skipped += 1
-        self.progress.advance(n_dead + sum(1 for s in live if s.done))
+        handled = self.count_edited(edited)
+        futs = [self._write_pool.submit(self.writer, s, edited.images[s.entry.source], edited.made[s.file_name])
+                for s in edited.to_write()]
+        self.progress.advance(handled)
         self._writing.append(futs)
         return True
 
@@ -269,69 +406,5 @@ class Stream:
         while writing and (len(writing) > limit or all(f.done() for f in writing[0])):
             futs = writing.popleft()
             for f in futs:
-                got = f.result()  # re-raises a write error
-                if got == "made":
-                    self.made += 1
-                elif got == "rejected":
-                    self.rejected += 1
-                else:
-                    self.degenerate += 1
+                self.count_written(f.result())  # re-raises a write error
             self.progress.advance(len(futs))
-
-    # -- scores ------------------------------------------------------------------
-
-    def _generate(
-        self,
-        jobs: list[Sample],
-        images: dict[str, np.ndarray | str],
-        results: dict[str, Made],
-    ) -> None:
-        """One editor call for ``jobs``; with a scorer, scored and rejected Î made again (raises Cancelled)."""
-        if not jobs:
-            return
-        pairs = [(s.record, images[s.entry.source]) for s in jobs]
-        if self.scorer is None:
-            made = generate(self.editor, pairs, cancel=self.cancel)  # type: ignore[arg-type]
-            for s, (rec, res) in zip(jobs, made, strict=True):
-                results[s.file_name] = Made(res.image, rec, res.degenerate, batch=batch_members(jobs, res.batch))
-            return
-        done = generate_scored(
-            self.editor,
-            pairs,  # type: ignore[arg-type]
-            scorer=self.scorer,
-            rule=self.rule,
-            max_retries=self.editor.max_retries,
-            labels=[s.entry.label for s in jobs],
-            cancel=self.cancel,
-        )
-        for s, d in zip(jobs, done, strict=True):
-            results[s.file_name] = Made(d.result.image, d.record, d.result.degenerate, d.score, d.rejected,
-                                        batch=batch_members(jobs, d.result.batch))
-
-    def _score_reused(
-        self,
-        reused: list[Sample],
-        images: dict[str, np.ndarray | str],
-        results: dict[str, Made],
-    ) -> None:
-        """A remix's saved Î get their scores again (they passed the same rule when they were made)."""
-        if self.scorer is None or not reused:
-            return
-        scores = self.scorer.score(
-            [images[s.entry.source] for s in reused],  # type: ignore[misc]
-            [results[s.file_name].image for s in reused],
-            labels=[s.entry.label for s in reused],
-        )
-        for s, sc in zip(reused, scores, strict=True):
-            results[s.file_name] = dataclasses.replace(results[s.file_name], score=sc, rejected=self.rule.reject(sc))
-
-    def _count_score(self, prompt: str, score: Score | None, rejected: str | None) -> None:
-        if score is None:
-            return
-        values, dropped = self._scores.setdefault(prompt, ([], [0]))
-        values.append(float(score.value))
-        dropped[0] += rejected is not None
-
-    def score_stats(self) -> dict[str, tuple[float, int, int]]:
-        """Per prompt, for this run: (mean score, Î scored, Î dropped for their score)."""
-        return {p: (float(np.mean(v)), len(v), d[0]) for p, (v, d) in self._scores.items()}

@@ -113,7 +113,7 @@ class Writer:
         out: Path,
         options: ExportOptions,
         fractals: "FractalSet",
-        journal: folder.Journal,
+        journal: folder.Journal | None,
         tag: str,
         remix: bool,
         *,
@@ -177,28 +177,35 @@ class Writer:
         finally:
             event.set()  # type: ignore[union-attr]
 
-    def _write_cache(self, s: Sample, image: np.ndarray, made: Made, scores: dict[str, Any]) -> str:
-        """A cache keeps I (once per image) and Î, mixes nothing; the row (with any scores) goes last."""
+    def _write_cache(self, s: Sample, image: np.ndarray, made: Made, scores: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A cache keeps I (once per image) and Î, mixes nothing; its row carries any scores."""
         self._put_input_once(s, image)
         data = _encode(made.image, self.options.format, self.options.quality)  # type: ignore[arg-type]
         self._put(self.out / s.file_name, data)
-        self.journal.append({**self.cache_row(s, made), **scores})
-        return "made"
+        return "made", {**self.cache_row(s, made), **scores}
 
     def __call__(self, s: Sample, image: np.ndarray, made: Made) -> str:
+        """Write one sample's files, then append its row to the journal; returns ``made``, ``rejected`` or
+        ``degenerate``."""
+        status, row = self.write(s, image, made)
+        self.journal.append(row)  # type: ignore[union-attr]
+        return status
+
+    def write(self, s: Sample, image: np.ndarray, made: Made) -> tuple[str, dict[str, Any]]:
+        """Write one sample's files (atomically, A last) and return its status and journal row, which the caller
+        appends once the files are in place (an engine whose writers run elsewhere passes a ``journal`` of None
+        and appends the rows itself)."""
         rec, generated = made.record, made.image
         # 1. a blank Î, or one whose score the rule rejected, is reported, never written
         scores = made.score.to_row() if made.score is not None else {}
         if made.degenerate is not None:
             row = self.cache_row(s, made) if self.options.cache else self.row(s, made)
-            self.journal.append({**row, DEGENERATE_KEY: made.degenerate})
-            return "degenerate"
+            return "degenerate", {**row, DEGENERATE_KEY: made.degenerate}
         if made.rejected is not None:
             if self.options.save_stages:  # kept for a look (the report's contact sheet), not part of the dataset
                 self._put(stage_path(self.out, "rejected", s.file_name), _encode(generated, "png", 0))
             row = self.cache_row(s, made) if self.options.cache else self.row(s, made)
-            self.journal.append({**row, **scores, REJECTED_KEY: made.rejected})
-            return "rejected"
+            return "rejected", {**row, **scores, REJECTED_KEY: made.rejected}
         if self.options.cache:
             return self._write_cache(s, image, made, scores)
         # 2. mix
@@ -229,6 +236,5 @@ class Writer:
             if not self.options.save_stages:  # saved M, H, F of the old mix would contradict the new A
                 for stage in ("mask", "hybrid", "fractal"):
                     stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
-        # 4. the row, last
-        self.journal.append({**self.row(s, made), **scores})
-        return "made"
+        # 4. the row, last (appended by the caller)
+        return "made", {**self.row(s, made), **scores}

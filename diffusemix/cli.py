@@ -83,6 +83,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                 spec = spec.replace(device=found[2])
     if args.calibrate and not args.dry_run:
         raise SettingError("goes with --dry-run (it times a few steps for the estimate)", field="--calibrate")
+    if options.engine == "ray":  # the model runs on the Ray actors: the driver's editor is a description
+        from .export.ray_engine import driver_spec
+
+        spec = driver_spec(spec, options)
     return {"recipe": recipe, "spec": spec, "scorer": scorer, "rule": rule, "options": options}
 
 
@@ -108,13 +112,23 @@ def _dry_run(args: argparse.Namespace, s: dict[str, Any], plan: Any) -> int:
 
         setup_process(tune_memory=False if args.no_tune_allocator else None)
         costs = calibrate(editor, size=s["recipe"].size)
-    try:
-        line = plan_cost(editor, plan.samples - plan.already_done, size=s["recipe"].size, costs=costs)
-    except DiffuseMixError as e:
-        print(f"  cost:     {e.reason} (--calibrate)")
+    line = None
+    options = s["options"]
+    if options.engine == "ray" and editor.is_diffusion and costs is None and options.ray_gpus_per_actor > 0:
+        print("  cost:     the stored figures are a CPU's and these actors use GPUs: run the dry run with --calibrate"
+              " on one of the GPU nodes (without --engine ray) for a measured time per actor")
     else:
-        if line is not None:
-            print(f"  cost:     {line}")
+        try:
+            line = plan_cost(editor, plan.samples - plan.already_done, size=s["recipe"].size, costs=costs)
+        except DiffuseMixError as e:
+            print(f"  cost:     {e.reason} (--calibrate)")
+        else:
+            if line is not None:
+                print(f"  cost:     {line}")
+    if options.engine == "ray":
+        from .export.ray_engine import dry_run_lines
+
+        print("\n".join(dry_run_lines(options, line.seconds if line is not None else None)))
     return 0
 
 
@@ -126,6 +140,10 @@ def _run_export(args: argparse.Namespace) -> int:
     plan = plan_export(args.input, args.output, recipe=s["recipe"], options=s["options"])  # writes nothing
     if args.dry_run:
         return _dry_run(args, s, plan)
+    if s["options"].engine == "ray":  # before any work: Ray must be installed here
+        from .export.ray_engine import import_ray
+
+        import_ray()
     from .runtime import setup_process
 
     setup_process(tune_memory=False if args.no_tune_allocator else None)
@@ -137,11 +155,14 @@ def _run_export(args: argparse.Namespace) -> int:
     #    (exit 2, saying how to get it) before anything is written to OUTPUT
     from .editors import load_editor
 
-    editor = load_editor(s["spec"])
-    editor.load()
+    ray = s["options"].engine == "ray"
+    editor = load_editor(s["spec"], lazy=ray)
+    if not ray:  # the Ray engine's actors load it on their nodes
+        editor.load()
     print(
         f"exporting {plan.samples - plan.already_done} image(s) from {plan.images} input image(s) "
-        f"with {editor.describe().get('summary', editor.name)}",
+        f"with {editor.describe().get('summary', editor.name)}"
+        + (f" on {s['options'].ray_actors} Ray editor actor(s)" if ray else ""),
         file=sys.stderr,
     )
     scorer = _scorer(args, s, editor)
@@ -179,7 +200,8 @@ def _scorer(args: argparse.Namespace, s: dict[str, Any], editor: Any):
         rule.check_scorer(scorer)  # a rule without scores stops the run, saying why
         print(f"note: {scorer.notice}", file=sys.stderr)
         return None
-    scorer.load()
+    if s["options"].engine != "ray":  # the Ray engine's editor actors load it beside the editor
+        scorer.load()
     return scorer
 
 

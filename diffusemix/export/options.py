@@ -12,10 +12,14 @@ from .. import schema
 from ..errors import SettingError
 from ..schema import check_fields, fail, register, setting
 
-__all__ = ["ExportOptions", "FORMATS", "CACHE_FORMATS", "parse_shard", "detect_shard"]
+__all__ = ["ExportOptions", "FORMATS", "CACHE_FORMATS", "ENGINES", "parse_shard", "detect_shard"]
 
 #: Output formats and their file extensions (BMP: uncompressed, the fastest to read back; a cache's default).
 FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp"}
+#: How the chunks are run: this process's threads, or a Ray cluster (:mod:`diffusemix.export.ray_engine`).
+ENGINES: tuple[str, ...] = ("local", "ray")
+#: The settings that only the ray engine reads.
+_RAY_FIELDS: tuple[str, ...] = ("ray_address", "ray_actors", "ray_gpus_per_actor", "ray_cpus_per_actor")
 #: Lossless formats, the only ones a cache of Î may use.
 CACHE_FORMATS: tuple[str, ...] = ("bmp", "png")
 
@@ -76,6 +80,27 @@ class ExportOptions:
     )
     workers: int = setting(2, kind="int", low=1, high=64, metavar="N", stage="run", label="Workers",
                            help="CPU threads for decoding, and as many for mixing, encoding and writing")
+    engine: str = setting(
+        "local", choices=ENGINES, stage="run", label="Engine",
+        help="local: this process's threads; ray: a Ray cluster (Ray Data streams the same chunks through decode"
+        " tasks, editor actors and write tasks; the same files and rows; needs pip install \"diffusemix[ray]\" and"
+        " INPUT/OUTPUT on storage every node sees)",
+    )
+    ray_address: str | None = setting(
+        None, kind="str", optional=True, metavar="ADDRESS", stage="run", label="Ray address",
+        default_text="RAY_ADDRESS, a cluster started on this machine with `ray start`, else a new local one",
+        help="with --engine ray: the cluster to join (host:6379, auto, or ray://host:10001)",
+    )
+    ray_actors: int = setting(1, kind="int", low=1, high=4096, metavar="N", stage="run", label="Ray editor actors",
+                              help="with --engine ray: editor actors, each loading the model once")
+    ray_gpus_per_actor: float = setting(
+        0.0, kind="float", low=0.0, high=64.0, metavar="G", stage="run", label="GPUs per editor actor",
+        help="with --engine ray: GPUs each editor actor asks for (0: CPU actors; 1: a GPU each; 0.5: two share one)",
+    )
+    ray_cpus_per_actor: float = setting(
+        1.0, kind="float", low=0.0, high=1024.0, metavar="C", stage="run", label="CPUs per editor actor",
+        help="with --engine ray: CPUs each editor actor asks for; torch runs on that many threads there (at least 1)",
+    )
 
     def __post_init__(self) -> None:
         fmt = self.format.lower() if isinstance(self.format, str) else self.format
@@ -94,6 +119,10 @@ class ExportOptions:
         object.__setattr__(self, "shard", (int(sh[0]), int(sh[1])))
         if self.cache and self.format not in CACHE_FORMATS:
             raise fail(self, "format", f"must be one of {', '.join(CACHE_FORMATS)} for a cache (lossless)")
+        if self.engine != "ray":
+            given = [f for f in _RAY_FIELDS if getattr(self, f) != schema.field_default(ExportOptions, f)]
+            if given:
+                raise fail(self, given[0], "goes with the ray engine (engine='ray')", value=getattr(self, given[0]))
         if self.cache and (self.save_stages or self.reuse_generated or self.write_originals):
             raise fail(
                 self, "cache", "cannot go with save_stages, reuse_generated or write_originals: a cache keeps I (once"

@@ -29,6 +29,7 @@ from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
+    from .ray_engine import RayStream
     from ..scoring.base import Scorer
     from ..fractals import FractalSet
 
@@ -59,7 +60,8 @@ def export_dataset(
         recipe: the method's settings.
         editor: makes Î (``diffusemix.editors.load_editor``).
         fractals: the set F is drawn from.
-        options: format, shard, chunk size, workers, stages.
+        options: format, shard, chunk size, workers, stages, and the engine: ``engine="ray"`` runs the same
+            chunks on a Ray cluster (:mod:`.ray_engine`; INPUT and OUTPUT on storage every node sees).
         progress: ``progress(done, total)`` over this run's samples.
         cancel: anything with ``is_set()``; the run stops after the current
             chunk and can be resumed.
@@ -75,7 +77,9 @@ def export_dataset(
     Raises:
         DiffuseMixError: bad input or output folders, an output folder made
             with other settings or in use by another run (raised before any
-            work); a full disk (the message names the file; a rerun resumes).
+            work); a full disk (the message names the file; a rerun resumes);
+            the ray engine without Ray installed, or a Ray node that cannot
+            see INPUT or OUTPUT (named).
         EditorLoadError: the editor's model cannot be loaded (it is loaded
             before anything is written, so a failed load leaves no run.json).
         ValueError: a score rule without a scorer that can apply it.
@@ -83,6 +87,13 @@ def export_dataset(
     t0 = time.perf_counter()
     _check_arguments(recipe, editor, fractals, options)
     inp, out = Path(input_dir), Path(output_dir)
+    auto_batch = None
+    if options.engine == "ray":  # every Ray node reads and writes these paths: not relative to this process's folder
+        from . import ray_engine
+
+        ray_engine.import_ray()
+        inp, out = inp.absolute(), out.absolute()
+        auto_batch = lambda: ray_engine.auto_batch_size(options, editor, recipe.size)  # noqa: E731
     shard = options.shard
     tag = folder.temp_tag(shard)
 
@@ -93,9 +104,10 @@ def export_dataset(
     if not fractals.names:
         raise DiffuseMixError("has no images; pass a folder of fractal images", field="the fractal set")
     check_foreign_output(out)
-    editor.load()  # a model that cannot be loaded stops the run here, before run.json or any file is written
+    if auto_batch is None:  # the Ray engine's actors load (and check) the model on their nodes instead
+        editor.load()  # a model that cannot be loaded stops the run here, before run.json or any file is written
     # the model calls are part of the plan: a fixed batch size (auto: the folder's, or chosen now) and chunk size
-    editor, options = fix_batches(out, editor, options, recipe.size)
+    editor, options = fix_batches(out, editor, options, recipe.size, auto_batch=auto_batch)
     rule = score_rule if score_rule is not None else ScoreRule()
     if scorer is not None and not scorer.available:
         scorer = None
@@ -117,20 +129,29 @@ def export_dataset(
         # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
         total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard, options.chunk_size)
         bar = Progress(total, shard, progress, bar=progress_bar)
-        stream = Stream(
-            chunks(iter_samples(scan, recipe, fractals.names, options)),
-            out=out,
-            recipe=recipe,
-            editor=editor,
-            options=options,
-            writer=writer,
-            finished=finished,
-            progress=bar,
-            cancel=cancel,
-            scorer=scorer,
-            rule=rule,
-            calls=calls,
-        )
+        plan_chunks = chunks(iter_samples(scan, recipe, fractals.names, options))
+        stream: "Stream | RayStream"
+        if options.engine == "ray":  # the same chunks through the same functions, on a Ray cluster
+            stream = ray_engine.RayStream(
+                plan_chunks, inp=inp, out=out, recipe=recipe, editor=editor, options=options, fractals=fractals,
+                journal=journal, remix=remix, run_fields=run_fields(settings), finished=finished, progress=bar,
+                cancel=cancel, scorer=scorer, rule=rule, calls=calls,
+            )
+        else:
+            stream = Stream(
+                plan_chunks,
+                out=out,
+                recipe=recipe,
+                editor=editor,
+                options=options,
+                writer=writer,
+                finished=finished,
+                progress=bar,
+                cancel=cancel,
+                scorer=scorer,
+                rule=rule,
+                calls=calls,
+            )
         try:
             stream.run()
         except BaseException:  # Ctrl-C or an error: keep the journal consistent, report the first error
@@ -173,7 +194,7 @@ def export_dataset(
         + orphans_note(orphans)
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
-        editor=str(editor.describe().get("summary") or editor.name),
+        editor=getattr(stream, "editor_summary", None) or str(editor.describe().get("summary") or editor.name),
         preview=not editor.is_diffusion,
     )
 
@@ -184,12 +205,15 @@ _CACHE_NOTE = [
 ]
 
 
-def fix_batches(out: Path, editor: "Editor", options: ExportOptions, size: int) -> tuple["Editor", ExportOptions]:
+def fix_batches(
+    out: Path, editor: "Editor", options: ExportOptions, size: int, *, auto_batch: Callable[[], int] | None = None
+) -> tuple["Editor", ExportOptions]:
     """The editor with a fixed batch size and the options with a fixed chunk size: what makes the model calls.
 
     ``batch_size="auto"`` becomes the number the folder was made with (a resumed run, a shard) or, for a new
     folder, the one chosen now from free memory; the chunk size defaults to the batch size. Both are recorded
-    in run.json, so every later run (and every other engine) makes the same calls.
+    in run.json, so every later run (and every other engine) makes the same calls. ``auto_batch`` chooses it where
+    the model runs elsewhere (the Ray engine's actors).
     """
     from .settings import recorded_batches
 
@@ -198,6 +222,8 @@ def fix_batches(out: Path, editor: "Editor", options: ExportOptions, size: int) 
     if batch == "auto":
         if recorded_batch is not None:
             batch = recorded_batch
+        elif auto_batch is not None:
+            batch = auto_batch()
         else:
             from ..editors.batching import resolve_batch_size
 

@@ -119,7 +119,7 @@ def serialisation(data: Path, out: Path, fractals, model: Path, *, size: int, ba
     from diffusemix.editors import load_editor
     from diffusemix.export import ExportOptions
     from diffusemix.export.plan import chunks, iter_samples
-    from diffusemix.export.ray_engine import _Decoded, _Todo, _Written
+    from diffusemix.export.ray_stages import _Decoded, _Todo, _Written
     from diffusemix.export.scan import scan_input
     from diffusemix.export.stream import decode_chunk, edit_chunk
     from diffusemix.export.writer import Writer
@@ -177,7 +177,8 @@ def main() -> None:
         fractals = FractalSet.from_folder(root / "fractals")
         datas = {}
         for n, pc in zip((n1, n2), per_class):
-            datas[n] = make_dataset(root / f"data{n}", classes=("a", "b"), per_class=pc, size=(args.size + 8, args.size))
+            datas[n] = make_dataset(root / f"data{n}", classes=("a", "b"), per_class=pc,
+                                    size=(args.size + 8, args.size))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         time.sleep(2.0)  # let the cluster settle before measuring
         with CpuSampler() as idle:
@@ -211,8 +212,8 @@ def main() -> None:
 
     by = {(r[0], r[1]): r for r in rows}
     local_marginal = (total(by["local", n2]) - total(by["local", n1])) / (n2 - n1)
-    print(f"\nThe tiny InstructPix2Pix (float32, 2 steps, {args.size} px, batch {args.batch}); N1={n1}, N2={n2} samples;"
-          f" Ray's idle cluster uses {idle_per_s:.2f} CPU-s per second (counted in the daemons).")
+    print(f"\nThe tiny InstructPix2Pix (float32, 2 steps, {args.size} px, batch {args.batch}); N1={n1}, N2={n2}"
+          f" samples; Ray's idle cluster uses {idle_per_s:.2f} CPU-s per second (counted in the daemons).")
     print(f"local engine: {local_marginal:.3f} CPU-s per sample (marginal), "
           f"{total(by['local', n2]) / n2:.3f} CPU-s per sample at N2\n")
     print("| engine | CPU-s per sample (marginal) | overhead per sample vs local | fixed CPU-s per run | wall at N2 |"

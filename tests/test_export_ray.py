@@ -267,9 +267,9 @@ def _journal_lines(out: Path) -> int:
 
 
 def test_check_storage_on_a_ray_node_names_the_node_and_the_path(cluster, tmp_path):
-    from diffusemix.export import ray_engine
+    from diffusemix.export import ray_engine, ray_stages
 
-    task = cluster.remote(num_cpus=0)(ray_engine.check_storage)
+    task = cluster.remote(num_cpus=0)(ray_stages.check_storage)
     with pytest.raises(Exception) as got:
         cluster.get(task.remote(read={"input folder": str(tmp_path / "not-mounted")}))
     err = ray_engine._user_error(got.value)
@@ -283,25 +283,26 @@ def test_check_storage_on_a_ray_node_names_the_node_and_the_path(cluster, tmp_pa
 def test_an_editor_actor_that_cannot_see_the_input_hands_the_error_on_before_loading_a_model(tmp_path):
     """The actor checks the storage first; its error travels to the driver as data (raised there as it was)."""
     from diffusemix.editors import EditorSpec, InstructPix2PixEditor
-    from diffusemix.export import ray_engine
+    from diffusemix.export import ray_stages
+    from diffusemix.scoring import ScoreRule
 
     missing = tmp_path / "not-mounted"
     spec = InstructPix2PixEditor(EditorSpec(name="instruct-pix2pix", model=str(tmp_path / "no-weights"), device="cpu",
                                             dtype="float32")).spec  # resolved, as the driver's editor holds it
-    actor = ray_engine.EditorActor(editor_cls=InstructPix2PixEditor, spec=spec, device="cpu", threads=1, scorer=None,
-                                   rule=ray_engine.ScoreRule(), read={"input folder": str(missing)})
+    actor = ray_stages.EditorActor(editor_cls=InstructPix2PixEditor, spec=spec, device="cpu", threads=1, scorer=None,
+                                   rule=ScoreRule(), read={"input folder": str(missing)})
     assert not hasattr(actor, "editor")  # no model was loaded
-    out = actor({"chunk": np.array([7]), "work": np.array([ray_engine.pack("a decoded chunk")], dtype=object)})
+    out = actor({"chunk": np.array([7]), "work": np.array([ray_stages.pack("a decoded chunk")], dtype=object)})
     assert list(out["chunk"]) == [7]
-    failed = ray_engine.unpack(out["work"][0])
+    failed = ray_stages.unpack(out["work"][0])
     err = failed.error()
     assert type(err) is DiffuseMixError and err.path == str(missing)
     assert err.reason.startswith(f"Ray node {socket.gethostname()} (")
     assert err.reason.endswith(f") cannot see the input folder {missing}")
     # with the storage there, a model that cannot be loaded is handed on the same way, as the error it is
-    actor = ray_engine.EditorActor(editor_cls=InstructPix2PixEditor, spec=spec, device="cpu", threads=1, scorer=None,
-                                   rule=ray_engine.ScoreRule(), read={"input folder": str(tmp_path)})
-    got = ray_engine.unpack(actor({"chunk": np.array([0]), "work": np.array([ray_engine.pack(0)], dtype=object)})[
+    actor = ray_stages.EditorActor(editor_cls=InstructPix2PixEditor, spec=spec, device="cpu", threads=1, scorer=None,
+                                   rule=ScoreRule(), read={"input folder": str(tmp_path)})
+    got = ray_stages.unpack(actor({"chunk": np.array([0]), "work": np.array([ray_stages.pack(0)], dtype=object)})[
         "work"][0]).error()
     from diffusemix.errors import EditorLoadError
 
@@ -331,6 +332,17 @@ def test_a_node_that_cannot_see_the_input_fails_the_run_naming_node_and_path(clu
     assert f"cannot see the input folder {hidden}" in got.value.reason
     assert "--engine" not in got.value.reason and "same path" in got.value.hint
     assert cli.format_error(got.value).startswith("Ray node")
+
+
+def test_auto_batch_size_is_chosen_where_the_actors_run(cluster, tiny_ip2p_dir):
+    """``batch_size="auto"`` for Ray runs is chosen by a task with an actor's resources, on the actors' device."""
+    from diffusemix.editors.batching import AUTO_CAP
+    from diffusemix.export import ray_engine
+
+    editor = _ip2p(tiny_ip2p_dir)
+    got = ray_engine.auto_batch_size(ExportOptions(**RAY), editor, 256)
+    assert isinstance(got, int) and 1 <= got <= AUTO_CAP["cpu"]  # a CPU actor's cap at 256 px
+    assert cluster.is_initialized()  # the module's Ray was used, and left running
 
 
 # ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ _WRITABLE: set[str] = set()  # folders this process has written to (tried once p
 
 
 # ---------------------------------------------------------------------------
-# what travels between the stages: one chunk, pickled (its arrays as out-of-band buffers)
+# what travels between the stages: one chunk, pickled (protocol 5)
 # ---------------------------------------------------------------------------
 
 
@@ -196,10 +196,12 @@ class EditorActor:
         from ..runtime import tune_allocator
 
         tune_allocator()
-        if getattr(editor_cls, "is_diffusion", True):
+        diffusion = getattr(editor_cls, "is_diffusion", True)
+        if diffusion or scorer is not None:  # a model's numbers move in their last bits with the thread count
             import torch
 
             torch.set_num_threads(threads)
+        if diffusion:
             spec = spec.replace(device=device)
         # 3. the editor, checked against the driver's settings, and loaded once
         self.editor = editor_cls(spec)

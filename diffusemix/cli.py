@@ -68,12 +68,16 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     rule = ScoreRule(**flag_values(ScoreRule, args))
     check_rule(scorer, rule)
     options = ExportOptions(**flag_values(ExportOptions, args))
-    if options.chunk_size is None:  # chunks are the editor's batches unless asked otherwise (export.plan)
+    if options.chunk_size is None:  # the folder's recorded chunk size, else the editor's batch size (export.plan)
         from .editors import editor_class
         from .export.plan import chunk_size
+        from .export.settings import recorded_batches
 
+        recorded = recorded_batches(Path(args.output))[1]
         batch = spec.batch_size if spec.batch_size is not None else editor_class(spec.name).defaults.get("batch_size")
-        if isinstance(batch, int):
+        if recorded is not None:
+            options = options.replace(chunk_size=recorded)
+        elif isinstance(batch, int):
             options = options.replace(chunk_size=chunk_size(options, batch))
     if args.shard is None:
         found = detect_shard()  # under `accelerate launch`: this process's shard and device

@@ -232,8 +232,17 @@ def test_dry_run_writes_nothing(dataset: Path, tmp_path: Path, fractal_dir: Path
     assert code == 0
     assert "would make 60 image(s)" in stdout and "10" in stdout and "on disk" in stdout
     assert not out.exists()
-    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4"), capsys)
-    assert code == 0 and "would make 5 image(s)" in stdout and "20 over all shards" in stdout
+    # shards take whole chunks of the plan: 20 samples in chunks of 8 are 8 + 8 + 4; shard 1/4 gets the second
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4", "--chunk-size", "8"),
+                              capsys)
+    assert code == 0 and "would make 8 image(s)" in stdout and "20 over all shards" in stdout
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "3/4", "--chunk-size", "8"),
+                              capsys)
+    assert code == 0 and "would make 0 image(s)" in stdout and "20 over all shards" in stdout
+    assert "this shard has no work: the plan is 3 chunk(s) of 8 sample(s)" in stdout and "at most 3 shard(s)" in stdout
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4", "--chunk-size", "5"),
+                              capsys)
+    assert code == 0 and "would make 5 image(s)" in stdout
     assert not out.exists()
 
 
@@ -492,3 +501,17 @@ def test_launched_processes_take_one_shard_each(dataset: Path, tmp_path: Path, f
         "done-0-of-2.json", "done-1-of-2.json", "lock", "plan.jsonl", "rows-0-of-2.jsonl", "rows-1-of-2.jsonl", "run.json"
     ]
     assert tree(out) == tree(ref)
+
+
+def test_a_folder_made_with_a_chunk_size_resumes_and_plans_without_the_flag(dataset: Path, tmp_path: Path,
+                                                                             fractal_dir: Path, capsys) -> None:
+    # a bug: the CLI filled the chunk size from the editor's batch size before reading the folder's, so a rerun
+    # without --chunk-size was refused as "other settings" and its dry run counted another shard split
+    out = tmp_path / "out"
+    code, _, err = run_cli(export_args(dataset, out, fractal_dir, "--chunk-size", "3"), capsys)
+    assert code == 0, err
+    code, stdout, err = run_cli(export_args(dataset, out, fractal_dir), capsys)
+    assert code == 0, err
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/2"), capsys)
+    # 20 samples in chunks of 3: 7 chunks (the last of 2); shard 1 of 2 takes chunks 1, 3, 5 = 9 samples
+    assert code == 0 and "(9 in this shard, 9 already done; 20 over all shards)" in stdout, stdout

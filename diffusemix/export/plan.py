@@ -164,6 +164,11 @@ class ExportPlan:
                 f"{self.samples_total} over all shards), about {human_bytes(self.est_bytes)} on disk"
             ),
         ]
+        chunk = int(self.options.chunk_size or DEFAULT_CHUNK)
+        n_chunks = -(-self.samples_total // chunk)
+        if self.samples == 0 and self.samples_total and self.shard[1] > 1:
+            lines.append(f"  note:     this shard has no work: the plan is {n_chunks} chunk(s) of {chunk} sample(s) and"
+                         f" shards take whole chunks; use at most {n_chunks} shard(s), or a smaller --chunk-size")
         if self.ignored:
             lines.append(f"  ignored:  {len(self.ignored)} file(s) not usable as inputs (listed in {folder.ERRORS_NAME}"
                          " by the run)")
@@ -202,6 +207,12 @@ def plan_export(
     scan = scan_input(inp)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache, originals=options.write_originals)
+    if options.chunk_size is None:  # a folder's recorded chunk size is what a run into it will use
+        from .settings import recorded_batches
+
+        recorded = recorded_batches(out)[1] if out.is_dir() else None
+        if recorded is not None:
+            options = options.replace(chunk_size=recorded)
     total = len(scan.entries) * recipe.samples_per_image
     mine = count_for_shard(total, options.shard, int(options.chunk_size or DEFAULT_CHUNK))
     done = 0

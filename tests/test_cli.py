@@ -253,7 +253,8 @@ def test_shards_then_merge(dataset: Path, tmp_path: Path, fractal_dir: Path, cap
     code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--shard", "1/2"), capsys)
     assert code == 0 and "shard 1/2" in stdout and "waiting for 0/2" in stdout
     code, stdout, stderr = run_cli(["merge", str(out)], capsys)
-    assert code == 0 and "10 rows" in stdout and "0/2" in stderr  # a partial merge says what is missing
+    # shards take whole chunks (the preview's batch of 8): shard 1/2 made plan positions 8-15
+    assert code == 0 and "8 rows" in stdout and "0/2" in stderr  # a partial merge says what is missing
     code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--shard", "0/2"), capsys)
     assert code == 0 and "metadata.jsonl" in stdout
     assert tree(out) == tree(ref)

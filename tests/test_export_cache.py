@@ -78,7 +78,7 @@ def test_cache_png_format_and_option_checks(dataset: Path, tmp_path: Path, fract
     assert all(r["file_name"].endswith(".png") and r["input_file_name"].endswith(".png") for r in rows(out))
     with pytest.raises(ValueError, match=r"ExportOptions.format must be one of bmp, png for a cache \(lossless\)"):
         ExportOptions(cache=True, format="jpeg")
-    with pytest.raises(ValueError, match="cannot go with save_stages or reuse_generated"):
+    with pytest.raises(ValueError, match="cannot go with save_stages, reuse_generated or write_originals"):
         ExportOptions(cache=True, save_stages=True)
     assert ExportOptions().format == "png" and ExportOptions(cache=True).format == "bmp"
 

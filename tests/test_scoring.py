@@ -304,7 +304,7 @@ def test_unavailable_device_is_a_load_error():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="ScorerSpec.name must be one of none, auto, dino, clip, clip-label; got 'sift'"):
+    with pytest.raises(ValueError, match="ScorerSpec.name must be one of none, auto, genmix, dino, clip, clip-label; got 'sift'"):
         load_scorer("sift")
     with pytest.raises(ValueError, match=r"ScorerSpec.batch_size must be an integer in \[1, 4096\]; got 0"):
         load_scorer("dino", batch_size=0)

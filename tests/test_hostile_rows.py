@@ -171,6 +171,17 @@ def test_training_on_an_export_refuses_rows_and_links_that_leave_it(made, data_d
         build_train_set(config2, open_split(str(data_dir), config2))
 
 
+def test_the_transform_names_a_batch_row_of_the_wrong_type(made, fractals) -> None:
+    from diffusemix.data import CacheError, DiffuseMixTransform
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tf = DiffuseMixTransform(made["cache"], fractals=fractals)
+    row = _rows(made["cache"])[0]
+    with pytest.raises(CacheError, match=r"row 0 of this batch has copy 'abc', not an integer"):
+        tf({"source": [row["source"]], "prompt": [row["prompt"]], "copy": ["abc"]})
+
+
 # ---------------------------------------------------------------------------
 # typed rows: one schema, the row and the field named
 # ---------------------------------------------------------------------------

@@ -227,7 +227,8 @@ def is_state_name(name: str) -> bool:
     return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR}
 
 
-def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = None, row: int | None = None) -> Path:
+def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = None, row: int | None = None,
+               real_root: str | None = None) -> Path:
     """``root / name`` for a relative POSIX ``name`` read from a row, refused unless it stays inside ``root``.
 
     The one path rule for everything read from a record or a row (the cache
@@ -235,30 +236,34 @@ def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = 
     be a non-empty relative path without ``..`` parts, and what it names must
     lie inside ``root`` after resolving links.
 
+    ``real_root``: ``os.path.realpath(root)``, when the caller checks many names (computed once).
+
     Raises:
         RecordError: naming ``source`` (the file the row came from), the row
             number and the field.
     """
     if not isinstance(name, str) or not name or "\0" in name:
         raise RecordError("must be a non-empty relative path", path=source, row=row, field=what)
-    parts = PurePosixPath(name).parts
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\\" in name:
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/") or "\\" in name:
         raise RecordError(
             f"{name!r} leaves its folder (an absolute path, a drive or '..'); a diffusemix row names files inside"
             " its folder only",
             path=source, row=row, field=what,
         )
-    base = Path(root).resolve()
-    path = Path(root) / name
+    _confined(real_root if real_root is not None else os.path.realpath(root), name, what, source, row)
+    return Path(root) / name
+
+
+def _confined(base: str, name: str, what: str, source: Any, row: int | None) -> None:
+    """Refuse ``name`` (relative, no ``..``) if, links resolved, it leads out of the real folder ``base``."""
     try:
-        real = path.resolve()
+        real = os.path.realpath(os.path.join(base, name))
     except (OSError, RuntimeError) as e:  # a link loop
         raise RecordError(f"{name!r} cannot be resolved ({e})", path=source, row=row, field=what) from None
-    if real != base and base not in real.parents:
+    if not links.is_inside(real, base):
         raise RecordError(
             f"{name!r} is a link that leads outside its folder ({real}); refused", path=source, row=row, field=what
         )
-    return path
 
 
 # ---------------------------------------------------------------------------
@@ -364,6 +369,9 @@ def remove_file(out: Path, path: Path) -> None:
 CACHE_MIX_PLACEHOLDERS: dict[str, Any] = {"layout": "left", "mask": "binary", "seam": 0, "lam": 0.0, "fractal": ""}
 #: Score columns and their checks: a similarity or a probability (finite, in [-1, 1]); a rank (an integer >= 1).
 _SCORES = ("score", "input_score")
+#: The record's fields, and those rows written before they were recorded may lack (SampleRecord.from_dict).
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(SampleRecord))
+_LEGACY_FIELDS = ("attempts", "arithmetic", "resize")
 _RANKS = ("label_rank", "input_label_rank")
 
 
@@ -384,7 +392,8 @@ def _check_scores(row: Mapping[str, Any], *, source: Any, n: int | None) -> None
             raise RecordError(f"must be an integer >= 1 (a rank); got {v!r}", path=source, row=n, field=key)
 
 
-def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None) -> dict[str, Any]:
+def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None,
+              real_root: str | None = None) -> dict[str, Any]:
     """A manifest row, checked against the one schema before anything uses it; returns it.
 
     Its paths (``file_name``, a cache's ``input_file_name``) follow :func:`resolve_in`; its class is
@@ -396,10 +405,12 @@ def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None)
     """
     if not isinstance(row, dict):
         raise RecordError("is not a JSON object (a manifest line)", path=source, row=n)
-    resolve_in(root, row.get("file_name"), what="file_name", source=source, row=n)
+    real_root = real_root if real_root is not None else os.path.realpath(root)
+    resolve_in(root, row.get("file_name"), what="file_name", source=source, row=n, real_root=real_root)
     cache = "input_file_name" in row
     if cache:
-        resolve_in(root, row.get("input_file_name"), what="input_file_name", source=source, row=n)
+        resolve_in(root, row.get("input_file_name"), what="input_file_name", source=source, row=n,
+                   real_root=real_root)
     if row_class(row) is None:
         raise RecordError("is missing (the class of the image)", path=source, row=n, field="class_name")
     label = row.get("label")
@@ -407,9 +418,7 @@ def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None)
         raise RecordError(f"must be the class index (an integer >= 0); got {label!r}", path=source, row=n,
                           field="label")
     record = {**CACHE_MIX_PLACEHOLDERS, **row} if cache else row
-    names = [f.name for f in dataclasses.fields(SampleRecord)]
-    legacy = ("attempts", "arithmetic", "resize")  # rows written before these were recorded
-    missing = [k for k in names if k not in record and k not in legacy]
+    missing = [k for k in _RECORD_FIELDS if k not in record and k not in _LEGACY_FIELDS]
     if missing:
         raise RecordError(f"is missing (a row holds every field of its record: {', '.join(missing)} missing)",
                           path=source, row=n, field=missing[0])
@@ -859,8 +868,9 @@ def read_rows(output_dir: Path, *, hint: str = "make the export again") -> list[
     path = manifest_path(output_dir)
     numbered = _read_jsonl(path, what="manifest", hint=hint)
     first: dict[str, int] = {}
+    real_root = os.path.realpath(output_dir)
     for n, row in numbered:
-        check_row(output_dir, row, source=path, n=n)
+        check_row(output_dir, row, source=path, n=n, real_root=real_root)
         name = row["file_name"]
         if name in first:
             raise RecordError(f"repeats row {first[name]}'s file_name {name!r}: each image is listed once",

@@ -78,12 +78,11 @@ def safe_extract(
                 continue
             if PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            long = next((p for p in parts if len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES), None)
-            if long is not None:
+            longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+            if longest > MAX_NAME_BYTES:
                 raise ArchiveError(
-                    f"The zip entry {_short(info.filename)} has a name of {len(long.encode('utf-8', 'surrogateescape'))}"
-                    f" bytes; file and folder names are limited to {MAX_NAME_BYTES} bytes on this server. Rename it"
-                    " (shorter) and zip the dataset again."
+                    f"The zip entry {_short(info.filename)} has a name of {longest} bytes; file and folder names are"
+                    f" limited to {MAX_NAME_BYTES} bytes on this server. Rename it (shorter) and zip the dataset again."
                 )
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"The zip entry {info.filename!r} is encrypted; upload an unencrypted zip.")

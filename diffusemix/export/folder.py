@@ -434,17 +434,18 @@ def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None,
 
 
 def check_error_row(root: Path, row: Any, *, source: Any = None, n: int | None = None) -> dict[str, Any]:
-    """A row of errors.jsonl, checked: ``source`` and ``kind`` always; a dropped sample's
-    ``file_name`` (:func:`resolve_in`), ``prompt``, ``copy`` and score too. Returns it.
+    """A row of errors.jsonl, checked: ``kind`` always; a dropped sample's ``source``, ``file_name``
+    (:func:`resolve_in`), ``prompt``, ``copy`` and score too (other kinds, such as a skipped input or
+    an annotation issue, are only listed). Returns it.
 
     Raises:
         RecordError: naming ``source``, the row number ``n`` and the field.
     """
     if not isinstance(row, dict):
         raise RecordError("is not a JSON object (an errors line)", path=source, row=n)
-    needed = ["source", "kind"]
+    needed = ["kind"]
     if row.get("kind") in ("low-score", "degenerate"):
-        needed += ["file_name", "prompt"]
+        needed += ["source", "file_name", "prompt"]
     missing = [k for k in needed if not isinstance(row.get(k), str)]
     if missing:
         raise RecordError(f"lacks {', '.join(missing)} (or it is not a string)", path=source, row=n,

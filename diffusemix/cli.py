@@ -263,6 +263,9 @@ COMMANDS = {"export": _run_export, "app": lambda args: _run_app(args.app_args), 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .runtime import quiet_pillow_bomb_warning
+
+    quiet_pillow_bomb_warning()  # the image is named in our own words (load_image's pixel limit)
     if argv[:1] == ["app"]:  # the app's own flags (its --help too) go to the app's parser
         try:
             return _run_app(argv[1:])

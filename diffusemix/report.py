@@ -15,6 +15,7 @@ and a short text table. The scores are the exporter's, never recomputed.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class ScoreReport:
     ranked: list[tuple[float, str, str, str, bool]]
     #: True for a cache (``--cache``): a kept row's ``file_name`` is Î itself.
     cache: bool = False
+    #: (file_name, kept) -> (the file its row is in, the row's number): named when a path is refused.
+    where: dict[tuple[str, bool], tuple[Path, int]] = field(default_factory=dict, repr=False)
 
     def by_prompt(self, prompt: str) -> Cell:
         cell = Cell()
@@ -99,10 +102,11 @@ class ScoreReport:
         """
         from .export import folder
 
+        source, n = self.where.get((file_name, kept), (folder.manifest_path(self.root), None))
         if kept and self.cache:
-            return folder.resolve_in(self.root, file_name, source=folder.manifest_path(self.root))
+            return folder.resolve_in(self.root, file_name, source=source, row=n)
         stage = "generated" if kept else "rejected"
-        return folder.resolve_in(self.root, folder.stage_name(stage, file_name), source=folder.manifest_path(self.root))
+        return folder.resolve_in(self.root, folder.stage_name(stage, file_name), source=source, row=n)
 
     def table(self) -> str:
         """Per prompt (all classes), then per prompt × class: Î, mean, min, share kept."""
@@ -133,9 +137,11 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
 
     Raises:
         ReportError: no manifest, or no scores in it (exported without --score).
+        RecordError: a row that breaks the schema (a path that leaves the folder, a field of the
+            wrong type, a score out of range, a repeated row), with its file, row and field.
     """
     from .export import folder
-    from .export.settings import upgrade
+    from .export.settings import readable_settings
 
     root = Path(path).expanduser()
     if not folder.manifest_path(root).is_file():
@@ -144,7 +150,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
             hint="Give the output folder of `python -m diffusemix export` (after every shard has finished, or"
             " `python -m diffusemix merge` on it)",
         )
-    rows = folder.read_rows(root)
+    rows = folder.read_rows(root)  # each row checked: paths inside the folder, types, scores, no repeats
     errors = folder.read_errors(root)
     dropped = [e for e in errors if e.get("kind") == "low-score"]
     if not any(isinstance(r.get("score"), (int, float)) for r in rows + dropped):
@@ -153,10 +159,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
             hint="Export it with --score dino|clip|clip-label (e.g. `python -m diffusemix export INPUT OUT --score dino"
             " --save-stages`) to measure which prompts keep the label",
         )
-    try:
-        settings = upgrade(folder.read_settings(root) or {})
-    except DiffuseMixError:
-        settings = {}
+    settings, _why = readable_settings(root)  # names only: an unreadable run.json leaves them to the rows
     scoring = settings.get("scorer") or {}
     prompts = [p for p in (settings.get("recipe") or {}).get("prompts", []) if isinstance(p, str)]
     # a row's class: class_name (its label is the class index), or a string label (older exports)
@@ -165,11 +168,15 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
     source_label = {r["source"]: r["label"] for r in rows if "source" in r and r.get("label") is not None}
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     ranked = []
-    for r in rows:
+    where: dict[tuple[str, bool], tuple[Path, int]] = {}
+    for n, r in enumerate(rows, 1):
+        where[(r["file_name"], True)] = (folder.manifest_path(root), n)
         if isinstance(r.get("score"), (int, float)):
             cells[(r["prompt"], r["label"])].kept.append(float(r["score"]))
             ranked.append((float(r["score"]), r["prompt"], r["label"], r["file_name"], True))
-    for e in errors:
+    for n, e in enumerate(errors, 1):
+        if isinstance(e.get("file_name"), str):
+            where[(e["file_name"], False)] = (folder.errors_path(root), n)
         if e.get("kind") not in ("low-score", "degenerate"):
             continue
         label = (
@@ -200,6 +207,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         cells=dict(cells),
         ranked=ranked,
         cache=bool(rows) and isinstance(rows[0].get("input_file_name"), str),
+        where=where,
     )
 
 
@@ -260,7 +268,7 @@ def _distribution(ax: Any, rep: ScoreReport) -> None:
 
 
 def _contact_sheet(fig: Any, spec: Any, rep: ScoreReport, n: int) -> None:
-    from PIL import Image
+    from .images import open_image
 
     lowest = [t for t in rep.ranked if rep.stage_file(t[3], t[4]).is_file()][:n]
     if not lowest:
@@ -279,7 +287,9 @@ def _contact_sheet(fig: Any, spec: Any, rep: ScoreReport, n: int) -> None:
         if k >= len(lowest):
             continue
         score, prompt, label, name, kept = lowest[k]
-        with Image.open(rep.stage_file(name, kept)) as im:
+        path = rep.stage_file(name, kept)
+        fail = lambda reason, path=path: ReportError(f"{reason}; the contact sheet cannot draw it", field=str(path))  # noqa: E731
+        with open_image(path, fail=fail) as im:  # a regular file, not a header bomb
             ax.imshow(np.asarray(im.convert("RGB")))
         words = textwrap.shorten(f"“{prompt}” · {label}", 40, placeholder="…")
         ax.set_title(f"{score:.3f} {'kept' if kept else 'dropped'}\n" + "\n".join(textwrap.wrap(words, 16)[:2]),
@@ -321,10 +331,24 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
               transform=head.transAxes, va="bottom")
     _contact_sheet(fig, grid[3], rep, lowest)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, metadata={"Software": "diffusemix report"})
+    buf = io.BytesIO()
+    fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png", metadata={"Software": "diffusemix report"})
     plt.close(fig)
+    _write(rep.root, out, buf.getvalue())
     return out
+
+
+def _write(root: Path, path: Path, data: bytes) -> None:
+    """Write a report file: inside the export through its folder's guard (never through a link that
+    leads out of it: the folder may have come from elsewhere), elsewhere where the user said."""
+    from .export import folder
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inside, where = os.path.realpath(root), os.path.realpath(path.parent)
+    if where == inside or where.startswith(inside.rstrip(os.sep) + os.sep):
+        folder.write_file(root, path, data, tag=folder.temp_tag((0, 0)))
+    else:
+        path.write_bytes(data)
 
 
 def write_report(
@@ -339,9 +363,9 @@ def write_report(
         raise DiffuseMixError(f"lowest (--lowest) must be an integer in [1, 32]; got {lowest!r}")
     rep = read_report(export_dir)
     png = Path(out) if out is not None else rep.root / "report.png"
+    on_disk = [rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked]  # every path checked before drawing
     draw_report(rep, png, lowest=lowest)
     text = rep.table()
-    on_disk = [rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked]
     if not any(on_disk):
         text += "\nnote: no contact sheet of the lowest-scoring Î: export with --save-stages to keep Î on disk\n"
     elif not all(on_disk):
@@ -349,5 +373,5 @@ def write_report(
         text += f"\nnote: the contact sheet shows only the Î on disk, not the dropped ones ({where}; an export with" \
                 " --save-stages keeps them in stages/rejected)\n"
     txt = png.with_suffix(".txt")
-    txt.write_text(text, encoding="utf-8")
+    _write(rep.root, txt, text.encode("utf-8"))
     return png, txt, text

@@ -18,12 +18,15 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DiffuseMixError
+from ..filecheck import read_checked
+from ..images import open_image
 from .dataset import MaskPair, SemanticDataset
 from .files import image_size, list_images
 from .issues import AnnotationError, AnnotationIssue, ImageSkipped, IssueLog, OnError
@@ -39,29 +42,31 @@ _MAX_CLASSES_BYTES = 16 << 20
 def read_classes(root: Path) -> tuple[str, ...]:
     """The class names from ``classes.txt``, ``classes.json`` or ``data.yaml`` in ``root`` (the first found)."""
     txt, js, ym = root / "classes.txt", root / "classes.json", root / "data.yaml"
+    src = next((p for p in (txt, js, ym) if os.path.lexists(p)), None)
+    if src is None:
+        raise AnnotationError(
+            AnnotationIssue(
+                str(root),
+                "no class list (classes.txt, classes.json or data.yaml with names)",
+                hint="Write the class names, one a line, in classes.txt (value 0 is the first line),"
+                " or pass classes=",
+            )
+        )
+    # a regular file of bounded size (the check every reader makes: never a FIFO or /dev/zero)
+    raw = read_checked(src, max_bytes=_MAX_CLASSES_BYTES,
+                       fail=lambda reason: AnnotationError(AnnotationIssue(str(src), f"the class list {reason}")))
     try:
-        if txt.is_file() and txt.stat().st_size <= _MAX_CLASSES_BYTES:
-            names = [ln.strip() for ln in txt.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            src = txt
-        elif js.is_file() and js.stat().st_size <= _MAX_CLASSES_BYTES:
-            names = json.loads(js.read_text(encoding="utf-8"))
-            src = js
-        elif ym.is_file() and ym.stat().st_size <= _MAX_CLASSES_BYTES:
-            data = yaml.safe_load(ym.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+        if src is txt:
+            names: Any = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        elif src is js:
+            names = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
             names = data.get("names") if isinstance(data, dict) else None
             if isinstance(names, dict):
                 names = [names[k] for k in sorted(names)]
-            src = ym
-        else:
-            raise AnnotationError(
-                AnnotationIssue(
-                    str(root),
-                    "no class list (classes.txt, classes.json or data.yaml with names)",
-                    hint="Write the class names, one a line, in classes.txt (value 0 is the first line),"
-                    " or pass classes=",
-                )
-            )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError, TypeError) as e:
         raise AnnotationError(AnnotationIssue(str(root), f"the class list cannot be read ({e})")) from e
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
         raise AnnotationError(AnnotationIssue(str(src), "the class list must be a non-empty list of names"))
@@ -73,18 +78,19 @@ def mask_path(masks_dir: Path, image: str) -> Path:
     return masks_dir / (os.path.splitext(image)[0] + ".png")
 
 
+def _mask_fail(reason: str) -> DiffuseMixError:
+    if reason == "does not exist":
+        return DiffuseMixError("the mask file does not exist")
+    return DiffuseMixError(f"the mask cannot be read: it {reason}")
+
+
 def _mask_header(path: Path) -> tuple[str, tuple[int, int]]:
-    try:
-        with Image.open(path) as m:
-            return m.mode, m.size
-    except FileNotFoundError:
-        raise DiffuseMixError("the mask file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DiffuseMixError(f"the mask cannot be read ({e})") from e
+    with open_image(path, fail=_mask_fail) as m:  # a regular file, not a bomb: the check every reader makes
+        return m.mode, m.size
 
 
 def _decode(path: Path) -> np.ndarray:
-    with Image.open(path) as m:
+    with open_image(path, fail=_mask_fail) as m:
         if m.mode not in MASK_MODES:
             raise DiffuseMixError(
                 f"the mask has pixel mode {m.mode!r}; a mask holds one class id per pixel (modes L, P, I;16, I)"

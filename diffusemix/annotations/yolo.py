@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from ..errors import DiffuseMixError
+from ..filecheck import read_checked
 from .checks import DEFAULT_TOLERANCE, ObjectCheck, check_object
 from .dataset import AnnotatedDataset
 from .files import image_size, list_images
@@ -63,13 +64,14 @@ def yolo_label_path(image_path: str | os.PathLike[str]) -> Path:
 def read_data_yaml(path: Path) -> tuple[Categories, dict[str, Any]]:
     """The categories (``names``) and the other keys of a YOLO data.yaml."""
     name = str(path)
+
+    def fail(reason: str) -> AnnotationError:
+        return AnnotationError(AnnotationIssue(name, f"the dataset YAML {reason}"))
+
+    raw = read_checked(path, max_bytes=_MAX_YAML_BYTES, fail=fail)  # never a FIFO, /dev/zero, a huge file
     try:
-        if path.stat().st_size > _MAX_YAML_BYTES:
-            raise AnnotationError(AnnotationIssue(name, f"the file is larger than {_MAX_YAML_BYTES:,} bytes"))
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AnnotationError(AnnotationIssue(name, "the dataset YAML does not exist")) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise AnnotationError(AnnotationIssue(name, f"the dataset YAML cannot be read ({e})")) from e
     if not isinstance(data, dict) or "names" not in data:
         raise AnnotationError(
@@ -137,9 +139,8 @@ def _parse_line(line: str, check: ObjectCheck, lineno: int) -> ObjectAnnotation:
 
 
 def _read_labels(label: Path, check: ObjectCheck) -> list[tuple[int, str]]:
-    if label.stat().st_size > _MAX_LABEL_BYTES:
-        raise DiffuseMixError(f"the label file is larger than {_MAX_LABEL_BYTES:,} bytes")
-    text = label.read_text(encoding="utf-8")
+    data = read_checked(label, max_bytes=_MAX_LABEL_BYTES, fail=lambda reason: DiffuseMixError(f"it {reason}"))
+    text = data.decode("utf-8")
     return [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
 
 
@@ -210,7 +211,7 @@ def read_yolo(
                 log.fail(AnnotationIssue(str(folder / n), str(e), image=n))
             check = ObjectCheck(w, h, categories, tolerance)
             objects = []
-            if label.exists():
+            if os.path.lexists(label):
                 try:
                     lines = _read_labels(label, check)
                 except (OSError, UnicodeDecodeError, ValueError) as e:

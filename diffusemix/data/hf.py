@@ -124,7 +124,11 @@ class DiffuseMixTransform:
         labels: list[Any] = []
         # 2. mix each row
         for i in range(len(batch["source"])):
-            key = (str(batch["source"][i]), str(batch["prompt"][i]), int(batch["copy"][i]))
+            copy = batch["copy"][i]
+            if isinstance(copy, bool) or not isinstance(copy, (int, np.integer)):
+                raise CacheError(f"row {i} of this batch has copy {copy!r}, not an integer: the dataset's rows"
+                                 f" are not those of the cache {self.cache.root}; load it from that folder")
+            key = (str(batch["source"][i]), str(batch["prompt"][i]), int(copy))
             entry = self._lookup.get(key)
             if entry is None:
                 raise CacheError(

@@ -249,6 +249,7 @@ def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, ta
     True for a remix."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        folder.check_state(out)  # a planted link or FIFO among the state files stops the run here
         lock.acquire()
         remix = adopt_settings(out, settings, options, tag, lock)
     except PermissionError as e:

@@ -9,11 +9,11 @@ folder's name.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DiffuseMixError
+from ..filecheck import MAX_FILE_BYTES, file_problem
 from . import manifest
 from .naming import out_stems
 
@@ -59,9 +59,8 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-#: Input files larger than this are skipped unread. Pillow's pixel cap (about 89.5
-#: megapixels) as an uncompressed 16-bit RGBA TIFF is about 0.7 GB.
-MAX_INPUT_BYTES = 1 << 30
+#: Input files larger than this are skipped unread (the library's bound for every image file).
+MAX_INPUT_BYTES = MAX_FILE_BYTES
 
 _BAD_NAME = (
     "the name is not valid UTF-8 (a Latin-1 name?), so it cannot be written to the manifest; "
@@ -84,25 +83,9 @@ def _bad_name(name: str) -> bool:
 
 def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     """Why a file cannot be read as an input image, or None: only regular files up to
-    :data:`MAX_INPUT_BYTES` are read (a FIFO would hang the run, ``/dev/zero`` never ends)."""
-    try:
-        st = os.stat(path)  # follows links: a link to a device is a device
-    except OSError as e:
-        return f"cannot be read: {e.strerror or e}"
-    if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a FIFO"
-            if stat.S_ISFIFO(st.st_mode)
-            else "a device"
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a socket"
-            if stat.S_ISSOCK(st.st_mode)
-            else "not a file"
-        )
-        return f"not a regular file ({kind}); only regular files are read"
-    if st.st_size > MAX_INPUT_BYTES:
-        return f"larger than {MAX_INPUT_BYTES >> 20} MiB ({st.st_size >> 20} MiB); skipped unread"
-    return None
+    :data:`MAX_INPUT_BYTES` are read (a FIFO would hang the run, ``/dev/zero`` never ends).
+    The check every reader of a user's file makes (:func:`diffusemix.filecheck.file_problem`)."""
+    return file_problem(path, max_bytes=MAX_INPUT_BYTES)
 
 
 def _is_image_name(name: str) -> bool:

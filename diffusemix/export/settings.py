@@ -16,6 +16,7 @@ allowed with ``--reuse-generated``. Folders written by earlier versions
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .lock import OutputLock
 
 __all__ = ["SETTINGS_VERSION", "RunSettings", "run_settings", "read_run", "adopt_settings", "model_revision",
-           "run_prompts", "settings_diff"]
+           "run_prompts", "settings_diff", "readable_settings"]
 
 #: 3: ``{recipe, editor, scorer, options}`` as the settings dataclasses' dicts. 2 (read, upgraded):
 #: ``generation`` / ``mixing`` split by hand. 1: version 2 without prompts_per_image, model_revision, arithmetic.
@@ -160,24 +161,41 @@ def read_run(out: Path) -> RunSettings | None:
     """The settings ``out`` was made with, or None when it has no run.json.
 
     Raises:
-        DiffuseMixError: run.json is unreadable or does not hold settings this version can read.
+        DiffuseMixError: run.json is unreadable, not a regular file, or does not hold settings this
+            version can read (a field of the wrong type included: ``"prompts": 5``), naming the file.
     """
     raw = folder.read_settings(out)
     if raw is None:
         return None
-    d = upgrade(raw)
+    return _parse_run(out, raw)
+
+
+def _parse_run(out: Path, raw: Mapping[str, Any], *, known_only: bool = False) -> RunSettings:
+    """run.json's dict as the settings dataclasses; any field of the wrong type is a DiffuseMixError.
+
+    ``known_only``: fields the base classes do not have (a subclass's new setting, e.g. a
+    ``Recipe`` subclass's) are left out rather than refused; the others are still checked.
+    """
+    def known(d: Mapping[str, Any], cls: type) -> dict[str, Any]:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in d.items() if k in names} if known_only else dict(d)
+
     try:
-        ed = dict(d.get("editor") or {})
+        d = upgrade(raw)
+        ed = dict(_mapping(d.get("editor"), "editor"))
         revision = ed.pop("model_revision", None)
+        ed = known(ed, EditorSpec)
         sc = d.get("scorer")
-        opts = d.get("options") or {}
+        sc = None if not sc else _mapping(sc, "scorer")
+        opts = _mapping(d.get("options"), "options")
+        rule = known(_mapping((sc or {}).get("rule"), "scorer.rule"), ScoreRule)
         return RunSettings(
-            recipe=Recipe.from_dict(d["recipe"]),
+            recipe=Recipe.from_dict(known(_mapping(d["recipe"], "recipe"), Recipe)),
             editor=EditorSpec.from_dict(ed),
             scorer=None if not sc else ScorerSpec.from_dict({k: v for k, v in sc.items() if k in ("name", "model",
                                                                                                     "dtype",
                                                                                                     "template")}),
-            rule=ScoreRule(**((sc or {}).get("rule") or {})),
+            rule=ScoreRule(**rule),
             format=str(opts.get("format", "png")),
             cache=bool(opts.get("cache", False)),
             input=d.get("input"),
@@ -185,10 +203,12 @@ def read_run(out: Path) -> RunSettings | None:
             model_revision=revision,
             raw=raw,
         )
-    except (KeyError, TypeError, DiffuseMixError) as e:
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # a DiffuseMixError is a ValueError
+        why = e.message() if isinstance(e, DiffuseMixError) else str(e) if isinstance(e, _Shape) else (
+            f"{type(e).__name__}: {e}")
         raise DiffuseMixError(
-            f"holds settings this version cannot read ({e})", field=str(folder.settings_path(out)),
-            hint="Use a new output folder",
+            f"holds settings this version cannot read ({why})", field=str(folder.settings_path(out)),
+            path=folder.settings_path(out), hint="Use a new output folder",
         ) from None
 
 
@@ -201,6 +221,32 @@ def recorded_batches(out: Path) -> tuple[int | None, int | None]:
     batch = (d.get("editor") or {}).get("batch_size")
     chunk = (d.get("options") or {}).get("chunk_size")
     return (batch if schema.is_int(batch) else None), (chunk if schema.is_int(chunk) else None)
+
+
+class _Shape(TypeError):
+    """A part of run.json that is not the JSON type it must be."""
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """A part of run.json that must be an object (None reads as empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Shape(f"{what} must be an object; got {value!r}")
+    return value
+
+
+def readable_settings(out: Path) -> tuple[dict[str, Any], str | None]:
+    """run.json of ``out`` (any version) as version 3 reads it, if every field reads; else ``({}, why)``.
+
+    For readers that only take hints from it (the prompts' order, the mixing settings, the
+    scorer's name): a folder whose run.json is missing or unreadable is still read.
+    """
+    try:
+        run = read_run(out)
+    except DiffuseMixError as e:
+        return {}, f"{folder.settings_path(out)} {e.reason}"
+    return ({} if run is None else upgrade(run.raw)), None
 
 
 def run_prompts(raw: Mapping[str, Any]) -> tuple[str, ...]:
@@ -229,7 +275,8 @@ def upgrade(raw: Mapping[str, Any]) -> dict[str, Any]:
         return d
     if version not in (1, 2):
         return d  # not ours to read: read_run says so
-    gen, mix = d.get("generation") or {}, d.get("mixing") or {}
+    gen, mix = _mapping(d.get("generation") or {}, "generation"), _mapping(d.get("mixing") or {}, "mixing")
+    gen, mix = dict(gen), dict(mix)
     if version == 1:  # every prompt per image, rounded arithmetic (all version 1 made), revision unknown
         gen.setdefault("prompts_per_image", "all")
         mix.setdefault("arithmetic", "rounded")
@@ -345,12 +392,16 @@ def adopt_settings(
     if raw is None:
         folder.write_settings(out, new, tag=tag)
         return False
-    old = upgrade(raw)
+    try:
+        old = upgrade(raw)
+    except TypeError:
+        old = {}
     if old.get("settings_version") != SETTINGS_VERSION or not isinstance(old.get("recipe"), dict):
         raise DiffuseMixError(
             f"was written by another program or version (settings_version {raw.get('settings_version')!r})",
             field=str(folder.settings_path(out)), hint="Use a new output folder",
         )
+    _parse_run(out, raw, known_only=True)  # every field of the right type (a hand-edited run.json is named)
     if old.get("input") != new["input"]:
         raise DiffuseMixError(
             f"was made from another input ({old.get('input')})", field=f"output folder {out}",

@@ -22,7 +22,7 @@ from ..errors import Cancelled, ImageError
 from ..recipe import Recipe, SampleRecord
 from ..scoring.base import Score, ScoreRule
 from ..scoring.filter import generate_scored
-from .folder import SAVED_STAGES, cache_input_name, original_name, stage_path
+from .folder import SAVED_STAGES, cache_input_name, looks_complete, original_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .scan import input_file_problem
@@ -190,13 +190,15 @@ class Stream:
             return False
         if state is False:
             return True  # degenerate: reported, not retried
-        if not (self.out / s.file_name).is_file():
+        # each file in place, whole (a file cut short is made again) and not a link (never written through)
+        if not looks_complete(self.out / s.file_name):
             return False
-        if self.options.cache and not (self.out / cache_input_name(s.entry.out_stem, self.options.extension)).is_file():
+        if self.options.cache and not looks_complete(self.out / cache_input_name(s.entry.out_stem,
+                                                                                 self.options.extension)):
             return False
-        if self.options.write_originals and not (self.out / original_name(s.entry.out_stem)).is_file():
+        if self.options.write_originals and not looks_complete(self.out / original_name(s.entry.out_stem)):
             return False
-        return all(stage_path(self.out, st, s.file_name).is_file() for st in self.stage_names)
+        return all(looks_complete(stage_path(self.out, st, s.file_name)) for st in self.stage_names)
 
     def _refill(self) -> None:
         """Queue chunks for decoding until ``prefetch`` are; chunks already finished are counted and skipped."""
@@ -208,7 +210,7 @@ class Stream:
                 s.done = self.is_done(s)
                 if self.options.reuse_generated and not s.done:
                     p = stage_path(self.out, "generated", s.file_name)
-                    s.reuse = p if p.is_file() else None
+                    s.reuse = p if looks_complete(p) else None
             if all(s.done for s in chunk):
                 n_bad = sum(self.finished.get(s.file_name) is False for s in chunk)
                 self.prior_degenerate += n_bad

@@ -82,10 +82,10 @@ def read_reused(
 ) -> Made | None:
     """A saved Î with its record (seed, attempts) and model call, or None if it is not a usable save of this sample.
     ``batch``: the model call from the row the folder had for it, for a file saved before Î carried its call."""
-    from PIL import Image
+    from ..images import open_image
 
-    try:
-        with Image.open(path) as im:
+    try:  # the checks every reader makes: a regular file, not a header bomb (then it is made again)
+        with open_image(path) as im:
             im.load()
             meta = json.loads(im.info.get(_GENERATED_META_KEY, "null") or "null")
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -131,17 +131,13 @@ class Writer:
     def _mkdir(self, path: Path) -> None:
         if path in self._made_dirs:
             return
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            folder.check_disk_full(e, path)
-            raise
+        folder.make_dirs(self.out, path)  # refuses a folder that leads outside OUTPUT (a planted link)
         with self._lock:
             self._made_dirs.add(path)
 
     def _put(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
-        folder.atomic_write(path, data, tag=self.tag)
+        folder.write_file(self.out, path, data, tag=self.tag)  # never through a link
 
     def row(self, s: Sample, made: Made) -> dict[str, Any]:
         """The sample's journal row: everything that made its image, enough to replay it alone: its file, its
@@ -172,7 +168,7 @@ class Writer:
             event.wait()  # type: ignore[union-attr]
             return
         try:
-            if not path.is_file():
+            if not folder.looks_complete(path):  # missing, cut short, or not a regular file: written again
                 self._put(path, _encode(image, fmt or self.options.format, self.options.quality))  # type: ignore[arg-type]
         finally:
             event.set()  # type: ignore[union-attr]
@@ -225,10 +221,10 @@ class Writer:
         if self.remix:  # a format change leaves the other format's file behind
             for ext in FORMATS.values():
                 if ext != self.options.extension:
-                    path.with_suffix(ext).unlink(missing_ok=True)
+                    folder.remove_file(self.out, path.with_suffix(ext))
             if not self.options.save_stages:  # saved M, H, F of the old mix would contradict the new A
                 for stage in ("mask", "hybrid", "fractal"):
-                    stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
+                    folder.remove_file(self.out, stage_path(self.out, stage, s.file_name))
         # 4. the row, last
         self.journal.append({**self.row(s, made), **scores})
         return "made"

@@ -43,6 +43,7 @@ from diffusemix.ui.shared import (
     AppContext,
     launch_kwargs,
     make_context,
+    numbers_checked_by_handlers,
     page_header,
     remove_work_folders,
     set_current,
@@ -81,6 +82,7 @@ def build_demo(
         prompt_lab.wire_save(ctx, lab, [ex["set"], xp["set"]])
         with gr.Accordion("Cite DiffuseMix", open=False, elem_id="dm-cite"):
             gr.Code(CITATION, language=None, label="BibTeX", interactive=False)
+    numbers_checked_by_handlers(demo)  # API values of the wrong type: the handler's plain message, not Gradio's
     demo.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
     demo.ctx = ctx  # type: ignore[attr-defined]
     return demo

@@ -24,6 +24,7 @@ from diffusemix.export import folder
 from diffusemix.export.manifest import collect
 from diffusemix.recipe import Recipe
 from diffusemix.ui.limits import (
+    MAX_EXPORT_OUTPUT_MB,
     MAX_EXPORT_OUTPUTS,
     MAX_IMAGE_MB,
     MAX_ZIP_IMAGES,
@@ -163,12 +164,7 @@ def batch_export(
         n = safe_extract(path, work / "input", max_file_bytes=MAX_IMAGE_MB * 2**20)
         root = dataset_root(work / "input")
         check_pixels(root)
-        if n * recipe.samples_per_image > MAX_EXPORT_OUTPUTS:
-            raise gr.Error(
-                f"{n} images x {recipe.samples_per_image} per image = {n * recipe.samples_per_image:,} augmented "
-                f"images; the limit here is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, or the "
-                "command line (python -m diffusemix export)."
-            )
+        check_budget(n, recipe, bool(save_stages))
         # 3. say what it will cost, then run the exporter
         pairs = n * recipe.samples_per_image
         note = cost_note(c.editor, pairs, recipe.size)
@@ -198,6 +194,32 @@ def batch_export(
             c.cancels.pop(session, None)
         c.cancels.pop(str(out), None)
         c.busy.discard(work)
+
+
+def output_megabytes(samples: int, size: int, save_stages: bool) -> float:
+    """The images an export writes, in MB, counted uncompressed: S x S x 3 bytes an image, and with the
+    saved stages six images a sample (A, and I, Î, M, H, F)."""
+    return samples * size * size * 3 * (6 if save_stages else 1) / 2**20
+
+
+def check_budget(images: int, recipe: Recipe, save_stages: bool) -> None:
+    """The output budget of one upload (``diffusemix.ui.limits``): at most MAX_EXPORT_OUTPUTS augmented
+    images and MAX_EXPORT_OUTPUT_MB of images; refused (gr.Error) before any work otherwise."""
+    samples = images * recipe.samples_per_image
+    elsewhere = "or the command line (python -m diffusemix export), which has no such limit."
+    if samples > MAX_EXPORT_OUTPUTS:
+        raise gr.Error(
+            f"{images} images x {recipe.samples_per_image} per image = {samples:,} augmented images; the limit here "
+            f"is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, {elsewhere}"
+        )
+    mb = output_megabytes(samples, recipe.size, save_stages)
+    if mb > MAX_EXPORT_OUTPUT_MB:
+        stages = " with the saved stages (six images a sample)" if save_stages else ""
+        raise gr.Error(
+            f"{samples:,} augmented images of {recipe.size} x {recipe.size}{stages} are {mb:,.0f} MB of images"
+            f" (counted uncompressed); the limit here is {MAX_EXPORT_OUTPUT_MB:,} MB per export. Use a smaller"
+            f" size, fewer prompts or images{', no saved stages' if save_stages else ''}, {elsewhere}"
+        )
 
 
 def check_pixels(root: Path) -> int:
@@ -267,8 +289,9 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     with gr.Tab("Batch export", id="export"):
         gr.Markdown(
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
-            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
-            f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
+            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked; per export "
+            f"at most {MAX_EXPORT_OUTPUTS:,} augmented images and {MAX_EXPORT_OUTPUT_MB:,} MB of images (counted "
+            f"uncompressed, S × S × 3 bytes an image; the saved stages count five more a sample). For more, use "
             f"`python -m diffusemix export`. The result keeps the class folders and adds `{folder.MANIFEST_NAME}`.",
             elem_classes="dm-note",
         )

@@ -34,6 +34,8 @@ from diffusemix.ui.shared import (
     QUICK,
     AppContext,
     _run_augment,
+    as_float,
+    as_int,
     bind,
     chosen_prompts,
     clear_toasts_on_success,
@@ -180,10 +182,14 @@ def lab_grid(
 
 
 def _threshold(lab: dict[str, Any] | None, threshold: Any) -> float | None:
-    """The slider's value when the grid is scored, else None (nothing to compare)."""
-    if not lab or lab.get("scores") is None or threshold is None:
+    """The slider's value when the grid is scored, else None (nothing to compare); a value that is not
+    a number (an API call) is named."""
+    if threshold is None:
         return None
-    return float(threshold)
+    t = as_float(threshold, "Score threshold")
+    if not lab or lab.get("scores") is None:
+        return None
+    return t
 
 
 def passing_prompts(lab: dict[str, Any], threshold: float | None) -> list[str]:
@@ -215,7 +221,7 @@ def lab_threshold(
     (editable by hand afterwards), the table follows."""
     if not lab or lab.get("scores") is None:
         return gr.update(), gr.update(), gr.update()
-    t = float(threshold)
+    t = as_float(threshold, "Score threshold")
     kept = passing_prompts(lab, t)
     return lab_grid(lab, show, kept, t, ctx=ctx), gr.update(value=kept), score_table(lab, t, ctx=ctx)
 

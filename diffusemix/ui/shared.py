@@ -306,12 +306,37 @@ def chosen_prompts(set_prompts: Sequence[str] | None, extra: str | None, *, limi
     return check_prompts(unique)
 
 
+def numbers_checked_by_handlers(blocks: Any) -> None:
+    """Let the handlers name a number input's wrongly typed value (the app calls it once, on the page).
+
+    Gradio checks a slider's or number box's value before the handler runs and answers a value
+    that is not a number (``lam='abc'`` from an API client, a threshold ``None``) with its own
+    "Could not preprocess input component at index 6 ...". Here such a value is handed to the
+    handler as it came, and the handler's own check (:func:`as_float`, :func:`as_int`, the Recipe)
+    names the control: "λ (fractal weight) must be a number; got 'abc'". Numbers still go
+    through Gradio's checks (its range message included).
+    """
+    for block in getattr(blocks, "blocks", {}).values():
+        if isinstance(block, (gr.Slider, gr.Number)) and not getattr(block.preprocess, "_dm_lenient", False):
+            block.preprocess = _lenient(block.preprocess)  # type: ignore[method-assign]
+
+
+def _lenient(preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked_by_handler(payload: Any) -> Any:
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            return preprocess(payload)
+        return payload  # not a number: the handler says so, naming its control
+
+    checked_by_handler._dm_lenient = True  # type: ignore[attr-defined]
+    return checked_by_handler
+
+
 def as_float(value: Any, name: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise gr.Error(f"{name} must be a number; got {value!r}") from None
-    if isinstance(value, bool) or number != number:
+    if isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
         raise gr.Error(f"{name} must be a number; got {value!r}")
     return number
 

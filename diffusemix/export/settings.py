@@ -214,10 +214,9 @@ def _parse_run(out: Path, raw: Mapping[str, Any], *, known_only: bool = False) -
 
 def recorded_batches(out: Path) -> tuple[int | None, int | None]:
     """(editor batch size, chunk size) an output folder was made with, where run.json says (else None)."""
-    raw = folder.read_settings(out) if Path(out).is_dir() else None
-    if raw is None:
+    if not Path(out).is_dir():
         return None, None
-    d = upgrade(raw)
+    d, _ = readable_settings(out)  # an unreadable run.json is named by the run's own check of the folder
     batch = (d.get("editor") or {}).get("batch_size")
     chunk = (d.get("options") or {}).get("chunk_size")
     return (batch if schema.is_int(batch) else None), (chunk if schema.is_int(chunk) else None)

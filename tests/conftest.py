@@ -13,7 +13,8 @@ Fixtures:
     tiny_img2img_dir        folder of a saved tiny StableDiffusionImg2ImgPipeline
                             (loads through AutoPipelineForImage2Image)
     tiny_dino_dir, tiny_clip_dir  folders of tiny random DINOv2 / CLIP scorer models
-    tiny_flux2_klein_dir, tiny_qwen_image_edit_dir  folders of tiny random instruction editors
+    tiny_flux2_klein_dir, tiny_qwen_image_edit_dir, tiny_flux_kontext_dir
+                            folders of tiny random instruction editors
                             (tests/tiny_editors.py)
 """
 
@@ -140,3 +141,12 @@ def tiny_qwen_image_edit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     _use_few_threads()
     return build_tiny_qwen_image_edit(tmp_path_factory.mktemp("tiny-qwen-image-edit") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_kontext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random FLUX.1 Kontext [dev] (FluxKontextPipeline) saved with save_pretrained."""
+    from tiny_editors import build_tiny_flux_kontext
+
+    _use_few_threads()
+    return build_tiny_flux_kontext(tmp_path_factory.mktemp("tiny-flux-kontext") / "pipeline")

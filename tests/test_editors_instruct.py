@@ -1,4 +1,4 @@
-"""The instruction editors (FLUX.2 [klein], Qwen-Image-Edit) on tiny random pipelines.
+"""The instruction editors (FLUX.2 [klein], Qwen-Image-Edit, FLUX.1 Kontext) on tiny random pipelines.
 
 Each tiny pipeline (tests/tiny_editors.py) is the real diffusers pipeline class
 with the real architectures at toy sizes, saved with save_pretrained and
@@ -26,6 +26,7 @@ from diffusemix.editors._instruct_common import (
     check_prompt_template,
 )
 from diffusemix.editors.flux2_klein import Flux2KleinEditor, Flux2KleinSettings, per_sample_image_latents
+from diffusemix.editors.flux_kontext import FluxKontextEditor, FluxKontextSettings
 from diffusemix.editors.model_cards import APACHE_2, MODEL_CARDS, card_by_id, card_for
 from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditSettings, vae_reference_area
 from diffusemix.errors import Cancelled, EditorLoadError
@@ -34,17 +35,29 @@ STEPS = 2
 EDIT = 64
 
 
+SETTINGS = {Flux2KleinEditor: Flux2KleinSettings, QwenImageEditEditor: QwenImageEditSettings,
+            FluxKontextEditor: FluxKontextSettings}
+PIPELINES = {Flux2KleinEditor: "Flux2KleinPipeline", QwenImageEditEditor: "QwenImageEditPlusPipeline",
+             FluxKontextEditor: "FluxKontextPipeline"}
+#: Transformer evaluations per step: Qwen-Image-Edit runs true CFG (two), the FLUX models one.
+PASSES = {Flux2KleinEditor: 1, QwenImageEditEditor: 2, FluxKontextEditor: 1}
+
+
 def _settings(cls, **kw):
-    base = {"steps": STEPS, "edit_size": EDIT, **kw}
-    return Flux2KleinSettings(**base) if cls is Flux2KleinEditor else QwenImageEditSettings(**base)
+    return SETTINGS[cls](**{"steps": STEPS, "edit_size": EDIT, **kw})
 
 
-@pytest.fixture(params=["flux2-klein", "qwen-image-edit"])
+def _batched(cls, n: int) -> dict:
+    """``batch_size=n`` for the editors that batch (diffusers' Qwen-Image-Edit takes one sample a call)."""
+    return {} if cls is QwenImageEditEditor else {"batch_size": n}
+
+
+@pytest.fixture(params=["flux2-klein", "qwen-image-edit", "flux-kontext"])
 def instruct(request):
     """(editor class, pipeline folder) for each instruction editor."""
-    if request.param == "flux2-klein":
-        return Flux2KleinEditor, request.getfixturevalue("tiny_flux2_klein_dir")
-    return QwenImageEditEditor, request.getfixturevalue("tiny_qwen_image_edit_dir")
+    cls = {"flux2-klein": Flux2KleinEditor, "qwen-image-edit": QwenImageEditEditor,
+           "flux-kontext": FluxKontextEditor}[request.param]
+    return cls, request.getfixturevalue(f"tiny_{request.param.replace('-', '_')}_dir")
 
 
 def _editor(instruct, **kw):
@@ -78,7 +91,7 @@ def test_loads_the_real_pipeline_from_the_folder(instruct):
     ed = _editor(instruct)
     assert not ed.loaded and ed.is_diffusion
     ed.load()
-    expected = "Flux2KleinPipeline" if cls is Flux2KleinEditor else "QwenImageEditPlusPipeline"
+    expected = PIPELINES[cls]
     assert type(ed.pipeline).__name__ == expected
     assert type(ed.pipeline.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
     d = ed.describe()
@@ -105,6 +118,9 @@ def test_licences_of_known_weights_without_loading_them():
     assert "Apache-2.0, commercial use allowed" in ed.describe()["summary"]
     nine = Flux2KleinEditor("black-forest-labs/FLUX.2-klein-9B", device="cpu")
     assert nine.licence.commercial_use is False and "commercial use NOT allowed" in nine.describe()["summary"]
+    kontext = FluxKontextEditor(device="cpu")
+    assert kontext.licence.commercial_use is False and "non-commercial" in kontext.notice
+    assert kontext.describe()["licence"] == "FLUX.1 [dev] Non-Commercial License"
     qwen = QwenImageEditEditor(device="cpu")
     assert qwen.model == "Qwen/Qwen-Image-Edit-2511" and qwen.licence.name == "Apache-2.0"
     assert qwen.describe()["model_card"]["card_steps"] == 40
@@ -132,7 +148,8 @@ def test_a_local_folder_is_recognised_by_its_transformer(tmp_path):
 def test_importing_the_editors_does_not_import_torch():
     code = (
         "import sys; import diffusemix.editors.flux2_klein, diffusemix.editors.qwen_image_edit,"
-        " diffusemix.editors.model_cards; print('torch' in sys.modules, 'diffusers' in sys.modules)"
+        " diffusemix.editors.flux_kontext, diffusemix.editors.model_cards, diffusemix.editors.costs;"
+        " print('torch' in sys.modules, 'diffusers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -199,7 +216,7 @@ def test_same_seed_same_image_alone_and_in_a_batch_and_seeds_matter(instruct, ma
     cls, _ = instruct
     images = [make_rgb(48, 48, k) for k in range(3)]
     reqs = [EditRequest(im, p, 100 + k) for k, (im, p) in enumerate(zip(images, ["snowy", "Autumn", "mosaic"]))]
-    batched = _editor(instruct, **({"batch_size": 3} if cls is Flux2KleinEditor else {})).edit(reqs)
+    batched = _editor(instruct, **_batched(cls, 3)).edit(reqs)
     alone = _editor(instruct).edit([reqs[1]])
     # measured: 0 grey levels in float32 on this CPU (the pipeline's arithmetic
     # per sample does not depend on the batch); 1 allows for other BLAS paths
@@ -255,7 +272,7 @@ def test_one_reference_per_sample_is_the_pipelines_own_for_one_sample(tiny_flux2
 def _spy_texts(ed, cls):
     """Record the texts the text encoder is asked to encode."""
     pipe, seen = ed.pipeline, []
-    if cls is Flux2KleinEditor:
+    if cls is not QwenImageEditEditor:
         real = pipe.encode_prompt
 
         def spy(prompt=None, **kw):
@@ -284,7 +301,7 @@ def test_the_prompt_goes_in_the_template_and_each_text_is_encoded_once(instruct,
     reqs = [EditRequest(im, p, k) for k, (im, p) in enumerate((im, p) for im in images for p in prompts)]
     ed.edit(reqs)
     instructions = {apply_template(DEFAULT_PROMPT_TEMPLATE, p) for p in prompts}
-    if cls is Flux2KleinEditor:
+    if cls is not QwenImageEditEditor:
         assert sorted(seen) == sorted(instructions)  # the text alone: once per instruction
     else:
         # Qwen2.5-VL reads the image with the text: once per (image, text); the
@@ -336,13 +353,13 @@ def test_degenerate_outputs_are_retried_then_reported(monkeypatch, instruct, mak
 
     monkeypatch.setattr(module, "run_pipeline", blacken)
     reqs = [EditRequest(make_rgb(32, 32, k), "snowy", 10 + k) for k in range(3)]
-    ed = _editor(instruct, max_retries=2, **({"batch_size": 2} if cls is Flux2KleinEditor else {}))
+    ed = _editor(instruct, max_retries=2, **_batched(cls, 2))
     black_seeds.add(11)
     seen = []
     res = ed.edit(reqs, progress=lambda d, t: seen.append((d, t)))
     assert [r.attempts for r in res] == [1, 2, 1]
     assert res[1].seed == retry_seed(11, 1) and res[1].degenerate is None
-    calls = 2 if cls is Flux2KleinEditor else 3  # batches of the first attempt
+    calls = 3 if cls is QwenImageEditEditor else 2  # batches of the first attempt
     assert seen[-1] == ((calls + 1) * STEPS, (calls + 1) * STEPS)
 
     black_seeds.update(retry_seed(11, a) for a in (1, 2))
@@ -353,7 +370,7 @@ def test_degenerate_outputs_are_retried_then_reported(monkeypatch, instruct, mak
 
 def test_progress_counts_steps_and_cancel_stops_at_the_next_one(instruct, make_rgb):
     cls, _ = instruct
-    ed = _editor(instruct, **({"batch_size": 1} if cls is Flux2KleinEditor else {}))
+    ed = _editor(instruct, **_batched(cls, 1))
     reqs = [EditRequest(make_rgb(32, 32, k), "rain", k) for k in range(3)]
     seen = []
     ed.edit(reqs, progress=lambda d, t: seen.append((d, t)))
@@ -372,8 +389,7 @@ def test_progress_counts_steps_and_cancel_stops_at_the_next_one(instruct, make_r
 
     with pytest.raises(Cancelled):
         ed.edit(reqs, progress=progress, cancel=cancel)
-    passes = 1 if cls is Flux2KleinEditor else 2  # Qwen: true CFG, two passes a step
-    assert calls.calls == 3 * passes  # stopped right after the 3rd of 6 planned steps
+    assert calls.calls == 3 * PASSES[cls]  # stopped right after the 3rd of 6 planned steps
     calls.calls = 0
     with pytest.raises(Cancelled):
         ed.edit(reqs, cancel=cancel)  # already set: nothing runs
@@ -402,6 +418,8 @@ def test_the_vae_reference_area_is_restored(tiny_qwen_image_edit_dir):
         (Flux2KleinEditor, "tiny_qwen_image_edit_dir", "holds a QwenImageEditPlusPipeline.*use --editor qwen-image-edit"),
         (QwenImageEditEditor, "tiny_flux2_klein_dir", "holds a Flux2KleinPipeline.*use --editor flux2-klein"),
         (QwenImageEditEditor, "tiny_img2img_dir", "holds a StableDiffusionImg2ImgPipeline.*use --editor img2img"),
+        (FluxKontextEditor, "tiny_flux2_klein_dir", "holds a Flux2KleinPipeline, not a FLUX.1 Kontext pipeline"),
+        (Flux2KleinEditor, "tiny_flux_kontext_dir", "holds a FluxKontextPipeline.*use --editor flux-kontext"),
     ],
 )
 def test_another_architecture_is_refused_naming_its_editor(request, cls, folder, match):
@@ -429,7 +447,11 @@ def test_unknown_pipelines_and_incomplete_folders(tmp_path):
 
 @pytest.mark.parametrize(
     ("cls", "hub_id"),
-    [(Flux2KleinEditor, "black-forest-labs/FLUX.2-klein-4B"), (QwenImageEditEditor, "Qwen/Qwen-Image-Edit-2511")],
+    [
+        (Flux2KleinEditor, "black-forest-labs/FLUX.2-klein-4B"),
+        (QwenImageEditEditor, "Qwen/Qwen-Image-Edit-2511"),
+        (FluxKontextEditor, "black-forest-labs/FLUX.1-Kontext-dev"),
+    ],
 )
 def test_missing_weights_say_how_to_get_them(cls, hub_id):
     with pytest.raises(EditorLoadError) as info:

@@ -1,4 +1,4 @@
-"""Tiny random-weight instruction editors (FLUX.2 [klein], Qwen-Image-Edit), built offline.
+"""Tiny random-weight instruction editors (FLUX.2 [klein], Qwen-Image-Edit, FLUX.1 Kontext), built offline.
 
 As in tests/tiny_pipelines.py: the real pipeline classes and architectures at
 toy sizes, built from configs the way diffusers' own tests build them
@@ -17,7 +17,11 @@ repositories, which cannot be reached here, so these are built locally:
 - for Qwen-Image-Edit, the Qwen2-VL processor's parts (that tokenizer and a
   Qwen2-VL image processor capped at 56 x 56 px), written as the Hub
   checkpoint's ``processor/`` folder is; model_index.json names
-  ``transformers.Qwen2VLProcessor`` as the real checkpoint's does.
+  ``transformers.Qwen2VLProcessor`` as the real checkpoint's does;
+- for FLUX.1 Kontext, the byte-level CLIP tokenizer of tests/tiny_pipelines.py
+  and a character-level T5 tokenizer (a ``tokenizers`` Unigram model over the
+  printable ASCII characters, with T5's Metaspace word marker and its <pad>,
+  </s> and <unk> tokens).
 
 Sizes: a pipeline call at 64-128 px with a few steps takes well under a
 second on two CPU threads. The FLUX.2 text encoder has 27 layers (of width
@@ -37,6 +41,8 @@ __all__ = [
     "build_qwen_tokenizer",
     "build_tiny_flux2_klein",
     "build_tiny_qwen_image_edit",
+    "build_t5_tokenizer",
+    "build_tiny_flux_kontext",
 ]
 
 #: Qwen's special tokens (Qwen2/Qwen3/Qwen2.5-VL share them), in id order after the 256 bytes.
@@ -240,4 +246,89 @@ def build_tiny_qwen_image_edit(folder: str | Path, *, seed: int = 0) -> Path:
     index = json.loads(index_path.read_text(encoding="utf-8"))
     index["processor"] = ["transformers", "Qwen2VLProcessor"]  # as Qwen/Qwen-Image-Edit-2511's
     index_path.write_text(json.dumps(index, indent=2), encoding="utf-8")
+    return folder
+
+
+def build_t5_tokenizer():
+    """A character-level ``T5TokenizerFast`` (98 tokens) built without the Hub."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import T5TokenizerFast
+
+    chars = [chr(c) for c in range(32, 127)] + ["\u2581"]
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in chars]
+    backend = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
+    backend.normalizer = normalizers.Replace(" ", "\u2581")
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    backend.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    return T5TokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0,
+        model_max_length=512,
+    )
+
+
+def build_tiny_flux_kontext(folder: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny random ``FluxKontextPipeline`` in ``folder`` (about 1 MB)."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from tiny_pipelines import write_byte_clip_tokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    folder = Path(folder)
+    t5_tokenizer = build_t5_tokenizer()
+    clip_tokenizer = CLIPTokenizer.from_pretrained(write_byte_clip_tokenizer(folder / "_clip_tokenizer_src"))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=16,  # 4 latent channels x a 2x2 patch
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            axes_dims_rope=(4, 4, 8),
+            guidance_embeds=True,  # guidance-distilled, as Kontext [dev]
+        )
+        clip = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=514, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=77, bos_token_id=512, eos_token_id=513, pad_token_id=513, projection_dim=32,
+            )
+        )
+        t5 = T5EncoderModel(
+            T5Config(
+                vocab_size=len(t5_tokenizer), d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2,
+                feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+            )
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(8, 16, 16, 16),  # latent = 1/8 of the image, as the real VAE
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            latent_channels=4,
+            norm_num_groups=8,
+            layers_per_block=1,
+            sample_size=64,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+            shift_factor=0.0609,  # FLUX.1's VAE latent statistics
+            scaling_factor=1.5035,
+        )
+    pipe = FluxKontextPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=clip_tokenizer,
+        text_encoder_2=t5,
+        tokenizer_2=t5_tokenizer,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    src = folder / "_clip_tokenizer_src"
+    for f in src.iterdir():
+        f.unlink()
+    src.rmdir()
     return folder

@@ -44,6 +44,8 @@ __all__ = [
     "weights_missing",
     "load_instruct_pipeline",
     "EmbeddingCache",
+    "licence_text",
+    "licence_fields",
 ]
 
 PROMPT_PLACEHOLDER = "{prompt}"
@@ -284,6 +286,29 @@ def load_instruct_pipeline(
         raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ---------------------------------------------------------------------------
+# licences in descriptions
+
+
+def licence_text(card: Any) -> str:
+    """"Apache-2.0, commercial use allowed", or "licence unknown" (``card`` may be None)."""
+    if card is None:
+        return "licence unknown"
+    allowed = "allowed" if card.licence.commercial_use else "NOT allowed"
+    return f"{card.licence.name}, commercial use {allowed}"
+
+
+def licence_fields(card: Any) -> dict[str, Any]:
+    """The licence keys of an editor's ``describe()`` (None values when unknown)."""
+    licence = card.licence if card is not None else None
+    return {
+        "licence": licence.name if licence else None,
+        "licence_url": licence.url if licence else None,
+        "commercial_use": licence.commercial_use if licence else None,
+        "model_card": card.describe() if card else None,
+    }
 
 
 # ---------------------------------------------------------------------------

@@ -43,6 +43,8 @@ from ._instruct_common import (
     check_prompt_template,
     fetch_model_index,
     image_digest,
+    licence_fields,
+    licence_text,
     load_instruct_pipeline,
     check_parts,
     locate_pipeline,
@@ -177,18 +179,13 @@ class Flux2KleinEditor(DiffusersEditor):
         return self.settings.guidance_scale > 1 and not pipe.config.is_distilled
 
     def describe(self) -> dict[str, Any]:
-        s, card, licence = self.settings, self.card, self.licence
+        s, card = self.settings, self.card
         pipe = self._shared.pipe
-        licence_text = (
-            f"{licence.name}, commercial use {'allowed' if licence.commercial_use else 'NOT allowed'}"
-            if licence is not None
-            else "licence unknown"
-        )
         d: dict[str, Any] = {
             "name": self.name,
             "summary": (
                 f"FLUX.2 [klein] ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
-                f" edit size {s.edit_size} px, {licence_text}"
+                f" edit size {s.edit_size} px, {licence_text(card)}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -198,10 +195,7 @@ class Flux2KleinEditor(DiffusersEditor):
             "scheduler": "FlowMatchEulerDiscreteScheduler",
             **asdict(s),
             "guidance_applied": self._uses_guidance() if pipe is not None else None,
-            "licence": licence.name if licence else None,
-            "licence_url": licence.url if licence else None,
-            "commercial_use": licence.commercial_use if licence else None,
-            "model_card": card.describe() if card else None,
+            **licence_fields(card),
         }
         if self.notice:
             d["notice"] = self.notice

@@ -51,6 +51,8 @@ from ._instruct_common import (
     check_prompt_template,
     fetch_model_index,
     image_digest,
+    licence_fields,
+    licence_text,
     load_instruct_pipeline,
     check_parts,
     locate_pipeline,
@@ -223,17 +225,12 @@ class QwenImageEditEditor(DiffusersEditor):
             shared.pipe = pipe
 
     def describe(self) -> dict[str, Any]:
-        s, card, licence = self.settings, self.card, self.licence
-        licence_text = (
-            f"{licence.name}, commercial use {'allowed' if licence.commercial_use else 'NOT allowed'}"
-            if licence is not None
-            else "licence unknown"
-        )
+        s, card = self.settings, self.card
         d: dict[str, Any] = {
             "name": self.name,
             "summary": (
                 f"Qwen-Image-Edit ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
-                f" true CFG {s.true_cfg_scale:g}, edit size {s.edit_size} px, {licence_text}"
+                f" true CFG {s.true_cfg_scale:g}, edit size {s.edit_size} px, {licence_text(card)}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -245,10 +242,7 @@ class QwenImageEditEditor(DiffusersEditor):
             "batch_size": 1,
             "vae_reference_size": s.edit_size,
             "condition_image_size": 384,
-            "licence": licence.name if licence else None,
-            "licence_url": licence.url if licence else None,
-            "commercial_use": licence.commercial_use if licence else None,
-            "model_card": card.describe() if card else None,
+            **licence_fields(card),
         }
         if self.notice:
             d["notice"] = self.notice

@@ -350,11 +350,11 @@ def time_klein(size: int) -> dict:
 
 def tiny_seconds(tmp: Path) -> dict:
     import numpy as np
+    from tiny_editors import build_tiny_flux2_klein, build_tiny_qwen_image_edit
 
     from diffusemix.editors import EditRequest
     from diffusemix.editors.flux2_klein import Flux2KleinEditor, Flux2KleinSettings
     from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditSettings
-    from tiny_editors import build_tiny_flux2_klein, build_tiny_qwen_image_edit
 
     rng = np.random.default_rng(0)
     reqs = [EditRequest((rng.random((64, 64, 3)) * 255).astype(np.uint8), p, 1) for p in ("snowy", "Autumn")] * 2

@@ -36,8 +36,8 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from bench_editors import klein_4b, qwen_image_edit  # noqa: E402
+
 from diffusemix.editors import EditRequest  # noqa: E402
 from diffusemix.editors._instruct_common import EmbeddingCache  # noqa: E402
 

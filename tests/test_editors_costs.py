@@ -33,7 +33,9 @@ def test_weights_in_gigabytes():
 
 def test_operations_per_image():
     p = EDITOR_FLOPS[("flux2-klein", 512)]
-    assert flops_per_image("flux2-klein", 512, steps=4) == pytest.approx(p.text + 4 * p.step + p.vae_encode + p.vae_decode)
+    assert flops_per_image("flux2-klein", 512, steps=4) == pytest.approx(
+        p.text + 4 * p.step + p.vae_encode + p.vae_decode
+    )
     # the text encoder cached (FLUX: once per distinct prompt) takes its part away
     assert flops_per_image("flux2-klein", 512, steps=4, text_passes=0) == pytest.approx(
         flops_per_image("flux2-klein", 512, steps=4) - p.text

@@ -35,10 +35,16 @@ STEPS = 2
 EDIT = 64
 
 
-SETTINGS = {Flux2KleinEditor: Flux2KleinSettings, QwenImageEditEditor: QwenImageEditSettings,
-            FluxKontextEditor: FluxKontextSettings}
-PIPELINES = {Flux2KleinEditor: "Flux2KleinPipeline", QwenImageEditEditor: "QwenImageEditPlusPipeline",
-             FluxKontextEditor: "FluxKontextPipeline"}
+SETTINGS = {
+    Flux2KleinEditor: Flux2KleinSettings,
+    QwenImageEditEditor: QwenImageEditSettings,
+    FluxKontextEditor: FluxKontextSettings,
+}
+PIPELINES = {
+    Flux2KleinEditor: "Flux2KleinPipeline",
+    QwenImageEditEditor: "QwenImageEditPlusPipeline",
+    FluxKontextEditor: "FluxKontextPipeline",
+}
 #: Transformer evaluations per step: Qwen-Image-Edit runs true CFG (two), the FLUX models one.
 PASSES = {Flux2KleinEditor: 1, QwenImageEditEditor: 2, FluxKontextEditor: 1}
 
@@ -55,8 +61,9 @@ def _batched(cls, n: int) -> dict:
 @pytest.fixture(params=["flux2-klein", "qwen-image-edit", "flux-kontext"])
 def instruct(request):
     """(editor class, pipeline folder) for each instruction editor."""
-    cls = {"flux2-klein": Flux2KleinEditor, "qwen-image-edit": QwenImageEditEditor,
-           "flux-kontext": FluxKontextEditor}[request.param]
+    cls = {"flux2-klein": Flux2KleinEditor, "qwen-image-edit": QwenImageEditEditor, "flux-kontext": FluxKontextEditor}[
+        request.param
+    ]
     return cls, request.getfixturevalue(f"tiny_{request.param.replace('-', '_')}_dir")
 
 
@@ -118,8 +125,9 @@ def test_licences_of_known_weights_without_loading_them():
     assert "Apache-2.0, commercial use allowed" in ed.describe()["summary"]
     nine = Flux2KleinEditor("black-forest-labs/FLUX.2-klein-9B", device="cpu")
     assert nine.licence.commercial_use is False and "commercial use NOT allowed" in nine.describe()["summary"]
+    assert "FLUX.2 [klein] 9B are for non-commercial use" in nine.notice == nine.describe()["notice"]
     kontext = FluxKontextEditor(device="cpu")
-    assert kontext.licence.commercial_use is False and "non-commercial" in kontext.notice
+    assert kontext.licence.commercial_use is False and "non-commercial use" in kontext.notice
     assert kontext.describe()["licence"] == "FLUX.1 [dev] Non-Commercial License"
     qwen = QwenImageEditEditor(device="cpu")
     assert qwen.model == "Qwen/Qwen-Image-Edit-2511" and qwen.licence.name == "Apache-2.0"
@@ -151,8 +159,13 @@ def test_importing_the_editors_does_not_import_torch():
         " diffusemix.editors.flux_kontext, diffusemix.editors.model_cards, diffusemix.editors.costs;"
         " print('torch' in sys.modules, 'diffusers' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -229,8 +242,9 @@ def test_each_sample_of_a_klein_batch_has_its_own_reference(tiny_flux2_klein_dir
     """Different images in one call: each Î equals the one made alone."""
     images = [make_rgb(64, 64, k) for k in range(4)]
     reqs = [EditRequest(im, "watercolor art", 5) for im in images]  # same seed and prompt: only I differs
-    ed = Flux2KleinEditor(str(tiny_flux2_klein_dir), settings=_settings(Flux2KleinEditor, batch_size=4),
-                          dtype="float32")
+    ed = Flux2KleinEditor(
+        str(tiny_flux2_klein_dir), settings=_settings(Flux2KleinEditor, batch_size=4), dtype="float32"
+    )
     together = ed.edit(reqs)
     apart = [ed.edit([r])[0] for r in reqs]
     for a, b in zip(together, apart):
@@ -334,6 +348,22 @@ def test_a_base_klein_checkpoint_uses_guidance(tmp_path, make_rgb):
     assert distilled.describe()["guidance_applied"] is False
 
 
+def test_the_kv_cache_pipeline_runs_too(tmp_path, tiny_flux2_klein_dir, make_rgb):
+    """FLUX.2 [klein] 9B KV's pipeline (Flux2KleinKVPipeline: the references' keys and values
+    computed at the first step and reused) on the same tiny parts."""
+    from diffusers import Flux2KleinKVPipeline, Flux2KleinPipeline
+
+    parts = Flux2KleinPipeline.from_pretrained(tiny_flux2_klein_dir).components
+    Flux2KleinKVPipeline(**parts).save_pretrained(tmp_path / "kv")
+    ed = Flux2KleinEditor(str(tmp_path / "kv"), settings=_settings(Flux2KleinEditor, batch_size=2), dtype="float32")
+    reqs = [EditRequest(make_rgb(32, 32, k), "snowy", k) for k in range(2)]
+    res = ed.edit(reqs)
+    assert type(ed.pipeline).__name__ == "Flux2KleinKVPipeline" and ed.describe()["guidance_applied"] is False
+    assert [r.image.shape for r in res] == [(32, 32, 3)] * 2
+    alone = ed.edit(reqs[1:])
+    assert np.abs(alone[0].image.astype(int) - res[1].image.astype(int)).max() <= 1
+
+
 # ---------------------------------------------------------------------------
 # retries, progress, cancel
 
@@ -413,9 +443,16 @@ def test_the_vae_reference_area_is_restored(tiny_qwen_image_edit_dir):
 @pytest.mark.parametrize(
     ("cls", "folder", "match"),
     [
-        (Flux2KleinEditor, "tiny_ip2p_dir", "holds a StableDiffusionInstructPix2PixPipeline, not a FLUX.2 .*"
-         "use --editor instruct-pix2pix"),
-        (Flux2KleinEditor, "tiny_qwen_image_edit_dir", "holds a QwenImageEditPlusPipeline.*use --editor qwen-image-edit"),
+        (
+            Flux2KleinEditor,
+            "tiny_ip2p_dir",
+            "holds a StableDiffusionInstructPix2PixPipeline, not a FLUX.2 .*use --editor instruct-pix2pix",
+        ),
+        (
+            Flux2KleinEditor,
+            "tiny_qwen_image_edit_dir",
+            "holds a QwenImageEditPlusPipeline.*use --editor qwen-image-edit",
+        ),
         (QwenImageEditEditor, "tiny_flux2_klein_dir", "holds a Flux2KleinPipeline.*use --editor flux2-klein"),
         (QwenImageEditEditor, "tiny_img2img_dir", "holds a StableDiffusionImg2ImgPipeline.*use --editor img2img"),
         (FluxKontextEditor, "tiny_flux2_klein_dir", "holds a Flux2KleinPipeline, not a FLUX.1 Kontext pipeline"),

@@ -100,7 +100,12 @@ def build_tiny_flux2_klein(folder: str | Path, *, seed: int = 0, distilled: bool
     checkpoints: no guidance; False for the Base ones).
     """
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     folder = Path(folder)
@@ -219,7 +224,13 @@ def build_tiny_qwen_image_edit(folder: str | Path, *, seed: int = 0) -> Path:
                     "bos_token_id": ids["<|endoftext|>"],
                     "eos_token_id": ids["<|im_end|>"],
                 },
-                vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+                vision_config={
+                    "depth": 2,
+                    "hidden_size": 16,
+                    "intermediate_size": 16,
+                    "num_heads": 2,
+                    "out_hidden_size": 16,
+                },
                 hidden_size=16,
                 vocab_size=len(tokenizer),
                 vision_start_token_id=ids["<|vision_start|>"],
@@ -261,7 +272,11 @@ def build_t5_tokenizer():
     backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     backend.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     return T5TokenizerFast(
-        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0,
+        tokenizer_object=backend,
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_ids=0,
         model_max_length=512,
     )
 
@@ -292,14 +307,30 @@ def build_tiny_flux_kontext(folder: str | Path, *, seed: int = 0) -> Path:
         )
         clip = CLIPTextModel(
             CLIPTextConfig(
-                vocab_size=514, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=77, bos_token_id=512, eos_token_id=513, pad_token_id=513, projection_dim=32,
+                vocab_size=514,
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                bos_token_id=512,
+                eos_token_id=513,
+                pad_token_id=513,
+                projection_dim=32,
             )
         )
         t5 = T5EncoderModel(
             T5Config(
-                vocab_size=len(t5_tokenizer), d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2,
-                feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                vocab_size=len(t5_tokenizer),
+                d_model=32,
+                d_ff=37,
+                d_kv=8,
+                num_heads=4,
+                num_layers=2,
+                feed_forward_proj="gated-gelu",
+                pad_token_id=0,
+                eos_token_id=1,
+                decoder_start_token_id=0,
             )
         )
         vae = AutoencoderKL(

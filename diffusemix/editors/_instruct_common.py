@@ -45,6 +45,7 @@ __all__ = [
     "load_instruct_pipeline",
     "EmbeddingCache",
     "licence_text",
+    "licence_notice",
     "licence_fields",
 ]
 
@@ -221,12 +222,8 @@ def check_pipeline_class(source: ModelSource, *, accepted: tuple[str, ...], labe
         return found
     other = PIPELINE_EDITORS.get(found)
     editors = ", ".join(sorted(set(PIPELINE_EDITORS.values())))
-    hint = (
-        f"use --editor {other} with it" if other and other != editor else f"the editors are {editors}"
-    )
-    raise EditorLoadError(
-        f"{source.ref} holds a {found}, not a {label} pipeline ({' or '.join(accepted)}); {hint}."
-    )
+    hint = f"use --editor {other} with it" if other and other != editor else f"the editors are {editors}"
+    raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline ({' or '.join(accepted)}); {hint}.")
 
 
 def weights_missing(label: str, hub_id: str) -> str:
@@ -236,7 +233,7 @@ def weights_missing(label: str, hub_id: str) -> str:
         " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
         f" (`hf download {hub_id}`), or pass a local pipeline folder (--model /path/to/"
         f"{hub_id.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
-        " a diffusion model), use --editor preview (in Python: load_editor(\"preview\"))."
+        ' a diffusion model), use --editor preview (in Python: load_editor("preview")).'
     )
 
 
@@ -293,11 +290,21 @@ def load_instruct_pipeline(
 
 
 def licence_text(card: Any) -> str:
-    """"Apache-2.0, commercial use allowed", or "licence unknown" (``card`` may be None)."""
+    """ "Apache-2.0, commercial use allowed", or "licence unknown" (``card`` may be None)."""
     if card is None:
         return "licence unknown"
     allowed = "allowed" if card.licence.commercial_use else "NOT allowed"
     return f"{card.licence.name}, commercial use {allowed}"
+
+
+def licence_notice(model: str, card: Any, *, hint: str = "") -> str | None:
+    """What a user must hear about the weights' licence before making data:
+    that it is unknown (``card`` None), or that it forbids commercial use."""
+    if card is None:
+        return f"the licence of {model} is not known here: check its model card before using what it makes{hint}"
+    if not card.licence.commercial_use:
+        return f"{card.licence.name}: the weights of {card.title} are for non-commercial use ({card.licence.url})"
+    return None
 
 
 def licence_fields(card: Any) -> dict[str, Any]:

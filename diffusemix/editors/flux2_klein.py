@@ -39,14 +39,15 @@ from ._instruct_common import (
     EmbeddingCache,
     apply_template,
     check_edit_size,
+    check_parts,
     check_pipeline_class,
     check_prompt_template,
     fetch_model_index,
     image_digest,
     licence_fields,
+    licence_notice,
     licence_text,
     load_instruct_pipeline,
-    check_parts,
     locate_pipeline,
     square,
 )
@@ -138,13 +139,10 @@ class Flux2KleinEditor(DiffusersEditor):
 
     @property
     def notice(self) -> str | None:
-        """What a user must know before making data with this editor."""
-        if self.licence is None:
-            return (
-                f"the licence of {self.model} is not known here: check its model card before using what it makes"
-                " (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
-            )
-        return None
+        """What a user must know before making data with this editor (its licence), or ``None``."""
+        return licence_notice(
+            self.model, self.card, hint=" (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
+        )
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""

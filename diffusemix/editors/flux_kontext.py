@@ -35,6 +35,7 @@ from ._instruct_common import (
     check_prompt_template,
     fetch_model_index,
     licence_fields,
+    licence_notice,
     licence_text,
     load_instruct_pipeline,
     locate_pipeline,
@@ -111,12 +112,8 @@ class FluxKontextEditor(DiffusersEditor):
 
     @property
     def notice(self) -> str | None:
-        """What a user must know before making data with this editor."""
-        if self.licence is None:
-            return f"the licence of {self.model} is not known here: check its model card"
-        if not self.licence.commercial_use:
-            return f"{self.licence.name}: the weights are for non-commercial use ({self.licence.url})"
-        return None
+        """What a user must know before making data with this editor (its licence), or ``None``."""
+        return licence_notice(self.model, self.card)
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -181,7 +178,9 @@ class FluxKontextEditor(DiffusersEditor):
 
         def encoded(instruction: str) -> tuple[Any, Any]:
             """(T5 embeddings, pooled CLIP embedding) of ``instruction``, computed once."""
-            return cache.get(instruction, lambda: pipe.encode_prompt(prompt=instruction, prompt_2=None, device=device)[:2])
+            return cache.get(
+                instruction, lambda: pipe.encode_prompt(prompt=instruction, prompt_2=None, device=device)[:2]
+            )
 
         def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
             import torch

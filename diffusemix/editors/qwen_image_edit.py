@@ -47,14 +47,15 @@ from ._instruct_common import (
     EmbeddingCache,
     apply_template,
     check_edit_size,
+    check_parts,
     check_pipeline_class,
     check_prompt_template,
     fetch_model_index,
     image_digest,
     licence_fields,
+    licence_notice,
     licence_text,
     load_instruct_pipeline,
-    check_parts,
     locate_pipeline,
     pipeline_class_of,
     square,
@@ -178,9 +179,7 @@ class QwenImageEditEditor(DiffusersEditor):
     @property
     def notice(self) -> str | None:
         """What a user must know before making data with this editor."""
-        notes = []
-        if self.licence is None:
-            notes.append(f"the licence of {self.model} is not known here: check its model card")
+        notes = [n for n in (licence_notice(self.model, self.card),) if n]
         processor_note = getattr(self._shared, "processor_note", None)  # set by load()
         if processor_note:
             notes.append(processor_note)
@@ -202,7 +201,9 @@ class QwenImageEditEditor(DiffusersEditor):
                     f" Qwen-Image-Edit-2509 and later (QwenImageEditPlusPipeline): use {DEFAULT_QWEN_IMAGE_EDIT_MODEL}"
                 )
             check_pipeline_class(source, accepted=QWEN_IMAGE_EDIT_PIPELINES, label=self._label, editor=self.name)
-            check_parts(source, parts=QWEN_IMAGE_EDIT_PARTS, label=self._label, example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL)
+            check_parts(
+                source, parts=QWEN_IMAGE_EDIT_PARTS, label=self._label, example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL
+            )
             from diffusers import QwenImageEditPlusPipeline
             from transformers.utils import is_torchvision_available
 

@@ -14,7 +14,7 @@ about 280 tokens here against 64): the text encoder and the transformer see a
 few hundred more text tokens than they would, a few percent of the
 transformer's work at 512-1024 px.
 
-    python bench/bench_editors_gpu.py [--sizes 512 1024] [--only klein|qwen]
+    python bench/bench_editors_gpu.py [--sizes 512 1024] [--only klein|qwen|kontext] [--tiny]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_editors import klein_4b, qwen_image_edit  # noqa: E402
+from bench_editors import klein_4b, kontext_dev, qwen_image_edit  # noqa: E402
 
 from diffusemix.editors import EditRequest  # noqa: E402
 from diffusemix.editors._instruct_common import EmbeddingCache  # noqa: E402
@@ -196,10 +196,48 @@ def bench_qwen(sizes: list[int]) -> None:
         print(f"  editor, {e} px, {steps} steps, true CFG: {per:.2f} s per Î (peak {memory_gb()})", flush=True)
 
 
+def bench_kontext(sizes: list[int]) -> None:
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline
+    from tiny_editors import build_t5_tokenizer
+    from tiny_pipelines import write_byte_clip_tokenizer
+    from transformers import CLIPTokenizer
+
+    from diffusemix.editors.flux_kontext import FluxKontextEditor, FluxKontextSettings
+
+    t0 = time.perf_counter()
+    if DEVICE.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    if TINY:
+        from tiny_editors import build_tiny_flux_kontext
+
+        tiny = FluxKontextPipeline.from_pretrained(build_tiny_flux_kontext(Path("/tmp/bench-tiny-kontext")))
+        transformer, (t5, clip), vae = tiny.transformer, (tiny.text_encoder_2, tiny.text_encoder), tiny.vae
+    else:
+        with torch.device(DEVICE), bf16_default():
+            transformer, (t5, clip), vae = kontext_dev()
+    transformer, t5, clip, vae = (m.to(DEVICE, torch.bfloat16).eval() for m in (transformer, t5, clip, vae))
+    clip_tokenizer = CLIPTokenizer.from_pretrained(write_byte_clip_tokenizer(Path("/tmp/bench-clip-tokenizer")))
+    pipe = FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=clip,
+                               tokenizer=clip_tokenizer, text_encoder_2=t5, tokenizer_2=build_t5_tokenizer(),
+                               transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    print(f"FLUX.1 Kontext built on {DEVICE} in {time.perf_counter() - t0:.0f} s; {memory_gb()}", flush=True)
+    steps = 2 if TINY else 28
+    for e in sizes:
+        for batch in (1, 4):
+            ed = FluxKontextEditor(device=DEVICE, dtype="bfloat16",
+                                   settings=FluxKontextSettings(edit_size=e, steps=steps, batch_size=batch,
+                                                                max_retries=0))
+            ed._shared.pipe, ed._shared.prompts = pipe, EmbeddingCache()  # handed over instead of loaded
+            per = timed_edit(ed, requests(1, ["snowy", "Autumn", "sunset", "mosaic"]), repeats=1)
+            print(f"  editor, {e} px, {steps} steps, batch {batch}: {per:.2f} s per Î (peak {memory_gb()})",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    ap.add_argument("--only", choices=["klein", "qwen"], default=None)
+    ap.add_argument("--only", choices=["klein", "qwen", "kontext"], default=None)
     ap.add_argument("--tiny", action="store_true", help="the test models on the CPU: a smoke test of this script")
     args = ap.parse_args()
     global DEVICE, TINY
@@ -212,6 +250,8 @@ def main() -> None:
         bench_klein(args.sizes)
     if args.only in (None, "qwen"):
         bench_qwen(args.sizes)
+    if args.only in (None, "kontext"):
+        bench_kontext(args.sizes)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ def kontext_dev():
                                         num_attention_heads=12, vocab_size=49408, projection_dim=768))
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False)
+                        layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.1159, scaling_factor=0.3611)  # FLUX.1 VAE latent statistics
     return transformer, (t5, clip), vae
 
 

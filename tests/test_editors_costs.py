@@ -59,7 +59,7 @@ def test_each_editor_costs_more_at_larger_sizes_and_guidance_doubles_qwen():
 
 def test_measured_seconds_follow_the_operations():
     """On one GPU, seconds per Î grow with the operations (same editor, two sizes)."""
-    for editor in ("flux2-klein", "qwen-image-edit"):
+    for editor in ("flux2-klein", "qwen-image-edit", "flux-kontext"):
         small = MEASURED_SECONDS[(editor, "h200", 512, 1)]
         large = MEASURED_SECONDS[(editor, "h200", 1024, 1)]
         steps = MODEL_CARDS[DEFAULTS[editor]].steps

@@ -96,6 +96,10 @@ MEASURED_SECONDS: dict[tuple[str, str, int, int], float] = {
     ("flux2-klein", "h200", 1024, 4): 0.98,
     ("qwen-image-edit", "h200", 512, 1): 11.99,
     ("qwen-image-edit", "h200", 1024, 1): 31.94,
+    ("flux-kontext", "h200", 512, 1): 2.81,
+    ("flux-kontext", "h200", 512, 4): 2.74,
+    ("flux-kontext", "h200", 1024, 1): 10.81,
+    ("flux-kontext", "h200", 1024, 4): 10.70,
 }
 
 

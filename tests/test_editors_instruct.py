@@ -238,6 +238,32 @@ def test_same_seed_same_image_alone_and_in_a_batch_and_seeds_matter(instruct, ma
     assert np.abs(other_seed[0].image.astype(int) - alone[0].image.astype(int)).mean() > 1
 
 
+def test_same_as_a_plain_pipeline_call_with_the_instruction(instruct, make_rgb):
+    """The editor's way (cached embeddings, per-sample references, its own
+    generators) gives the image the pipeline gives for the instruction as a string."""
+    import torch
+    from PIL import Image
+
+    cls, _ = instruct
+    ed = _editor(instruct)
+    image = make_rgb(EDIT, EDIT, 5)  # at the edit size: no resizing on either side
+    (res,) = ed.edit([EditRequest(image, "watercolor art", 42)])
+    pipe, text, pil = ed.pipeline, apply_template(DEFAULT_PROMPT_TEMPLATE, "watercolor art"), Image.fromarray(image)
+    common = {"prompt": text, "num_inference_steps": STEPS, "height": EDIT, "width": EDIT, "output_type": "np"}
+    generator = [torch.Generator().manual_seed(42)]
+    if cls is Flux2KleinEditor:
+        out = pipe(image=[pil], guidance_scale=1.0, generator=generator, **common)
+    elif cls is QwenImageEditEditor:
+        with vae_reference_area(EDIT * EDIT):  # the editor's reference size (the card's at 1024)
+            out = pipe(image=[pil], negative_prompt=" ", true_cfg_scale=4.0, generator=generator, **common)
+    else:
+        out = pipe(
+            image=pil, guidance_scale=2.5, max_area=EDIT * EDIT, _auto_resize=False, generator=generator, **common
+        )
+    ref = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+    assert np.abs(res.image.astype(int) - ref.astype(int)).max() <= 1
+
+
 def test_each_sample_of_a_klein_batch_has_its_own_reference(tiny_flux2_klein_dir, make_rgb):
     """Different images in one call: each Î equals the one made alone."""
     images = [make_rgb(64, 64, k) for k in range(4)]
@@ -424,6 +450,39 @@ def test_progress_counts_steps_and_cancel_stops_at_the_next_one(instruct, make_r
     with pytest.raises(Cancelled):
         ed.edit(reqs, cancel=cancel)  # already set: nothing runs
     assert calls.calls == 0
+
+
+def test_out_of_memory_splits_the_batch_then_says_to_lower_the_edit_size(monkeypatch, instruct, make_rgb):
+    import torch
+
+    cls, _ = instruct
+    ed = _editor(instruct, **_batched(cls, 4))
+    pipe = ed.pipeline
+    real = type(pipe).__call__
+    calls = []
+
+    def oom_above_one(self, *args, **kwargs):
+        calls.append(len(kwargs["generator"]))
+        if len(kwargs["generator"]) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", oom_above_one)
+    reqs = [EditRequest(make_rgb(32, 32, k), "snowy", k) for k in range(3)]
+    res = ed.edit(reqs)
+    assert [r.image.shape for r in res] == [(32, 32, 3)] * 3
+    if cls is not QwenImageEditEditor:
+        assert calls[:3] == [3, 2, 1]  # 3 -> 2 + 1 -> (1 + 1) + 1
+        calls.clear()
+        ed.edit(reqs)
+        assert max(calls) == 1  # later batches start at half the size that failed
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(type(pipe), "__call__", oom)
+    with pytest.raises(EditorLoadError, match=r"single image at edit size 128 px.*Lower edit_size \(e.g. 64\)"):
+        ed.with_settings(edit_size=128).edit(reqs[:1])
 
 
 def test_the_vae_reference_area_is_restored(tiny_qwen_image_edit_dir):

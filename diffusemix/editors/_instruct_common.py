@@ -44,6 +44,7 @@ __all__ = [
     "weights_missing",
     "load_instruct_pipeline",
     "EmbeddingCache",
+    "single_image_oom",
     "licence_text",
     "licence_notice",
     "licence_fields",
@@ -283,6 +284,22 @@ def load_instruct_pipeline(
         raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def single_image_oom(*, label: str, edit_size: int) -> Exception:
+    """The error for an out-of-memory that remains at one image: what to lower
+    is the edit size (the request's size does not matter to these editors)."""
+    from ._diffusers_common import BatchOutOfMemory
+
+    lower = f"Lower edit_size (e.g. {edit_size // 2}), use" if edit_size // 2 >= SMALLEST_EDIT_SIZE else "Use"
+    return BatchOutOfMemory(
+        f"{label} ran out of memory on a single image at edit size {edit_size} px: even one image does not fit."
+        f" {lower} bfloat16, or free memory on the device."
+    )
+
+
+#: The smallest edit size the settings accept.
+SMALLEST_EDIT_SIZE = 64
 
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import DiffusersEditor, check_nonnegative_int, check_number, check_positive_int, run_pipeline
+from ._diffusers_common import (
+    BatchOutOfMemory,
+    DiffusersEditor,
+    check_nonnegative_int,
+    check_number,
+    check_positive_int,
+    run_pipeline,
+)
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
@@ -49,9 +56,11 @@ from ._instruct_common import (
     licence_text,
     load_instruct_pipeline,
     locate_pipeline,
+    single_image_oom,
     square,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+from .batching import split_on_oom
 from .model_cards import ModelCard, WeightsLicence, card_for
 
 __all__ = ["Flux2KleinEditor", "Flux2KleinSettings", "DEFAULT_FLUX2_KLEIN_MODEL", "FLUX2_KLEIN_PIPELINES"]
@@ -230,7 +239,7 @@ class Flux2KleinEditor(DiffusersEditor):
             """The text encoder's (1, tokens, width) output for ``instruction``, computed once."""
             return cache.get(instruction, lambda: pipe.encode_prompt(prompt=instruction, device=device)[0])
 
-        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
+        def generate_once(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
             import torch
 
             embeds = torch.cat([encoded(apply_template(s.prompt_template, p)) for p in prompts])
@@ -253,10 +262,17 @@ class Flux2KleinEditor(DiffusersEditor):
                     **text,
                 )
 
+        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
+            try:
+                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
+            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
+                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
+
+        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
         return edit_in_batches(
             requests,
             generate,
-            batch_size=s.batch_size,
+            batch_size=batch_size,
             units_per_batch=s.steps,
             max_retries=s.max_retries,
             progress=progress,

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import DiffusersEditor, check_nonnegative_int, check_number, check_positive_int, run_pipeline
+from ._diffusers_common import (
+    BatchOutOfMemory,
+    DiffusersEditor,
+    check_nonnegative_int,
+    check_number,
+    check_positive_int,
+    run_pipeline,
+)
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
@@ -39,9 +46,11 @@ from ._instruct_common import (
     licence_text,
     load_instruct_pipeline,
     locate_pipeline,
+    single_image_oom,
     square,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+from .batching import split_on_oom
 from .model_cards import ModelCard, WeightsLicence, card_for
 
 __all__ = ["FluxKontextEditor", "FluxKontextSettings", "DEFAULT_FLUX_KONTEXT_MODEL"]
@@ -182,7 +191,7 @@ class FluxKontextEditor(DiffusersEditor):
                 instruction, lambda: pipe.encode_prompt(prompt=instruction, prompt_2=None, device=device)[:2]
             )
 
-        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
+        def generate_once(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
             import torch
 
             pairs = [encoded(apply_template(s.prompt_template, p)) for p in prompts]
@@ -204,10 +213,17 @@ class FluxKontextEditor(DiffusersEditor):
                     _auto_resize=False,
                 )
 
+        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
+            try:
+                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
+            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
+                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
+
+        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
         return edit_in_batches(
             requests,
             generate,
-            batch_size=s.batch_size,
+            batch_size=batch_size,
             units_per_batch=s.steps,
             max_retries=s.max_retries,
             progress=progress,

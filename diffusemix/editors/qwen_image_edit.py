@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import DiffusersEditor, check_nonnegative_int, check_number, check_positive_int, run_pipeline
+from ._diffusers_common import (
+    BatchOutOfMemory,
+    DiffusersEditor,
+    check_nonnegative_int,
+    check_number,
+    check_positive_int,
+    run_pipeline,
+)
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
@@ -58,6 +65,7 @@ from ._instruct_common import (
     load_instruct_pipeline,
     locate_pipeline,
     pipeline_class_of,
+    single_image_oom,
     square,
     weights_missing,
 )
@@ -285,19 +293,22 @@ class QwenImageEditEditor(DiffusersEditor):
                     pipe, cache, edit_image, s.negative_prompt
                 )
             with shared.run_lock, vae_reference_area(s.edit_size * s.edit_size):
-                return run_pipeline(
-                    pipe,
-                    [edit_image],
-                    seeds,
-                    step,
-                    label=self._label,
-                    batch_size=1,
-                    num_inference_steps=s.steps,
-                    true_cfg_scale=s.true_cfg_scale,
-                    height=s.edit_size,
-                    width=s.edit_size,
-                    **text,
-                )
+                try:
+                    return run_pipeline(
+                        pipe,
+                        [edit_image],
+                        seeds,
+                        step,
+                        label=self._label,
+                        batch_size=1,
+                        num_inference_steps=s.steps,
+                        true_cfg_scale=s.true_cfg_scale,
+                        height=s.edit_size,
+                        width=s.edit_size,
+                        **text,
+                    )
+                except BatchOutOfMemory as exc:
+                    raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
 
         return edit_in_batches(
             requests,

@@ -557,6 +557,14 @@ def test_missing_weights_say_how_to_get_them(cls, hub_id):
     assert f"hf download {hub_id}" in msg and "--model /path/to/" in msg and "--editor preview" in msg
 
 
+def test_weights_note_says_where_the_weights_would_come_from(instruct, tiny_ip2p_dir):
+    cls, folder = instruct
+    assert cls(str(folder), device="cpu").weights_note() is None  # a complete folder: nothing to fetch
+    note = cls(device="cpu").weights_note()  # the default Hub id, not in this test's empty cache
+    assert "not in the local Hugging Face cache" in note and f"hf download {cls._default_model}" in note
+    assert "holds a StableDiffusionInstructPix2PixPipeline" in cls(str(tiny_ip2p_dir), device="cpu").weights_note()
+
+
 def test_qwen_says_when_it_builds_its_processor_without_torchvision(tiny_qwen_image_edit_dir):
     from transformers.utils import is_torchvision_available
 

@@ -41,6 +41,7 @@ __all__ = [
     "pipeline_class_of",
     "fetch_model_index",
     "check_pipeline_class",
+    "weights_note",
     "weights_missing",
     "load_instruct_pipeline",
     "EmbeddingCache",
@@ -225,6 +226,29 @@ def check_pipeline_class(source: ModelSource, *, accepted: tuple[str, ...], labe
     editors = ", ".join(sorted(set(PIPELINE_EDITORS.values())))
     hint = f"use --editor {other} with it" if other and other != editor else f"the editors are {editors}"
     raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline ({' or '.join(accepted)}); {hint}.")
+
+
+def weights_note(
+    model: str, *, label: str, example_id: str, parts: tuple[str, ...], accepted: tuple[str, ...], editor: str
+) -> str | None:
+    """Where an instruction editor's weights would come from, without loading
+    them (for ``--dry-run``): ``None`` when they are on this machine (a
+    complete pipeline folder of the right class, or a Hub id in the local
+    Hugging Face cache), else a sentence that says what the run will do or why
+    it cannot."""
+    try:
+        source = locate_pipeline(model, label=label, example_id=example_id)
+        check_pipeline_class(source, accepted=accepted, label=label, editor=editor)
+        check_parts(source, parts=parts, label=label, example_id=example_id)
+    except EditorLoadError as exc:
+        return f"cannot be loaded: {exc}"
+    if source.kind == "folder" or pipeline_class_of(source) is not None:
+        return None
+    return (
+        f"'{source.ref}' is not in the local Hugging Face cache: the run downloads it if the Hub can be reached,"
+        f" else stops (exit 2). Get it with `hf download {source.ref}`, or pass --model /path/to/folder;"
+        " --editor preview makes a weight-free preview dataset on purpose."
+    )
 
 
 def weights_missing(label: str, hub_id: str) -> str:

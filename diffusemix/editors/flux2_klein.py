@@ -58,6 +58,7 @@ from ._instruct_common import (
     locate_pipeline,
     single_image_oom,
     square,
+    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
@@ -151,6 +152,18 @@ class Flux2KleinEditor(DiffusersEditor):
         """What a user must know before making data with this editor (its licence), or ``None``."""
         return licence_notice(
             self.model, self.card, hint=" (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
+        )
+
+    def weights_note(self) -> str | None:
+        """Where the weights would come from, without loading them (for ``--dry-run``):
+        ``None`` when they are on this machine, else what the run will do."""
+        return weights_note(
+            self.model,
+            label=self._label,
+            example_id=DEFAULT_FLUX2_KLEIN_MODEL,
+            parts=FLUX2_KLEIN_PARTS,
+            accepted=FLUX2_KLEIN_PIPELINES,
+            editor=self.name,
         )
 
     def load(self) -> None:

@@ -48,6 +48,7 @@ from ._instruct_common import (
     locate_pipeline,
     single_image_oom,
     square,
+    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
@@ -123,6 +124,18 @@ class FluxKontextEditor(DiffusersEditor):
     def notice(self) -> str | None:
         """What a user must know before making data with this editor (its licence), or ``None``."""
         return licence_notice(self.model, self.card)
+
+    def weights_note(self) -> str | None:
+        """Where the weights would come from, without loading them (for ``--dry-run``):
+        ``None`` when they are on this machine, else what the run will do."""
+        return weights_note(
+            self.model,
+            label=self._label,
+            example_id=DEFAULT_FLUX_KONTEXT_MODEL,
+            parts=FLUX_KONTEXT_PARTS,
+            accepted=("FluxKontextPipeline",),
+            editor=self.name,
+        )
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""

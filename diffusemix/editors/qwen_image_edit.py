@@ -68,6 +68,7 @@ from ._instruct_common import (
     single_image_oom,
     square,
     weights_missing,
+    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .model_cards import ModelCard, WeightsLicence, card_for
@@ -192,6 +193,18 @@ class QwenImageEditEditor(DiffusersEditor):
         if processor_note:
             notes.append(processor_note)
         return "; ".join(notes) or None
+
+    def weights_note(self) -> str | None:
+        """Where the weights would come from, without loading them (for ``--dry-run``):
+        ``None`` when they are on this machine, else what the run will do."""
+        return weights_note(
+            self.model,
+            label=self._label,
+            example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL,
+            parts=QWEN_IMAGE_EDIT_PARTS,
+            accepted=QWEN_IMAGE_EDIT_PIPELINES,
+            editor=self.name,
+        )
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""

@@ -576,3 +576,18 @@ def test_qwen_says_when_it_builds_its_processor_without_torchvision(tiny_qwen_im
     else:
         assert type(ed.pipeline.processor).__name__ == "ImageOnlyQwen2VLProcessor"
         assert "torchvision is not installed" in ed.notice and "torchvision" in ed.describe()["notice"]
+
+
+def test_they_run_in_bfloat16_unless_told_otherwise(monkeypatch, tiny_flux2_klein_dir):
+    import torch
+
+    from diffusemix.editors._instruct_common import instruct_dtype
+    from diffusemix.editors.speed import auto_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert instruct_dtype("cuda") == "bfloat16" and instruct_dtype("cuda:1") == "bfloat16"  # the cards' dtype
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert instruct_dtype("cuda") == "float16"  # a GPU without bfloat16
+    assert instruct_dtype("cpu") == auto_dtype("cpu")
+    assert Flux2KleinEditor(str(tiny_flux2_klein_dir), device="cpu").dtype == auto_dtype("cpu")
+    assert Flux2KleinEditor(str(tiny_flux2_klein_dir), device="cpu", dtype="fp32").dtype == "float32"

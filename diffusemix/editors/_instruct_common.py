@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import _HUB_ID, ModelSource, _first_line, _is_oom, _torch, check_positive_int
+from ._diffusers_common import _HUB_ID, DiffusersEditor, ModelSource, _first_line, _is_oom, _torch, check_positive_int
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
@@ -45,6 +45,8 @@ __all__ = [
     "weights_missing",
     "load_instruct_pipeline",
     "EmbeddingCache",
+    "InstructEditor",
+    "instruct_dtype",
     "single_image_oom",
     "licence_text",
     "licence_notice",
@@ -393,3 +395,80 @@ class EmbeddingCache:
             while len(self._cache) > self.max_size:
                 self._cache.popitem(last=False)
             return value
+
+
+# ---------------------------------------------------------------------------
+# what the three editors share
+
+
+def instruct_dtype(device: str) -> str:
+    """The dtype these models run in when none is asked for: bfloat16, as their
+    cards load them (float16 can overflow in these transformers), where the
+    device has it; else what :func:`~diffusemix.editors.speed.auto_dtype` picks."""
+    from .speed import auto_dtype
+
+    if device.startswith("cuda"):
+        torch = _torch()
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return auto_dtype(device)
+
+
+class InstructEditor(DiffusersEditor):
+    """What the instruction editors share beyond :class:`DiffusersEditor`: the
+    bfloat16 default, the model card and licence of the weights, and the dry
+    run's note. Subclasses set ``_parts`` (what a pipeline folder holds),
+    ``_pipelines`` (the pipeline classes they run) and ``_licence_hint``."""
+
+    _parts: tuple[str, ...]
+    _pipelines: tuple[str, ...]
+    _licence_hint: str = ""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        settings: Any = None,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(model, settings=settings, device=device, dtype=dtype)
+        if dtype is None or dtype == "auto":
+            self.dtype = instruct_dtype(self.device)
+
+    @property
+    def card(self) -> Any:
+        """The :class:`~diffusemix.editors.model_cards.ModelCard` of these weights, or ``None`` when not known."""
+        from .model_cards import card_for
+
+        return card_for(self.model, editor=self.name)
+
+    @property
+    def licence(self) -> Any:
+        """The :class:`~diffusemix.editors.model_cards.WeightsLicence` of these weights, or ``None`` when not known."""
+        card = self.card
+        return card.licence if card is not None else None
+
+    @property
+    def notice(self) -> str | None:
+        """What a user must know before making data with this editor (its licence), or ``None``."""
+        return licence_notice(self.model, self.card, hint=self._licence_hint)
+
+    def weights_note(self) -> str | None:
+        """Where the weights would come from, without loading them (for ``--dry-run``):
+        ``None`` when they are on this machine, else what the run will do."""
+        return weights_note(
+            self.model,
+            label=self._label,
+            example_id=self._default_model,
+            parts=self._parts,
+            accepted=self._pipelines,
+            editor=self.name,
+        )
+
+    def _locate(self) -> tuple[ModelSource, str | None]:
+        """The checked source of the weights and its pipeline class (``None``: not readable yet)."""
+        source = locate_pipeline(self.model, label=self._label, example_id=self._default_model)
+        fetch_model_index(source)
+        found = check_pipeline_class(source, accepted=self._pipelines, label=self._label, editor=self.name)
+        check_parts(source, parts=self._parts, label=self._label, example_id=self._default_model)
+        return source, found

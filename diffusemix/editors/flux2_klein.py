@@ -35,7 +35,6 @@ import numpy as np
 
 from ._diffusers_common import (
     BatchOutOfMemory,
-    DiffusersEditor,
     check_nonnegative_int,
     check_number,
     check_positive_int,
@@ -44,25 +43,19 @@ from ._diffusers_common import (
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
+    InstructEditor,
     apply_template,
     check_edit_size,
-    check_parts,
-    check_pipeline_class,
     check_prompt_template,
-    fetch_model_index,
     image_digest,
     licence_fields,
-    licence_notice,
     licence_text,
     load_instruct_pipeline,
-    locate_pipeline,
     single_image_oom,
     square,
-    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
-from .model_cards import ModelCard, WeightsLicence, card_for
 
 __all__ = ["Flux2KleinEditor", "Flux2KleinSettings", "DEFAULT_FLUX2_KLEIN_MODEL", "FLUX2_KLEIN_PIPELINES"]
 
@@ -114,7 +107,7 @@ class Flux2KleinSettings:
         check_nonnegative_int("max_retries", self.max_retries)
 
 
-class Flux2KleinEditor(DiffusersEditor):
+class Flux2KleinEditor(InstructEditor):
     """Edits images with FLUX.2 [klein]; see the module docstring.
 
     Args:
@@ -135,36 +128,9 @@ class Flux2KleinEditor(DiffusersEditor):
     _settings_cls = Flux2KleinSettings
     _default_model = DEFAULT_FLUX2_KLEIN_MODEL
     _label = "FLUX.2 [klein]"
-
-    @property
-    def card(self) -> ModelCard | None:
-        """The model card of these weights, or ``None`` when they are not known."""
-        return card_for(self.model, editor=self.name)
-
-    @property
-    def licence(self) -> WeightsLicence | None:
-        """The licence of these weights, or ``None`` when it is not known here."""
-        card = self.card
-        return card.licence if card is not None else None
-
-    @property
-    def notice(self) -> str | None:
-        """What a user must know before making data with this editor (its licence), or ``None``."""
-        return licence_notice(
-            self.model, self.card, hint=" (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
-        )
-
-    def weights_note(self) -> str | None:
-        """Where the weights would come from, without loading them (for ``--dry-run``):
-        ``None`` when they are on this machine, else what the run will do."""
-        return weights_note(
-            self.model,
-            label=self._label,
-            example_id=DEFAULT_FLUX2_KLEIN_MODEL,
-            parts=FLUX2_KLEIN_PARTS,
-            accepted=FLUX2_KLEIN_PIPELINES,
-            editor=self.name,
-        )
+    _parts = FLUX2_KLEIN_PARTS
+    _pipelines = FLUX2_KLEIN_PIPELINES
+    _licence_hint = " (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -174,10 +140,7 @@ class Flux2KleinEditor(DiffusersEditor):
         with shared.load_lock:
             if shared.pipe is not None:
                 return
-            source = locate_pipeline(self.model, label=self._label, example_id=DEFAULT_FLUX2_KLEIN_MODEL)
-            fetch_model_index(source)
-            found = check_pipeline_class(source, accepted=FLUX2_KLEIN_PIPELINES, label=self._label, editor=self.name)
-            check_parts(source, parts=FLUX2_KLEIN_PARTS, label=self._label, example_id=DEFAULT_FLUX2_KLEIN_MODEL)
+            source, found = self._locate()
             import diffusers
 
             pipe = load_instruct_pipeline(

@@ -26,7 +26,6 @@ import numpy as np
 
 from ._diffusers_common import (
     BatchOutOfMemory,
-    DiffusersEditor,
     check_nonnegative_int,
     check_number,
     check_positive_int,
@@ -35,24 +34,18 @@ from ._diffusers_common import (
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
+    InstructEditor,
     apply_template,
     check_edit_size,
-    check_parts,
-    check_pipeline_class,
     check_prompt_template,
-    fetch_model_index,
     licence_fields,
-    licence_notice,
     licence_text,
     load_instruct_pipeline,
-    locate_pipeline,
     single_image_oom,
     square,
-    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
-from .model_cards import ModelCard, WeightsLicence, card_for
 
 __all__ = ["FluxKontextEditor", "FluxKontextSettings", "DEFAULT_FLUX_KONTEXT_MODEL"]
 
@@ -98,7 +91,7 @@ class FluxKontextSettings:
         check_nonnegative_int("max_retries", self.max_retries)
 
 
-class FluxKontextEditor(DiffusersEditor):
+class FluxKontextEditor(InstructEditor):
     """Edits images with FLUX.1 Kontext [dev]; see the module docstring.
 
     Args and errors as :class:`~diffusemix.editors.flux2_klein.Flux2KleinEditor`.
@@ -108,34 +101,8 @@ class FluxKontextEditor(DiffusersEditor):
     _settings_cls = FluxKontextSettings
     _default_model = DEFAULT_FLUX_KONTEXT_MODEL
     _label = "FLUX.1 Kontext"
-
-    @property
-    def card(self) -> ModelCard | None:
-        """The model card of these weights, or ``None`` when they are not known."""
-        return card_for(self.model, editor=self.name)
-
-    @property
-    def licence(self) -> WeightsLicence | None:
-        """The licence of these weights (non-commercial for Kontext [dev]), or ``None`` when unknown."""
-        card = self.card
-        return card.licence if card is not None else None
-
-    @property
-    def notice(self) -> str | None:
-        """What a user must know before making data with this editor (its licence), or ``None``."""
-        return licence_notice(self.model, self.card)
-
-    def weights_note(self) -> str | None:
-        """Where the weights would come from, without loading them (for ``--dry-run``):
-        ``None`` when they are on this machine, else what the run will do."""
-        return weights_note(
-            self.model,
-            label=self._label,
-            example_id=DEFAULT_FLUX_KONTEXT_MODEL,
-            parts=FLUX_KONTEXT_PARTS,
-            accepted=("FluxKontextPipeline",),
-            editor=self.name,
-        )
+    _parts = FLUX_KONTEXT_PARTS
+    _pipelines = ("FluxKontextPipeline",)
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -145,10 +112,7 @@ class FluxKontextEditor(DiffusersEditor):
         with shared.load_lock:
             if shared.pipe is not None:
                 return
-            source = locate_pipeline(self.model, label=self._label, example_id=DEFAULT_FLUX_KONTEXT_MODEL)
-            fetch_model_index(source)
-            check_pipeline_class(source, accepted=("FluxKontextPipeline",), label=self._label, editor=self.name)
-            check_parts(source, parts=FLUX_KONTEXT_PARTS, label=self._label, example_id=DEFAULT_FLUX_KONTEXT_MODEL)
+            source, _ = self._locate()
             from diffusers import FluxKontextPipeline
 
             pipe = load_instruct_pipeline(

@@ -43,7 +43,6 @@ import numpy as np
 from ..errors import EditorLoadError
 from ._diffusers_common import (
     BatchOutOfMemory,
-    DiffusersEditor,
     check_nonnegative_int,
     check_number,
     check_positive_int,
@@ -52,10 +51,9 @@ from ._diffusers_common import (
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
+    InstructEditor,
     apply_template,
     check_edit_size,
-    check_parts,
-    check_pipeline_class,
     check_prompt_template,
     fetch_model_index,
     image_digest,
@@ -68,10 +66,8 @@ from ._instruct_common import (
     single_image_oom,
     square,
     weights_missing,
-    weights_note,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
-from .model_cards import ModelCard, WeightsLicence, card_for
 
 __all__ = [
     "QwenImageEditEditor",
@@ -156,7 +152,7 @@ def vae_reference_area(area: int) -> Iterator[None]:
             plus.VAE_IMAGE_SIZE = before
 
 
-class QwenImageEditEditor(DiffusersEditor):
+class QwenImageEditEditor(InstructEditor):
     """Edits images with Qwen-Image-Edit-2509/2511; see the module docstring.
 
     Args:
@@ -173,17 +169,8 @@ class QwenImageEditEditor(DiffusersEditor):
     _settings_cls = QwenImageEditSettings
     _default_model = DEFAULT_QWEN_IMAGE_EDIT_MODEL
     _label = "Qwen-Image-Edit"
-
-    @property
-    def card(self) -> ModelCard | None:
-        """The model card of these weights, or ``None`` when they are not known."""
-        return card_for(self.model, editor=self.name)
-
-    @property
-    def licence(self) -> WeightsLicence | None:
-        """The licence of these weights, or ``None`` when it is not known here."""
-        card = self.card
-        return card.licence if card is not None else None
+    _parts = QWEN_IMAGE_EDIT_PARTS
+    _pipelines = QWEN_IMAGE_EDIT_PIPELINES
 
     @property
     def notice(self) -> str | None:
@@ -194,18 +181,6 @@ class QwenImageEditEditor(DiffusersEditor):
             notes.append(processor_note)
         return "; ".join(notes) or None
 
-    def weights_note(self) -> str | None:
-        """Where the weights would come from, without loading them (for ``--dry-run``):
-        ``None`` when they are on this machine, else what the run will do."""
-        return weights_note(
-            self.model,
-            label=self._label,
-            example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL,
-            parts=QWEN_IMAGE_EDIT_PARTS,
-            accepted=QWEN_IMAGE_EDIT_PIPELINES,
-            editor=self.name,
-        )
-
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
         shared = self._shared
@@ -214,17 +189,14 @@ class QwenImageEditEditor(DiffusersEditor):
         with shared.load_lock:
             if shared.pipe is not None:
                 return
-            source = locate_pipeline(self.model, label=self._label, example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL)
+            source = locate_pipeline(self.model, label=self._label, example_id=self._default_model)
             fetch_model_index(source)
             if pipeline_class_of(source) == "QwenImageEditPipeline":
                 raise EditorLoadError(
                     f"{source.ref} holds the first Qwen-Image-Edit (QwenImageEditPipeline); this editor runs"
                     f" Qwen-Image-Edit-2509 and later (QwenImageEditPlusPipeline): use {DEFAULT_QWEN_IMAGE_EDIT_MODEL}"
                 )
-            check_pipeline_class(source, accepted=QWEN_IMAGE_EDIT_PIPELINES, label=self._label, editor=self.name)
-            check_parts(
-                source, parts=QWEN_IMAGE_EDIT_PARTS, label=self._label, example_id=DEFAULT_QWEN_IMAGE_EDIT_MODEL
-            )
+            source, _ = self._locate()
             from diffusers import QwenImageEditPlusPipeline
             from transformers.utils import is_torchvision_available
 

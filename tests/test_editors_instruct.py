@@ -19,27 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusemix.editors import EditRequest, retry_seed
-from diffusemix.editors._instruct_common import (
-    DEFAULT_PROMPT_TEMPLATE,
-    apply_template,
-    check_prompt_template,
-)
-from diffusemix.editors.flux2_klein import Flux2KleinEditor, Flux2KleinSettings, per_sample_image_latents
-from diffusemix.editors.flux_kontext import FluxKontextEditor, FluxKontextSettings
+from diffusemix.editors import EditorSpec, EditRequest, load_editor, retry_seed, weights_note
+from diffusemix.editors._instruct_common import DEFAULT_PROMPT_TEMPLATE, apply_template
+from diffusemix.editors.flux2_klein import Flux2KleinEditor, per_sample_image_latents
+from diffusemix.editors.flux_kontext import FluxKontextEditor
 from diffusemix.editors.model_cards import APACHE_2, MODEL_CARDS, card_by_id, card_for
-from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditSettings, vae_reference_area
-from diffusemix.errors import Cancelled, EditorLoadError
+from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, passes_per_step, vae_reference_area
+from diffusemix.errors import Cancelled, EditorLoadError, SettingError
 
 STEPS = 2
 EDIT = 64
 
 
-SETTINGS = {
-    Flux2KleinEditor: Flux2KleinSettings,
-    QwenImageEditEditor: QwenImageEditSettings,
-    FluxKontextEditor: FluxKontextSettings,
-}
 PIPELINES = {
     Flux2KleinEditor: "Flux2KleinPipeline",
     QwenImageEditEditor: "QwenImageEditPlusPipeline",
@@ -49,8 +40,10 @@ PIPELINES = {
 PASSES = {Flux2KleinEditor: 1, QwenImageEditEditor: 2, FluxKontextEditor: 1}
 
 
-def _settings(cls, **kw):
-    return SETTINGS[cls](**{"steps": STEPS, "edit_size": EDIT, **kw})
+def _make(cls, model=None, **kw):
+    """``cls`` through the one door (load_editor), CPU float32, the tests' steps and edit size."""
+    fields = {"steps": STEPS, "edit_size": EDIT, "device": "cpu", "dtype": "float32", **kw}
+    return load_editor(cls.name, model=None if model is None else str(model), **fields)
 
 
 def _batched(cls, n: int) -> dict:
@@ -69,7 +62,7 @@ def instruct(request):
 
 def _editor(instruct, **kw):
     cls, folder = instruct
-    return cls(str(folder), settings=_settings(cls, **kw), device="cpu", dtype="float32")
+    return _make(cls, folder, **kw)
 
 
 class Recorder:
@@ -111,25 +104,33 @@ def test_loads_the_real_pipeline_from_the_folder(instruct):
 
 
 def test_card_defaults_are_the_settings_defaults():
-    klein, qwen = Flux2KleinSettings(), QwenImageEditSettings()
+    klein, qwen = load_editor("flux2-klein", device="cpu").spec, load_editor("qwen-image-edit", device="cpu").spec
     card = MODEL_CARDS["black-forest-labs/FLUX.2-klein-4B"]
     assert (klein.steps, klein.edit_size) == (card.steps, card.edit_size) and card.guidance is None
     card = MODEL_CARDS["Qwen/Qwen-Image-Edit-2511"]
     assert (qwen.steps, qwen.true_cfg_scale, qwen.edit_size) == (card.steps, card.guidance, card.edit_size)
-    assert qwen.negative_prompt == " " and qwen.passes_per_step == 2
+    assert qwen.negative_prompt == " " and passes_per_step(qwen.true_cfg_scale) == 2
+    assert qwen.batch_size is None  # one sample a call: no batch size to set
+    kontext = load_editor("flux-kontext", device="cpu").spec
+    assert (kontext.steps, kontext.guidance_scale) == (28, 2.5)
+    # a Base checkpoint's card: 50 steps with guidance 4 (the distilled 4B's 4 steps would be wrong for it)
+    base = load_editor("flux2-klein", model="black-forest-labs/FLUX.2-klein-base-4B", device="cpu").spec
+    assert (base.steps, base.guidance_scale) == (50, 4.0)
+    # given values win over the card's
+    assert load_editor("flux2-klein", device="cpu", steps=8).spec.steps == 8
 
 
 def test_licences_of_known_weights_without_loading_them():
-    ed = Flux2KleinEditor("black-forest-labs/FLUX.2-klein-4B", device="cpu")
+    ed = load_editor("flux2-klein", device="cpu")
     assert ed.licence is APACHE_2 and ed.licence.commercial_use and ed.notice is None
     assert "Apache-2.0, commercial use allowed" in ed.describe()["summary"]
-    nine = Flux2KleinEditor("black-forest-labs/FLUX.2-klein-9B", device="cpu")
+    nine = load_editor("flux2-klein", model="black-forest-labs/FLUX.2-klein-9B", device="cpu")
     assert nine.licence.commercial_use is False and "commercial use NOT allowed" in nine.describe()["summary"]
     assert "FLUX.2 [klein] 9B are for non-commercial use" in nine.notice == nine.describe()["notice"]
-    kontext = FluxKontextEditor(device="cpu")
+    kontext = load_editor("flux-kontext", device="cpu")
     assert kontext.licence.commercial_use is False and "non-commercial use" in kontext.notice
     assert kontext.describe()["licence"] == "FLUX.1 [dev] Non-Commercial License"
-    qwen = QwenImageEditEditor(device="cpu")
+    qwen = load_editor("qwen-image-edit", device="cpu")
     assert qwen.model == "Qwen/Qwen-Image-Edit-2511" and qwen.licence.name == "Apache-2.0"
     assert qwen.describe()["model_card"]["card_steps"] == 40
     # a card belongs to one editor
@@ -150,7 +151,7 @@ def test_a_local_folder_is_recognised_by_its_transformer(tmp_path):
     assert card_for(nine, editor="flux2-klein").licence.commercial_use is False
     assert card_for(other, editor="flux2-klein") is None
     assert card_for(four, editor="qwen-image-edit") is None
-    assert Flux2KleinEditor(nine, device="cpu").describe()["commercial_use"] is False
+    assert load_editor("flux2-klein", model=nine, device="cpu").describe()["commercial_use"] is False
 
 
 def test_importing_the_editors_does_not_import_torch():
@@ -174,31 +175,48 @@ def test_importing_the_editors_does_not_import_torch():
 
 
 @pytest.mark.parametrize(
-    ("cls", "changes", "match"),
+    ("name", "changes", "match"),
     [
-        (Flux2KleinSettings, {"edit_size": 100}, "edit_size must be a multiple of 16"),
-        (Flux2KleinSettings, {"edit_size": 32}, "between 64 and 2048"),
-        (QwenImageEditSettings, {"edit_size": 80}, "edit_size must be a multiple of 32"),
-        (Flux2KleinSettings, {"prompt_template": "no placeholder"}, "prompt_template must .* contains {prompt}"),
-        (QwenImageEditSettings, {"prompt_template": "{prompt} and {prompt}"}, "exactly once"),
-        (Flux2KleinSettings, {"steps": 0}, "steps must be an integer >= 1"),
-        (Flux2KleinSettings, {"batch_size": 0}, "batch_size"),
-        (QwenImageEditSettings, {"true_cfg_scale": -1.0}, "true_cfg_scale"),
-        (QwenImageEditSettings, {"negative_prompt": None}, "negative_prompt must be a str"),
+        ("flux2-klein", {"edit_size": 100}, r"EditorSpec.edit_size must be a multiple of 16 for flux2-klein"),
+        ("flux2-klein", {"edit_size": 32}, r"EditorSpec.edit_size must be an integer in \[64, 2048\]"),
+        ("qwen-image-edit", {"edit_size": 80}, "edit_size must be a multiple of 32 for qwen-image-edit"),
+        ("flux2-klein", {"prompt_template": "no placeholder"}, "prompt_template must contain {prompt} exactly once"),
+        ("qwen-image-edit", {"prompt_template": "{prompt} and {prompt}"}, "exactly once"),
+        ("flux2-klein", {"steps": 0}, r"EditorSpec.steps must be an integer in \[1, 10000\]"),
+        ("flux2-klein", {"batch_size": 0}, "batch_size"),
+        ("flux-kontext", {"batch_size": "auto"}, "auto is measured for InstructPix2Pix only"),
+        ("qwen-image-edit", {"true_cfg_scale": -1.0}, "true_cfg_scale"),
+        ("qwen-image-edit", {"negative_prompt": 3}, "negative_prompt must be a string"),
+        # settings of other editors are refused, naming the editor's own
+        ("qwen-image-edit", {"batch_size": 2}, "batch_size is not a setting of the qwen-image-edit editor"),
+        ("flux2-klein", {"true_cfg_scale": 4.0}, "true_cfg_scale is not a setting of the flux2-klein editor"),
+        ("flux-kontext", {"cache_interval": 3}, "cache_interval is not a setting of the flux-kontext"),
+        ("flux2-klein", {"vae": "tiny"}, "vae is not a setting"),
+        ("qwen-image-edit", {"compile": True}, "compile is not a setting"),
+        ("flux2-klein", {"speed": "fast"}, "speed is not a setting"),
     ],
 )
-def test_settings_are_checked(cls, changes, match):
-    with pytest.raises(ValueError, match=match):
-        cls(**changes)
+def test_settings_are_checked(name, changes, match):
+    with pytest.raises(SettingError, match=match):
+        load_editor(name, device="cpu", **changes)
+
+
+def test_with_settings_checks_the_same_way(tiny_flux2_klein_dir):
+    ed = _make(Flux2KleinEditor, tiny_flux2_klein_dir)
+    with pytest.raises(SettingError, match="multiple of 16"):
+        ed.with_settings(edit_size=72)
+    with pytest.raises(SettingError, match="image_guidance_scale is not a setting of the flux2-klein"):
+        ed.with_settings(image_guidance_scale=1.5)
+    assert ed.with_settings(edit_size=80).spec.edit_size == 80
 
 
 def test_the_template_takes_the_prompt_as_it_is():
     assert apply_template("Make it {prompt}.", "  snowy ") == "Make it snowy."
     assert apply_template("{prompt}", "a {braced} word") == "a {braced} word"  # no str.format
     assert apply_template(DEFAULT_PROMPT_TEMPLATE, "ukiyo-e").startswith("Change the look of this image to: ukiyo-e.")
-    check_prompt_template("Style: {prompt}")
-    with pytest.raises(ValueError, match="prompt_template"):
-        check_prompt_template(42)
+    assert EditorSpec(name="flux2-klein", prompt_template="Style: {prompt}").prompt_template == "Style: {prompt}"
+    with pytest.raises(SettingError, match="prompt_template must be a non-empty string"):
+        EditorSpec(name="flux2-klein", prompt_template=42)
 
 
 # ---------------------------------------------------------------------------
@@ -268,9 +286,7 @@ def test_each_sample_of_a_klein_batch_has_its_own_reference(tiny_flux2_klein_dir
     """Different images in one call: each Î equals the one made alone."""
     images = [make_rgb(64, 64, k) for k in range(4)]
     reqs = [EditRequest(im, "watercolor art", 5) for im in images]  # same seed and prompt: only I differs
-    ed = Flux2KleinEditor(
-        str(tiny_flux2_klein_dir), settings=_settings(Flux2KleinEditor, batch_size=4), dtype="float32"
-    )
+    ed = _make(Flux2KleinEditor, tiny_flux2_klein_dir, batch_size=4)
     together = ed.edit(reqs)
     apart = [ed.edit([r])[0] for r in reqs]
     for a, b in zip(together, apart):
@@ -283,7 +299,7 @@ def test_one_reference_per_sample_is_the_pipelines_own_for_one_sample(tiny_flux2
     import torch
     from PIL import Image
 
-    ed = Flux2KleinEditor(str(tiny_flux2_klein_dir), settings=_settings(Flux2KleinEditor), dtype="float32")
+    ed = _make(Flux2KleinEditor, tiny_flux2_klein_dir)
     pipe = ed.pipeline
     pixels = pipe.image_processor.preprocess(Image.fromarray(make_rgb(64, 64, 3)), height=64, width=64)
     ours = per_sample_image_latents(pipe, [pixels], 1, None, "cpu", torch.float32)
@@ -362,7 +378,7 @@ def test_a_base_klein_checkpoint_uses_guidance(tmp_path, make_rgb):
     from tiny_editors import build_tiny_flux2_klein
 
     folder = build_tiny_flux2_klein(tmp_path / "base", distilled=False)
-    ed = Flux2KleinEditor(str(folder), settings=_settings(Flux2KleinEditor, guidance_scale=4.0), dtype="float32")
+    ed = _make(Flux2KleinEditor, folder, guidance_scale=4.0)
     seen = _spy_texts(ed, Flux2KleinEditor)
     transformer = ed.pipeline.transformer
     calls = Recorder(transformer.forward)
@@ -381,7 +397,7 @@ def test_the_kv_cache_pipeline_runs_too(tmp_path, tiny_flux2_klein_dir, make_rgb
 
     parts = Flux2KleinPipeline.from_pretrained(tiny_flux2_klein_dir).components
     Flux2KleinKVPipeline(**parts).save_pretrained(tmp_path / "kv")
-    ed = Flux2KleinEditor(str(tmp_path / "kv"), settings=_settings(Flux2KleinEditor, batch_size=2), dtype="float32")
+    ed = _make(Flux2KleinEditor, tmp_path / "kv", batch_size=2)
     reqs = [EditRequest(make_rgb(32, 32, k), "snowy", k) for k in range(2)]
     res = ed.edit(reqs)
     assert type(ed.pipeline).__name__ == "Flux2KleinKVPipeline" and ed.describe()["guidance_applied"] is False
@@ -520,25 +536,25 @@ def test_the_vae_reference_area_is_restored(tiny_qwen_image_edit_dir):
 )
 def test_another_architecture_is_refused_naming_its_editor(request, cls, folder, match):
     with pytest.raises(EditorLoadError, match=match):
-        cls(str(request.getfixturevalue(folder)), device="cpu").load()
+        _make(cls, request.getfixturevalue(folder)).load()
 
 
 def test_unknown_pipelines_and_incomplete_folders(tmp_path):
     (tmp_path / "wan").mkdir()
     (tmp_path / "wan" / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
     with pytest.raises(EditorLoadError, match="holds a WanPipeline.*the editors are .*flux2-klein.*qwen-image-edit"):
-        Flux2KleinEditor(str(tmp_path / "wan"), device="cpu").load()
+        _make(Flux2KleinEditor, tmp_path / "wan").load()
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "model_index.json").write_text(json.dumps({"_class_name": "QwenImageEditPlusPipeline"}))
     (tmp_path / "half" / "vae").mkdir()
     with pytest.raises(EditorLoadError, match="missing transformer/, text_encoder/, tokenizer/, processor/"):
-        QwenImageEditEditor(str(tmp_path / "half"), device="cpu").load()
+        _make(QwenImageEditEditor, tmp_path / "half").load()
     (tmp_path / "v1").mkdir()
     (tmp_path / "v1" / "model_index.json").write_text(json.dumps({"_class_name": "QwenImageEditPipeline"}))
     with pytest.raises(EditorLoadError, match="2509 and later .*Qwen/Qwen-Image-Edit-2511"):
-        QwenImageEditEditor(str(tmp_path / "v1"), device="cpu").load()
+        _make(QwenImageEditEditor, tmp_path / "v1").load()
     with pytest.raises(EditorLoadError, match="does not exist"):
-        Flux2KleinEditor(str(tmp_path / "nowhere" / "x y"), device="cpu").load()
+        _make(Flux2KleinEditor, tmp_path / "nowhere" / "x y").load()
 
 
 @pytest.mark.parametrize(
@@ -551,24 +567,37 @@ def test_unknown_pipelines_and_incomplete_folders(tmp_path):
 )
 def test_missing_weights_say_how_to_get_them(cls, hub_id):
     with pytest.raises(EditorLoadError) as info:
-        cls(hub_id, device="cpu").load()
+        _make(cls, hub_id).load()
     msg = str(info.value)
     assert "not in the local Hugging Face cache" in msg
     assert f"hf download {hub_id}" in msg and "--model /path/to/" in msg and "--editor preview" in msg
 
 
 def test_weights_note_says_where_the_weights_would_come_from(instruct, tiny_ip2p_dir):
+    """One function for every editor (the dry run's): a complete folder, the default Hub id
+    (not in this test's empty cache), a folder of another pipeline (names its editor)."""
     cls, folder = instruct
-    assert cls(str(folder), device="cpu").weights_note() is None  # a complete folder: nothing to fetch
-    note = cls(device="cpu").weights_note()  # the default Hub id, not in this test's empty cache
+    assert weights_note(_make(cls, folder)) is None
+    note = weights_note(_make(cls))
     assert "not in the local Hugging Face cache" in note and f"hf download {cls._default_model}" in note
-    assert "holds a StableDiffusionInstructPix2PixPipeline" in cls(str(tiny_ip2p_dir), device="cpu").weights_note()
+    note = weights_note(_make(cls, tiny_ip2p_dir))
+    assert "holds a StableDiffusionInstructPix2PixPipeline" in note and "--editor instruct-pix2pix" in note
+    # and the other way round: an instruction editor's folder given to InstructPix2Pix
+    note = weights_note(load_editor("instruct-pix2pix", model=str(folder), device="cpu"))
+    assert f"use --editor {cls.name}" in note
+
+
+def test_an_instruction_editors_folder_is_refused_by_the_stable_diffusion_editors(tiny_flux_kontext_dir):
+    with pytest.raises(EditorLoadError, match="holds a FluxKontextPipeline.*use --editor flux-kontext"):
+        load_editor("instruct-pix2pix", model=str(tiny_flux_kontext_dir), device="cpu").load()
+    with pytest.raises(EditorLoadError, match="holds a FluxKontextPipeline.*use --editor flux-kontext"):
+        load_editor("img2img", model=str(tiny_flux_kontext_dir), device="cpu").load()
 
 
 def test_qwen_says_when_it_builds_its_processor_without_torchvision(tiny_qwen_image_edit_dir):
     from transformers.utils import is_torchvision_available
 
-    ed = QwenImageEditEditor(str(tiny_qwen_image_edit_dir), settings=_settings(QwenImageEditEditor), dtype="float32")
+    ed = _make(QwenImageEditEditor, tiny_qwen_image_edit_dir)
     ed.load()
     if is_torchvision_available():
         assert type(ed.pipeline.processor).__name__ == "Qwen2VLProcessor"
@@ -578,16 +607,15 @@ def test_qwen_says_when_it_builds_its_processor_without_torchvision(tiny_qwen_im
         assert "torchvision is not installed" in ed.notice and "torchvision" in ed.describe()["notice"]
 
 
-def test_they_run_in_bfloat16_unless_told_otherwise(monkeypatch, tiny_flux2_klein_dir):
+def test_dtype_auto_is_bfloat16_on_cuda_and_exact_on_the_cpu(monkeypatch, tiny_flux2_klein_dir):
     import torch
 
     from diffusemix.editors._instruct_common import instruct_dtype
-    from diffusemix.editors.speed import auto_dtype
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert instruct_dtype("cuda") == "bfloat16" and instruct_dtype("cuda:1") == "bfloat16"  # the cards' dtype
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert instruct_dtype("cuda") == "float16"  # a GPU without bfloat16
-    assert instruct_dtype("cpu") == auto_dtype("cpu")
-    assert Flux2KleinEditor(str(tiny_flux2_klein_dir), device="cpu").dtype == auto_dtype("cpu")
-    assert Flux2KleinEditor(str(tiny_flux2_klein_dir), device="cpu", dtype="fp32").dtype == "float32"
+    assert instruct_dtype("cpu") == "float32"  # the library's exact default off CUDA
+    assert load_editor("flux2-klein", model=str(tiny_flux2_klein_dir), device="cpu").dtype == "float32"
+    assert load_editor("flux2-klein", model=str(tiny_flux2_klein_dir), device="cpu", dtype="bf16").dtype == "bfloat16"

@@ -24,16 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EditorLoadError
-from ._diffusers_common import _HUB_ID, DiffusersEditor, ModelSource, _first_line, _is_oom, _torch, check_positive_int
+from ..errors import EditorLoadError, SettingError
+from ._diffusers_common import _HUB_ID, DiffusersEditor, ModelSource, _first_line, _is_oom, _torch
+from .licences import licence_fields, licence_notice, licence_text
 
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
     "PROMPT_PLACEHOLDER",
     "PIPELINE_EDITORS",
-    "check_prompt_template",
     "apply_template",
-    "check_edit_size",
     "square",
     "image_digest",
     "locate_pipeline",
@@ -41,7 +40,6 @@ __all__ = [
     "pipeline_class_of",
     "fetch_model_index",
     "check_pipeline_class",
-    "weights_note",
     "weights_missing",
     "load_instruct_pipeline",
     "EmbeddingCache",
@@ -87,15 +85,6 @@ PIPELINE_EDITORS: dict[str, str] = {
 # prompt template and edit size
 
 
-def check_prompt_template(value: Any) -> None:
-    """``value`` is a str holding ``{prompt}`` exactly once (ValueError otherwise)."""
-    if not isinstance(value, str) or value.count(PROMPT_PLACEHOLDER) != 1:
-        raise ValueError(
-            f"prompt_template must be a str that contains {PROMPT_PLACEHOLDER} exactly once (where the prompt goes);"
-            f" got {value!r}"
-        )
-
-
 def apply_template(template: str, prompt: str) -> str:
     """The instruction for ``prompt``: ``template`` with ``{prompt}`` replaced.
 
@@ -103,16 +92,6 @@ def apply_template(template: str, prompt: str) -> str:
     braces. Whitespace around the prompt is stripped.
     """
     return template.replace(PROMPT_PLACEHOLDER, prompt.strip())
-
-
-def check_edit_size(value: Any, *, multiple: int, low: int = 64, high: int = 2048) -> None:
-    """``value`` is an int in [low, high] and a multiple of ``multiple``."""
-    check_positive_int("edit_size", value)
-    if not low <= value <= high or value % multiple:
-        raise ValueError(
-            f"edit_size must be a multiple of {multiple} between {low} and {high} (the model works on"
-            f" {multiple}-pixel patches); got {value!r}"
-        )
 
 
 def square(image: np.ndarray, size: int) -> np.ndarray:
@@ -213,44 +192,50 @@ def fetch_model_index(source: ModelSource) -> None:
         return
 
 
-def check_pipeline_class(source: ModelSource, *, accepted: tuple[str, ...], label: str, editor: str) -> str | None:
+def check_pipeline_class(
+    source: ModelSource, *, accepted: tuple[str, ...] | None, label: str, editor: str
+) -> str | None:
     """The pipeline class ``source`` holds, checked against ``accepted``
-    (``None`` when its model_index.json cannot be read here).
+    (``None`` when its model_index.json cannot be read here). ``accepted=None``
+    takes any class but those another editor runs (img2img's many families).
 
     Raises:
         EditorLoadError: the model holds another pipeline; the message names
             the editor that runs it (or the editors there are).
     """
     found = pipeline_class_of(source)
-    if found is None or found in accepted:
+    other = PIPELINE_EDITORS.get(found or "")
+    if found is None or (accepted is not None and found in accepted) or (accepted is None and other in (None, editor)):
         return found
-    other = PIPELINE_EDITORS.get(found)
     editors = ", ".join(sorted(set(PIPELINE_EDITORS.values())))
     hint = f"use --editor {other} with it" if other and other != editor else f"the editors are {editors}"
-    raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline ({' or '.join(accepted)}); {hint}.")
+    wanted = f" ({' or '.join(accepted)})" if accepted else ""
+    raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline{wanted}; {hint}.")
 
 
-def weights_note(
-    model: str, *, label: str, example_id: str, parts: tuple[str, ...], accepted: tuple[str, ...], editor: str
-) -> str | None:
-    """Where an instruction editor's weights would come from, without loading
-    them (for ``--dry-run``): ``None`` when they are on this machine (a
-    complete pipeline folder of the right class, or a Hub id in the local
-    Hugging Face cache), else a sentence that says what the run will do or why
-    it cannot."""
-    try:
-        source = locate_pipeline(model, label=label, example_id=example_id)
-        check_pipeline_class(source, accepted=accepted, label=label, editor=editor)
-        check_parts(source, parts=parts, label=label, example_id=example_id)
-    except EditorLoadError as exc:
-        return f"cannot be loaded: {exc}"
-    if source.kind == "folder" or pipeline_class_of(source) is not None:
-        return None
-    return (
-        f"'{source.ref}' is not in the local Hugging Face cache: the run downloads it if the Hub can be reached,"
-        f" else stops (exit 2). Get it with `hf download {source.ref}`, or pass --model /path/to/folder;"
-        " --editor preview makes a weight-free preview dataset on purpose."
-    )
+#: The editors of this module's pipelines (the instruction editors).
+INSTRUCT_EDITORS: tuple[str, ...] = ("flux2-klein", "qwen-image-edit", "flux-kontext")
+
+
+def refuse_instruct_folder(model: str, *, label: str, editor: str) -> None:
+    """For the Stable Diffusion editors: a local folder (or cached Hub id) holding an instruction
+    editor's pipeline is refused, naming the editor that runs it (their own checks, e.g. the UNet's
+    channels, say the rest). Anything not readable here is left to the load.
+
+    Raises:
+        EditorLoadError: ``model`` holds a FLUX.2 [klein], Qwen-Image-Edit or FLUX.1 Kontext pipeline.
+    """
+    if not isinstance(model, str) or not model.strip():
+        return
+    path = Path(model).expanduser()
+    source = ModelSource("folder", str(path.resolve())) if path.is_dir() else (
+        ModelSource("hub", model) if _HUB_ID.fullmatch(model) else None)
+    if source is None:
+        return
+    found = pipeline_class_of(source)
+    other = PIPELINE_EDITORS.get(found or "")
+    if other in INSTRUCT_EDITORS and other != editor:
+        raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline; use --editor {other} with it.")
 
 
 def weights_missing(label: str, hub_id: str) -> str:
@@ -329,39 +314,6 @@ SMALLEST_EDIT_SIZE = 64
 
 
 # ---------------------------------------------------------------------------
-# licences in descriptions
-
-
-def licence_text(card: Any) -> str:
-    """ "Apache-2.0, commercial use allowed", or "licence unknown" (``card`` may be None)."""
-    if card is None:
-        return "licence unknown"
-    allowed = "allowed" if card.licence.commercial_use else "NOT allowed"
-    return f"{card.licence.name}, commercial use {allowed}"
-
-
-def licence_notice(model: str, card: Any, *, hint: str = "") -> str | None:
-    """What a user must hear about the weights' licence before making data:
-    that it is unknown (``card`` None), or that it forbids commercial use."""
-    if card is None:
-        return f"the licence of {model} is not known here: check its model card before using what it makes{hint}"
-    if not card.licence.commercial_use:
-        return f"{card.licence.name}: the weights of {card.title} are for non-commercial use ({card.licence.url})"
-    return None
-
-
-def licence_fields(card: Any) -> dict[str, Any]:
-    """The licence keys of an editor's ``describe()`` (None values when unknown)."""
-    licence = card.licence if card is not None else None
-    return {
-        "licence": licence.name if licence else None,
-        "licence_url": licence.url if licence else None,
-        "commercial_use": licence.commercial_use if licence else None,
-        "model_card": card.describe() if card else None,
-    }
-
-
-# ---------------------------------------------------------------------------
 # text-encoder outputs, computed once per key
 
 
@@ -402,38 +354,77 @@ class EmbeddingCache:
 
 
 def instruct_dtype(device: str) -> str:
-    """The dtype these models run in when none is asked for: bfloat16, as their
-    cards load them (float16 can overflow in these transformers), where the
-    device has it; else what :func:`~diffusemix.editors.speed.auto_dtype` picks."""
-    from .speed import auto_dtype
-
+    """The dtype these models run in when none is asked for: on CUDA bfloat16, as their cards
+    load them (float16 can overflow in these transformers), or float16 on a GPU without it;
+    elsewhere float32, the library's exact default (bfloat16 by name: about half the memory)."""
     if device.startswith("cuda"):
         torch = _torch()
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return auto_dtype(device)
+    return "float32"
 
 
 class InstructEditor(DiffusersEditor):
-    """What the instruction editors share beyond :class:`DiffusersEditor`: the
-    bfloat16 default, the model card and licence of the weights, and the dry
-    run's note. Subclasses set ``_parts`` (what a pipeline folder holds),
-    ``_pipelines`` (the pipeline classes they run) and ``_licence_hint``."""
+    """What the instruction editors share beyond :class:`DiffusersEditor`: the dtype default,
+    the model card and licence of the weights, the checks of the edit size, and locating the
+    weights. Subclasses set ``_parts`` (what a pipeline folder holds), ``_pipelines`` (the
+    pipeline classes they run), ``size_multiple`` and ``_licence_hint``."""
 
     _parts: tuple[str, ...]
     _pipelines: tuple[str, ...]
     _licence_hint: str = ""
+    #: The edit size must be a multiple of this (the VAE's 8 x the transformer's 2x2 patches).
+    size_multiple: int = 16
+    #: Weights this editor does not know may be non-commercial (their family has such weights).
+    unknown_licence_needs_acceptance = True
+    #: The spec field the card's ``guidance`` value sets.
+    guidance_field = "guidance_scale"
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        settings: Any = None,
-        device: str | None = None,
-        dtype: str | None = None,
-    ) -> None:
-        super().__init__(model, settings=settings, device=device, dtype=dtype)
-        if dtype is None or dtype == "auto":
-            self.dtype = instruct_dtype(self.device)
+    @classmethod
+    def auto_dtype(cls, device: str) -> str:
+        """The dtype ``auto`` stands for (see :func:`instruct_dtype`)."""
+        return instruct_dtype(device)
+
+    @classmethod
+    def defaults_for(cls, model: str | None) -> dict[str, Any]:
+        """The settings' defaults for these weights: the editor's, with the steps and guidance of the
+        model card of ``model`` where it is a checkpoint with other values (e.g. a Base checkpoint)."""
+        from .model_cards import card_for
+
+        values = dict(cls.defaults)
+        card = card_for(model, editor=cls.name) if isinstance(model, str) else None
+        if card is not None:
+            values["steps"] = card.steps
+            if card.guidance is not None and cls.guidance_field in values:
+                values[cls.guidance_field] = card.guidance
+        return values
+
+    @classmethod
+    def check_spec(cls, spec: Any) -> None:
+        """Checks of a resolved spec that depend on the editor (raised as the spec's own errors)."""
+        if spec.edit_size is not None and spec.edit_size % cls.size_multiple:
+            raise SettingError(
+                f"must be a multiple of {cls.size_multiple} for {cls.name} (the model works on"
+                f" {cls.size_multiple}-pixel patches)", owner="EditorSpec", field="edit_size", value=spec.edit_size,
+            )
+        if spec.batch_size == "auto":
+            raise SettingError(
+                f"auto is measured for InstructPix2Pix only; give {cls.name} a number (its default:"
+                f" {cls.defaults.get('batch_size', 1)})", owner="EditorSpec", field="batch_size", value="auto",
+            )
+
+    def with_settings(self, **changes: Any) -> Any:
+        """This editor with some of its settings changed (checked), sharing the loaded pipeline."""
+        foreign = sorted(set(changes) - set(type(self).defaults))
+        fixed = sorted(set(foreign) & {"name", "model", "revision", "device", "dtype"})
+        if foreign and not fixed:
+            raise SettingError(
+                f"{'are not settings' if len(foreign) > 1 else 'is not a setting'} of the {self.name} editor (its"
+                f" settings: {', '.join(type(self).defaults)})", owner="EditorSpec", field=foreign[0],
+                also=tuple(foreign[1:]),
+            )
+        variant = super().with_settings(**changes)
+        type(self).check_spec(variant.spec)
+        return variant
 
     @property
     def card(self) -> Any:
@@ -453,17 +444,27 @@ class InstructEditor(DiffusersEditor):
         """What a user must know before making data with this editor (its licence), or ``None``."""
         return licence_notice(self.model, self.card, hint=self._licence_hint)
 
-    def weights_note(self) -> str | None:
-        """Where the weights would come from, without loading them (for ``--dry-run``):
-        ``None`` when they are on this machine, else what the run will do."""
-        return weights_note(
-            self.model,
-            label=self._label,
-            example_id=self._default_model,
-            parts=self._parts,
-            accepted=self._pipelines,
-            editor=self.name,
-        )
+    def _describe(self, summary: str, **extra: Any) -> dict[str, Any]:
+        """What the three editors' ``describe()`` share: the settings, the pipeline, the licence."""
+        card = self.card
+        pipe = self._shared.pipe
+        d: dict[str, Any] = {
+            "name": self.name,
+            "summary": f"{summary}, {licence_text(card)}",
+            "is_diffusion": True,
+            "model": self.model,
+            "device": self.device,
+            "dtype": self.dtype,
+            "pipeline": type(pipe).__name__ if pipe is not None else (card.pipeline if card else self._pipelines[0]),
+            "scheduler": "FlowMatchEulerDiscreteScheduler",
+            **self.spec.pixel_settings(),
+            "approximate": self.spec.approximate,
+            **extra,
+            **licence_fields(card),
+        }
+        if self.notice:
+            d["notice"] = self.notice
+        return d
 
     def _locate(self) -> tuple[ModelSource, str | None]:
         """The checked source of the weights and its pipeline class (``None``: not readable yet)."""

@@ -28,36 +28,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import (
-    BatchOutOfMemory,
-    check_nonnegative_int,
-    check_number,
-    check_positive_int,
-    run_pipeline,
-)
+from ._diffusers_common import BatchOutOfMemory, run_pipeline
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
     InstructEditor,
     apply_template,
-    check_edit_size,
-    check_prompt_template,
     image_digest,
-    licence_fields,
-    licence_text,
     load_instruct_pipeline,
     single_image_oom,
     square,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
+from .model_cards import MODEL_CARDS
 
-__all__ = ["Flux2KleinEditor", "Flux2KleinSettings", "DEFAULT_FLUX2_KLEIN_MODEL", "FLUX2_KLEIN_PIPELINES"]
+__all__ = ["Flux2KleinEditor", "DEFAULT_FLUX2_KLEIN_MODEL", "FLUX2_KLEIN_PIPELINES"]
 
 #: The Apache-2.0 distilled 4B checkpoint.
 DEFAULT_FLUX2_KLEIN_MODEL = "black-forest-labs/FLUX.2-klein-4B"
@@ -75,47 +65,18 @@ FLUX2_KLEIN_PARTS: tuple[str, ...] = (
     "scheduler/",
 )
 
-#: The latent is 1/8 of the image and packed in 2x2 patches.
-SIZE_MULTIPLE = 16
-
-
-@dataclass(frozen=True)
-class Flux2KleinSettings:
-    """How FLUX.2 [klein] is run (the 4B distilled card's values by default)."""
-
-    #: Denoising steps (the distilled checkpoints: 4; the Base ones: 50).
-    steps: int = 4
-    #: Classifier-free guidance; ignored by the step-distilled checkpoints
-    #: (diffusers skips it), 4.0 on the card of the Base ones.
-    guidance_scale: float = 1.0
-    #: The side of the square the model edits at (a multiple of 16); Î is
-    #: resized back to the request's size.
-    edit_size: int = 1024
-    #: The instruction the prompt is put in; must contain {prompt} once.
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    #: Samples per pipeline call.
-    batch_size: int = 4
-    #: Times a blank/near-constant output is remade with a new seed before it is reported.
-    max_retries: int = 2
-
-    def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_number("guidance_scale", self.guidance_scale, low=0.0)
-        check_edit_size(self.edit_size, multiple=SIZE_MULTIPLE)
-        check_prompt_template(self.prompt_template)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_int("max_retries", self.max_retries)
+_CARD = MODEL_CARDS[DEFAULT_FLUX2_KLEIN_MODEL]
 
 
 class Flux2KleinEditor(InstructEditor):
     """Edits images with FLUX.2 [klein]; see the module docstring.
 
     Args:
-        model: a Hugging Face Hub id or a local diffusers pipeline folder.
-        settings: steps, guidance, edit size, prompt template, batch size, retries.
-        device: ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``; ``None`` picks.
-        dtype: ``"bfloat16"`` (the card's), ``"float16"`` or ``"float32"``;
-            ``None`` picks float16 on CUDA, bfloat16 on a CPU that has it.
+        spec: an :class:`~diffusemix.editors.spec.EditorSpec`: the model (a Hugging Face Hub id or a
+            local diffusers pipeline folder), device, dtype (``None``: bfloat16 on CUDA, as the card
+            loads it; float32 elsewhere), steps, guidance, edit size, prompt template, batch size and
+            retries; those not given take :attr:`defaults` (the model card's; a Base checkpoint's card
+            gives 50 steps and guidance 4).
 
     Raises:
         EditorLoadError: from :meth:`load` when the weights cannot be found or
@@ -125,12 +86,21 @@ class Flux2KleinEditor(InstructEditor):
     """
 
     name = "flux2-klein"
-    _settings_cls = Flux2KleinSettings
     _default_model = DEFAULT_FLUX2_KLEIN_MODEL
     _label = "FLUX.2 [klein]"
     _parts = FLUX2_KLEIN_PARTS
     _pipelines = FLUX2_KLEIN_PIPELINES
     _licence_hint = " (FLUX.2 [klein] 4B is Apache-2.0, the 9B checkpoints are non-commercial)"
+    size_multiple = 16  # the latent is 1/8 of the image and packed in 2x2 patches
+    #: The card's values (FLUX.2 [klein] 4B, distilled: 4 steps; guidance is ignored by it).
+    defaults = {
+        "steps": _CARD.steps,
+        "guidance_scale": 1.0,  # classifier-free guidance: only the undistilled Base checkpoints use it
+        "edit_size": _CARD.edit_size,  # the card's ~1 megapixel
+        "prompt_template": DEFAULT_PROMPT_TEMPLATE,
+        "batch_size": 4,  # samples per pipeline call
+        "max_retries": 2,  # blank outputs remade with a new recorded seed
+    }
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -159,30 +129,15 @@ class Flux2KleinEditor(InstructEditor):
         pipe = self._shared.pipe
         if pipe is None or not hasattr(pipe, "do_classifier_free_guidance"):
             return False  # the KV pipeline has no guidance at all
-        return self.settings.guidance_scale > 1 and not pipe.config.is_distilled
+        return self.spec.guidance_scale > 1 and not pipe.config.is_distilled
 
     def describe(self) -> dict[str, Any]:
-        s, card = self.settings, self.card
-        pipe = self._shared.pipe
-        d: dict[str, Any] = {
-            "name": self.name,
-            "summary": (
-                f"FLUX.2 [klein] ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
-                f" edit size {s.edit_size} px, {licence_text(card)}"
-            ),
-            "is_diffusion": True,
-            "model": self.model,
-            "device": self.device,
-            "dtype": self.dtype,
-            "pipeline": type(pipe).__name__ if pipe is not None else (card.pipeline if card else None),
-            "scheduler": "FlowMatchEulerDiscreteScheduler",
-            **asdict(s),
-            "guidance_applied": self._uses_guidance() if pipe is not None else None,
-            **licence_fields(card),
-        }
-        if self.notice:
-            d["notice"] = self.notice
-        return d
+        s = self.spec
+        return self._describe(
+            f"FLUX.2 [klein] ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
+            f" edit size {s.edit_size} px",
+            guidance_applied=self._uses_guidance() if self._shared.pipe is not None else None,
+        )
 
     def edit(
         self,
@@ -204,7 +159,7 @@ class Flux2KleinEditor(InstructEditor):
         if not requests:
             return []
         self.load()
-        s, shared = self.settings, self._shared
+        s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         guidance = self._uses_guidance()
         kv = not hasattr(pipe, "do_classifier_free_guidance")

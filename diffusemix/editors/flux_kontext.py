@@ -19,35 +19,25 @@ pipeline takes one image per sample as it is).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import (
-    BatchOutOfMemory,
-    check_nonnegative_int,
-    check_number,
-    check_positive_int,
-    run_pipeline,
-)
+from ._diffusers_common import BatchOutOfMemory, run_pipeline
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
     InstructEditor,
     apply_template,
-    check_edit_size,
-    check_prompt_template,
-    licence_fields,
-    licence_text,
     load_instruct_pipeline,
     single_image_oom,
     square,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import split_on_oom
+from .model_cards import MODEL_CARDS
 
-__all__ = ["FluxKontextEditor", "FluxKontextSettings", "DEFAULT_FLUX_KONTEXT_MODEL"]
+__all__ = ["FluxKontextEditor", "DEFAULT_FLUX_KONTEXT_MODEL"]
 
 DEFAULT_FLUX_KONTEXT_MODEL = "black-forest-labs/FLUX.1-Kontext-dev"
 
@@ -62,47 +52,31 @@ FLUX_KONTEXT_PARTS: tuple[str, ...] = (
     "scheduler/",
 )
 
-SIZE_MULTIPLE = 16
-
-
-@dataclass(frozen=True)
-class FluxKontextSettings:
-    """How FLUX.1 Kontext [dev] is run (its card's values by default)."""
-
-    #: Denoising steps (the pipeline's default; the card's example keeps it).
-    steps: int = 28
-    #: Distilled guidance (an input of the transformer, not a second pass); the card's example uses 2.5.
-    guidance_scale: float = 2.5
-    #: The side of the square the model edits at (a multiple of 16).
-    edit_size: int = 1024
-    #: The instruction the prompt is put in; must contain {prompt} once.
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    #: Samples per pipeline call.
-    batch_size: int = 4
-    #: Times a blank/near-constant output is remade with a new seed before it is reported.
-    max_retries: int = 2
-
-    def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_number("guidance_scale", self.guidance_scale, low=0.0)
-        check_edit_size(self.edit_size, multiple=SIZE_MULTIPLE)
-        check_prompt_template(self.prompt_template)
-        check_positive_int("batch_size", self.batch_size)
-        check_nonnegative_int("max_retries", self.max_retries)
+_CARD = MODEL_CARDS[DEFAULT_FLUX_KONTEXT_MODEL]
 
 
 class FluxKontextEditor(InstructEditor):
     """Edits images with FLUX.1 Kontext [dev]; see the module docstring.
 
-    Args and errors as :class:`~diffusemix.editors.flux2_klein.Flux2KleinEditor`.
+    Args and errors as :class:`~diffusemix.editors.flux2_klein.Flux2KleinEditor`; its weights'
+    licence forbids commercial use, so an export with it needs ``accept_license="non-commercial"``.
     """
 
     name = "flux-kontext"
-    _settings_cls = FluxKontextSettings
     _default_model = DEFAULT_FLUX_KONTEXT_MODEL
     _label = "FLUX.1 Kontext"
     _parts = FLUX_KONTEXT_PARTS
     _pipelines = ("FluxKontextPipeline",)
+    size_multiple = 16
+    #: The card's values: 28 steps (the pipeline's default, which the card keeps), guidance 2.5 (its example).
+    defaults = {
+        "steps": _CARD.steps,
+        "guidance_scale": _CARD.guidance,  # distilled guidance: an input of the transformer, not a second pass
+        "edit_size": _CARD.edit_size,
+        "prompt_template": DEFAULT_PROMPT_TEMPLATE,
+        "batch_size": 4,
+        "max_retries": 2,
+    }
 
     def load(self) -> None:
         """Load the pipeline now (idempotent, thread-safe)."""
@@ -122,25 +96,11 @@ class FluxKontextEditor(InstructEditor):
             shared.pipe = pipe
 
     def describe(self) -> dict[str, Any]:
-        s, card = self.settings, self.card
-        d: dict[str, Any] = {
-            "name": self.name,
-            "summary": (
-                f"FLUX.1 Kontext ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
-                f" guidance {s.guidance_scale:g}, edit size {s.edit_size} px, {licence_text(card)}"
-            ),
-            "is_diffusion": True,
-            "model": self.model,
-            "device": self.device,
-            "dtype": self.dtype,
-            "pipeline": "FluxKontextPipeline",
-            "scheduler": "FlowMatchEulerDiscreteScheduler",
-            **asdict(s),
-            **licence_fields(card),
-        }
-        if self.notice:
-            d["notice"] = self.notice
-        return d
+        s = self.spec
+        return self._describe(
+            f"FLUX.1 Kontext ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
+            f" guidance {s.guidance_scale:g}, edit size {s.edit_size} px"
+        )
 
     def edit(
         self,
@@ -158,7 +118,7 @@ class FluxKontextEditor(InstructEditor):
         if not requests:
             return []
         self.load()
-        s, shared = self.settings, self._shared
+        s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         device = pipe._execution_device
 

@@ -35,31 +35,19 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import (
-    BatchOutOfMemory,
-    check_nonnegative_int,
-    check_number,
-    check_positive_int,
-    run_pipeline,
-)
+from ._diffusers_common import BatchOutOfMemory, run_pipeline
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
     InstructEditor,
     apply_template,
-    check_edit_size,
-    check_prompt_template,
     fetch_model_index,
     image_digest,
-    licence_fields,
-    licence_notice,
-    licence_text,
     load_instruct_pipeline,
     locate_pipeline,
     pipeline_class_of,
@@ -68,14 +56,16 @@ from ._instruct_common import (
     weights_missing,
 )
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
+from .licences import licence_notice
+from .model_cards import MODEL_CARDS
 
 __all__ = [
     "QwenImageEditEditor",
-    "QwenImageEditSettings",
     "DEFAULT_QWEN_IMAGE_EDIT_MODEL",
     "QWEN_IMAGE_EDIT_PIPELINES",
     "image_only_processor",
     "vae_reference_area",
+    "passes_per_step",
 ]
 
 #: The latest Apache-2.0 edit checkpoint.
@@ -95,44 +85,14 @@ QWEN_IMAGE_EDIT_PARTS: tuple[str, ...] = (
     "scheduler/",
 )
 
-#: The latent is 1/8 of the image, packed in 2x2 patches, and diffusers
-#: rounds the reference's sides to multiples of 32.
-SIZE_MULTIPLE = 32
+_CARD = MODEL_CARDS[DEFAULT_QWEN_IMAGE_EDIT_MODEL]
 
 _REFERENCE_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class QwenImageEditSettings:
-    """How Qwen-Image-Edit is run (the 2509/2511 card's values by default)."""
-
-    #: Denoising steps.
-    steps: int = 40
-    #: True classifier-free guidance (two transformer passes a step); <= 1 turns it off.
-    true_cfg_scale: float = 4.0
-    #: The negative prompt of the guidance (the card's: one space).
-    negative_prompt: str = " "
-    #: The side of the square the model edits at (a multiple of 32); the VAE
-    #: reference is at this size too. Î is resized back to the request's size.
-    edit_size: int = 1024
-    #: The instruction the prompt is put in; must contain {prompt} once.
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    #: Times a blank/near-constant output is remade with a new seed before it is reported.
-    max_retries: int = 2
-
-    def __post_init__(self) -> None:
-        check_positive_int("steps", self.steps)
-        check_number("true_cfg_scale", self.true_cfg_scale, low=0.0)
-        if not isinstance(self.negative_prompt, str):
-            raise ValueError(f"negative_prompt must be a str; got {self.negative_prompt!r}")
-        check_edit_size(self.edit_size, multiple=SIZE_MULTIPLE)
-        check_prompt_template(self.prompt_template)
-        check_nonnegative_int("max_retries", self.max_retries)
-
-    @property
-    def passes_per_step(self) -> int:
-        """Transformer evaluations a step: 2 with guidance, else 1."""
-        return 2 if self.true_cfg_scale > 1 else 1
+def passes_per_step(true_cfg_scale: float) -> int:
+    """Transformer evaluations a step: 2 with true classifier-free guidance (scale above 1), else 1."""
+    return 2 if true_cfg_scale > 1 else 1
 
 
 @contextlib.contextmanager
@@ -156,21 +116,32 @@ class QwenImageEditEditor(InstructEditor):
     """Edits images with Qwen-Image-Edit-2509/2511; see the module docstring.
 
     Args:
-        model: a Hugging Face Hub id or a local diffusers pipeline folder.
-        settings: steps, guidance, negative prompt, edit size, prompt template, retries.
-        device: ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"cpu"``; ``None`` picks.
-        dtype: ``"bfloat16"`` (the card's), ``"float16"`` or ``"float32"``; ``None`` picks.
+        spec: an :class:`~diffusemix.editors.spec.EditorSpec`: model, device, dtype, steps,
+            ``true_cfg_scale``, ``negative_prompt``, edit size, prompt template, retries (one sample
+            per pipeline call: diffusers' limit, so no batch size); those not given take
+            :attr:`defaults` (the 2509/2511 card's).
 
     Raises:
         EditorLoadError: as for :class:`~diffusemix.editors.flux2_klein.Flux2KleinEditor`.
     """
 
     name = "qwen-image-edit"
-    _settings_cls = QwenImageEditSettings
     _default_model = DEFAULT_QWEN_IMAGE_EDIT_MODEL
     _label = "Qwen-Image-Edit"
     _parts = QWEN_IMAGE_EDIT_PARTS
     _pipelines = QWEN_IMAGE_EDIT_PIPELINES
+    #: diffusers rounds the reference's sides to multiples of 32.
+    size_multiple = 32
+    guidance_field = "true_cfg_scale"
+    #: The 2509/2511 card's values: 40 steps, true CFG 4.0 with the negative prompt " ".
+    defaults = {
+        "steps": _CARD.steps,
+        "true_cfg_scale": _CARD.guidance,
+        "negative_prompt": " ",
+        "edit_size": _CARD.edit_size,
+        "prompt_template": DEFAULT_PROMPT_TEMPLATE,
+        "max_retries": 2,
+    }
 
     @property
     def notice(self) -> str | None:
@@ -219,28 +190,14 @@ class QwenImageEditEditor(InstructEditor):
             shared.pipe = pipe
 
     def describe(self) -> dict[str, Any]:
-        s, card = self.settings, self.card
-        d: dict[str, Any] = {
-            "name": self.name,
-            "summary": (
-                f"Qwen-Image-Edit ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
-                f" true CFG {s.true_cfg_scale:g}, edit size {s.edit_size} px, {licence_text(card)}"
-            ),
-            "is_diffusion": True,
-            "model": self.model,
-            "device": self.device,
-            "dtype": self.dtype,
-            "pipeline": "QwenImageEditPlusPipeline",
-            "scheduler": "FlowMatchEulerDiscreteScheduler",
-            **asdict(s),
-            "batch_size": 1,
-            "vae_reference_size": s.edit_size,
-            "condition_image_size": 384,
-            **licence_fields(card),
-        }
-        if self.notice:
-            d["notice"] = self.notice
-        return d
+        s = self.spec
+        return self._describe(
+            f"Qwen-Image-Edit ({self.model}) on {self.device} in {self.dtype}, {s.steps} steps,"
+            f" true CFG {s.true_cfg_scale:g}, edit size {s.edit_size} px",
+            batch_size=1,
+            vae_reference_size=s.edit_size,
+            condition_image_size=384,
+        )
 
     def edit(
         self,
@@ -262,7 +219,7 @@ class QwenImageEditEditor(InstructEditor):
         if not requests:
             return []
         self.load()
-        s, shared = self.settings, self._shared
+        s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         guidance = s.true_cfg_scale > 1
 

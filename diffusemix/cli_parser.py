@@ -126,8 +126,13 @@ def _add_editor_flags(ex: argparse.ArgumentParser) -> None:
     def note(f: dataclasses.Field) -> str | None:
         if f.name == "name":
             return "auto"
-        per = [f"{name}: {_shown(cls.defaults[f.name])}" for name, cls in EDITORS.items() if f.name in cls.defaults]
-        return "; ".join(per) if per else None
+        per: dict[str, list[str]] = {}  # each default once, with the editors that have it
+        for name, cls in EDITORS.items():
+            if f.name in cls.defaults:
+                value = cls.defaults[f.name]
+                text = repr(value) if isinstance(value, str) and (" " in value or not value) else _shown(value)
+                per.setdefault(text, []).append(name)
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in per.items()) or None
 
     add_flags(e, EditorSpec, default_note=note)
     e.add_argument(

@@ -140,3 +140,72 @@ def weights_gb(editor: str, dtype: str) -> float:
     if dtype not in BYTES_PER_PARAM:
         raise ValueError(f"dtype must be one of {', '.join(BYTES_PER_PARAM)}; got {dtype!r}")
     return sum(EDITOR_PARAMS[editor].values()) * BYTES_PER_PARAM[dtype] / 1e9
+
+
+# ---------------------------------------------------------------------------
+# the planner's figures for an instruction editor (diffusemix.cost.plan_cost)
+
+#: What the stored seconds were measured on, by the device kind a run uses them for.
+MEASURED_ON = {
+    "cuda": "for this editor on an NVIDIA H200 (bfloat16, random weights, through edit(), 2026-12-04), not this GPU",
+    "cpu": "for FLUX.2 [klein] 4B on the project's 2-core x86 CPU (bfloat16, 2 threads, random weights), not this"
+    " machine",
+}
+#: float32 / bfloat16 time on the project's CPU, measured for InstructPix2Pix's UNet (6.59 s / 3.43 s a step,
+#: diffusemix.cost.STORED_CPU): the CPU rate below was measured in bfloat16 only.
+CPU_FLOAT32_SLOWDOWN = 6.59 / 3.43
+
+
+def _interpolated(editor: str, edit_size: int, part: str) -> float:
+    """One part's operations (``text``, ``step``, ``vae``: encode + decode) at ``edit_size``,
+    interpolated on the image area between the counted sizes."""
+    sizes = sorted(s for e, s in EDITOR_FLOPS if e == editor)
+    if not sizes:
+        raise ValueError(f"no operation counts for editor {editor!r}")
+
+    def at(size: int) -> float:
+        f = EDITOR_FLOPS[(editor, size)]
+        return {"text": f.text, "step": f.step, "vae": f.vae_encode + f.vae_decode}[part]
+
+    if edit_size in sizes:
+        return at(edit_size)
+    if not sizes[0] <= edit_size <= sizes[-1]:  # outside the counts: scaled by area from the nearest
+        near = sizes[0] if edit_size < sizes[0] else sizes[-1]
+        return at(near) * (1.0 if part == "text" else (edit_size / near) ** 2)
+    lo = max(s for s in sizes if s < edit_size)
+    hi = min(s for s in sizes if s > edit_size)
+    w = (edit_size**2 - lo**2) / (hi**2 - lo**2)
+    return at(lo) + w * (at(hi) - at(lo))
+
+
+def operations(editor: str, edit_size: int, *, steps: int, passes: int | None = None) -> tuple[float, float]:
+    """(operations of one denoising step, operations fixed per Î) for ``editor`` at ``edit_size``.
+
+    ``passes``: transformer passes a step when it differs from the counted one (Qwen-Image-Edit's
+    true CFG off: 1 instead of 2). The fixed part is the VAE (encode + decode) and, for
+    Qwen-Image-Edit, its text encoder (it reads the image, so once per Î); the FLUX editors
+    encode each distinct instruction once for a whole run, so their text encoder is left out.
+    """
+    counted = EDITOR_FLOPS[(editor, min(s for e, s in EDITOR_FLOPS if e == editor))].passes
+    step = _interpolated(editor, edit_size, "step") * ((passes or counted) / counted)
+    fixed = _interpolated(editor, edit_size, "vae")
+    if editor == "qwen-image-edit":
+        fixed += _interpolated(editor, edit_size, "text") * ((passes or counted) / counted)
+    return step, fixed
+
+
+def _rate(editor: str, kind: str) -> tuple[float, str]:
+    """Operations per second measured for ``editor`` on a device of ``kind`` (and what it was)."""
+    if kind == "cuda":
+        # the largest measured size at batch 1: the closest to compute-bound
+        runs = sorted((size, s) for (e, where, size, batch), s in MEASURED_SECONDS.items()
+                      if e == editor and where == "h200" and batch == 1)
+        if not runs:
+            raise ValueError(f"no GPU measurement for {editor!r}")
+        size, seconds = runs[-1]
+        step, fixed = operations(editor, size, steps=1)
+        card_steps = {"flux2-klein": 4, "qwen-image-edit": 40, "flux-kontext": 28}[editor]
+        return (card_steps * step + fixed) / seconds, f"{seconds:g} s per Î at {size} px"
+    # the CPU: FLUX.2 [klein] 4B measured part by part at 256 px (text encoder included once)
+    seconds = MEASURED_SECONDS[("flux2-klein", "cpu-2core", 256, 1)]
+    return flops_per_image("flux2-klein", 256, steps=4) / seconds, f"{seconds:g} s per Î at 256 px"

@@ -3,8 +3,8 @@
 Every editor's weights have a licence (:mod:`diffusemix.editors.model_cards`):
 the dry run, the export's summary, ``run.json``, the report and the app's
 banner name it. A dataset is made with weights whose licence forbids
-commercial use (FLUX.1 Kontext [dev], FLUX.2 [klein] 9B) only when the caller
-accepts that explicitly: ``ExportOptions(accept_license="non-commercial")``,
+commercial use of the weights (FLUX.1 Kontext [dev], FLUX.2 [klein] 9B) only
+when the caller accepts that explicitly: ``ExportOptions(accept_license="non-commercial")``,
 ``--accept-license non-commercial`` on the command line. The same holds for
 an instruction editor whose weights are not known here (a local folder of
 another shape, a fine-tune): their licence must be checked by hand, and until
@@ -119,13 +119,13 @@ def acceptance_reason(editor: Any) -> str | None:
         return (
             f"the licence of the {editor.name} weights {model} is not known here (a checkpoint diffusemix does not"
             " know; its family includes weights for non-commercial use only): check its model card, and accept"
-            " that the dataset may be for non-commercial use only"
+            " that the weights may be for non-commercial use only"
         )
     if card.licence.commercial_use:
         return None
     return (
-        f"the weights of {card.title} ({model}) are under the {card.licence.name} ({card.licence.url}): not for"
-        " commercial use, and a dataset made with them is for non-commercial use only"
+        f"the weights of {card.title} ({model}) are under the {card.licence.name} ({card.licence.url}): they may"
+        " be used for non-commercial purposes only (what it allows for the images they make is in the licence)"
     )
 
 

@@ -30,6 +30,7 @@ from ._diffusers_common import (
 from ._instruct_common import refuse_instruct_folder
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import resolve_batch_size
+from .licences import card_of, licence_fields, licence_text
 from .spec import EditorSpec
 
 __all__ = ["Img2ImgEditor", "DEFAULT_IMG2IMG_MODEL"]
@@ -119,7 +120,7 @@ class Img2ImgEditor(DiffusersEditor):
             "name": self.name,
             "summary": (
                 f"img2img ({self.model}) on {self.device} in {self.dtype}, strength {s.strength:g},"
-                f" {s.denoising_steps} of {s.steps} steps, guidance {s.guidance_scale:g}"
+                f" {s.denoising_steps} of {s.steps} steps, guidance {s.guidance_scale:g}, {licence_text(card_of(self))}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -127,6 +128,7 @@ class Img2ImgEditor(DiffusersEditor):
             "dtype": self.dtype,
             "denoising_steps": s.denoising_steps,
             "approximate": s.approximate,
+            **licence_fields(card_of(self)),
         }
         pipe = self._shared.pipe
         if pipe is not None:

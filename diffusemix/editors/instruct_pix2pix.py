@@ -29,6 +29,7 @@ from ._diffusers_common import (
 from ._instruct_common import refuse_instruct_folder
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import resolve_batch_size, split_on_oom
+from .licences import card_of, licence_fields, licence_text
 from .spec import DEFAULT_TINY_VAE
 from .speed import load_tiny_vae, pipeline_parts
 
@@ -134,6 +135,7 @@ class InstructPix2PixEditor(DiffusersEditor):
                 f" guidance {s.guidance_scale:g}, image guidance {s.image_guidance_scale:g}"
                 + (f", {', '.join(levers)}" if levers else "")
                 + (f" (approximate: {', '.join(approx)}; numbers differ from float32 beyond rounding)" if approx else "")
+                + f", {licence_text(card_of(self))}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -141,6 +143,7 @@ class InstructPix2PixEditor(DiffusersEditor):
             "dtype": self.dtype,
             "scheduler": "EulerAncestralDiscreteScheduler",
             "approximate": approx,
+            **licence_fields(card_of(self)),
         }
 
     def edit(

@@ -30,6 +30,8 @@ __all__ = [
     "APACHE_2",
     "FLUX_NON_COMMERCIAL",
     "FLUX1_DEV_NON_COMMERCIAL",
+    "MIT_ON_STABLE_DIFFUSION",
+    "CREATIVEML_OPENRAIL_M",
     "card_for",
     "card_by_id",
 ]
@@ -78,6 +80,24 @@ FLUX1_DEV_NON_COMMERCIAL = WeightsLicence(
 )
 
 
+CREATIVEML_OPENRAIL_M = WeightsLicence(
+    name="CreativeML Open RAIL-M",
+    url="https://huggingface.co/spaces/CompVis/stable-diffusion-license",
+    commercial_use=True,
+    note="commercial use allowed under the use-based restrictions of its Attachment A",
+)
+
+MIT_ON_STABLE_DIFFUSION = WeightsLicence(
+    name="MIT (fine-tuned from Stable Diffusion v1.5)",
+    url="https://github.com/timothybrooks/instruct-pix2pix/blob/main/LICENSE",
+    commercial_use=True,
+    note=(
+        "the authors' LICENSE: MIT, and the checkpoints, fine-tuned from Stable Diffusion, may carry its"
+        " restrictions (CreativeML Open RAIL-M: commercial use allowed, with use-based restrictions)"
+    ),
+)
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """Facts about one checkpoint, each from its model card or its code.
@@ -92,7 +112,8 @@ class ModelCard:
             FLUX, ``true_cfg_scale`` for Qwen-Image-Edit); ``None`` when the
             model is guidance-distilled and ignores it.
         edit_size: the side of the square the card's resolution amounts to
-            (the models work near 1 megapixel).
+            (the instruction models work near 1 megapixel); ``None`` for the
+            Stable Diffusion editors, which edit at the recipe's size.
         licence: the licence of the weights.
         transformer_params: parameters of the denoising transformer.
         total_params: parameters of the whole pipeline (text encoder, transformer, VAE).
@@ -107,7 +128,7 @@ class ModelCard:
     pipeline: str
     steps: int
     guidance: float | None
-    edit_size: int
+    edit_size: int | None
     licence: WeightsLicence
     transformer_params: float
     total_params: float
@@ -217,6 +238,36 @@ MODEL_CARDS: dict[str, ModelCard] = {
             total_params=28.849e9,
             signature={"num_layers": 60, "num_attention_heads": 24},
             sources=_QWEN_SOURCES,
+        ),
+        ModelCard(
+            hub_id="timbrooks/instruct-pix2pix",
+            title="InstructPix2Pix",
+            editor="instruct-pix2pix",
+            pipeline="StableDiffusionInstructPix2PixPipeline",
+            steps=100,
+            guidance=None,
+            edit_size=None,
+            licence=MIT_ON_STABLE_DIFFUSION,
+            transformer_params=0.860e9,  # the UNet (8 input channels)
+            total_params=1.066e9,
+            sources=(
+                "https://github.com/timothybrooks/instruct-pix2pix LICENSE (MIT; checkpoints fine-tuned from Stable"
+                " Diffusion, whose licence may add restrictions)",
+                "diffusers StableDiffusionInstructPix2PixPipeline 0.42.1 (num_inference_steps=100 default)",
+            ),
+        ),
+        ModelCard(
+            hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            title="Stable Diffusion v1.5",
+            editor="img2img",
+            pipeline="StableDiffusionPipeline",
+            steps=50,
+            guidance=7.5,
+            edit_size=None,
+            licence=CREATIVEML_OPENRAIL_M,
+            transformer_params=0.860e9,  # the UNet
+            total_params=1.066e9,
+            sources=("Stable Diffusion v1 weights: CreativeML Open RAIL-M (the CompVis/stable-diffusion licence)",),
         ),
         ModelCard(
             hub_id="black-forest-labs/FLUX.1-Kontext-dev",

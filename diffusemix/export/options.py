@@ -74,7 +74,7 @@ class ExportOptions:
         default_text="not accepted: an editor whose weights forbid commercial use (FLUX.1 Kontext [dev], FLUX.2"
         " [klein] 9B) or whose licence is unknown here stops before any work",
         help="accept that the editor's weights may be used for non-commercial purposes only (needed to export"
-        " with such weights; the summary and run.json repeat it)",
+        " with such weights; the summary and the run's settings file repeat it)",
     )
 
     def __post_init__(self) -> None:

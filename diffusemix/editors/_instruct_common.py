@@ -219,11 +219,13 @@ INSTRUCT_EDITORS: tuple[str, ...] = ("flux2-klein", "qwen-image-edit", "flux-kon
 
 def refuse_instruct_folder(model: str, *, label: str, editor: str) -> None:
     """For the Stable Diffusion editors: a local folder (or cached Hub id) holding an instruction
-    editor's pipeline is refused, naming the editor that runs it (their own checks, e.g. the UNet's
-    channels, say the rest). Anything not readable here is left to the load.
+    editor's pipeline is refused, naming the editor that runs it, and a folder of a pipeline no
+    editor runs (no ``unet/``) naming the editors (their own checks, e.g. the UNet's channels, say
+    the rest). Anything not readable here is left to the load.
 
     Raises:
-        EditorLoadError: ``model`` holds a FLUX.2 [klein], Qwen-Image-Edit or FLUX.1 Kontext pipeline.
+        EditorLoadError: ``model`` holds a FLUX.2 [klein], Qwen-Image-Edit or FLUX.1 Kontext pipeline,
+            or a folder of another pipeline without a UNet.
     """
     if not isinstance(model, str) or not model.strip():
         return
@@ -236,6 +238,9 @@ def refuse_instruct_folder(model: str, *, label: str, editor: str) -> None:
     other = PIPELINE_EDITORS.get(found or "")
     if other in INSTRUCT_EDITORS and other != editor:
         raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline; use --editor {other} with it.")
+    if found and other is None and source.kind == "folder" and not (Path(source.ref) / "unet").is_dir():
+        editors = ", ".join(sorted(set(PIPELINE_EDITORS.values())))
+        raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline; the editors are {editors}.")
 
 
 def weights_missing(label: str, hub_id: str) -> str:

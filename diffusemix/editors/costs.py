@@ -209,3 +209,12 @@ def _rate(editor: str, kind: str) -> tuple[float, str]:
     # the CPU: FLUX.2 [klein] 4B measured part by part at 256 px (text encoder included once)
     seconds = MEASURED_SECONDS[("flux2-klein", "cpu-2core", 256, 1)]
     return flops_per_image("flux2-klein", 256, steps=4) / seconds, f"{seconds:g} s per Î at 256 px"
+
+
+def gpu_seconds_per_image(editor: str, edit_size: int, *, steps: int, passes: int | None = None) -> float:
+    """Seconds per Î on an H200 (bfloat16) at ``edit_size`` and ``steps``: the editor's counted
+    operations at the rate measured for it there (a first guess for a GPU's time, e.g. ZeroGPU's
+    duration, before anything was timed on it)."""
+    step, fixed = operations(editor, edit_size, steps=steps, passes=passes)
+    rate, _ = _rate(editor, "cuda")
+    return (fixed + steps * step) / rate

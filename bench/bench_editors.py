@@ -353,18 +353,16 @@ def tiny_seconds(tmp: Path) -> dict:
     import numpy as np
     from tiny_editors import build_tiny_flux2_klein, build_tiny_qwen_image_edit
 
-    from diffusemix.editors import EditRequest
-    from diffusemix.editors.flux2_klein import Flux2KleinEditor, Flux2KleinSettings
-    from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditSettings
+    from diffusemix.editors import EditRequest, load_editor
 
     rng = np.random.default_rng(0)
     reqs = [EditRequest((rng.random((64, 64, 3)) * 255).astype(np.uint8), p, 1) for p in ("snowy", "Autumn")] * 2
     out = {}
     for name, ed in (
-        ("flux2-klein", Flux2KleinEditor(str(build_tiny_flux2_klein(tmp / "k")), dtype="float32",
-                                         settings=Flux2KleinSettings(edit_size=64, batch_size=4))),
-        ("qwen-image-edit", QwenImageEditEditor(str(build_tiny_qwen_image_edit(tmp / "q")), dtype="float32",
-                                                settings=QwenImageEditSettings(edit_size=64))),
+        ("flux2-klein", load_editor("flux2-klein", model=str(build_tiny_flux2_klein(tmp / "k")), device="cpu",
+                                    dtype="float32", edit_size=64, batch_size=4)),
+        ("qwen-image-edit", load_editor("qwen-image-edit", model=str(build_tiny_qwen_image_edit(tmp / "q")),
+                                        device="cpu", dtype="float32", edit_size=64)),
     ):
         ed.edit(reqs[:1])  # warm-up and text cache
         t0 = time.perf_counter()

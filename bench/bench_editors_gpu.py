@@ -103,7 +103,8 @@ def bench_klein(sizes: list[int]) -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline
     from tiny_editors import build_qwen_tokenizer
 
-    from diffusemix.editors.flux2_klein import Flux2KleinEditor, Flux2KleinSettings, per_sample_image_latents
+    from diffusemix.editors import load_editor
+    from diffusemix.editors.flux2_klein import per_sample_image_latents
 
     t0 = time.perf_counter()
     if TINY:
@@ -140,8 +141,8 @@ def bench_klein(sizes: list[int]) -> None:
                       f" decode {dec * 1e3:.0f} ms", flush=True)
     for e in sizes:
         for batch in (1, 4):
-            ed = Flux2KleinEditor("black-forest-labs/FLUX.2-klein-4B", device=DEVICE, dtype="bfloat16",
-                                  settings=Flux2KleinSettings(edit_size=e, batch_size=batch, max_retries=0))
+            ed = load_editor("flux2-klein", device=DEVICE, dtype="bfloat16", edit_size=e, batch_size=batch,
+                             max_retries=0)
             pipe.prepare_image_latents = functools.partial(per_sample_image_latents, pipe)
             ed._shared.pipe, ed._shared.prompts = pipe, EmbeddingCache()  # handed over instead of loaded
             per = timed_edit(ed, requests(2, ["snowy", "Autumn"]))
@@ -158,7 +159,8 @@ def bench_qwen(sizes: list[int]) -> None:
     from tiny_editors import build_qwen_tokenizer
     from transformers import Qwen2VLImageProcessor
 
-    from diffusemix.editors.qwen_image_edit import QwenImageEditEditor, QwenImageEditSettings, image_only_processor
+    from diffusemix.editors import load_editor
+    from diffusemix.editors.qwen_image_edit import image_only_processor
 
     t0 = time.perf_counter()
     if DEVICE.startswith("cuda"):
@@ -167,7 +169,7 @@ def bench_qwen(sizes: list[int]) -> None:
         from tiny_editors import build_tiny_qwen_image_edit
 
         folder = build_tiny_qwen_image_edit(Path("/tmp/bench-tiny-qwen"))
-        ed = QwenImageEditEditor(str(folder), device="cpu", dtype="float32")
+        ed = load_editor("qwen-image-edit", model=str(folder), device="cpu", dtype="float32")
         ed.load()
         transformer, text, vae = ed.pipeline.transformer, ed.pipeline.text_encoder, ed.pipeline.vae
     else:
@@ -189,8 +191,7 @@ def bench_qwen(sizes: list[int]) -> None:
     print(f"Qwen-Image-Edit built on {DEVICE} in {time.perf_counter() - t0:.0f} s; {memory_gb()}", flush=True)
     for e in sizes:
         steps = 2 if TINY else 40
-        ed = QwenImageEditEditor(device=DEVICE, dtype="bfloat16",
-                                 settings=QwenImageEditSettings(edit_size=e, steps=steps, max_retries=0))
+        ed = load_editor("qwen-image-edit", device=DEVICE, dtype="bfloat16", edit_size=e, steps=steps, max_retries=0)
         ed._shared.pipe, ed._shared.prompts = pipe, EmbeddingCache()  # handed over instead of loaded
         per = timed_edit(ed, requests(1, ["snowy", "Autumn"]), repeats=1)
         print(f"  editor, {e} px, {steps} steps, true CFG: {per:.2f} s per Î (peak {memory_gb()})", flush=True)
@@ -202,7 +203,7 @@ def bench_kontext(sizes: list[int]) -> None:
     from tiny_pipelines import write_byte_clip_tokenizer
     from transformers import CLIPTokenizer
 
-    from diffusemix.editors.flux_kontext import FluxKontextEditor, FluxKontextSettings
+    from diffusemix.editors import load_editor
 
     t0 = time.perf_counter()
     if DEVICE.startswith("cuda"):
@@ -225,9 +226,8 @@ def bench_kontext(sizes: list[int]) -> None:
     steps = 2 if TINY else 28
     for e in sizes:
         for batch in (1, 4):
-            ed = FluxKontextEditor(device=DEVICE, dtype="bfloat16",
-                                   settings=FluxKontextSettings(edit_size=e, steps=steps, batch_size=batch,
-                                                                max_retries=0))
+            ed = load_editor("flux-kontext", device=DEVICE, dtype="bfloat16", edit_size=e, steps=steps,
+                             batch_size=batch, max_retries=0)
             ed._shared.pipe, ed._shared.prompts = pipe, EmbeddingCache()  # handed over instead of loaded
             per = timed_edit(ed, requests(1, ["snowy", "Autumn", "sunset", "mosaic"]), repeats=1)
             print(f"  editor, {e} px, {steps} steps, batch {batch}: {per:.2f} s per Î (peak {memory_gb()})",

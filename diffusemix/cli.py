@@ -210,9 +210,16 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    if len(args.output) > 1:  # several exports: their editors compared
+        from .report_compare import write_comparison
+
+        png, txt, text = write_comparison(args.output, args.out, samples=6 if args.lowest is None else args.lowest)
+        print(text, end="")
+        print(f"wrote {png} and {txt}")
+        return 0
     from .report import write_report
 
-    png, txt, text = write_report(args.output, args.out, lowest=args.lowest)
+    png, txt, text = write_report(args.output[0], args.out, lowest=8 if args.lowest is None else args.lowest)
     print(text, end="")
     print(f"wrote {png} and {txt}")
     return 0

@@ -195,14 +195,20 @@ def _add_other_commands(sub: Any) -> None:
     rp = sub.add_parser(
         "report",
         formatter_class=_Formatter,
-        help="which prompts keep the label: a picture and a table of a scored export",
+        help="which prompts (or editors) keep the label: a picture and a table of a scored export, or of several",
         description="Read a scored export (--score) and draw, per prompt x class, the mean score and share of Î"
         " kept, the score distribution per prompt, and a contact sheet of the lowest-scoring Î (needs"
-        " --save-stages); write report.png and report.txt and print the table.",
+        " --save-stages); write report.png and report.txt and print the table.\n\nGiven two or more exports"
+        " (e.g. the same input and recipe with --editor instruct-pix2pix and --editor flux2-klein), compare their"
+        " editors instead: per prompt, the Î made, blank and dropped and the mean score of each, and the same"
+        " samples side by side (from the saved stages or a cache); write compare-editors.png and .txt into the"
+        " first.",
     )
-    rp.add_argument("output", metavar="OUT", help="the export's output folder")
-    rp.add_argument("--out", metavar="PNG", default=None, help="where the picture goes (default OUT/report.png)")
-    rp.add_argument("--lowest", type=int, metavar="N", default=8, help="Î in the contact sheet (1..32)")
+    rp.add_argument("output", metavar="OUT", nargs="+", help="the export's output folder (two or more: compare them)")
+    rp.add_argument("--out", metavar="PNG", default=None,
+                    help="where the picture goes (default OUT/report.png; comparing: OUT1/compare-editors.png)")
+    rp.add_argument("--lowest", type=int, metavar="N", default=None,
+                    help="Î in the contact sheet (1..32; default 8; comparing: the samples side by side, default 6)")
 
     # -- fractals -------------------------------------------------------------
     fr = sub.add_parser(

@@ -246,3 +246,37 @@ def test_export_help_lists_the_new_editors_and_their_settings(capsys):
     assert "flux2-klein" in text and "qwen-image-edit" in text and "flux-kontext" in text
     for flag in ("--edit-size", "--prompt-template", "--true-cfg-scale", "--negative-prompt", "--accept-license"):
         assert flag in text
+
+
+# ---------------------------------------------------------------------------
+# the report: one export names its weights; two exports compare their editors
+
+
+def test_report_compares_the_editors_of_two_exports(
+    data, fractal_dir, tiny_flux2_klein_dir, tiny_dino_dir, tmp_path, capsys
+):
+    common = ["--save-stages", "--score", "dino", "--scorer-model", str(tiny_dino_dir)]
+    klein, preview = tmp_path / "klein", tmp_path / "preview"
+    assert cli.main(export_args("flux2-klein", tiny_flux2_klein_dir, data, klein, fractal_dir, *common,
+                                "--accept-license", "non-commercial")) == 0
+    assert cli.main(["export", str(data), str(preview), "--editor", "preview", "--prompts", "snowy", "--size",
+                     str(SIZE), "--seam", "4", "--fractals", str(fractal_dir), "--no-progress", *common]) == 0
+    capsys.readouterr()
+    # one export: the report names the model and its weights' licence
+    assert cli.main(["report", str(klein), "--lowest", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "weights: flux2-klein (pipeline): licence unknown here; accepted: non-commercial use" in out
+    # two: their editors side by side
+    assert cli.main(["report", str(klein), str(preview), "--out", str(tmp_path / "cmp.png")]) == 0
+    out = capsys.readouterr().out
+    assert "2 exports compared" in out and "Î by flux2-klein (pipeline); steps 2, edit_size 64" in out
+    assert "Î by preview (not a diffusion model)" in out and "NOT a diffusion model's" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("snowy")]
+    assert len(lines) == 2 and all(" 3 " in ln for ln in lines)  # 3 Î each, one line per export
+    assert all(ln.split()[-1] != "-" for ln in lines)  # both scored
+    with Image.open(tmp_path / "cmp.png") as im:
+        assert im.size[0] > 500
+    assert (tmp_path / "cmp.txt").read_text(encoding="utf-8") == out.split("wrote ")[0]
+    # a folder that is not an export: exit 2, saying what to give
+    assert cli.main(["report", str(klein), str(tmp_path / "nowhere")]) == 2
+    assert "has no manifest" in capsys.readouterr().err

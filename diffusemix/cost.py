@@ -143,7 +143,7 @@ def instruct_costs(editor: Any) -> StepCosts:
                               " this machine instead")
     passes = (2 if (s.true_cfg_scale or 0) > 1 else 1) if editor.name == "qwen-image-edit" else None
     step, fixed = operations(editor.name, s.edit_size, steps=s.steps, passes=passes)
-    rate, measured = _rate(editor.name, kind)
+    rate, measured = _rate(editor.name, kind, s.edit_size)
     slow = CPU_FLOAT32_SLOWDOWN if kind == "cpu" and s.dtype == "float32" else 1.0
     card = card_of(editor)
     params = card.total_params if card is not None else sum(EDITOR_PARAMS[editor.name].values())

@@ -213,9 +213,9 @@ def draw_comparison(cmp: ExportComparison, path: str | os.PathLike[str], *, samp
     cols = max(len(shown), 1)
     height = (3.2 if scored else 0.0) + 1.6 * n_rows + 1.4
     fig = plt.figure(figsize=(max(9.0, 1.6 * cols + 2.5), height), dpi=110)
-    grid = fig.add_gridspec(1 + (1 if shown else 0), 1, height_ratios=[3.2 if scored else 0.4]
-                            + ([1.6 * n_rows] if shown else []), hspace=0.35, left=0.2, right=0.97, top=1 - 1.1 / height,
-                            bottom=0.03)
+    ratios = [3.2 if scored else 0.4] + ([1.6 * n_rows] if shown else [])
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios, hspace=0.35, left=0.2, right=0.97,
+                            top=1 - 1.1 / height, bottom=0.03)
     ax = fig.add_subplot(grid[0])
     if scored:
         width = 0.8 / len(cmp.sides)

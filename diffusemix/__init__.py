@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "apply_record": "engine",
     "augment": "engine",
     "replay": "engine",
+    "compare_editors": "compare",
     # inputs
     "load_image": "images",
     "prepare": "images",

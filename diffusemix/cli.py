@@ -100,9 +100,18 @@ def _dry_run(args: argparse.Namespace, s: dict[str, Any], plan: Any) -> int:
     from .cost import calibrate, plan_cost
     from .editors import load_editor, weights_note
 
+    from .editors.licences import acceptance_reason, licence_line
+
     print(plan)
     editor = load_editor(s["spec"], lazy=True)
     print(f"  editor:   {editor.describe().get('summary') or editor.name}")
+    if editor.is_diffusion:
+        print(f"  licence:  {licence_line(editor)}")
+        reason = acceptance_reason(editor)
+        if reason is not None:
+            accepted = s["options"].accept_license
+            print("  accepted: non-commercial use only (--accept-license non-commercial)" if accepted else
+                  f"  refused:  the run would stop (exit 2) without --accept-license non-commercial: {reason}")
     note = weights_note(editor)
     if note:
         print(f"  weights:  {note}")
@@ -140,8 +149,10 @@ def _run_export(args: argparse.Namespace) -> int:
     # 2. the editor, loaded now: a model that cannot be loaded stops the run
     #    (exit 2, saying how to get it) before anything is written to OUTPUT
     from .editors import load_editor
+    from .editors.licences import check_licence
 
     editor = load_editor(s["spec"])
+    check_licence(editor, s["options"].accept_license)  # before the weights are loaded (minutes, gigabytes)
     editor.load()
     print(
         f"exporting {plan.samples - plan.already_done} image(s) from {plan.images} input image(s) "
@@ -210,9 +221,16 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    if len(args.output) > 1:  # several exports: their editors compared
+        from .report_compare import write_comparison
+
+        png, txt, text = write_comparison(args.output, args.out, samples=6 if args.lowest is None else args.lowest)
+        print(text, end="")
+        print(f"wrote {png} and {txt}")
+        return 0
     from .report import write_report
 
-    png, txt, text = write_report(args.output, args.out, lowest=args.lowest)
+    png, txt, text = write_report(args.output[0], args.out, lowest=8 if args.lowest is None else args.lowest)
     print(text, end="")
     print(f"wrote {png} and {txt}")
     return 0

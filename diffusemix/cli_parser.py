@@ -126,8 +126,13 @@ def _add_editor_flags(ex: argparse.ArgumentParser) -> None:
     def note(f: dataclasses.Field) -> str | None:
         if f.name == "name":
             return "auto"
-        per = [f"{name}: {_shown(cls.defaults[f.name])}" for name, cls in EDITORS.items() if f.name in cls.defaults]
-        return "; ".join(per) if per else None
+        per: dict[str, list[str]] = {}  # each default once, with the editors that have it
+        for name, cls in EDITORS.items():
+            if f.name in cls.defaults:
+                value = cls.defaults[f.name]
+                text = repr(value) if isinstance(value, str) and (" " in value or not value) else _shown(value)
+                per.setdefault(text, []).append(name)
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in per.items()) or None
 
     add_flags(e, EditorSpec, default_note=note)
     e.add_argument(
@@ -190,14 +195,20 @@ def _add_other_commands(sub: Any) -> None:
     rp = sub.add_parser(
         "report",
         formatter_class=_Formatter,
-        help="which prompts keep the label: a picture and a table of a scored export",
+        help="which prompts (or editors) keep the label: a picture and a table of a scored export, or of several",
         description="Read a scored export (--score) and draw, per prompt x class, the mean score and share of Î"
         " kept, the score distribution per prompt, and a contact sheet of the lowest-scoring Î (needs"
-        " --save-stages); write report.png and report.txt and print the table.",
+        " --save-stages); write report.png and report.txt and print the table.\n\nGiven two or more exports"
+        " (e.g. the same input and recipe with --editor instruct-pix2pix and --editor flux2-klein), compare their"
+        " editors instead: per prompt, the Î made, blank and dropped and the mean score of each, and the same"
+        " samples side by side (from the saved stages or a cache); write compare-editors.png and .txt into the"
+        " first.",
     )
-    rp.add_argument("output", metavar="OUT", help="the export's output folder")
-    rp.add_argument("--out", metavar="PNG", default=None, help="where the picture goes (default OUT/report.png)")
-    rp.add_argument("--lowest", type=int, metavar="N", default=8, help="Î in the contact sheet (1..32)")
+    rp.add_argument("output", metavar="OUT", nargs="+", help="the export's output folder (two or more: compare them)")
+    rp.add_argument("--out", metavar="PNG", default=None,
+                    help="where the picture goes (default OUT/report.png; comparing: OUT1/compare-editors.png)")
+    rp.add_argument("--lowest", type=int, metavar="N", default=None,
+                    help="Î in the contact sheet (1..32; default 8; comparing: the samples side by side, default 6)")
 
     # -- fractals -------------------------------------------------------------
     fr = sub.add_parser(

@@ -83,6 +83,8 @@ class ScoreReport:
     cache: bool = False
     #: (file_name, kept) -> (the file its row is in, the row's number): named when a path is refused.
     where: dict[tuple[str, bool], tuple[Path, int]] = field(default_factory=dict, repr=False)
+    #: The editor's model and its weights' licence (from the run's settings), "" when not known.
+    weights: str = ""
 
     def by_prompt(self, prompt: str) -> Cell:
         cell = Cell()
@@ -113,7 +115,8 @@ class ScoreReport:
         w = max([len(p) for p in self.prompts] + [6])
         cw = max([len(c) for c in self.classes] + [5])
         rule = ", ".join(f"{k} {v:g}" for k, v in self.rule.items() if v is not None) or "no threshold"
-        lines = [f"Î by {self.editor}, scores by {self.scorer} ({rule}) in {self.root}", ""]
+        lines = [f"Î by {self.editor}, scores by {self.scorer} ({rule}) in {self.root}"]
+        lines += [f"weights: {self.weights}", ""] if self.weights else [""]
         head = f"{'prompt':<{w}}  {'class':<{cw}}  {'Î':>5}  {'mean':>6}  {'min':>6}  {'kept':>5}"
         lines += [head, "-" * len(head)]
 
@@ -208,7 +211,33 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         ranked=ranked,
         cache=bool(rows) and isinstance(rows[0].get("input_file_name"), str),
         where=where,
+        weights=weights_text(settings),
     )
+
+
+def weights_text(settings: dict[str, Any]) -> str:
+    """The model and its weights' licence as a run's settings record them (folders made before licences were
+    recorded: from the model card of the editor's model, when diffusemix knows it); "" for the preview."""
+    editor = settings.get("editor") or {}
+    name, model = editor.get("name"), editor.get("model")
+    if not name or name == "preview":
+        return ""
+    record = settings.get("licence")
+    if not isinstance(record, dict) and isinstance(model, str):
+        from .editors.model_cards import card_for
+
+        card = card_for(model, editor=str(name))
+        record = None if card is None else {"model": card.title, "name": card.licence.name,
+                                            "commercial_use": card.licence.commercial_use}
+    shown = Path(model).name if isinstance(model, str) and os.path.isabs(model) else model
+    if not isinstance(record, dict) or not record.get("name"):
+        text = f"{name} ({shown}): licence unknown here"
+    else:
+        allowed = "allowed" if record.get("commercial_use") else "NOT allowed"
+        text = f"{record.get('model') or name} ({shown}): {record['name']}, commercial use {allowed}"
+    if isinstance(record, dict) and record.get("accepted"):
+        text += f"; accepted: {record['accepted']} use of the weights"
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -313,14 +342,16 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
     n_p = max(len(rep.prompts), 1)
     width = max(11.0, 1.1 * len(classes) + 3.5)
     heights = [0.55 * n_p + 1.6, 0.5 * n_p + 1.4, 0.55, width / max(lowest, 1) * 0.72 + 0.2]
-    total = sum(heights) + 1.6
+    title_in = 1.0 + (0.3 if rep.weights else 0.0)  # inches for the title: two lines, three with the weights
+    total = sum(heights) + 0.6 + title_in
     fig = plt.figure(figsize=(width, total), dpi=110)
-    top = 1 - 1.0 / total  # a fixed inch of room for the two-line title, whatever the figure's height
+    top = 1 - title_in / total  # a fixed room for the title, whatever the figure's height
     grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=top, bottom=0.02)
     rule = ", ".join(f"{k} {v:g}" for k, v in rep.rule.items() if v is not None) or "no threshold"
     made_by = "the preview editor (NOT a diffusion model)" if rep.editor == "preview" else rep.editor
+    weights = f"\nweights: {rep.weights}" if rep.weights else ""
     fig.suptitle(f"Which prompts keep the label?  {rep.root.name}\nÎ by {made_by}; scored by {rep.scorer};"
-                 f" rule: {rule}{note}", fontsize=11.5, x=0.02, ha="left")
+                 f" rule: {rule}{note}{weights}", fontsize=11.5, x=0.02, ha="left")
     ax = fig.add_subplot(grid[0])
     im = _heatmap(ax, rep, classes)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="mean score")

@@ -76,6 +76,13 @@ class ExportOptions:
     )
     workers: int = setting(2, kind="int", low=1, high=64, metavar="N", stage="run", label="Workers",
                            help="CPU threads for decoding, and as many for mixing, encoding and writing")
+    accept_license: str | None = setting(
+        None, choices=("non-commercial",), optional=True, stage="run", label="Accept licence",
+        default_text="not accepted: an editor whose weights forbid commercial use (FLUX.1 Kontext [dev], FLUX.2"
+        " [klein] 9B) or whose licence is unknown here stops before any work",
+        help="accept that the editor's weights may be used for non-commercial purposes only (needed to export"
+        " with such weights; the summary and the run's settings file repeat it)",
+    )
 
     def __post_init__(self) -> None:
         fmt = self.format.lower() if isinstance(self.format, str) else self.format

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..editors.licences import acceptance_reason, check_licence, licence_line
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
@@ -82,6 +83,7 @@ def export_dataset(
     """
     t0 = time.perf_counter()
     _check_arguments(recipe, editor, fractals, options)
+    check_licence(editor, options.accept_license)  # weights for non-commercial use: only if accepted, before any work
     inp, out = Path(input_dir), Path(output_dir)
     shard = options.shard
     tag = folder.temp_tag(shard)
@@ -174,8 +176,19 @@ def export_dataset(
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
         editor=str(editor.describe().get("summary") or editor.name),
+        licence=_licence_text(editor, options),
         preview=not editor.is_diffusion,
     )
+
+
+def _licence_text(editor: "Editor", options: ExportOptions) -> str:
+    """The summary's licence line: the weights' licence, and the acceptance it needed ("" for the preview)."""
+    if not editor.is_diffusion:
+        return ""
+    text = licence_line(editor)
+    if acceptance_reason(editor) is not None:
+        text += f"; accepted: {options.accept_license} use of the weights (--accept-license)"
+    return text
 
 
 _CACHE_NOTE = [

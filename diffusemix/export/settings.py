@@ -1,6 +1,6 @@
 """The run's settings (``run.json``): what an output folder was made with.
 
-``run.json`` is ``{recipe, editor, scorer, options}`` as the dicts of the
+``run.json`` is ``{recipe, editor, scorer, options}`` (and the weights' ``licence``) as the dicts of the
 settings dataclasses (:class:`~diffusemix.recipe.Recipe`, the resolved
 :class:`~diffusemix.editors.EditorSpec`'s pixel settings, the
 :class:`~diffusemix.scoring.ScorerSpec` with its rule, the output-writing
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import schema
+from ..editors.licences import licence_record
 from ..editors.spec import EditorSpec
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
@@ -137,6 +138,8 @@ def run_settings(
         "options": _options_dict(options),
         # a cache mixes nothing: its fractals are the training's (diffusemix.data), not the run's
         "fractals": None if options.cache else {"count": len(fractals.names), "digest": _fractal_digest(fractals)},
+        # the weights' licence and its acceptance (None for the preview); not compared on resume
+        "licence": licence_record(editor, options.accept_license),
     }
     return json.loads(json.dumps(settings))  # tuples -> lists, as read back from run.json
 

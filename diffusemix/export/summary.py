@@ -38,6 +38,7 @@ class ExportSummary:
     scores: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # prompt -> (mean, scored, dropped)
     scorer: str = ""  # what scored Î, and the rule (empty: no scores)
     empty_classes: tuple[str, ...] = ()  # class folders that hold no usable image (left out)
+    licence: str = ""  # the editor's weights and their licence (and its acceptance); empty for the preview
 
     @property
     def images_per_second(self) -> float:
@@ -87,6 +88,8 @@ class ExportSummary:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
         if self.editor:
             lines.append(f"  editor:           {self.editor}")
+        if self.licence:
+            lines.append(f"  licence:          {self.licence}")
         lines.append(f"  output:           {self.output_dir}")
         if self.manifest is not None:
             lines.append(f"  manifest:         {self.manifest}")

@@ -19,6 +19,7 @@ from typing import Any
 import gradio as gr
 
 from diffusemix.archive import dataset_root, safe_extract, zip_folder
+from diffusemix.editors.licences import check_licence
 from diffusemix.errors import DiffuseMixError
 from diffusemix.export import folder
 from diffusemix.export.manifest import collect
@@ -46,13 +47,13 @@ from diffusemix.ui.shared import (
     chosen_prompts,
     current,
     clear_toasts_on_success,
-    GPU_STEP_SECONDS,
     gpu,
     gpu_seconds,
     make_recipe,
     mix_controls,
     progress_fn,
     record_gpu_time,
+    step_seconds,
     prompt_controls,
     show_set,
     scrub_paths,
@@ -70,7 +71,8 @@ def _export_seconds(
     key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any, pairs: int
 ) -> int:
     """The GPU duration to ask for: from this request's pairs and steps (see gpu_seconds)."""
-    return gpu_seconds(pairs, by_key(key).editor.spec.steps or 1)
+    editor = by_key(key).editor
+    return gpu_seconds(pairs, editor.spec.steps or 1, editor=editor)
 
 
 def cost_note(editor: Any, pairs: int, size: int) -> str:
@@ -81,8 +83,9 @@ def cost_note(editor: Any, pairs: int, size: int) -> str:
 
     costs = None
     if str(editor.device).startswith("cuda"):
-        costs = StepCosts(per_step_s=GPU_STEP_SECONDS["estimate"], fixed_s=0.0, peak_gb=0.0, per_extra_sample_gb=0.0,
-                          source="the GPU time measured on this app's earlier calls")
+        costs = StepCosts(per_step_s=step_seconds(editor), fixed_s=0.0, peak_gb=0.0, per_extra_sample_gb=0.0,
+                          source="the GPU time measured on this app's earlier calls (before any: an H200's, for the"
+                          " instruction editors)")
     try:
         got = plan_cost(editor, pairs, size=size, costs=costs)
     except DiffuseMixError:
@@ -99,7 +102,7 @@ def _run_export(
     t = time.perf_counter()
     summary = _export(c, root, out, recipe, save_stages, progress)
     if c.editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, pairs, c.editor.spec.steps or 1)
+        record_gpu_time(time.perf_counter() - t, pairs, c.editor.spec.steps or 1, editor=c.editor)
     return summary
 
 
@@ -112,7 +115,7 @@ def _export(c: AppContext, root: Path, out: Path, recipe: Recipe, save_stages: b
         recipe=recipe,
         editor=c.editor,
         fractals=c.fractals,
-        options=ExportOptions(save_stages=save_stages),
+        options=ExportOptions(save_stages=save_stages, accept_license=c.accept_license),
         progress=progress_fn(progress, "Exporting"),
         cancel=None if ZERO_GPU else c.cancels.get(str(out)),
         progress_bar=False,
@@ -149,6 +152,7 @@ def batch_export(
     if dataset_zip is None:
         raise gr.Error("No dataset: upload a .zip of class folders first.")
     path = upload_path(dataset_zip, "dataset zip")
+    check_licence(c.editor, c.accept_license)  # weights for non-commercial use: only if the operator accepted
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=50)
     recipe = make_recipe(prompts, size=size, seed=seed, layouts=layouts, mask=mask, seam=seam, lam=lam,
                          images_per_prompt=images_per_prompt, prompts_per_image=prompts_per_image)

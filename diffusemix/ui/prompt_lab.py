@@ -445,6 +445,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui["run"] = gr.Button("Make the grid", variant="primary", elem_id="dm-lab-run")
             with gr.Column(scale=5, min_width=480):
                 ui.update(_results_column(ctx))
+        if ctx.compare:  # editors loaded at start beside the shared one (--compare-editor)
+            from diffusemix.ui.compare import build_section
+
+            ui.update(build_section(ctx, ui))
         ui["api"] = gr.Button(visible=False)  # triggers /prompt_lab (plain values); never shown
 
     ui["use_examples"].click(example_images, None, ui["images"], **QUICK)

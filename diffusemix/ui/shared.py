@@ -34,6 +34,7 @@ from typing import Any
 import gradio as gr
 
 from diffusemix.editors import EDITORS, Editor, EditorSpec, load_editor
+from diffusemix.editors.licences import acceptance_reason, licence_line
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
@@ -92,6 +93,7 @@ from diffusemix.ui.zerogpu import (  # noqa: E402  (re-exported: the tabs import
     gpu,
     gpu_seconds,
     record_gpu_time,
+    step_seconds,
 )
 
 
@@ -117,14 +119,18 @@ class AppContext:
     thumbnails: list[tuple[str, str]] = field(default_factory=list)
     #: Scores Î against I in the Prompt lab (NoScorer: no scores, its notice says why).
     scorer: Scorer = field(default_factory=lambda: NoScorer("scoring is off (start the app with --score auto)"))
+    #: Editors loaded at start beside ``editor`` for the Prompt lab's side by side (``--compare-editor``).
+    compare: list[Editor] = field(default_factory=list)
+    #: The operator's acceptance of a non-commercial licence for the Batch export (``--accept-license``).
+    accept_license: str | None = None
 
     def __repr__(self) -> str:
         return f"AppContext(editor={self.editor.name!r}, fractals={len(self.fractals)}, prompts={self.prompts_path})"
 
     @property
     def concurrency(self) -> int:
-        """Generating events at once: one for a diffusion model (one GPU), two for the preview."""
-        return 1 if self.editor.is_diffusion else 2
+        """Generating events at once: one when a diffusion model is loaded (one GPU), two for the preview."""
+        return 1 if any(e.is_diffusion for e in (self.editor, *self.compare)) else 2
 
     def request_dir(self) -> Path:
         """A fresh folder for one request's files; other requests' folders older than KEEP_FILES_S go."""
@@ -182,11 +188,16 @@ def make_context(
     allow_save_prompts: bool = False,
     scorer: str | ScorerSpec | Scorer = "none",
     scorer_model: str | None = None,
+    compare: Sequence[str | EditorSpec | Editor] = (),
+    accept_license: str | None = None,
 ) -> AppContext:
     """Load the editor (once), the scorer (once; ``"auto"``: if its weights are
     there), the fractal set and the prompt file. ``editor`` and ``scorer`` are
     specs (or their names, with ``model``/``device``/``scorer_model``), or
-    ready objects."""
+    ready objects. ``compare``: more editors (specs, names or objects) loaded
+    now for the Prompt lab's side by side; they never fall back to the preview.
+    ``accept_license``: the operator accepts a non-commercial licence for the
+    Batch export (``ExportOptions.accept_license``)."""
     on_space = bool(os.environ.get("SPACE_ID"))
     if isinstance(editor, (str, EditorSpec)):
         spec = editor if isinstance(editor, EditorSpec) else EditorSpec(name=editor, model=model, device=device)
@@ -195,6 +206,11 @@ def make_context(
         ed.load()  # fail now, at start-up, not in the first user's request
     else:
         ed = editor
+    others = []
+    for item in compare:  # loaded now, at start-up: a missing model stops the app here, saying why
+        other = load_editor(item) if isinstance(item, (str, EditorSpec)) else item
+        other.load()
+        others.append(other)
     if isinstance(scorer, (str, ScorerSpec)):
         sc = make_scorer(scorer if isinstance(scorer, ScorerSpec) else ScorerSpec(name=scorer, model=scorer_model), ed)
     else:
@@ -210,6 +226,8 @@ def make_context(
         allow_save_prompts=allow_save_prompts and not on_space,
         on_space=on_space,
         scorer=sc,
+        compare=others,
+        accept_license=accept_license,
     )
     atexit.register(shutil.rmtree, ctx.workdir, True)
     _CONTEXTS[ctx.key] = ctx
@@ -452,7 +470,7 @@ def status_markdown(ctx: AppContext) -> str:
         notice = ctx.editor.notice
         if notice:
             text += f"<details><summary>Why the preview</summary>{html_text(notice)}</details>"
-        return text + "</div>"
+        return text + compare_markdown(ctx) + "</div>"
     model = d.get("model") or "?"
     text = (
         f"<div class='dm-status dm-diffusion'>✅ <b>Î is made by {html_text(d.get('name', '?'))}</b> "
@@ -460,8 +478,21 @@ def status_markdown(ctx: AppContext) -> str:
     )
     if d.get("dtype"):
         text += f" in {html_text(str(d['dtype']))}"
-    text += f". {html_text(str(d.get('summary', '')))}</div>"
-    return text
+    text += f". {html_text(str(d.get('summary', '')))}"
+    text += f"<br>Licence of the weights: {html_text(licence_line(ctx.editor))}"
+    if acceptance_reason(ctx.editor) is not None:
+        text += (" — <b>accepted by this app's operator</b> for the Batch export (non-commercial use)"
+                 if ctx.accept_license else " — <b>the Batch export is off</b> until the app is started with"
+                 " <code>--accept-license non-commercial</code>")
+    return text + compare_markdown(ctx) + "</div>"
+
+
+def compare_markdown(ctx: AppContext) -> str:
+    """The banner's line on the editors loaded for the side by side: each with its model and licence."""
+    if not ctx.compare:
+        return ""
+    items = "; ".join(f"<b>{html_text(e.name)}</b> ({html_text(licence_line(e))})" for e in ctx.compare)
+    return f"<br>Also loaded for the Prompt lab's side by side (same prompts and seed): {items}"
 
 
 def html_text(text: str) -> str:
@@ -487,7 +518,7 @@ def write_png(image: Any, path: Path) -> str:
 
 def _augment_seconds(key: str, image: Any, recipe: Recipe, settings: dict[str, Any], *args: Any, **kw: Any) -> int:
     editor = editor_for(by_key(key), **settings)
-    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, editor.spec.steps or 1)
+    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, editor.spec.steps or 1, editor=editor)
 
 
 @gpu(duration=_augment_seconds)
@@ -509,7 +540,7 @@ def _run_augment(
     out = augment(image, recipe, editor, c.fractals, source=source, fractal_name=fractal_name,
                   fractal_override=fractal, progress=progress_fn(progress, desc))
     if editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, len(out), editor.spec.steps or 1)
+        record_gpu_time(time.perf_counter() - t, len(out), editor.spec.steps or 1, editor=editor)
     return out
 
 

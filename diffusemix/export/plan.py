@@ -27,7 +27,7 @@ from .scan import ImageEntry, InputScan, scan_input
 class Sample:
     entry: ImageEntry
     record: SampleRecord
-    file_name: str  # relative to OUTPUT, POSIX
+    file_name: str  # relative to OUTPUT, POSIX: images/<class>/... (folder.image_file_name)
     done: bool = False
     reuse: Path | None = None  # saved Î to read instead of calling the editor
 
@@ -60,7 +60,7 @@ def iter_samples(
             prompt = prompts[j // recipe.images_per_prompt]
             copy = j % recipe.images_per_prompt
             rec = records[j] if records is not None else placeholder
-            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
+            yield Sample(entry, rec, folder.image_file_name(f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}"))
 
 
 #: Samples per chunk when neither the options nor the editor say (the preview has no batch).

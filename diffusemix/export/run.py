@@ -25,7 +25,7 @@ from .plan import chunk_size, chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
 from .settings import adopt_settings, run_fields, run_settings
 from .stream import Progress, Stream
-from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
+from .summary import ExportSummary, fractals_note, has_split_word, orphans_note, split_name_note
 from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +56,7 @@ def export_dataset(
 
     Args:
         input_dir: class folders ``INPUT/<class>/<image>`` or a flat folder.
-        output_dir: where ``OUTPUT/<class>/<file>`` and ``metadata.jsonl`` go.
+        output_dir: where ``OUTPUT/images/<class>/<file>``, ``metadata.jsonl`` and the card go.
         recipe: the method's settings.
         editor: makes Î (``diffusemix.editors.load_editor``).
         fractals: the set F is drawn from.
@@ -107,8 +107,8 @@ def export_dataset(
     # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
     lock = OutputLock(out, shard)
     try:
-        remix = _open_output(out, settings, options, tag, lock)
-        finished, orphans = _record_plan(out, scan, recipe, options, tag)
+        remix = _open_output(out, settings, options, tag, lock, flat_label=scan.classes[0] if scan.flat else None)
+        finished, orphans, split_words = _record_plan(out, scan, recipe, options, tag)
         journal = folder.Journal(folder.journal_path(out, shard))
         writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
 
@@ -166,7 +166,7 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=stream.cancelled,
-        notes=split_name_note(scan, out)
+        notes=split_name_note(split_words, out)
         + orphans_note(orphans)
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
@@ -207,13 +207,16 @@ def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
     return text + (f", keeps {' and '.join(parts)}" if parts else ", no threshold")
 
 
-def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock) -> bool:
+def _open_output(
+    out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock, *,
+    flat_label: str | None = None,
+) -> bool:
     """Create the folder, take its lock, adopt (or check) its settings, clear this shard's leftovers.
     True for a remix."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-        remix = adopt_settings(out, settings, options, tag, lock)
+        remix = adopt_settings(out, settings, options, tag, lock, flat_label=flat_label)
     except PermissionError as e:
         raise DiffuseMixError(f"cannot be written: {e.strerror or e}", field=f"output folder {out}") from None
     folder.clean_temp_files(out, options.shard)
@@ -223,12 +226,14 @@ def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, ta
 
 def _record_plan(
     out: Path, scan: InputScan, recipe: Recipe, options: ExportOptions, tag: str
-) -> tuple[dict[str, bool], int]:
+) -> tuple[dict[str, bool], int, list[str]]:
     """Write the whole plan's file names; return the planned samples earlier runs finished
-    (file name -> True made / False degenerate) and how many journal rows are no longer planned."""
+    (file name -> True made / False degenerate), how many journal rows are no longer planned,
+    and up to three planned names that hold a split word (see summary.split_name_note)."""
     whole = options.replace(shard=(0, 1))
     planned = [s.file_name for s in iter_samples(scan, recipe, None, whole)]
     folder.write_plan(out, planned, tag=tag)
+    split_words = [n for n in planned if has_split_word(n)][:3]
     planned_set = set(planned)
     del planned
     finished: dict[str, bool] = {}
@@ -240,7 +245,7 @@ def _record_plan(
                 orphans.add(name)
                 continue
             finished[name] = finished.get(name, False) or (DEGENERATE_KEY not in row and REJECTED_KEY not in row)
-    return finished, len(orphans)
+    return finished, len(orphans), split_words
 
 
 def _collect(

@@ -188,8 +188,9 @@ def batch_export(
         text += f"\n\n{note}" if note else ""
         if stopped:
             text = (
-                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders, "
-                f"with their {folder.MANIFEST_NAME} rows (labels included): it loads as a dataset. Saved stages and"
+                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders "
+                f"under {folder.IMAGES_DIR}/, with their {folder.MANIFEST_NAME} rows (labels included) and a dataset "
+                f"card: it loads as a dataset. Saved stages and"
                 " the images not yet made are left out; press Export again to make the whole set.\n\n" + text
             )
         return text, str(archive)
@@ -229,10 +230,11 @@ def check_pixels(root: Path) -> int:
 
 
 def partial_zip(out: Path, archive: Path) -> int:
-    """A stopped export as a dataset: the outputs made so far and their manifest rows.
+    """A stopped export as a dataset: the outputs made so far, their manifest rows and their dataset card.
 
     Rows come from the exporter's journal (``manifest.collect``), in plan order, each with its
     label; a row whose file is missing is left out, and so are saved stages and state files.
+    The layout is an export's (``images/<class>/...``, the manifest and the card beside it).
     Returns how many images the zip holds.
     """
     lines, _errors, _pending = collect(out)
@@ -245,6 +247,8 @@ def partial_zip(out: Path, archive: Path) -> int:
         for name, _line in kept:
             zf.write(out / name, name, compress_type=zipfile.ZIP_STORED)
         zf.writestr(folder.MANIFEST_NAME, "".join(line + "\n" for _name, line in kept),
+                    compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(folder.CARD_NAME, folder.card_text(out, [line for _name, line in kept]),
                     compress_type=zipfile.ZIP_DEFLATED)
     return len(kept)
 
@@ -270,7 +274,9 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
             f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
             f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
-            f"`python -m diffusemix export`. The result keeps the class folders and adds `{folder.MANIFEST_NAME}`.",
+            f"`python -m diffusemix export`. The result holds `{folder.IMAGES_DIR}/<class>/…` (torchvision's "
+            f"`ImageFolder` reads `{folder.IMAGES_DIR}/`), `{folder.MANIFEST_NAME}` and a dataset card "
+            f"(`load_dataset(folder)` reads it).",
             elem_classes="dm-note",
         )
         with gr.Row(equal_height=False):

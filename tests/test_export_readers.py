@@ -380,3 +380,46 @@ def test_a_version_3_folder_with_other_settings_is_refused_before_anything_moves
     with pytest.raises(DiffuseMixError, match=r"other settings \(recipe.seed: 0 -> 9\)"):
         run(inp, out, fractals, recipe=RECIPE.replace(seed=9))
     assert tree(out) == before
+
+
+# ---------------------------------------------------------------------------
+# the card's types against pyarrow's JSON inference (what datasets gives without a card)
+
+
+def _column_values():
+    from hypothesis import strategies as st
+
+    scalar = st.sampled_from(["int", "float", "num", "str", "bool", "ints", "floats", "struct"])
+
+    def values(kind: str):
+        base = {
+            "int": st.integers(-2**40, 2**40), "float": st.floats(-1e6, 1e6, allow_nan=False),
+            "num": st.one_of(st.integers(-99, 99), st.floats(-1e3, 1e3, allow_nan=False)),
+            "str": st.text(max_size=5), "bool": st.booleans(),
+            "ints": st.lists(st.integers(-9, 9), max_size=3), "floats": st.lists(st.floats(0, 1), max_size=3),
+            "struct": st.fixed_dictionaries({"a": st.one_of(st.none(), st.integers(0, 9)), "b": st.text(max_size=3)}),
+        }[kind]
+        return st.one_of(st.none(), base)
+
+    return scalar.flatmap(lambda kind: st.lists(values(kind), min_size=1, max_size=6))
+
+
+def test_inferred_types_equal_pyarrows_for_any_columns():
+    datasets = pytest.importorskip("datasets")
+    import io
+
+    import pyarrow.json as paj
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(_column_values(), min_size=1, max_size=4).map(
+        lambda cols: [{f"c{j}": col[i % len(col)] for j, col in enumerate(cols)} for i in range(max(map(len, cols)))]
+    ))
+    def check(table: list[dict]) -> None:
+        text = "".join(json.dumps(r) + "\n" for r in table).encode()
+        want = datasets.Features.from_arrow_schema(paj.read_json(io.BytesIO(text)).schema)
+        got = datasets.Features._from_yaml_list(infer_features(table, []))
+        assert got == want
+
+    check()

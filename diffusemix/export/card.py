@@ -31,6 +31,10 @@ from typing import Any, Iterable, Mapping, Sequence
 __all__ = ["CardError", "infer_features", "card_yaml", "card_text"]
 
 
+#: What ``python -m diffusemix tiny-models`` puts in its folders' names (``diffusemix.tiny_models.MARK``).
+_RANDOM = "RANDOM-WEIGHTS"
+
+
 class CardError(ValueError):
     """A column holds values of types no single 🤗 feature holds (the card then declares no features)."""
 
@@ -176,6 +180,10 @@ def _made_by(settings: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any
     model = editor.pop("model", None)
     revision = editor.pop("model_revision", None)
     lines = []
+    scorer_model = str((settings.get("scorer") or {}).get("model") or "")
+    if _RANDOM in str(model or "") or _RANDOM in scorer_model:
+        lines.append("- **RANDOM WEIGHTS: made with a tiny random-weight test model** (`python -m diffusemix tiny-models`)"
+                     ": the images are not augmentations and the scores mean nothing.")
     if name == "preview":
         lines.append("- **Editor: the preview (weight-free colour and texture filters, NOT a diffusion model).** "
                      "Î is a stand-in: this is not DiffuseMix data; use it to check a pipeline, not to train.")
@@ -232,13 +240,16 @@ def card_text(
     except CardError as e:
         features = None
         note = (f"\n(No features are declared: {e}; `datasets` infers them, and `label` loads as an int64.)\n")
-    preview = bool(settings) and (settings.get("editor") or {}).get("name") == "preview"
+    editor = (settings or {}).get("editor") or {}
+    preview = editor.get("name") == "preview"
+    random_weights = _RANDOM in str(editor.get("model") or "") + str(((settings or {}).get("scorer") or {}).get("model"))
     shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     body = [
-        f"# {title}" + (" (PREVIEW: not DiffuseMix data)" if preview else ""),
+        f"# {title}" + (" (PREVIEW: not DiffuseMix data)" if preview else "")
+        + (" (RANDOM-WEIGHT TEST MODEL: not DiffuseMix data)" if random_weights else ""),
         "",
         f"An image-classification dataset made by [DiffuseMix](https://arxiv.org/abs/2405.14881) (Islam et al., CVPR"
-        f" 2024): {len(rows)} images in {len(names)} classes ({shown}).",
+        f" 2024): {len(rows)} images in {len(names)} class{'' if len(names) == 1 else 'es'} ({shown}).",
         "",
         "## Load it",
         "",

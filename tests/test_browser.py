@@ -256,3 +256,46 @@ def test_sixteen_bit_png_upload_in_the_page(laptop, tmp_path):
 
     with Image.open(io.BytesIO(data)) as im:
         assert abs(im.convert("L").getpixel((5, 5)) - 78) <= 2
+
+
+@pytest.fixture
+def phone(browser, server):
+    """A 390 x 844 window, as on a phone."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(server)
+    pg.wait_for_selector("#dm-generate")
+    yield pg
+    context.close()
+
+
+_SIDEWAYS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def test_every_tab_fits_a_390_px_phone(phone, tmp_path):
+    """No tab scrolls sideways at 390 px, Explore neither before nor after Generate: the six stages keep their
+    columns inside their own box, which scrolls (issue 20: 531 px on load, 720 px after Generate before)."""
+    wide, client = phone.evaluate(_SIDEWAYS)
+    assert client == 390 and wide <= client, ("Explore on load", wide)
+    phone.locator("#dm-explore-image input[type=file]").set_input_files(str(EXAMPLES / "landscape.jpg"))
+    phone.wait_for_selector("#dm-explore-image img")
+    phone.locator("#dm-generate").click()
+    phone.wait_for_function("document.querySelectorAll('#dm-stages img').length >= 12")
+    wide, client = phone.evaluate(_SIDEWAYS)
+    assert wide <= client, ("Explore after Generate", wide)
+    box = phone.evaluate("() => { const b = document.querySelector('#dm-stages-box');"
+                         " return [b.scrollWidth, b.clientWidth]; }")
+    assert box[0] > box[1]  # the stages scroll inside their box instead
+    # the banner wraps inside the page
+    banner = phone.locator("#dm-status").bounding_box()
+    assert banner is not None and banner["x"] >= 0 and banner["x"] + banner["width"] <= 390
+    phone.locator("#dm-stages").scroll_into_view_if_needed()  # its images load lazily
+    phone.wait_for_function("[...document.querySelectorAll('#dm-stages img')].every(i => i.complete)")
+    phone.evaluate("() => window.scrollTo(0, 0)")
+    _screenshot(phone, "explore_390.png", tmp_path)
+    for tab in ("Prompt lab", "Batch export"):
+        phone.get_by_role("tab", name=tab).click()
+        phone.wait_for_timeout(500)
+        wide, client = phone.evaluate(_SIDEWAYS)
+        assert wide <= client, (tab, wide)

@@ -305,9 +305,12 @@ def _run_controls(ctx: AppContext) -> dict[str, Any]:
 def _results_column() -> dict[str, Any]:
     """The stage gallery, the summary, the downloads and the records."""
     ui: dict[str, Any] = {}
-    gr.HTML(_stage_header())
-    ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
-                                   object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
+    # the six stages and their header in one box: on a narrow screen (a phone) the box scrolls sideways,
+    # not the page (CSS: #dm-stages-box)
+    with gr.Column(elem_id="dm-stages-box", min_width=0):
+        gr.HTML(_stage_header())
+        ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
+                                       object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
     ui["summary"] = gr.Markdown(label="Summary", elem_id="dm-summary")
     ui["downloads_btn"] = gr.Button("Make downloads: the figure (PNG + PDF) and a zip of the images with their "
                                     "records", elem_id="dm-downloads-btn")
@@ -355,7 +358,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui.update(mix_controls(open=True))
                 ui.update(_fractal_controls(ctx))
                 ui.update(_run_controls(ctx))
-            with gr.Column(scale=5, min_width=480):
+            with gr.Column(scale=5, min_width=320):
                 ui.update(_results_column())
     _wire(ctx, ui)
     return ui

@@ -619,6 +619,15 @@ CSS = """
 .dm-title p { margin-top: 2px; opacity: 0.8; }
 .dm-note { font-size: 0.85rem; opacity: 0.8; }
 #dm-export-summary textarea { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
+#dm-stages-box { overflow-x: auto; min-width: 0; contain: inline-size; }
+.dm-status, .dm-title { overflow-wrap: anywhere; }
+/* a phone (390 px): the page never scrolls sideways; the six stages keep their columns and their box scrolls */
+@media (max-width: 640px) {
+  .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
+  #dm-stages-box > * { min-width: 540px !important; }
+  #dm-stages .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
+  .dm-stage-header { font-size: 0.8rem; }
+}
 """
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe, SampleRecord, draw, draw_prompts
 from . import folder
 from .checks import check_folders, check_reserved
@@ -152,6 +153,7 @@ class ExportPlan:
                          " by the run)")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
+        lines += [f"  warning:  {content_note(p, why)}" for p, why in content_warnings(r.prompts)]
         return "\n".join(lines)
 
     __str__ = format

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import DiffuseMixError
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
 from . import folder, manifest
@@ -167,6 +168,7 @@ def export_dataset(
         pending_shards=pending,
         cancelled=stream.cancelled,
         notes=split_name_note(split_words, out)
+        + [content_note(p, why) for p, why in content_warnings(recipe.prompts)]
         + orphans_note(orphans)
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),

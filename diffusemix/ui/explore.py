@@ -21,6 +21,7 @@ import gradio as gr
 from diffusemix.editors import Editor, EditorSpec
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 from diffusemix.images import prepare, to_pil
+from diffusemix.prompt_content import content_note, content_warnings
 from diffusemix.recipe import Recipe
 from diffusemix.schema import field_default, label_for
 from diffusemix.ui.limits import MAX_EXPLORE_PROMPTS, MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, MAX_STEPS
@@ -50,7 +51,7 @@ from diffusemix.ui.shared import (
     user_errors,
     write_png,
 )
-from diffusemix.ui.uploads import image_file, open_upload, upload_path
+from diffusemix.ui.uploads import image_file, open_upload, upload_path, upscale_note
 
 FRACTAL_MODES = ("random", "pick", "upload")
 
@@ -87,6 +88,15 @@ def _records(stages: Sequence[Stages], editor: Editor, recipe: Recipe) -> dict[s
         "recipe": recipe.to_dict(),
         "samples": [{**s.record.to_dict(), "degenerate": s.degenerate} for s in stages],
     }
+
+
+def _notes(prompts: Sequence[str], source_size: tuple[int, int], size: int) -> str:
+    """Below the table: prompts that seem to describe content (the one check), and an upscaled small upload."""
+    lines = [f"- Warning: {content_note(p, why)}." for p, why in content_warnings(prompts)]
+    note = upscale_note(source_size, size)
+    if note:
+        lines.append(f"- {note}")
+    return ("\n\n" + "\n".join(lines)) if lines else ""
 
 
 def _summary(stages: Sequence[Stages], seed: int, editor: Editor) -> str:
@@ -167,7 +177,9 @@ def explore(
                 "strength": strength}
     editor = editor_for(c, **settings)  # checks the values now; the GPU function makes its own
     # 2. the input I and, if chosen, the fractal F
-    array = prepare(open_upload(path, "image"), recipe.size, resize=recipe.resize)
+    source = open_upload(path, "image")
+    source_size = source.size
+    array = prepare(source, recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
         if not fractal_name:
@@ -186,7 +198,8 @@ def explore(
     records = _records(stages, editor, recipe)
     state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name, "image": path.stem}
     gallery = gallery_items(stages, c.request_dir())
-    return gallery, seed_used, records, _summary(stages, seed_used, editor), state
+    summary = _summary(stages, seed_used, editor) + _notes(prompts, source_size, recipe.size)
+    return gallery, seed_used, records, summary, state
 
 
 @user_errors

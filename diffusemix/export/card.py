@@ -182,8 +182,8 @@ def _made_by(settings: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any
     lines = []
     scorer_model = str((settings.get("scorer") or {}).get("model") or "")
     if _RANDOM in str(model or "") or _RANDOM in scorer_model:
-        lines.append("- **RANDOM WEIGHTS: made with a tiny random-weight test model** (`python -m diffusemix tiny-models`)"
-                     ": the images are not augmentations and the scores mean nothing.")
+        lines.append("- **RANDOM WEIGHTS: made with a tiny random-weight test model** (`python -m diffusemix"
+                     " tiny-models`): the images are not augmentations and the scores mean nothing.")
     if name == "preview":
         lines.append("- **Editor: the preview (weight-free colour and texture filters, NOT a diffusion model).** "
                      "Î is a stand-in: this is not DiffuseMix data; use it to check a pipeline, not to train.")
@@ -242,7 +242,8 @@ def card_text(
         note = (f"\n(No features are declared: {e}; `datasets` infers them, and `label` loads as an int64.)\n")
     editor = (settings or {}).get("editor") or {}
     preview = editor.get("name") == "preview"
-    random_weights = _RANDOM in str(editor.get("model") or "") + str(((settings or {}).get("scorer") or {}).get("model"))
+    scorer = (settings or {}).get("scorer") or {}
+    random_weights = _RANDOM in str(editor.get("model") or "") + str(scorer.get("model") or "")
     shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     body = [
         f"# {title}" + (" (PREVIEW: not DiffuseMix data)" if preview else "")

@@ -26,16 +26,14 @@ from diffusemix.recipe import Recipe
 from diffusemix.ui.limits import (
     MAX_EXPORT_OUTPUTS,
     MAX_IMAGE_MB,
-    MAX_ZIP_IMAGES,
     MAX_ZIP_PIXELS,
-    MAX_ZIP_UNPACKED_MB,
+    export_limits_text,
 )
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
     MAX_IMAGE_PIXELS,
     MAX_SEED,
     MAX_SIZE,
-    MAX_UPLOAD_MB,
     MIN_SIZE,
     QUICK,
     ZERO_GPU,
@@ -272,8 +270,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     with gr.Tab("Batch export", id="export"):
         gr.Markdown(
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
-            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
-            f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
+            f"{export_limits_text()}. For more, use "
             f"`python -m diffusemix export`. The result holds `{folder.IMAGES_DIR}/<class>/…` (torchvision's "
             f"`ImageFolder` reads `{folder.IMAGES_DIR}/`), `{folder.MANIFEST_NAME}` and a dataset card "
             f"(`load_dataset(folder)` reads it).",

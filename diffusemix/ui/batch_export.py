@@ -42,6 +42,7 @@ from diffusemix.ui.shared import (
     by_key,
     chosen_prompts,
     current,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     generating,
     GPU_STEP_SECONDS,
@@ -316,5 +317,6 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
         concurrency_limit=1,
     )
     clear_toasts_on_success(exported)
+    clear_toasts_on_start(ui["run"])
     ui["stop"].click(bind(stop_export, ctx=ctx), None, None, queue=False, api_visibility="private")
     return ui

@@ -36,6 +36,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     current,
     editor_for,
@@ -350,6 +351,7 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
         **generating(ctx),
     )
     clear_toasts_on_success(generated)
+    clear_toasts_on_start(ui["run"])
     ui["downloads_btn"].click(bind(make_downloads, ctx=ctx), ui["state"], ui["downloads"],
                               api_visibility="private", concurrency_limit=2)
 

@@ -37,6 +37,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     current,
     by_key,
@@ -367,7 +368,7 @@ def _results_column(ctx: AppContext) -> dict[str, Any]:
     ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")
     with gr.Row():
         ui["name"] = gr.Textbox("my-set", label="Set name", max_lines=1, scale=1, elem_id="dm-lab-name")
-        ui["file"] = gr.File(label="Kept set (prompts.yaml)", scale=2, height=80)
+        ui["file"] = gr.File(label="Kept set (prompts.yaml)", scale=2, height=80, elem_id="dm-lab-file")
     ui["yaml"] = gr.Code("", language="yaml", label="Kept set", elem_id="dm-lab-yaml", lines=6)
     ui["save"] = gr.Button("Save into the server's prompts.yaml", visible=ctx.allow_save_prompts)
     off = "" if ctx.allow_save_prompts else (
@@ -412,6 +413,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     made = ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private",
                            **generating(ctx))
     clear_toasts_on_success(made)
+    clear_toasts_on_start(ui["run"])
     made.then(bind(score_table, ctx=ctx), [ui["state"], ui["threshold"]], ui["table"], **QUICK)
     ui["threshold"].change(bind(lab_threshold, ctx=ctx), [ui["state"], ui["show"], ui["threshold"]],
                            [ui["grid"], ui["keep"], ui["table"]], **QUICK)

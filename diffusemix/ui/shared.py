@@ -539,6 +539,12 @@ def page_header() -> str:
     )
 
 
+def clear_toasts_on_start(button: Any) -> None:
+    """When ``button`` starts a run, close the error messages left from earlier tries (in the browser, at
+    once: an old error must not stay on the page while a long export runs)."""
+    button.click(None, None, None, js=CLEAR_TOASTS_JS, queue=False, api_visibility="private")
+
+
 def clear_toasts_on_success(event: Any) -> None:
     """After ``event`` succeeds, close the error messages left from earlier tries."""
     event.success(None, None, None, js=CLEAR_TOASTS_JS, **QUICK)

@@ -409,10 +409,12 @@ def test_inferred_types_equal_pyarrows_for_any_columns():
     import io
 
     import pyarrow.json as paj
-    from hypothesis import given, settings
+    from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=int(os.environ.get("DIFFUSEMIX_HYPOTHESIS_EXAMPLES", "60")), deadline=None)
+    @example([{"c0": {"a": None, "b": ""}}, {"c0": {"a": 0, "b": ""}}])  # a struct field null, then int
+    @example([{"c0": 1}, {"c0": 2.5}, {"c0": None}])  # ints and floats: float64
     @given(st.lists(_column_values(), min_size=1, max_size=4).map(
         lambda cols: [{f"c{j}": col[i % len(col)] for j, col in enumerate(cols)} for i in range(max(map(len, cols)))]
     ))

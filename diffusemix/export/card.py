@@ -74,7 +74,7 @@ def _merge(a: _Type, b: _Type) -> _Type:
         return b
     if b == "null" or a == b:
         return a
-    if {a, b} == {"int64", "float64"}:
+    if isinstance(a, str) and isinstance(b, str) and {a, b} == {"int64", "float64"}:
         return "float64"
     if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0]:
         if a[0] == "list":

@@ -329,6 +329,10 @@ def test_a_version_3_folder_is_read_then_moved_on_resume(tmp_path, fractal_dir, 
     shutil.copytree(ref, out)
     _as_version_3(out)
     assert folder.images_root(out) == out and (out / "cat").is_dir()
+    from diffusemix.export import ExportOptions, plan_export
+
+    dry = plan_export(inp, out, recipe=RECIPE, options=ExportOptions(**opts))  # counts the old rows, moves nothing
+    assert dry.already_done == 20 and (out / "cat").is_dir()
     from diffusemix.data import DiffuseMixDataset
 
     with pytest.warns(UserWarning, match="preview editor"):
@@ -354,6 +358,9 @@ def test_a_version_3_flat_folder_moves_into_its_class_folder(tmp_path, fractal_d
     shutil.copytree(ref, out)
     _as_version_3(out, flat_label="birds")
     assert (out / "b0_sunset_0.png").is_file() and (out / "stages" / "input" / "b0_sunset_0.png").is_file()
+    from diffusemix.export import ExportOptions, plan_export
+
+    assert plan_export(inp, out, recipe=RECIPE, options=ExportOptions(save_stages=True)).already_done == 6
     summary = run(inp, out, fractals, save_stages=True)
     assert summary.made == 0 and tree(out) == tree(ref)
 

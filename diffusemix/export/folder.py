@@ -73,6 +73,7 @@ __all__ = [
     "write_card",
     "card_text",
     "needs_layout_move",
+    "moved_file_name",
     "move_to_images_root",
     "manifest_path",
     "errors_path",
@@ -709,6 +710,15 @@ def _moved_name(name: str, class_name: str) -> str:
     if name.startswith(f"{IMAGES_DIR}/"):
         return name  # moved already (a class named like the root is refused first, so this is unambiguous)
     return image_file_name(name if "/" in name else f"{class_name}/{name}")
+
+
+def moved_file_name(row: Mapping[str, Any], *, flat_label: str | None = None) -> str | None:
+    """A journal row's ``file_name`` as it is once its folder is in the version-4 layout (the dry run counts an
+    old folder's finished samples by it before anything moves); None for a row without one."""
+    name = row.get("file_name")
+    if not isinstance(name, str):
+        return None
+    return _moved_name(name, str(row_class(row) or flat_label or ""))
 
 
 def _moved_input_name(name: str, class_name: str) -> str:

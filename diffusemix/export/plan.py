@@ -191,7 +191,12 @@ def plan_export(
     mine = count_for_shard(total, options.shard)
     done = 0
     if out.is_dir():
-        finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
+        flat_label = scan.classes[0] if scan.flat else None
+        if folder.needs_layout_move(out):  # a folder made before version 4: its rows as they will read once moved
+            finished = {n for r in folder.read_journal_rows(out)
+                        if (n := folder.moved_file_name(r, flat_label=flat_label))}
+        else:
+            finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
         if finished:
             for s in iter_samples(scan, recipe, None, options):
                 done += s.file_name in finished

@@ -152,6 +152,7 @@ def test_a_cpu_space_starts_with_the_preview_and_says_which_hardware_runs_the_mo
     assert "This Space runs on CPU" in out and "ZeroGPU (zero-a10g)" in out and "DIFFUSEMIX_SPEED=fast" in out
     assert "could not be loaded" not in out  # the model was not even tried (no 5 GB download on a CPU Space)
     assert out.count("not a diffusion model") == 1  # said once
+    assert not any(ch in out for ch in "\u26a0\u2705\ufe0f")  # a text badge: no emoji for Chromium to box
 
 
 def test_a_zerogpu_space_tries_the_model_and_a_named_editor_is_kept(tiny_ip2p_dir):

@@ -274,8 +274,21 @@ def _run_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _run_tiny_models(args: argparse.Namespace) -> int:
+    from .tiny_models import run
+
+    return run(args)
+
+
+def _run_space_deploy(args: argparse.Namespace) -> int:
+    from .space import run
+
+    return run(args)
+
+
 COMMANDS = {"export": _run_export, "app": lambda args: _run_app(args.app_args), "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
-            "train": _run_train, "train-compare": _run_train}
+            "train": _run_train, "train-compare": _run_train, "tiny-models": _run_tiny_models,
+            "space-deploy": _run_space_deploy}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,14 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffusemix" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix",  # console script
         description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{export,app,merge,report,fractals,train,train-compare}")
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="{export,app,merge,report,fractals,train,train-compare,tiny-models,space-deploy}",
+    )
     sub.required = True
 
     _add_export(sub)
     _add_other_commands(sub)
+    from .space import add_parser as add_space_parser  # space-deploy (diffusemix/space.py)
+    from .tiny_models import add_parser as add_tiny_parser  # tiny-models (diffusemix/tiny_models.py)
     from .train.cli import add_parser as add_train_parsers  # train, train-compare (diffusemix/train/cli.py)
 
     add_train_parsers(sub)
+    add_tiny_parser(sub)
+    add_space_parser(sub)
     return parser
 
 
@@ -58,8 +65,9 @@ def _add_export(sub: Any) -> None:
         formatter_class=_Formatter,
         help="write an augmented copy of an image dataset (resumable, shardable)",
         description=(
-            "Write OUTPUT/<class>/<image>_<prompt>_<copy>.png for every image of INPUT and every prompt, with\n"
-            f"OUTPUT/{MANIFEST_NAME} (load it with datasets.load_dataset('imagefolder', data_dir=OUTPUT)).\n"
+            "Write OUTPUT/images/<class>/<image>_<prompt>_<copy>.png for every image of INPUT and every prompt\n"
+            f"(torchvision's ImageFolder reads OUTPUT/images), with OUTPUT/{MANIFEST_NAME} and a dataset card\n"
+            "(datasets.load_dataset(OUTPUT) reads it: every column, label as a ClassLabel).\n"
             "INPUT is INPUT/<class>/<image> (class folders, as torchvision's ImageFolder) or a flat folder of\n"
             "images (one label: the folder's name). Every augmented image keeps the label of its source.\n\n"
             "Re-running the same command resumes: finished images are skipped, a killed run leaves no partial\n"

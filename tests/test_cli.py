@@ -463,7 +463,7 @@ def test_sigkill_mid_run_then_resume_gives_identical_files(tmp_path: Path, fract
 
     a, b = tree(out), tree(ref)
     assert sorted(a) == sorted(b)
-    assert len([k for k in a if k.startswith(("cat/", "dog/", "fish/"))]) == 122
+    assert len([k for k in a if k.startswith(("images/cat/", "images/dog/", "images/fish/"))]) == 122
     for name in b:
         assert a[name] == b[name], name
     assert temp_files(out) == []

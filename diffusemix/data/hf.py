@@ -1,11 +1,11 @@
-"""🤗 datasets: fresh A from a cache loaded with ``load_dataset("imagefolder")``.
+"""🤗 datasets: fresh A from a cache loaded with ``load_dataset``.
 
 ::
 
     from datasets import load_dataset
     from diffusemix.data import DiffuseMixTransform
 
-    ds = load_dataset("imagefolder", data_dir="cache/train", split="train")
+    ds = load_dataset("cache/train", split="train")   # reads its card (or "imagefolder", data_dir=...)
     mix = DiffuseMixTransform("cache/train", p=1.0)
     ds.set_transform(mix)        # rows → {"image": [A, ...], "label": [class index, ...]}
     for epoch in range(epochs):

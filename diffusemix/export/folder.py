@@ -1,12 +1,16 @@
 """The export folder: the one module that knows its layout, and reads and writes its files.
 
-Layout of an export (or cache) folder::
+Layout of an export (or cache) folder (``settings_version`` 4)::
 
     OUTPUT/
-      <class>/<file>                 the augmented images A (a cache: Î)
+      images/<class>/<file>          the augmented images A (a cache: Î): class folders alone, so torchvision's
+                                     ImageFolder reads ``OUTPUT/images`` as it is (:func:`images_root`)
       inputs/<class>/<file>          a cache's I, once per input image
-      stages/<stage>/<class>/<file>  I, Î, M, H, F as PNG (--save-stages)
-      metadata.jsonl                 one row per A, in plan order (Hugging Face imagefolder)
+      stages/<stage>/<class>/<file>  I, Î, M, H, F as PNG (--save-stages): ``stages/input`` is ImageFolder-clean too
+      metadata.jsonl                 one row per A, in plan order; ``file_name`` is relative to OUTPUT
+                                     (``images/<class>/<file>``), as 🤗 datasets reads a metadata file
+      README.md                      the dataset card: explicit ``data_files`` and ``label`` as a ``class_label``
+                                     (:mod:`.card`), so ``load_dataset(OUTPUT)`` never guesses splits from names
       errors.jsonl                   skipped inputs, degenerate and low-score samples, if any
       .diffusemix/
         run.json                     the settings the folder was made with (recipe, editor, scorer, options)
@@ -14,6 +18,10 @@ Layout of an export (or cache) folder::
         lock                         held (flock) while a run writes (see export.lock)
         rows-<I>-of-<N>.jsonl        shard I's journal: one line per finished sample
         done-<I>-of-<N>.json         written when shard I has visited all its samples
+
+Folders made before version 4 kept the class folders at the top of OUTPUT (a flat input's images
+directly in it); their rows name files relative to OUTPUT too, so every reader reads them as they
+are, and an export into one moves them under ``images/`` first (:func:`move_to_images_root`).
 
 Every other module (the exporter's steps, the cache reader, the report, the
 app's Batch export, replay) goes through this one: paths, rows, settings, and
@@ -70,7 +78,17 @@ __all__ = [
     "MIXING_COLUMNS",
     "DEGENERATE_KEY",
     "REJECTED_KEY",
+    "IMAGES_DIR",
+    "CARD_NAME",
     "images_root",
+    "image_file_name",
+    "image_relative",
+    "card_path",
+    "write_card",
+    "card_text",
+    "needs_layout_move",
+    "moved_file_name",
+    "move_to_images_root",
     "manifest_path",
     "errors_path",
     "settings_path",
@@ -131,6 +149,10 @@ LOCK_NAME = "lock"
 PLAN_NAME = "plan.jsonl"
 #: The plan as folders made before 2026-11 wrote it: one name a line (read, never written).
 _OLD_PLAN_NAME = "plan.txt"
+#: The images root: ``OUTPUT/images/<class>/<file>`` (A; a cache's Î). Only class folders live in it.
+IMAGES_DIR = "images"
+#: The dataset card (🤗 datasets reads its YAML: ``configs``, ``data_files``, features).
+CARD_NAME = "README.md"
 #: A cache's folder of I, once per input image: ``OUTPUT/inputs/<class>/<sub>/<stem>.<ext>``.
 INPUTS_DIR = "inputs"
 #: The originals at the output size, once per input image (``--write-originals``, as the authors'
@@ -179,8 +201,34 @@ REJECTED_KEY = "_rejected"
 
 
 def images_root(out: Path) -> Path:
-    """The folder whose class folders hold the images (A; a cache's Î): what ImageFolder reads."""
-    return Path(out)
+    """The folder whose class folders hold the images (A; a cache's Î): what ImageFolder reads.
+
+    ``OUTPUT/images``; a folder made before settings version 4 (class folders at the top of OUTPUT)
+    that has not been moved yet: OUTPUT itself.
+    """
+    root = Path(out) / IMAGES_DIR
+    if not root.is_dir() and needs_layout_move(out):
+        return Path(out)
+    return root
+
+
+def image_file_name(rel: str) -> str:
+    """A planned image's ``file_name`` (relative to OUTPUT, POSIX) from its path inside the images root."""
+    return f"{IMAGES_DIR}/{rel}"
+
+
+def image_relative(file_name: str) -> str:
+    """A row's ``file_name`` relative to the images root (where its stages go under ``stages/<stage>/``).
+
+    Rows of folders made before version 4 name files relative to OUTPUT without the ``images/``
+    part; they are returned as they are.
+    """
+    prefix = f"{IMAGES_DIR}/"
+    return file_name[len(prefix):] if file_name.startswith(prefix) else file_name
+
+
+def card_path(out: Path) -> Path:
+    return Path(out) / CARD_NAME
 
 
 def manifest_path(out: Path) -> Path:
@@ -213,12 +261,12 @@ def done_path(out: Path, shard: tuple[int, int]) -> Path:
 
 def stage_path(out: Path, stage: str, file_name: str) -> Path:
     """Where ``--save-stages`` keeps ``stage`` of the output ``file_name``."""
-    return Path(out) / STAGES_DIR / stage / Path(file_name).with_suffix(".png")
+    return Path(out) / STAGES_DIR / stage / Path(image_relative(file_name)).with_suffix(".png")
 
 
 def stage_name(stage: str, file_name: str) -> str:
     """:func:`stage_path` relative to the folder (POSIX)."""
-    return f"{STAGES_DIR}/{stage}/{PurePosixPath(file_name).with_suffix('.png')}"
+    return f"{STAGES_DIR}/{stage}/{PurePosixPath(image_relative(file_name)).with_suffix('.png')}"
 
 
 def cache_input_name(out_stem: str, extension: str) -> str:
@@ -232,14 +280,16 @@ def original_name(out_stem: str) -> str:
 
 
 def reserved_names(*, cache: bool, originals: bool = False) -> set[str]:
-    """Top-level names an input class folder must not have (the folder's own files would collide)."""
-    return ({MANIFEST_NAME, ERRORS_NAME, STAGES_DIR} | ({INPUTS_DIR} if cache else set())
-            | ({ORIGINALS_DIR} if originals else set()))
+    """Top-level names an input class folder must not have (the folder's own files would collide).
+
+    None since version 4: class folders live under ``images/``, apart from the folder's own files.
+    """
+    return set()
 
 
 def is_state_name(name: str) -> bool:
-    """Whether a top-level name of OUTPUT is the exporter's, not a class (state, manifest, stages, inputs)."""
-    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR}
+    """Whether a top-level name of OUTPUT is the exporter's (all of them since version 4: classes are under images/)."""
+    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR, IMAGES_DIR, CARD_NAME}
 
 
 def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = None, row: int | None = None,
@@ -832,7 +882,7 @@ def read_plan(output_dir: Path) -> set[str] | None:
 
 
 def write_manifest(output_dir: Path, lines: Iterable[str], errors: Iterable[Mapping[str, Any]], *, tag: str) -> Path:
-    """Write metadata.jsonl (and errors.jsonl, or remove it when there are none) atomically."""
+    """Write metadata.jsonl (and errors.jsonl, or remove it when there are none) atomically, then the card."""
     text = "".join(line + "\n" for line in lines)
     path = manifest_path(output_dir)
     write_file(output_dir, path, text.encode("utf-8"), tag=tag)
@@ -842,6 +892,7 @@ def write_manifest(output_dir: Path, lines: Iterable[str], errors: Iterable[Mapp
                    "".join(_dumps(dict(e)) + "\n" for e in errs).encode("utf-8"), tag=tag)
     else:
         errors_path(output_dir).unlink(missing_ok=True)
+    write_card(output_dir, text.splitlines(), tag=tag)
     return path
 
 
@@ -904,3 +955,179 @@ def read_errors(output_dir: Path) -> list[dict[str, Any]]:
     for n, row in numbered:
         check_error_row(output_dir, row, source=path, n=n)
     return [row for _, row in numbered]
+
+
+# ---------------------------------------------------------------------------
+# the dataset card (README.md): its text is export.card's
+# ---------------------------------------------------------------------------
+
+
+def card_text(output_dir: Path, lines: Iterable[str], *, title: str | None = None) -> str:
+    """The dataset card of ``output_dir`` for these manifest lines (also what the app puts in a stopped run's zip).
+
+    Its title names the input folder (not the output's: two folders made alike get the same card)."""
+    from .card import card_text as render, rows_from_lines
+
+    out = Path(output_dir)
+    try:
+        settings = read_settings(out)
+    except DiffuseMixError:
+        settings = None
+    source = PurePosixPath(str((settings or {}).get("input") or "").replace("\\", "/")).name or "a dataset"
+    return render(rows_from_lines(lines), settings, title=title or f"{source}, augmented with DiffuseMix",
+                  data_files=(MANIFEST_NAME, f"{IMAGES_DIR}/**"), images_dir=IMAGES_DIR)
+
+
+def write_card(output_dir: Path, lines: Iterable[str], *, tag: str) -> Path | None:
+    """Write ``README.md`` (the dataset card) beside the manifest; None (nothing written) for a folder whose
+    images are not under ``images/`` yet (made before version 4: its card would name files it does not have)."""
+    if needs_layout_move(output_dir):
+        return None
+    path = card_path(output_dir)
+    write_file(output_dir, path, card_text(output_dir, lines).encode("utf-8"), tag=tag)  # never through a link
+    return path
+
+
+# ---------------------------------------------------------------------------
+# folders made before version 4: class folders at the top of OUTPUT, moved under images/
+# ---------------------------------------------------------------------------
+
+#: The first settings version whose folders keep the images under ``images/``.
+LAYOUT_VERSION = 4
+
+
+def needs_layout_move(output_dir: Path) -> bool:
+    """Whether ``output_dir`` was made before version 4 (its class folders at its top) and not moved since."""
+    try:
+        raw = read_settings(Path(output_dir))
+    except DiffuseMixError:
+        return False
+    version = (raw or {}).get("settings_version")
+    return isinstance(version, int) and not isinstance(version, bool) and version < LAYOUT_VERSION
+
+
+def _moved_name(name: str, class_name: str) -> str:
+    """An old row's file name in the version-4 layout (an old flat input's images had no class folder)."""
+    if name.startswith(f"{IMAGES_DIR}/"):
+        return name  # moved already (a class named like the root is refused first, so this is unambiguous)
+    return image_file_name(name if "/" in name else f"{class_name}/{name}")
+
+
+def moved_file_name(row: Mapping[str, Any], *, flat_label: str | None = None) -> str | None:
+    """A journal row's ``file_name`` as it is once its folder is in the version-4 layout (the dry run counts an
+    old folder's finished samples by it before anything moves); None for a row without one."""
+    name = row.get("file_name")
+    if not isinstance(name, str):
+        return None
+    return _moved_name(name, str(row_class(row) or flat_label or ""))
+
+
+def _moved_input_name(name: str, class_name: str) -> str:
+    """An old cache row's ``input_file_name`` (``inputs/<stem>`` for a flat input) in the version-4 layout."""
+    rest = name[len(INPUTS_DIR) + 1:] if name.startswith(f"{INPUTS_DIR}/") else name
+    if "/" in rest:
+        return name
+    return f"{INPUTS_DIR}/{class_name}/{rest}"
+
+
+def _move(out: Path, src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` (one atomic rename); done already when only ``dst`` is there."""
+    if not os.path.lexists(src):
+        return
+    if os.path.lexists(dst):
+        raise DiffuseMixError(
+            f"cannot be moved to {dst}: both exist", path=src,
+            hint="Move one of them away by hand, or export into a new folder",
+        )
+    make_dirs(out, dst.parent)  # never into a folder that leads outside OUTPUT
+    os.replace(src, dst)
+
+
+def _rewrite_rows(out: Path, path: Path, rename: Any, *, tag: str) -> None:
+    """Rewrite a JSON-lines file with each row's names moved (complete lines only; atomically)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    end = data.rfind(b"\n") + 1
+    lines = []
+    for line in data[:end].splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        lines.append(_dumps(rename(row) if isinstance(row, dict) else row) + "\n")
+    write_file(out, path, "".join(lines).encode("utf-8"), tag=tag)  # never through a link
+
+
+def move_to_images_root(output_dir: Path, *, flat_label: str | None, tag: str) -> int:
+    """Move a folder made before version 4 into the version-4 layout; returns how many things were moved.
+
+    Class folders move from ``OUTPUT/<class>`` to ``OUTPUT/images/<class>`` (one rename each); an old
+    flat input's images (``OUTPUT/<file>``, ``inputs/<file>``, ``stages/<stage>/<file>``) move into a
+    folder named after its one label (``flat_label``). Then the rows of the journals, the plan, the
+    manifest and errors.jsonl are rewritten with the new names. Every step can be repeated: a run
+    killed while moving moves the rest when run again (the caller writes run.json's new version last,
+    which marks the move done). Call it holding the folder's lock alone.
+
+    Raises:
+        DiffuseMixError: an old folder with a class named ``images`` (it cannot hold itself), or a
+            name that exists in both places.
+    """
+    out = Path(output_dir)
+    if not needs_layout_move(out):
+        return 0
+    settings = read_settings(out) or {}
+    flat = str(settings.get("labels") or "").startswith("flat")
+    moved = 0
+    # 1. the images: class folders, or an old flat input's files
+    if flat:
+        if flat_label is None:
+            raise DiffuseMixError("has no label to move its images under", field=f"output folder {out}",
+                                  hint="Export into a new folder")
+        for name in sorted(os.listdir(out)):
+            p = out / name
+            if name.startswith(".") or is_state_name(name) or not p.is_file():
+                continue
+            _move(out, p, out / IMAGES_DIR / flat_label / name)
+            moved += 1
+        for sub in [out / INPUTS_DIR] + [out / STAGES_DIR / st for st in (*SAVED_STAGES, "rejected")]:
+            if sub.is_dir():
+                for entry in sorted(os.scandir(sub), key=lambda e: e.name):
+                    if entry.is_file() and not entry.name.startswith("."):
+                        _move(out, Path(entry.path), sub / flat_label / entry.name)
+                        moved += 1
+    else:
+        if os.path.isdir(out / IMAGES_DIR) and any(r.get("class_name") == IMAGES_DIR for r in read_journal_rows(out)):
+            raise DiffuseMixError(
+                f"has a class named {IMAGES_DIR!r}: this version keeps every class under {out / IMAGES_DIR}, which"
+                " cannot also be a class", field=f"output folder {out}",
+                hint="Export into a new folder (and rename that class folder of the input)",
+            )
+        for name in sorted(os.listdir(out)):
+            p = out / name
+            if name.startswith(".") or is_state_name(name) or not p.is_dir():
+                continue
+            _move(out, p, out / IMAGES_DIR / name)
+            moved += 1
+
+    # 2. the rows that name them
+    def rename(row: dict[str, Any]) -> dict[str, Any]:
+        cls = str(row_class(row) or flat_label or "")
+        if isinstance(row.get("file_name"), str):
+            row["file_name"] = _moved_name(row["file_name"], cls)
+        if flat and isinstance(row.get("input_file_name"), str):
+            row["input_file_name"] = _moved_input_name(row["input_file_name"], cls)
+        return row
+
+    state = state_dir(out)
+    for p in sorted(state.iterdir()) if state.is_dir() else []:
+        if _ROWS_RE.match(p.name):
+            _rewrite_rows(out, p, rename, tag=tag)
+    _rewrite_rows(out, manifest_path(out), rename, tag=tag)
+    _rewrite_rows(out, errors_path(out), rename, tag=tag)
+    plan = read_plan(out)
+    if plan is not None:
+        label = flat_label or ""
+        write_plan(out, sorted(_moved_name(n, label) for n in plan), tag=tag)
+    return moved

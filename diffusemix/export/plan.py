@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe, SampleRecord, draw, draw_prompts
 from . import folder
 from .checks import check_folders, check_reserved
@@ -30,14 +31,14 @@ from .scan import ImageEntry, InputScan, scan_input
 class Sample:
     entry: ImageEntry
     record: SampleRecord
-    file_name: str  # relative to OUTPUT, POSIX
+    file_name: str  # relative to OUTPUT, POSIX: images/<class>/... (folder.image_file_name)
     position: int = 0  # in the whole plan
     chunk: int = 0  # position // chunk size
     done: bool = False
     reuse: Path | None = None  # saved Î to read instead of calling the editor
 
 
-#: Samples per chunk when neither the options nor the editor say.
+#: Samples per chunk when neither the options nor the editor say (the preview has no batch).
 DEFAULT_CHUNK = 8
 
 
@@ -84,7 +85,8 @@ def iter_samples(
             copy = j % recipe.images_per_prompt
             rec = records[j] if records is not None else placeholder
             pos = first + j
-            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}", position=pos, chunk=pos // chunk)
+            name = folder.image_file_name(f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
+            yield Sample(entry, rec, name, position=pos, chunk=pos // chunk)
 
 
 def chunks(samples: Iterator[Sample]) -> Iterator[list[Sample]]:
@@ -174,6 +176,7 @@ class ExportPlan:
                          " by the run)")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
+        lines += [f"  warning:  {content_note(p, why)}" for p, why in content_warnings(r.prompts)]
         return "\n".join(lines)
 
     __str__ = format
@@ -217,7 +220,12 @@ def plan_export(
     mine = count_for_shard(total, options.shard, int(options.chunk_size or DEFAULT_CHUNK))
     done = 0
     if out.is_dir():
-        finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
+        flat_label = scan.classes[0] if scan.flat else None
+        if folder.needs_layout_move(out):  # a folder made before version 4: its rows as they will read once moved
+            finished = {n for r in folder.read_journal_rows(out)
+                        if (n := folder.moved_file_name(r, flat_label=flat_label))}
+        else:
+            finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
         if finished:
             for s in iter_samples(scan, recipe, None, options):
                 done += s.file_name in finished

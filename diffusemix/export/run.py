@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..editors.licences import acceptance_reason, check_licence, licence_line
 from ..errors import DiffuseMixError
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
 from . import folder, manifest
@@ -25,7 +26,7 @@ from .plan import chunk_size, chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
 from .settings import adopt_settings, run_fields, run_settings
 from .stream import Progress, Stream
-from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
+from .summary import ExportSummary, fractals_note, has_split_word, orphans_note, split_name_note
 from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,7 @@ def export_dataset(
 
     Args:
         input_dir: class folders ``INPUT/<class>/<image>`` or a flat folder.
-        output_dir: where ``OUTPUT/<class>/<file>`` and ``metadata.jsonl`` go.
+        output_dir: where ``OUTPUT/images/<class>/<file>``, ``metadata.jsonl`` and the card go.
         recipe: the method's settings.
         editor: makes Î (``diffusemix.editors.load_editor``).
         fractals: the set F is drawn from.
@@ -110,9 +111,10 @@ def export_dataset(
     # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
     lock = OutputLock(out, shard)
     try:
-        calls = _saved_calls(out) if options.reuse_generated else {}  # before a remix forgets the rows
-        remix = _open_output(out, settings, options, tag, lock)
-        finished, orphans = _record_plan(out, scan, recipe, options, tag)
+        flat_label = scan.classes[0] if scan.flat else None
+        calls = _saved_calls(out, flat_label) if options.reuse_generated else {}  # before a remix forgets the rows
+        remix = _open_output(out, settings, options, tag, lock, flat_label=flat_label)
+        finished, orphans, split_words = _record_plan(out, scan, recipe, options, tag)
         journal = folder.Journal(folder.journal_path(out, shard))
         writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
 
@@ -171,7 +173,8 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=stream.cancelled,
-        notes=split_name_note(scan, out)
+        notes=split_name_note(split_words, out)
+        + [content_note(p, why) for p, why in content_warnings(recipe.prompts)]
         + orphans_note(orphans)
         + fractals_note(fractals)
         + (_CACHE_NOTE if options.cache else []),
@@ -222,12 +225,15 @@ def fix_batches(out: Path, editor: "Editor", options: ExportOptions, size: int) 
     return editor, options
 
 
-def _saved_calls(out: Path) -> dict[str, tuple[dict[str, Any], ...]]:
-    """The model call that made each Î the folder's rows list (what a remix's rows carry over)."""
+def _saved_calls(out: Path, flat_label: str | None) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The model call that made each Î the folder's rows list (what a remix's rows carry over), by the file
+    name the row will have once a folder made before version 4 is moved under images/."""
+    moving = folder.needs_layout_move(out)
     calls = {}
     for row in folder.read_journal_rows(out):
-        if isinstance(row.get("file_name"), str) and isinstance(row.get("batch"), list):
-            calls[row["file_name"]] = tuple(m for m in row["batch"] if isinstance(m, dict))
+        name = folder.moved_file_name(row, flat_label=flat_label) if moving else row.get("file_name")
+        if isinstance(name, str) and isinstance(row.get("batch"), list):
+            calls[name] = tuple(m for m in row["batch"] if isinstance(m, dict))
     return calls
 
 
@@ -257,14 +263,17 @@ def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
     return text + (f", keeps {' and '.join(parts)}" if parts else ", no threshold")
 
 
-def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock) -> bool:
+def _open_output(
+    out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock, *,
+    flat_label: str | None = None,
+) -> bool:
     """Create the folder, take its lock, adopt (or check) its settings, clear this shard's leftovers.
     True for a remix."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         folder.check_state(out)  # a planted link or FIFO among the state files stops the run here
         lock.acquire()
-        remix = adopt_settings(out, settings, options, tag, lock)
+        remix = adopt_settings(out, settings, options, tag, lock, flat_label=flat_label)
     except PermissionError as e:
         raise DiffuseMixError(f"cannot be written: {e.strerror or e}", field=f"output folder {out}") from None
     folder.clean_temp_files(out, options.shard)
@@ -274,12 +283,14 @@ def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, ta
 
 def _record_plan(
     out: Path, scan: InputScan, recipe: Recipe, options: ExportOptions, tag: str
-) -> tuple[dict[str, bool], int]:
+) -> tuple[dict[str, bool], int, list[str]]:
     """Write the whole plan's file names; return the planned samples earlier runs finished
-    (file name -> True made / False degenerate) and how many journal rows are no longer planned."""
+    (file name -> True made / False degenerate), how many journal rows are no longer planned,
+    and up to three planned names that hold a split word (see summary.split_name_note)."""
     whole = options.replace(shard=(0, 1))
     planned = [s.file_name for s in iter_samples(scan, recipe, None, whole)]
     folder.write_plan(out, planned, tag=tag)
+    split_words = [n for n in planned if has_split_word(n)][:3]
     planned_set = set(planned)
     del planned
     finished: dict[str, bool] = {}
@@ -291,7 +302,7 @@ def _record_plan(
                 orphans.add(name)
                 continue
             finished[name] = finished.get(name, False) or (DEGENERATE_KEY not in row and REJECTED_KEY not in row)
-    return finished, len(orphans)
+    return finished, len(orphans), split_words
 
 
 def _collect(

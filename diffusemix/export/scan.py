@@ -26,7 +26,8 @@ class ImageEntry:
         path: the file.
         source: its path relative to INPUT (POSIX), the key of its records.
         label: its class name (the folder's name in flat mode).
-        out_stem: output path relative to OUTPUT without the ``_<prompt>_<copy>.<ext>`` end.
+        out_stem: output path relative to the images root without the ``_<prompt>_<copy>.<ext>`` end:
+            ``<class>/<sub>/<stem>`` (a flat input's class folder is its one label).
     """
 
     path: Path
@@ -240,7 +241,7 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
         for c in top_files:
             problem = input_file_problem(c.path) if _is_image_name(c.name) else _not_image_reason(c.name)
             if problem is None:
-                items.append((Path(c.path), c.name, label, ""))
+                items.append((Path(c.path), c.name, label, label))  # its class folder: the one label
             else:
                 walker.skip(c.name, problem)
         classes, empty, flat = (label,), (), True

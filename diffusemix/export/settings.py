@@ -11,7 +11,9 @@ What a field changes comes from its ``stage`` (:mod:`diffusemix.schema`):
 changing a ``generation`` setting (anything that makes Î) means a new output
 folder; changing only ``mixing`` settings (what makes A from Î) is a remix,
 allowed with ``--reuse-generated``. Folders written by earlier versions
-(``settings_version`` 1 and 2) are read as this version reads them.
+(``settings_version`` 1 to 3) are read as this version reads them; an export
+into one first moves its images under ``images/`` (version 4's layout:
+:func:`.folder.move_to_images_root`).
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SETTINGS_VERSION", "RunSettings", "run_settings", "read_run", "adopt_settings", "model_revision",
            "run_prompts", "settings_diff", "readable_settings"]
 
-#: 3: ``{recipe, editor, scorer, options}`` as the settings dataclasses' dicts. 2 (read, upgraded):
+#: 4: version 3's settings; the folder keeps its images under ``images/<class>/`` (class folders at its top
+#: before). 3: ``{recipe, editor, scorer, options}`` as the settings dataclasses' dicts. 2 (read, upgraded):
 #: ``generation`` / ``mixing`` split by hand. 1: version 2 without prompts_per_image, model_revision, arithmetic.
-SETTINGS_VERSION = 3
+SETTINGS_VERSION = 4
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 #: The options fields that change the files: what makes Î (the chunk size: which samples share model calls)
 #: and what makes A (format, quality, cache); the others are how the run works.
@@ -270,11 +273,13 @@ _DESCRIPTION_KEYS = ("is_diffusion", "scheduler", "approximate", "summary", "den
 
 
 def upgrade(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """run.json of any version as version 3 reads it."""
+    """run.json of any version as version 4 reads it (the settings; where the images lie is the folder's)."""
     d = json.loads(json.dumps(raw))
     version = d.get("settings_version")
     if version == SETTINGS_VERSION:
         return d
+    if version == 3:  # the same settings; the images were at the folder's top
+        return {**d, "settings_version": SETTINGS_VERSION, "upgraded_from": 3}
     if version not in (1, 2):
         return d  # not ours to read: read_run says so
     gen, mix = _mapping(d.get("generation") or {}, "generation"), _mapping(d.get("mixing") or {}, "mixing")
@@ -379,12 +384,16 @@ def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def adopt_settings(
-    out: Path, new: dict[str, Any], options: ExportOptions, tag: str, lock: "OutputLock | None" = None
+    out: Path, new: dict[str, Any], options: ExportOptions, tag: str, lock: "OutputLock | None" = None,
+    *, flat_label: str | None = None,
 ) -> bool:
     """Write run.json, or check it against an earlier run's. Returns True for a remix.
 
     A remix forgets every shard's rows, so a shard run takes ``lock`` alone
-    for it (refused while other shards run).
+    for it (refused while other shards run). A folder made before version 4
+    with the same settings has its images moved under ``images/`` first
+    (``flat_label``: the one label of a flat input, whose images move into
+    that class folder), also with the lock alone.
 
     Raises:
         DiffuseMixError: the folder was made from another input or with other
@@ -415,11 +424,13 @@ def adopt_settings(
     same_gen, same_mix = old_gen == new_gen, old_mix == new_mix
     if same_gen and same_mix:
         if raw.get("settings_version") != SETTINGS_VERSION:
-            folder.write_settings(out, new, tag=tag)  # the same settings, in this version's words
+            _move_images(out, lock, flat_label=flat_label, tag=tag)
+            folder.write_settings(out, new, tag=tag)  # the same settings, in this version's words (the move is done)
         return False
     diff = settings_diff(_merged(old_gen, old_mix), _merged(new_gen, new_mix))
     shown = "; ".join(diff)[:600]
     if same_gen and options.reuse_generated:
+        _move_images(out, lock, flat_label=flat_label, tag=tag)  # the saved Î move with their images
         if lock is not None:
             lock.hold_alone()
         folder.clear_all_state(out)
@@ -431,6 +442,19 @@ def adopt_settings(
     if same_gen:
         hint += ". To re-mix it with the saved generated images, add --reuse-generated (reuse_generated=True)"
     raise DiffuseMixError(f"was made with other settings ({shown})", field=f"output folder {out}", hint=hint)
+
+
+def _move_images(out: Path, lock: "OutputLock | None", *, flat_label: str | None, tag: str) -> None:
+    """A folder made before version 4: its images under ``images/`` (the lock held alone meanwhile)."""
+    if not folder.needs_layout_move(out):
+        return
+    if lock is not None:
+        lock.hold_alone()
+    try:
+        folder.move_to_images_root(out, flat_label=flat_label, tag=tag)
+    finally:
+        if lock is not None:
+            lock.share_again()
 
 
 def run_fields(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -273,9 +273,9 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
         keep = set(subset_keys) if subset_keys is not None else None
         aug: list[tuple[str, int]] = []
         for path, label in samples:
-            rel = Path(path).relative_to(images).as_posix()
+            rel = Path(path).relative_to(root).as_posix()  # a row's file_name is relative to the export folder
             # the one path rule: a link in a class folder that leads outside the export is refused
-            folder.resolve_in(images, rel, what="image", source=root)
+            folder.resolve_in(images, Path(path).relative_to(images).as_posix(), what="image", source=root)
             if keep is not None:
                 if not rows:
                     raise DiffuseMixError("k_per_class with an export needs its manifest (to know each A's source)")

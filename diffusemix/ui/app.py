@@ -156,11 +156,14 @@ _APP_DEFAULTS = {
 
 
 def demo_from_environment() -> gr.Blocks:
-    """The demo a Space builds at import: its settings from the environment (``DIFFUSEMIX_*``)."""
+    """The demo a Space builds at import: its settings from the environment (``DIFFUSEMIX_EDITOR``,
+    ``DIFFUSEMIX_MODEL``, ``DIFFUSEMIX_SPEED``, ``DIFFUSEMIX_SCORE``, ``DIFFUSEMIX_SCORER_MODEL``; the README's
+    table says what each does). On a Space without a GPU ``auto`` starts with the preview (ui.hardware)."""
     if os.environ.get("SPACE_ID"):  # the Space's process is the app's: its allocator setting, before the model loads
         setup_process()
-    return build_demo(os.environ.get("DIFFUSEMIX_EDITOR", "auto"), model=os.environ.get("DIFFUSEMIX_MODEL") or None,
-                      score=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
+    spec = EditorSpec(name=os.environ.get("DIFFUSEMIX_EDITOR") or "auto", model=os.environ.get("DIFFUSEMIX_MODEL") or None,
+                      speed=os.environ.get("DIFFUSEMIX_SPEED") or None)
+    return build_demo(spec, score=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
                       scorer_model=os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None,
                       compare=compare_specs_from_environment(),
                       accept_license=os.environ.get("DIFFUSEMIX_ACCEPT_LICENSE") or None)

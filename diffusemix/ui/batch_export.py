@@ -28,16 +28,14 @@ from diffusemix.ui.limits import (
     MAX_EXPORT_OUTPUT_MB,
     MAX_EXPORT_OUTPUTS,
     MAX_IMAGE_MB,
-    MAX_ZIP_IMAGES,
     MAX_ZIP_PIXELS,
-    MAX_ZIP_UNPACKED_MB,
+    export_limits_text,
 )
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
     MAX_IMAGE_PIXELS,
     MAX_SEED,
     MAX_SIZE,
-    MAX_UPLOAD_MB,
     MIN_SIZE,
     QUICK,
     ZERO_GPU,
@@ -46,6 +44,7 @@ from diffusemix.ui.shared import (
     by_key,
     chosen_prompts,
     current,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     gpu,
     gpu_seconds,
@@ -187,8 +186,9 @@ def batch_export(
         text += f"\n\n{note}" if note else ""
         if stopped:
             text = (
-                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders, "
-                f"with their {folder.MANIFEST_NAME} rows (labels included): it loads as a dataset. Saved stages and"
+                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders "
+                f"under {folder.IMAGES_DIR}/, with their {folder.MANIFEST_NAME} rows (labels included) and a dataset "
+                f"card: it loads as a dataset. Saved stages and"
                 " the images not yet made are left out; press Export again to make the whole set.\n\n" + text
             )
         return text, str(archive)
@@ -254,10 +254,11 @@ def check_pixels(root: Path) -> int:
 
 
 def partial_zip(out: Path, archive: Path) -> int:
-    """A stopped export as a dataset: the outputs made so far and their manifest rows.
+    """A stopped export as a dataset: the outputs made so far, their manifest rows and their dataset card.
 
     Rows come from the exporter's journal (``manifest.collect``), in plan order, each with its
     label; a row whose file is missing is left out, and so are saved stages and state files.
+    The layout is an export's (``images/<class>/...``, the manifest and the card beside it).
     Returns how many images the zip holds.
     """
     lines, _errors, _pending = collect(out)
@@ -270,6 +271,8 @@ def partial_zip(out: Path, archive: Path) -> int:
         for name, _line in kept:
             zf.write(out / name, name, compress_type=zipfile.ZIP_STORED)
         zf.writestr(folder.MANIFEST_NAME, "".join(line + "\n" for _name, line in kept),
+                    compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(folder.CARD_NAME, folder.card_text(out, [line for _name, line in kept]),
                     compress_type=zipfile.ZIP_DEFLATED)
     return len(kept)
 
@@ -293,10 +296,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     with gr.Tab("Batch export", id="export"):
         gr.Markdown(
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
-            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked; per export "
-            f"at most {MAX_EXPORT_OUTPUTS:,} augmented images and {MAX_EXPORT_OUTPUT_MB:,} MB of images (counted "
-            f"uncompressed, S × S × 3 bytes an image; the saved stages count five more a sample). For more, use "
-            f"`python -m diffusemix export`. The result keeps the class folders and adds `{folder.MANIFEST_NAME}`.",
+            f"{export_limits_text()}. For more, use "
+            f"`python -m diffusemix export`. The result holds `{folder.IMAGES_DIR}/<class>/…` (torchvision's "
+            f"`ImageFolder` reads `{folder.IMAGES_DIR}/`), `{folder.MANIFEST_NAME}` and a dataset card "
+            f"(`load_dataset(folder)` reads it).",
             elem_classes="dm-note",
         )
         with gr.Row(equal_height=False):
@@ -339,5 +342,6 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
         concurrency_limit=1,
     )
     clear_toasts_on_success(exported)
+    clear_toasts_on_start(ui["run"])
     ui["stop"].click(bind(stop_export, ctx=ctx), None, None, queue=False, api_visibility="private")
     return ui

@@ -21,6 +21,7 @@ import gradio as gr
 from diffusemix.editors import Editor, EditorSpec
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 from diffusemix.images import prepare, to_pil
+from diffusemix.prompt_content import content_note, content_warnings
 from diffusemix.recipe import Recipe
 from diffusemix.schema import field_default, label_for
 from diffusemix.ui.limits import MAX_EXPLORE_PROMPTS, MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, MAX_STEPS
@@ -35,6 +36,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     current,
     editor_for,
@@ -50,7 +52,7 @@ from diffusemix.ui.shared import (
     user_errors,
     write_png,
 )
-from diffusemix.ui.uploads import image_file, open_upload, upload_path
+from diffusemix.ui.uploads import image_file, open_upload, upload_path, upscale_note
 
 FRACTAL_MODES = ("random", "pick", "upload")
 
@@ -87,6 +89,15 @@ def _records(stages: Sequence[Stages], editor: Editor, recipe: Recipe) -> dict[s
         "recipe": recipe.to_dict(),
         "samples": [{**s.record.to_dict(), "degenerate": s.degenerate} for s in stages],
     }
+
+
+def _notes(prompts: Sequence[str], source_size: tuple[int, int], size: int) -> str:
+    """Below the table: prompts that seem to describe content (the one check), and an upscaled small upload."""
+    lines = [f"- Warning: {content_note(p, why)}." for p, why in content_warnings(prompts)]
+    note = upscale_note(source_size, size)
+    if note:
+        lines.append(f"- {note}")
+    return ("\n\n" + "\n".join(lines)) if lines else ""
 
 
 def _summary(stages: Sequence[Stages], seed: int, editor: Editor) -> str:
@@ -167,7 +178,9 @@ def explore(
                 "strength": strength}
     editor = editor_for(c, **settings)  # checks the values now; the GPU function makes its own
     # 2. the input I and, if chosen, the fractal F
-    array = prepare(open_upload(path, "image"), recipe.size, resize=recipe.resize)
+    source = open_upload(path, "image")
+    source_size = source.size
+    array = prepare(source, recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
         if not fractal_name:
@@ -186,7 +199,8 @@ def explore(
     records = _records(stages, editor, recipe)
     state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name, "image": path.stem}
     gallery = gallery_items(stages, c.request_dir())
-    return gallery, seed_used, records, _summary(stages, seed_used, editor), state
+    summary = _summary(stages, seed_used, editor) + _notes(prompts, source_size, recipe.size)
+    return gallery, seed_used, records, summary, state
 
 
 @user_errors
@@ -305,9 +319,12 @@ def _run_controls(ctx: AppContext) -> dict[str, Any]:
 def _results_column() -> dict[str, Any]:
     """The stage gallery, the summary, the downloads and the records."""
     ui: dict[str, Any] = {}
-    gr.HTML(_stage_header())
-    ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
-                                   object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
+    # the six stages and their header in one box: on a narrow screen (a phone) the box scrolls sideways,
+    # not the page (CSS: #dm-stages-box)
+    with gr.Column(elem_id="dm-stages-box", min_width=0):
+        gr.HTML(_stage_header())
+        ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
+                                       object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
     ui["summary"] = gr.Markdown(label="Summary", elem_id="dm-summary")
     ui["downloads_btn"] = gr.Button("Make downloads: the figure (PNG + PDF) and a zip of the images with their "
                                     "records", elem_id="dm-downloads-btn")
@@ -334,6 +351,7 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
         **generating(ctx),
     )
     clear_toasts_on_success(generated)
+    clear_toasts_on_start(ui["run"])
     ui["downloads_btn"].click(bind(make_downloads, ctx=ctx), ui["state"], ui["downloads"],
                               api_visibility="private", concurrency_limit=2)
 
@@ -355,7 +373,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui.update(mix_controls(open=True))
                 ui.update(_fractal_controls(ctx))
                 ui.update(_run_controls(ctx))
-            with gr.Column(scale=5, min_width=480):
+            with gr.Column(scale=5, min_width=320):
                 ui.update(_results_column())
     _wire(ctx, ui)
     return ui

@@ -33,7 +33,7 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.editors import EDITORS, Editor, EditorSpec, load_editor
+from diffusemix.editors import EDITORS, Editor, EditorSpec, PreviewEditor, load_editor
 from diffusemix.editors.licences import acceptance_reason, licence_line
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
@@ -44,6 +44,7 @@ from diffusemix.recipe import Recipe
 from diffusemix.resources import shipped_path
 from diffusemix.schema import field_default, field_help, label_for
 from diffusemix.scoring import HOW_TO_GET_WEIGHTS, NoScorer, Scorer, ScorerSpec, load_scorer
+from diffusemix.ui.hardware import space_without_gpu_reason
 from diffusemix.ui.limits import (  # noqa: F401  (re-exported: the tabs import them from here)
     MAX_GUIDANCE,
     MAX_IMAGE_GUIDANCE,
@@ -201,8 +202,12 @@ def make_context(
     on_space = bool(os.environ.get("SPACE_ID"))
     if isinstance(editor, (str, EditorSpec)):
         spec = editor if isinstance(editor, EditorSpec) else EditorSpec(name=editor, model=model, device=device)
-        # the app is a demo: "auto" falls back to the preview, and its banner says so
-        ed = load_editor(spec, fallback=spec.name == "auto")
+        no_gpu = space_without_gpu_reason(spec)  # a CPU-only Space: the preview, and the banner says why
+        if no_gpu is not None:
+            logger.warning(no_gpu)
+            ed: Editor = PreviewEditor(EditorSpec(name="preview", max_retries=spec.max_retries), notice=no_gpu)
+        else:  # the app is a demo: "auto" falls back to the preview, and its banner says so
+            ed = load_editor(spec, fallback=spec.name == "auto")
         ed.load()  # fail now, at start-up, not in the first user's request
     else:
         ed = editor
@@ -450,16 +455,21 @@ def slug(text: str, n: int = 40) -> str:
 
 
 def status_markdown(ctx: AppContext) -> str:
-    """Which editor makes Î, plainly; how to get the diffusion model when it is the preview."""
+    """Which editor makes Î, plainly, once; how to get the diffusion model when it is the preview.
+
+    (Text badges, no emoji: Debian's Chromium has no colour-emoji font and draws them as boxes.)"""
     d = ctx.editor.describe()
     if not ctx.editor.is_diffusion:
         text = (
-            "<div class='dm-status dm-preview'>⚠️ <b>Î is made by the preview editor</b>: weight-free colour and "
-            "texture filters, <b>not a diffusion model</b>. M, H, F and A are the real method; only Î is a stand-in. "
+            "<div class='dm-status dm-preview'><span class='dm-badge'>Preview</span> <b>Î is made by the preview "
+            "editor</b>: weight-free colour and texture filters, <b>not a diffusion model</b>. M, H, F and A are the "
+            "real method; only Î is a stand-in. "
         )
+        notice = str(ctx.editor.notice or "")
+        if ctx.on_space and notice.startswith("This Space runs on CPU"):
+            return text + html_text(notice) + "</div>"  # why, and which hardware runs the model: said once
         if ctx.on_space:
-            text += "This Space has no GPU: on a GPU Space the app downloads <code>timbrooks/instruct-pix2pix</code> "
-            text += "automatically. "
+            text += "On a GPU Space the app downloads <code>timbrooks/instruct-pix2pix</code> automatically. "
         else:
             text += (
                 f"For the paper's model run <code>python app.py --editor instruct-pix2pix</code> once "
@@ -467,19 +477,19 @@ def status_markdown(ctx: AppContext) -> str:
                 "<code>python app.py --model /path/to/local/folder</code>; on a GPU Space it is downloaded "
                 "automatically. "
             )
-        notice = ctx.editor.notice
         if notice:
             text += f"<details><summary>Why the preview</summary>{html_text(notice)}</details>"
         return text + compare_markdown(ctx) + "</div>"
     model = d.get("model") or "?"
+    summary = str(d.get("summary") or "")
+    if not summary:  # the summary names the model, device and dtype; without one, say them here
+        summary = f"{d.get('name', '?')} ({model}) on {d.get('device', '?')}" + (f" in {d['dtype']}" if d.get("dtype")
+                                                                                  else "")
     text = (
-        f"<div class='dm-status dm-diffusion'>✅ <b>Î is made by {html_text(d.get('name', '?'))}</b> "
-        f"(<code>{html_text(str(model))}</code>) on <code>{html_text(str(d.get('device', '?')))}</code>"
+        f"<div class='dm-status dm-diffusion'><span class='dm-badge'>Model</span> <b>Î is made by "
+        f"{html_text(str(d.get('name', '?')))}</b>: {html_text(summary)}"
+        f"<br>Licence of the weights: {html_text(licence_line(ctx.editor))}"
     )
-    if d.get("dtype"):
-        text += f" in {html_text(str(d['dtype']))}"
-    text += f". {html_text(str(d.get('summary', '')))}"
-    text += f"<br>Licence of the weights: {html_text(licence_line(ctx.editor))}"
     if acceptance_reason(ctx.editor) is not None:
         text += (" — <b>accepted by this app's operator</b> for the Batch export (non-commercial use)"
                  if ctx.accept_license else " — <b>the Batch export is off</b> until the app is started with"
@@ -586,6 +596,12 @@ def page_header() -> str:
     )
 
 
+def clear_toasts_on_start(button: Any) -> None:
+    """When ``button`` starts a run, close the error messages left from earlier tries (in the browser, at
+    once: an old error must not stay on the page while a long export runs)."""
+    button.click(None, None, None, js=CLEAR_TOASTS_JS, queue=False, api_visibility="private")
+
+
 def clear_toasts_on_success(event: Any) -> None:
     """After ``event`` succeeds, close the error messages left from earlier tries."""
     event.success(None, None, None, js=CLEAR_TOASTS_JS, **QUICK)
@@ -660,10 +676,21 @@ CSS = """
 .dm-status details { margin-top: 4px; font-size: 0.85rem; opacity: 0.85; }
 .dm-preview { background: #fff6e0; border: 1px solid #f0c36d; color: #4a3b12; }
 .dm-diffusion { background: #e9f7ef; border: 1px solid #7fc79b; color: #15432a; }
+.dm-badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 0.75rem; font-weight: 700;
+  text-transform: uppercase; letter-spacing: 0.04em; background: rgba(0, 0, 0, 0.08); border: 1px solid currentColor; }
 .dm-title h1 { margin-bottom: 0; }
 .dm-title p { margin-top: 2px; opacity: 0.8; }
 .dm-note { font-size: 0.85rem; opacity: 0.8; }
 #dm-export-summary textarea { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
+#dm-stages-box { overflow-x: auto; min-width: 0; contain: inline-size; }
+.dm-status, .dm-title { overflow-wrap: anywhere; }
+/* a phone (390 px): the page never scrolls sideways; the six stages keep their columns and their box scrolls */
+@media (max-width: 640px) {
+  .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
+  #dm-stages-box > * { min-width: 540px !important; }
+  #dm-stages .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
+  .dm-stage-header { font-size: 0.8rem; }
+}
 """
 
 

@@ -119,3 +119,13 @@ def upload_path(value: Any, what: str) -> Path:
     if not path.is_file():
         raise gr.Error(f"The {what} upload is missing on the server; upload it again.")
     return path
+
+
+def upscale_note(source_size: tuple[int, int], size: int) -> str | None:
+    """A sentence naming an upload that is smaller than the output side (it was upscaled), else None."""
+    w, h = source_size
+    factor = max(size / max(w, 1), size / max(h, 1))
+    if factor <= 1:
+        return None
+    return (f"The image is {w} × {h} px: upscaled {factor:.1f}× to {size} × {size} px, so it looks blurred and the "
+            "editor sees little detail. A larger image (or a smaller output size) avoids it.")

@@ -406,7 +406,7 @@ def test_write_originals_writes_each_input_once_at_the_output_size(dataset: Path
     assert summary.made == 20 and len(originals) == 10  # 10 images x 2 prompts; one original each
     assert find_classes(str(out / "originals"))[0] == ["cat", "dog", "fish"]
     row = folder.read_rows(out)[0]
-    with Image.open(out / folder.original_name(row["file_name"].rsplit("_", 2)[0])) as im:
+    with Image.open(out / folder.original_name(folder.image_relative(row["file_name"]).rsplit("_", 2)[0])) as im:
         assert np.array_equal(np.asarray(im), prepare(load_image(dataset / row["source"]), RECIPE.size))
     again = run(dataset, out, fractals, write_originals=True)
     assert again.made == 0 and again.skipped_done == 20

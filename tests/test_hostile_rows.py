@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pytest
 
 from diffusemix.errors import DiffuseMixError, RecordError
-from diffusemix.export import ExportOptions, export_dataset
+from diffusemix.export import ExportOptions, export_dataset, folder
 from diffusemix.fractals import FractalSet, write_fractal_set
 from diffusemix.recipe import Recipe
 from export_helpers import make_dataset, preview
@@ -96,7 +96,7 @@ def _bad_cache(made: dict[str, Path], tmp_path: Path, how: str, field: str, layo
     if how == "link-out":
         out = edited(made, layout, tmp_path, lambda rows: None)
         rel = _rows(out)[1][field]
-        target = out / rel if layout == "cache" else out / "stages" / "generated" / Path(rel).with_suffix(".png")
+        target = out / rel if layout == "cache" else folder.stage_path(out, "generated", rel)
         target.unlink()
         os.symlink(_outside(tmp_path), target)  # inside by name, outside by its link
         return out
@@ -165,7 +165,7 @@ def test_training_on_an_export_refuses_rows_and_links_that_leave_it(made, data_d
     # a link in a class folder that leads outside the export is not read as a training image
     out2 = tmp_path / "export2"
     shutil.copytree(made["export"], out2)
-    os.symlink(_outside(tmp_path), out2 / "cat" / "zz_sneaky.png")
+    os.symlink(_outside(tmp_path), folder.images_root(out2) / "cat" / "zz_sneaky.png")
     config2 = TrainConfig(method="diffusemix-export", train=str(data_dir), export=str(out2))
     with pytest.raises(DiffuseMixError, match=r"zz_sneaky\.png.*outside"):
         build_train_set(config2, open_split(str(data_dir), config2))

@@ -72,7 +72,7 @@ def test_a_manifest_that_is_a_link_stops_the_run(
     target = out / name
     target.unlink(missing_ok=True)
     os.symlink(victim, target)
-    (out / "cat" / "00_sunset_0.png").unlink()  # one sample left to make: the manifest is written again
+    (out / "images" / "cat" / "00_sunset_0.png").unlink()  # one sample left to make: the manifest is written again
     with pytest.raises(DiffuseMixError, match=rf"{name}.*symbolic link"):
         run(dataset, out, fractals)
     _untouched(victim)
@@ -130,7 +130,7 @@ def test_an_output_file_that_is_a_link_stops_the_rerun(dataset: Path, tmp_path: 
                                                         victim: Path) -> None:
     out = tmp_path / "out"
     run(dataset, out, fractals)
-    a = out / "cat" / "00_sunset_0.png"
+    a = out / "images" / "cat" / "00_sunset_0.png"
     a.unlink()
     os.symlink(victim, a)
     with pytest.raises(DiffuseMixError, match=r"cat/00_sunset_0\.png.*symbolic link"):
@@ -142,7 +142,7 @@ def test_an_output_file_that_is_a_link_stops_the_rerun(dataset: Path, tmp_path: 
     _untouched(victim)
 
 
-@pytest.mark.parametrize("where", ["cat", "stages", "inputs"])
+@pytest.mark.parametrize("where", ["images/cat", "images", "stages", "inputs"])
 def test_a_folder_that_is_a_link_out_of_the_output_is_never_written(
     dataset: Path, tmp_path: Path, fractals: FractalSet, victim: Path, where: str
 ) -> None:

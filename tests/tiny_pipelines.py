@@ -6,6 +6,12 @@ Used by ``tests/conftest.py`` and ``bench/bench_generation.py``.
 
 from __future__ import annotations
 
-from diffusemix.tiny_models import MAX_TOKENS, build_tiny_img2img, build_tiny_ip2p, write_byte_clip_tokenizer
+from diffusemix.tiny_models import (
+    MAX_TOKENS,
+    _bytes_to_unicode,
+    build_tiny_img2img,
+    build_tiny_ip2p,
+    write_byte_clip_tokenizer,
+)
 
-__all__ = ["MAX_TOKENS", "build_tiny_ip2p", "build_tiny_img2img", "write_byte_clip_tokenizer"]
+__all__ = ["MAX_TOKENS", "build_tiny_ip2p", "build_tiny_img2img", "write_byte_clip_tokenizer", "_bytes_to_unicode"]

@@ -224,3 +224,23 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def shape_in_image(image: np.ndarray, colour_index: int) -> np.ndarray:
     """Pixels where the shape's colour covers more than half (bool)."""
     return coverage(image, colour_index) > 0.5
+
+
+def write_mask_dataset(root: Path, scenes: dict[str, Scene], classes=("background", "a", "b", "c")) -> Path:
+    """Save scenes as image/mask pairs: images/<name>, masks/<stem>.png of class ids (a shape's category), classes.txt."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    for fn, s in scenes.items():
+        Image.fromarray(s.image).save(root / "images" / fn)
+        mask = np.zeros((s.height, s.width), dtype=np.uint8)
+        for sh in s.shapes:
+            if sh.kind == "rect":
+                x0, y0, x1, y1 = (int(v) for v in sh.box)
+                mask[y0:y1, x0:x1] = sh.category_id
+            else:
+                mask[sh.mask] = sh.category_id
+        mp = root / "masks" / (Path(fn).stem + ".png")
+        mp.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(mp)
+    return root

@@ -16,7 +16,7 @@ row's ``objects`` column and in the annotation files.
 Where the annotations are (``AnnotationOptions.path`` not given): found from
 INPUT as ``diffusemix.annotations.detect_format`` finds them (a COCO JSON in
 INPUT or INPUT/annotations, a YOLO data.yaml with labels/, images/ with
-masks/). Given: a COCO JSON (its ``file_name``\\ s relative to INPUT), a YOLO
+masks/). Given: a COCO JSON (its image names relative to INPUT), a YOLO
 data.yaml (labels by Ultralytics' rule from INPUT's images) or a masks folder
 (class list beside it); INPUT is then the folder the images lie in. The images
 must lie inside INPUT (a row's ``source`` is relative to it, as replay reads it).

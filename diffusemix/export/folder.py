@@ -306,7 +306,7 @@ def original_name(out_stem: str) -> str:
 
 
 def coco_path(out: Path) -> Path:
-    """An annotated export's COCO JSON (a COCO input): ``OUTPUT/annotations/instances.json``; its ``file_name``\ s
+    """An annotated export's COCO JSON (a COCO input): ``OUTPUT/annotations/instances.json``; its image names
     are relative to :func:`images_root`, where the COCO readers look for them."""
     return Path(out) / ANNOTATIONS_DIR / COCO_NAME
 

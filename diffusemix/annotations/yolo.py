@@ -37,6 +37,7 @@ __all__ = [
     "read_yolo",
     "write_data_yaml",
     "data_yaml_text",
+    "parse_label_text",
     "write_yolo_label",
     "yolo_label_path",
     "yolo_label_text",
@@ -138,6 +139,22 @@ def _parse_line(line: str, check: ObjectCheck, lineno: int) -> ObjectAnnotation:
         raise DiffuseMixError(f"the polygon has {n // 2} point(s); a polygon needs at least 3")
     pts = [v * (w if i % 2 == 0 else h) for i, v in enumerate(values[1:])]
     return check_object(check, category_id=int(cls), polygons=[pts], source_id=f"line {lineno}")
+
+
+def parse_label_text(text: str, check: ObjectCheck) -> tuple[ObjectAnnotation, ...]:
+    """The objects of one label file's text, each line checked (see the module text).
+
+    Raises:
+        DiffuseMixError: naming the first bad line (``line 3: ...``).
+    """
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(_parse_line(line.strip(), check, lineno))
+            except ValueError as e:
+                raise DiffuseMixError(f"line {lineno}: {e}") from None
+    return tuple(out)
 
 
 def _read_labels(label: Path, check: ObjectCheck) -> list[tuple[int, str]]:

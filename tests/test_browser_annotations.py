@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_browser import EXAMPLES, ROOT, _screenshot, browser, page, server  # noqa: F401 (fixtures)
 
 from diffusemix.annotations import rle as rle_ops
@@ -50,7 +49,7 @@ def _still_life_coco(folder: Path) -> Path:
     return path
 
 
-def test_explore_draws_the_objects_on_every_stage_that_shows_the_image(page, tmp_path):  # noqa: F811
+def test_explore_draws_the_objects_on_every_stage_that_shows_the_image(page, tmp_path):
     page.locator("#dm-explore-image input[type=file]").set_input_files(str(EXAMPLES / "still_life.jpg"))
     page.wait_for_selector("#dm-explore-image img")
     page.get_by_text("Objects (detection, segmentation)").click()

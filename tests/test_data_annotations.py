@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from test_export_annotations import CATS, export_args, flat_fractal, write_dataset  # noqa: F401  (a fixture)
 
 from diffusemix.cli import main

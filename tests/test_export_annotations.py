@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,8 +26,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from annotation_helpers import (
     BACKGROUND,
     coco_dict,
@@ -42,14 +39,14 @@ from annotation_helpers import (
     write_yolo_dataset,
 )
 from export_helpers import tree
+from PIL import Image
 
 from diffusemix.annotations import read_annotations
-from diffusemix.annotations import rle as rle_ops
 from diffusemix.annotations.geometry import transform_semantic
 from diffusemix.annotations.masks import load_mask, read_mask_pairs
 from diffusemix.annotations.yolo import read_yolo
 from diffusemix.cli import main
-from diffusemix.errors import DiffuseMixError, RecordError
+from diffusemix.errors import RecordError
 from diffusemix.export import folder
 from diffusemix.functional import make_mask
 from diffusemix.images import prepare
@@ -377,6 +374,9 @@ def test_a_task_that_does_not_fit_the_input_is_refused_by_its_flag(tmp_path, fla
     masks = write_dataset(tmp_path / "masks", "masks")
     assert main(export_args(masks, tmp_path / "o1", flat_fractal, task="detect", size=64)) == 2
     assert "error: --task does not fit a masks input" in capsys.readouterr().err
+    assert main(export_args(masks, tmp_path / "o1", flat_fractal, task="segment", size=64,
+                            extra=("--layout-choice", "keep-objects"))) == 2
+    assert "error: --layout-choice does not fit a masks input" in capsys.readouterr().err
     coco = write_dataset(tmp_path / "coco", "coco")
     assert main(export_args(coco, tmp_path / "o2", flat_fractal, task="segment", size=64)) == 2
     err = capsys.readouterr().err
@@ -427,6 +427,28 @@ def test_settings_follow_the_schema_new_geometry_new_folder_layout_choice_a_remi
         st = replay_row(row, inp, fractals)  # the row alone remakes A: the chosen layout is recorded
         assert np.array_equal(st.augmented, rgb(out / row["file_name"]))
     assert changed >= 1
+
+
+def test_the_per_sample_step_travels_to_other_processes(tmp_path):
+    # an engine whose writers run elsewhere (Ray) pickles the Writer's annotation step: the same files and fields
+    import pickle
+
+    from diffusemix.annotations.export_step import AnnotationOptions
+    from diffusemix.export.annotation_writer import AnnotationWriter
+    from diffusemix.export.plan import iter_samples
+    from diffusemix.export.options import ExportOptions
+    from diffusemix.export.scan import scan_input
+    from diffusemix.recipe import Recipe
+
+    inp = write_dataset(tmp_path / "data", "yolo")
+    scan = scan_input(inp, annotations=AnnotationOptions(task="detect"))
+    recipe = Recipe(size=64, resize="center-crop", prompts=("sunset",))
+    writer = AnnotationWriter(tmp_path / "out", scan.annotations, recipe)
+    copy = pickle.loads(pickle.dumps(writer))
+    for s in iter_samples(scan, recipe, ["f"], ExportOptions(chunk_size=2)):
+        assert copy.sample(s.entry, s.file_name, s.record) == writer.sample(s.entry, s.file_name, s.record)
+        (name, data), = writer.sample(s.entry, s.file_name, s.record)[0].items()
+        assert name == folder.label_name(s.file_name) and data.endswith(b"\n")
 
 
 def test_the_dry_run_names_the_annotations(tmp_path, flat_fractal, capsys):

@@ -9,8 +9,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_helpers import clean_uploads, ctx, explore_args, upload  # noqa: F401 (fixtures)
 from annotation_helpers import iou, make_scene, measure_rectangle
+from app_helpers import clean_uploads, ctx, explore_args, upload  # noqa: F401 (fixtures)
 from PIL import Image
 
 from diffusemix.annotations.draw import category_colour

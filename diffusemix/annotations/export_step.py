@@ -32,9 +32,9 @@ from ..errors import DiffuseMixError, SettingError
 from ..schema import check_fields, fail, register, setting
 from ..functional import make_mask
 from ..recipe import Recipe, SampleRecord
-from .detect import ANNOTATION_FORMATS, AnnotationFormat
+from .detect import ANNOTATION_FORMATS
 from .geometry import DEFAULT_MIN_VISIBILITY, TransformResult, transform_annotation, transform_semantic
-from .issues import ON_ERROR, AnnotationError, AnnotationIssue, OnError
+from .issues import ON_ERROR, AnnotationError, AnnotationIssue
 from .seam import best_layout, generated_shares
 from .targets import hf_objects
 from .types import Categories, ImageAnnotation, SemanticMask

@@ -20,7 +20,8 @@ fractal and λ an epoch draws: the target is read once and holds every epoch.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 import numpy as np
 

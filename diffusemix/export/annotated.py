@@ -44,7 +44,7 @@ from ..errors import DiffuseMixError, SettingError
 from . import folder, links, manifest
 from .naming import out_stems
 
-__all__ = ["AnnotatedInput", "scan_annotated", "annotations_settings"]
+__all__ = ["AnnotatedInput", "annotations_settings", "scan_annotated", "written_as"]
 
 _NAMES = {"coco": "COCO", "yolo": "YOLO", "masks": "image/mask pairs"}
 
@@ -102,6 +102,15 @@ class AnnotatedInput:
     def label_mode(self) -> str:
         what = "detection" if self.task == "detect" else "segmentation"
         return f"{_NAMES[self.format]} {what} annotations ({self.annotation_file.name}), one label {self.label!r}"
+
+
+def written_as(fmt: str) -> str:
+    """Where an annotated export writes A's objects, in words (the names are :mod:`.folder`'s)."""
+    if fmt == "coco":
+        return f"{folder.ANNOTATIONS_DIR}/{folder.COCO_NAME}"
+    if fmt == "yolo":
+        return f"{folder.LABELS_DIR}/ (one label file per A) and {folder.DATA_YAML_NAME}"
+    return f"{folder.MASKS_DIR}/ (one class-id mask per A) and {folder.CLASSES_NAME}"
 
 
 def annotations_settings(annotated: AnnotatedInput) -> dict[str, Any]:

@@ -25,8 +25,9 @@ import json
 import stat
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ..annotations.coco import coco_annotation
 from ..annotations.dataset import MaskPair
@@ -39,7 +40,7 @@ from ..recipe import Recipe, SampleRecord
 from . import folder, links
 from .annotated import AnnotatedInput
 
-__all__ = ["AnnotationWriter", "COCO_KEY", "coco_dict", "summary_note", "write_collected"]
+__all__ = ["COCO_KEY", "AnnotationWriter", "coco_dict", "summary_note", "write_collected"]
 
 #: Journal column (private: the manifest leaves ``_*`` columns out) with A's COCO annotations, for the merge.
 COCO_KEY = "_coco"
@@ -64,6 +65,15 @@ class AnnotationWriter:
         self._semantic = annotated.semantic_dataset() if annotated.semantic else None
         #: what happened to the source objects in this run's samples: kept / clipped / dropped
         self.counts = {"kept": 0, "clipped": 0, "dropped": 0}
+
+    def __getstate__(self) -> dict[str, Any]:  # an engine whose writers run elsewhere (Ray) ships it
+        state = dict(self.__dict__)
+        state["_lock"], state["_kept"] = None, OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     # -- the geometry, once per image ----------------------------------------------------------------------------
 
@@ -205,10 +215,12 @@ def write_collected(out: Path, lines: list[str], *, tag: str) -> list[Path]:
     return [path]
 
 
-def summary_note(annotated: AnnotatedInput, writer: "AnnotationWriter | None") -> list[str]:
+def summary_note(annotated: AnnotatedInput, writer: AnnotationWriter | None) -> list[str]:
     """The summary's lines on the annotations: what was read, what was left out, what the crop did."""
+    from .annotated import written_as
+
     what = f"{annotated.objects} objects" if not annotated.semantic else f"{len(annotated.classes or ())} classes"
-    lines = [f"annotations: {annotated.label_mode}; {what}; written as {annotated.format} beside images/"]
+    lines = [f"annotations: task {annotated.task}, {what}; A's written to {written_as(annotated.format)}"]
     if annotated.errors:
         lines.append(f"annotations: {len(annotated.errors)} image(s) or file(s) left out for their annotations"
                      f" (listed in {folder.ERRORS_NAME})")

@@ -180,8 +180,10 @@ class ExportPlan:
         a = self.annotations
         if a is not None:
             what = f"{a.objects} objects" if not a.semantic else f"classes {', '.join(a.classes or ())}"
-            lines.append(f"  annotations: {a.format} ({a.annotation_file}), task {a.task}, {what}; written as"
-                         f" {a.format} beside the images")
+            from .annotated import written_as
+
+            lines.append(f"  annotations: {a.format} ({a.annotation_file}), task {a.task}, {what}; A's written to"
+                         f" {written_as(a.format)}")
             if a.errors:
                 lines.append(f"  annotations: {len(a.errors)} image(s) or file(s) left out for their annotations"
                              f" (listed in {folder.ERRORS_NAME} by the run)")

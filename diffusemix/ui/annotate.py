@@ -14,8 +14,9 @@ mixing keeps geometry, so the same objects stand on I, Î, H and A. Pure functio
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ..annotations.types import Categories, ImageAnnotation
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
 
-__all__ = ["BOX_FORMAT", "DRAWN_STAGES", "ExploreObjects", "parse_boxes", "read_annotation_file", "objects_for"]
+__all__ = ["BOX_FORMAT", "DRAWN_STAGES", "ExploreObjects", "objects_for", "parse_boxes", "read_annotation_file"]
 
 #: How a typed box reads.
 BOX_FORMAT = "x0,y0,x1,y1,class"
@@ -98,7 +99,7 @@ def read_annotation_file(path: Path, *, image_name: str, width: int, height: int
     if name.lower().endswith(".txt"):
         data = read_checked(path, max_bytes=_MAX_FILE_BYTES, fail=lambda reason: DiffuseMixError(f"{name} {reason}"))
         text = data.decode("utf-8", "replace")
-        indices = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\s", text, flags=re.M)]
+        indices = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)\s", text, flags=re.MULTILINE)]
         categories = Categories.from_names([f"class {i}" for i in range(max(indices, default=-1) + 1)])
         try:
             objects = parse_label_text(text, ObjectCheck(width, height, categories))

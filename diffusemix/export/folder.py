@@ -347,8 +347,9 @@ def reserved_names(*, cache: bool, originals: bool = False) -> set[str]:
 
 def is_state_name(name: str) -> bool:
     """Whether a top-level name of OUTPUT is the exporter's (all of them since version 4: classes are under images/)."""
-    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR, IMAGES_DIR, CARD_NAME,
-                    ANNOTATIONS_DIR, LABELS_DIR, DATA_YAML_NAME, MASKS_DIR, CLASSES_NAME}
+    # (not the annotation files of --task detect|segment: no folder made before version 4 has them, and an old
+    # folder's class named like one, "labels" or "masks", must still move under images/)
+    return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR, IMAGES_DIR, CARD_NAME}
 
 
 def resolve_in(root: Path, name: Any, *, what: str = "file_name", source: Any = None, row: int | None = None,

@@ -87,7 +87,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                 spec = spec.replace(device=found[2])
     if args.calibrate and not args.dry_run:
         raise SettingError("goes with --dry-run (it times a few steps for the estimate)", field="--calibrate")
-    return {"recipe": recipe, "spec": spec, "scorer": scorer, "rule": rule, "options": options}
+    from .annotations.export_step import AnnotationOptions
+
+    annotations = AnnotationOptions(**flag_values(AnnotationOptions, args))
+    return {"recipe": recipe, "spec": spec, "scorer": scorer, "rule": rule, "options": options,
+            "annotations": annotations}
 
 
 # ---------------------------------------------------------------------------
@@ -136,7 +140,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     # 1. the settings (every check before any work)
     s = _settings(args)
-    plan = plan_export(args.input, args.output, recipe=s["recipe"], options=s["options"])  # writes nothing
+    plan = plan_export(args.input, args.output, recipe=s["recipe"], options=s["options"],
+                       annotations=s["annotations"])  # writes nothing
     if args.dry_run:
         return _dry_run(args, s, plan)
     from .runtime import setup_process
@@ -172,6 +177,7 @@ def _run_export(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
         scorer=scorer,
         score_rule=s["rule"],
+        annotations=s["annotations"],
     )
     print(summary)
     return 0

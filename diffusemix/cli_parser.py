@@ -80,6 +80,7 @@ def _add_export(sub: Any) -> None:
             "  python -m diffusemix export data/train out/train --preset quick --editor preview --save-stages\n"
             "  python -m diffusemix export data/train out/train --shard 0/2   # and --shard 1/2 elsewhere\n"
             "  python -m diffusemix export data/train cache/train --cache     # I and Î only, for training\n"
+            "  python -m diffusemix export data/coco out/coco --task detect   # COCO/YOLO boxes ride along\n"
             "  accelerate launch -m diffusemix export data/train out/train --prompts 'snowy,sunset'"
         ),
     )
@@ -89,6 +90,7 @@ def _add_export(sub: Any) -> None:
     _add_recipe_flags(ex)
     _add_editor_flags(ex)
     _add_score_flags(ex)
+    _add_annotation_flags(ex)
     _add_output_flags(ex)
 
 
@@ -161,6 +163,17 @@ def _add_score_flags(ex: argparse.ArgumentParser) -> None:
     sc = ex.add_argument_group("scores: does Î keep the label? (needs scorer weights)")
     add_flags(sc, ScorerSpec, default_note=lambda f: "no scores" if f.name == "name" else None)
     add_flags(sc, ScoreRule)
+
+
+def _add_annotation_flags(ex: argparse.ArgumentParser) -> None:
+    """The annotations group: detection and segmentation datasets (COCO, YOLO, image/mask pairs)."""
+    from .annotations.export_step import AnnotationOptions
+
+    an = ex.add_argument_group(
+        "annotations (--task detect|segment: INPUT is a COCO, YOLO or images/ + masks/ dataset; its objects ride"
+        " along and are written in its format beside A)"
+    )
+    add_flags(an, AnnotationOptions)
 
 
 def _add_output_flags(ex: argparse.ArgumentParser) -> None:

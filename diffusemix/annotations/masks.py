@@ -13,6 +13,7 @@ line), ``ROOT/classes.json`` (a list) or ``ROOT/data.yaml`` (``names``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -32,7 +33,8 @@ from .files import image_size, list_images
 from .issues import AnnotationError, AnnotationIssue, ImageSkipped, IssueLog, OnError
 from .types import SemanticMask
 
-__all__ = ["MASK_MODES", "load_mask", "mask_path", "read_classes", "read_mask_pairs", "write_classes", "write_mask"]
+__all__ = ["MASK_MODES", "classes_text", "load_mask", "mask_path", "mask_png", "read_classes", "read_mask_file",
+           "read_mask_pairs", "write_classes", "write_mask"]
 
 #: Pillow modes accepted as class-id masks.
 MASK_MODES: frozenset[str] = frozenset({"L", "P", "I;16", "I;16L", "I;16B", "I"})
@@ -103,6 +105,15 @@ def _decode(path: Path) -> np.ndarray:
             raise DiffuseMixError(f"the mask holds values from {a.min()} to {a.max()}, outside 0..65535")
         a = a.astype(np.uint16)
     return a
+
+
+def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """A class-id mask file's values, (H, W) uint8 or uint16 (the checks every reader makes; modes L, P, I;16, I).
+
+    Raises:
+        DiffuseMixError: not a regular file, not an image, a colour image, or values outside 0..65535.
+    """
+    return _decode(Path(path))
 
 
 def _check_values(a: np.ndarray, n_classes: int, ignore_index: int | None) -> None:
@@ -224,18 +235,26 @@ def load_mask(dataset: SemanticDataset, pair: MaskPair) -> SemanticMask:
     return SemanticMask(a, dataset.classes, dataset.ignore_index, pair.image)
 
 
-def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
-    """Write a class-id mask as PNG (8-bit ``L`` when every value fits, else 16-bit), atomically."""
-    path = Path(path)
+def mask_png(mask: SemanticMask) -> bytes:
+    """A class-id mask as PNG bytes (8-bit ``L`` when every value fits, else 16-bit)."""
     a = np.asarray(mask.mask)
     if a.size and (a.min() < 0 or a.max() > 65535):
         raise DiffuseMixError(f"mask values must be in 0..65535 to be written as PNG; got {a.min()}..{a.max()}")
     img = Image.fromarray(a.astype(np.uint8)) if a.size == 0 or a.max() <= 255 else Image.fromarray(a.astype(np.uint16))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
+    """Write a class-id mask as PNG (8-bit ``L`` when every value fits, else 16-bit), atomically."""
+    path = Path(path)
+    data = mask_png(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
     try:
-        img.save(tmp, format="PNG")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -243,9 +262,14 @@ def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
     return path
 
 
+def classes_text(classes: Sequence[str]) -> str:
+    """A class list as classes.txt reads it: one name a line, line i is value i."""
+    return "".join(f"{c}\n" for c in classes)
+
+
 def write_classes(path: str | os.PathLike[str], classes: Sequence[str]) -> Path:
     """Write the class list as classes.txt (one name a line; line i is value i)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+    path.write_text(classes_text(classes), encoding="utf-8")
     return path

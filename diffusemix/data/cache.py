@@ -111,6 +111,11 @@ class Cache:
         return {c: i for i, c in enumerate(self.classes)}
 
     @property
+    def annotated(self) -> bool:
+        """Whether the cache was made with ``--task detect|segment`` (its rows carry objects or masks)."""
+        return isinstance(self.settings.get("annotations"), Mapping)
+
+    @property
     def from_preview(self) -> bool:
         """Whether any Î came from the preview editor (not a diffusion model)."""
         return PREVIEW_EDITOR in self.editors

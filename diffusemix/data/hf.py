@@ -12,6 +12,10 @@
         mix.set_epoch(epoch)
         ...
 
+A cache made with ``--task detect|segment`` also gives each row's ``objects`` (🤗 form: ``bbox`` [x, y, w, h],
+``category``, ``area``, ``id``, ``iscrowd``; they hold for every A of the sample), or for class-id masks its
+``mask`` (a PIL image of class ids).
+
 A cache's rows carry Î as ``image`` and I as ``input`` (its manifest's
 ``file_name`` and ``input_file_name``), decoded by ``datasets``. Rows of an
 export made with ``--save-stages`` carry the fixed A as ``image``; I and Î are
@@ -91,6 +95,11 @@ class DiffuseMixTransform:
         self.classes = list(cache.classes)
         self.class_to_idx = cache.class_to_idx
         self._lookup = cache.lookup()
+        self._targets = None
+        if cache.annotated:  # A's objects (or class-id mask) ride along: the same every epoch
+            from .targets import CacheTargets
+
+            self._targets = CacheTargets(cache)
         self._epoch = SharedEpoch(epoch)
         if cache.from_preview:
             import warnings
@@ -122,6 +131,7 @@ class DiffuseMixTransform:
         epoch, size = self.epoch, self.cache.size
         images: list[Any] = []
         labels: list[Any] = []
+        objects: list[Any] = []
         # 2. mix each row
         for i in range(len(batch["source"])):
             copy = batch["copy"][i]
@@ -143,7 +153,12 @@ class DiffuseMixTransform:
             label: Any = self.class_to_idx[entry.label]  # the row's own label column may be a name or an index
             images.append(self.transform(a) if self.transform is not None else a)
             labels.append(self.target_transform(label) if self.target_transform is not None else label)
-        return {"image": images, "label": labels}
+            if self._targets is not None:
+                objects.append(self._targets.objects(entry))
+        out = {"image": images, "label": labels}
+        if self._targets is not None:  # an annotated cache: 🤗 objects (bbox [x, y, w, h], category, ...), or the mask
+            out["mask" if self._targets.semantic else "objects"] = objects
+        return out
 
     def __repr__(self) -> str:
         note = "  # preview editor: NOT DiffuseMix data" if self.cache.from_preview else ""

@@ -31,6 +31,8 @@ from typing import Any, Iterable, Mapping, Sequence
 __all__ = ["CardError", "infer_features", "card_yaml", "card_text"]
 
 
+#: The card's task tag by the export's task (``--task``).
+_TASK_TAGS = {"classify": "image-classification", "detect": "object-detection", "segment": "image-segmentation"}
 #: What ``python -m diffusemix tiny-models`` puts in its folders' names (``diffusemix.tiny_models.MARK``).
 _RANDOM = "RANDOM-WEIGHTS"
 
@@ -108,11 +110,13 @@ def _yaml_field(name: str, t: _Type) -> dict[str, Any]:
     return {"name": name, "struct": [_yaml_field(k, v) for k, v in t[1].items()]}
 
 
-def infer_features(rows: Iterable[Mapping[str, Any]], class_names: Sequence[str]) -> list[dict[str, Any]]:
+def infer_features(rows: Iterable[Mapping[str, Any]], class_names: Sequence[str],
+                   category_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The manifest's columns as 🤗 features (YAML list form), in the order ``datasets`` gives them.
 
     ``file_name`` / ``<x>_file_name`` become images named ``image`` / ``<x>``; ``label`` a class label
-    with ``class_names`` (index i = ``class_names[i]``); every other column the type pyarrow's JSON
+    with ``class_names`` (index i = ``class_names[i]``); an annotated export's ``objects.category`` a list of
+    class labels with ``category_names``; every other column the type pyarrow's JSON
     reader infers (ints and floats together: float64; a column that is always null: null).
 
     Raises:
@@ -132,6 +136,12 @@ def infer_features(rows: Iterable[Mapping[str, Any]], class_names: Sequence[str]
         elif key == "label" and t == "int64":
             out.append({"name": "label", "dtype": {"class_label": {"names": {str(i): n for i, n in
                                                                               enumerate(class_names)}}}})
+        elif key == "objects" and category_names and isinstance(t, tuple) and t[0] == "struct" \
+                and t[1].get("category") in (("list", "int64"), ("list", "null")):
+            names = {str(i): n for i, n in enumerate(category_names)}
+            fields = [_yaml_field(k, v) if k != "category" else {"name": k, "list": {"class_label": {"names": names}}}
+                      for k, v in t[1].items()]
+            out.append({"name": key, "struct": fields})
         else:
             out.append(_yaml_field(key, t))
     return out
@@ -142,7 +152,7 @@ def infer_features(rows: Iterable[Mapping[str, Any]], class_names: Sequence[str]
 # ---------------------------------------------------------------------------
 
 
-def card_yaml(features: list[dict[str, Any]] | None, *, data_files: Sequence[str]) -> str:
+def card_yaml(features: list[dict[str, Any]] | None, *, data_files: Sequence[str], task: str = "classify") -> str:
     """The card's YAML front matter (between ``---`` lines): one config, ``train``, these files and features."""
     import yaml
 
@@ -151,7 +161,7 @@ def card_yaml(features: list[dict[str, Any]] | None, *, data_files: Sequence[str
     if features is not None:
         config["features"] = features
         meta["dataset_info"] = {"features": copy.deepcopy(features)}  # a copy: no YAML alias in the card
-    meta["tags"] = ["diffusemix", "data-augmentation", "image-classification"]
+    meta["tags"] = ["diffusemix", "data-augmentation", _TASK_TAGS.get(task, "image-classification")]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000) + "---\n"
 
 
@@ -235,8 +245,11 @@ def card_text(
     """The whole ``README.md``: YAML (files, features), then what the data is, how to load it and what made it."""
     names = _class_names(rows)
     note = ""
+    annotations = (settings or {}).get("annotations") or {}
+    categories = [str(c.get("name")) for c in annotations.get("categories") or () if isinstance(c, dict)]
+    task = str(annotations.get("task") or "classify")
     try:
-        features: list[dict[str, Any]] | None = infer_features(rows, names)
+        features: list[dict[str, Any]] | None = infer_features(rows, names, categories)
     except CardError as e:
         features = None
         note = (f"\n(No features are declared: {e}; `datasets` infers them, and `label` loads as an int64.)\n")
@@ -250,7 +263,14 @@ def card_text(
         + (" (RANDOM-WEIGHT TEST MODEL: not DiffuseMix data)" if random_weights else ""),
         "",
         f"An image-classification dataset made by [DiffuseMix](https://arxiv.org/abs/2405.14881) (Islam et al., CVPR"
-        f" 2024): {len(rows)} images in {len(names)} class{'' if len(names) == 1 else 'es'} ({shown}).",
+        f" 2024): {len(rows)} images in {len(names)} class{'' if len(names) == 1 else 'es'} ({shown})."
+        if not annotations else
+        f"An {_TASK_TAGS.get(task, task).replace('-', ' ')} dataset made by"
+        f" [DiffuseMix](https://arxiv.org/abs/2405.14881) (Islam et al., CVPR 2024): {len(rows)} images, their"
+        f" objects of {len(categories)} categor{'y' if len(categories) == 1 else 'ies'}"
+        f" ({', '.join(categories[:20])}{', ...' if len(categories) > 20 else ''}) carried through the resize and"
+        f" the crop; the annotations are also written in the input's format ({annotations.get('format')}) beside"
+        f" `{images_dir}/`.",
         "",
         "## Load it",
         "",
@@ -286,7 +306,7 @@ def card_text(
         "```",
         "",
     ]
-    return card_yaml(features, data_files=data_files) + "\n" + "\n".join(body)
+    return card_yaml(features, data_files=data_files, task=task) + "\n" + "\n".join(body)
 
 
 def rows_from_lines(lines: Iterable[str]) -> list[dict[str, Any]]:

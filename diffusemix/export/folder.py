@@ -12,6 +12,10 @@ Layout of an export (or cache) folder (``settings_version`` 4)::
       README.md                      the dataset card: explicit ``data_files`` and ``label`` as a ``class_label``
                                      (:mod:`.card`), so ``load_dataset(OUTPUT)`` never guesses splits from names
       errors.jsonl                   skipped inputs, degenerate and low-score samples, if any
+      annotations/instances.json     --task detect|segment, COCO input: A's objects (new image ids, same categories)
+      labels/<class>/<file>.txt      YOLO input: one label file per A (Ultralytics' rule: /images/ -> /labels/),
+      data.yaml                      and the class names
+      masks/<class>/<file>.png       masks input: one class-id mask per A, and classes.txt
       .diffusemix/
         run.json                     the settings the folder was made with (recipe, editor, scorer, options)
         plan.jsonl                   the current plan's file names (JSON strings)
@@ -80,6 +84,12 @@ __all__ = [
     "REJECTED_KEY",
     "IMAGES_DIR",
     "CARD_NAME",
+    "ANNOTATION_COLUMNS",
+    "coco_path",
+    "data_yaml_path",
+    "classes_path",
+    "label_name",
+    "mask_name",
     "images_root",
     "image_file_name",
     "image_relative",
@@ -160,6 +170,15 @@ INPUTS_DIR = "inputs"
 ORIGINALS_DIR = "originals"
 #: Saved stages: ``OUTPUT/stages/<stage>/<same path as A>.png``.
 STAGES_DIR = "stages"
+#: Annotations of A (``--task detect|segment``), in the input's format, beside ``images/``: COCO
+#: (``annotations/instances.json``), YOLO (``labels/<class>/<file>.txt`` and ``data.yaml``) or class-id masks
+#: (``masks/<class>/<file>.png`` and ``classes.txt``). Each reads back with ``diffusemix.annotations.read_annotations``.
+ANNOTATIONS_DIR = "annotations"
+COCO_NAME = "instances.json"
+LABELS_DIR = "labels"
+DATA_YAML_NAME = "data.yaml"
+MASKS_DIR = "masks"
+CLASSES_NAME = "classes.txt"
 #: Stages written by ``save_stages`` (all but A, which is the output itself).
 SAVED_STAGES: tuple[str, ...] = ("input", "generated", "mask", "hybrid", "fractal")
 
@@ -186,6 +205,13 @@ SCORE_COLUMNS: tuple[str, ...] = ("score", "scorer", "label_rank", "input_score"
 #: Columns of metadata.jsonl, in order: the head, the sample's record (:class:`SampleRecord`), the run's.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     *HEAD_COLUMNS, *(f.name for f in dataclasses.fields(SampleRecord)), *BATCH_COLUMNS, *RUN_COLUMNS
+)
+#: Columns an annotated export's rows add (``--task detect|segment``): A's objects (🤗 ``objects``: COCO ``bbox``
+#: [x, y, w, h], ``category`` index, ``area``, ``id``, ``iscrowd``), how many were kept, clipped and dropped, and per
+#: source object what happened to it; a masks input's rows: A's mask file and its classes' pixels and Î shares.
+ANNOTATION_COLUMNS: tuple[str, ...] = (
+    "objects", "object_count", "objects_clipped", "objects_dropped", "object_outcomes",
+    "class_mask_file_name", "class_pixels", "class_generated_share",
 )
 #: The record's mixing fields: a cache's rows leave them out (it mixed nothing).
 MIXING_COLUMNS: tuple[str, ...] = schema.fields_by_stage(SampleRecord, "mixing")
@@ -279,6 +305,38 @@ def original_name(out_stem: str) -> str:
     return f"{ORIGINALS_DIR}/{out_stem}.png"
 
 
+def coco_path(out: Path) -> Path:
+    """An annotated export's COCO JSON (a COCO input): ``OUTPUT/annotations/instances.json``; its image names
+    are relative to :func:`images_root`, where the COCO readers look for them."""
+    return Path(out) / ANNOTATIONS_DIR / COCO_NAME
+
+
+def data_yaml_path(out: Path) -> Path:
+    """An annotated export's YOLO dataset file (a YOLO input): ``OUTPUT/data.yaml``."""
+    return Path(out) / DATA_YAML_NAME
+
+
+def classes_path(out: Path) -> Path:
+    """An annotated export's class list (a masks input): ``OUTPUT/classes.txt``, one name a line."""
+    return Path(out) / CLASSES_NAME
+
+
+def label_name(file_name: str) -> str:
+    """The YOLO label file of an image ``file_name`` (relative to OUTPUT, POSIX), by Ultralytics' rule
+    (``img2label_paths``): the last ``/images/`` of its path becomes ``/labels/``, the extension ``.txt``."""
+    path = "/" + file_name
+    sa, sb = f"/{IMAGES_DIR}/", f"/{LABELS_DIR}/"
+    if sa in path:
+        path = sb.join(path.rsplit(sa, 1))
+    return str(PurePosixPath(path[1:]).with_suffix(".txt"))
+
+
+def mask_name(file_name: str) -> str:
+    """The class-id mask of an image ``file_name`` (relative to OUTPUT, POSIX): ``masks/<same path>.png``, where
+    ``read_mask_pairs`` finds it."""
+    return f"{MASKS_DIR}/{PurePosixPath(image_relative(file_name)).with_suffix('.png')}"
+
+
 def reserved_names(*, cache: bool, originals: bool = False) -> set[str]:
     """Top-level names an input class folder must not have (the folder's own files would collide).
 
@@ -289,6 +347,8 @@ def reserved_names(*, cache: bool, originals: bool = False) -> set[str]:
 
 def is_state_name(name: str) -> bool:
     """Whether a top-level name of OUTPUT is the exporter's (all of them since version 4: classes are under images/)."""
+    # (not the annotation files of --task detect|segment: no folder made before version 4 has them, and an old
+    # folder's class named like one, "labels" or "masks", must still move under images/)
     return name in {STATE_DIR, MANIFEST_NAME, ERRORS_NAME, STAGES_DIR, INPUTS_DIR, ORIGINALS_DIR, IMAGES_DIR, CARD_NAME}
 
 
@@ -492,10 +552,49 @@ def check_row(root: Path, row: Any, *, source: Any = None, n: int | None = None,
     except SettingError as e:
         raise _record_error(e, source=source, row=n) from None
     _check_scores(row, source=source, n=n)
+    _check_annotations(root, row, source=source, n=n, real_root=real_root)
     for key in ("editor", "scorer"):
         if row.get(key) is not None and not isinstance(row[key], str):
             raise RecordError(f"must be a string; got {row[key]!r}", path=source, row=n, field=key)
     return row
+
+
+_OBJECT_KEYS = ("id", "bbox", "category", "area", "iscrowd")
+
+
+def _check_annotations(root: Path, row: Mapping[str, Any], *, source: Any, n: int | None, real_root: str) -> None:
+    """An annotated export's columns (:data:`ANNOTATION_COLUMNS`): ``objects`` in 🤗 form (lists of one length:
+    ``bbox`` four finite numbers with a non-negative size, ``category`` an index, ``area`` >= 0, ``iscrowd`` 0 or 1),
+    the counts integers >= 0, ``class_mask_file_name`` a path inside the folder (:func:`resolve_in`)."""
+    def bad(field: str, why: str) -> RecordError:
+        return RecordError(why, path=source, row=n, field=field)
+
+    if "class_mask_file_name" in row:
+        resolve_in(root, row["class_mask_file_name"], what="class_mask_file_name", source=source, row=n, real_root=real_root)
+    for key in ("object_count", "objects_clipped", "objects_dropped"):
+        v = row.get(key)
+        if v is not None and not (schema.is_int(v) and v >= 0):
+            raise bad(key, f"must be an integer >= 0 (a count of objects); got {v!r}")
+    if "objects" not in row:
+        return
+    objects = row["objects"]
+    if not isinstance(objects, dict) or any(not isinstance(objects.get(k), list) for k in _OBJECT_KEYS):
+        raise bad("objects", f"must be an object of lists {', '.join(_OBJECT_KEYS)} (🤗 datasets' objects)")
+    count = len(objects["bbox"])
+    if any(len(objects[k]) != count for k in _OBJECT_KEYS):
+        raise bad("objects", "must hold lists of one length (one entry per object in each)")
+    for i in range(count):
+        box, cat = objects["bbox"][i], objects["category"][i]
+        if not (isinstance(box, list) and len(box) == 4 and all(schema.is_number(v) for v in box)
+                and box[2] >= 0 and box[3] >= 0):
+            raise bad("objects", f"bbox {i} must be [x, y, width, height], finite, of a size >= 0; got {box!r}")
+        if not (schema.is_int(cat) and cat >= 0):
+            raise bad("objects", f"category {i} must be a category index (an integer >= 0); got {cat!r}")
+        area, crowd = objects["area"][i], objects["iscrowd"][i]
+        if not (schema.is_number(area) and area >= 0):
+            raise bad("objects", f"area {i} must be a number >= 0; got {area!r}")
+        if crowd not in (0, 1) or isinstance(crowd, bool):
+            raise bad("objects", f"iscrowd {i} must be 0 or 1; got {crowd!r}")
 
 
 def check_error_row(root: Path, row: Any, *, source: Any = None, n: int | None = None) -> dict[str, Any]:

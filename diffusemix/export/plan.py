@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe, SampleRecord, draw, draw_prompts
@@ -139,6 +139,7 @@ class ExportPlan:
     options: ExportOptions
     ignored: tuple[tuple[str, str], ...] = ()
     empty_classes: tuple[str, ...] = ()
+    annotations: Any = None  # an annotated input's (.annotated.AnnotatedInput)
 
     def format(self) -> str:
         r = self.recipe
@@ -176,6 +177,16 @@ class ExportPlan:
                          " by the run)")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
+        a = self.annotations
+        if a is not None:
+            what = f"{a.objects} objects" if not a.semantic else f"classes {', '.join(a.classes or ())}"
+            from .annotated import written_as
+
+            lines.append(f"  annotations: {a.format} ({a.annotation_file}), task {a.task}, {what}; A's written to"
+                         f" {written_as(a.format)}")
+            if a.errors:
+                lines.append(f"  annotations: {len(a.errors)} image(s) or file(s) left out for their annotations"
+                             f" (listed in {folder.ERRORS_NAME} by the run)")
         lines += [f"  warning:  {content_note(p, why)}" for p, why in content_warnings(r.prompts)]
         return "\n".join(lines)
 
@@ -196,8 +207,12 @@ def plan_export(
     *,
     recipe: Recipe,
     options: ExportOptions = ExportOptions(),
+    annotations: Any = None,
 ) -> ExportPlan:
     """Scan, validate and count what :func:`export_dataset` would make (the --dry-run).
+
+    ``annotations``: an ``AnnotationOptions`` (task detect or segment): INPUT is an annotated dataset,
+    read and checked here as the run reads it.
 
     Writes nothing. Counts the samples of this shard already finished in
     ``output_dir`` when it holds an earlier run.
@@ -207,7 +222,7 @@ def plan_export(
             an output that cannot be written.
     """
     inp, out = Path(input_dir), Path(output_dir)
-    scan = scan_input(inp)
+    scan = scan_input(inp, annotations=annotations)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache, originals=options.write_originals)
     if options.chunk_size is None:  # a folder's recorded chunk size is what a run into it will use
@@ -244,4 +259,5 @@ def plan_export(
         options=options,
         ignored=scan.ignored,
         empty_classes=scan.empty_classes,
+        annotations=scan.annotations,
     )

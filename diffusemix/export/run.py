@@ -28,8 +28,10 @@ from .settings import adopt_settings, run_fields, run_settings
 from .stream import Progress, Stream
 from .summary import ExportSummary, fractals_note, has_split_word, orphans_note, split_name_note
 from .writer import Writer
+from .annotation_writer import write_collected
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..annotations.export_step import AnnotationOptions
     from ..editors.base import CancelToken, Editor
     from ..scoring.base import Scorer
     from ..fractals import FractalSet
@@ -48,6 +50,7 @@ def export_dataset(
     progress_bar: bool = True,
     scorer: "Scorer | None" = None,
     score_rule: "ScoreRule | None" = None,
+    annotations: "AnnotationOptions | None" = None,
 ) -> ExportSummary:
     """Write the augmented dataset (this shard's part of it) to ``output_dir``.
 
@@ -73,6 +76,9 @@ def export_dataset(
             a rejected Î is made again with a new recorded seed, up to the
             editor's ``max_retries``, then dropped and listed in errors.jsonl
             with its score.
+        annotations: ``AnnotationOptions(task="detect"|"segment", ...)``: INPUT is a COCO, YOLO or
+            image/mask-pairs dataset; its boxes, polygons and masks ride along with every image and are
+            written in its format beside A (:mod:`.annotation_writer`), each row carrying A's objects.
 
     Raises:
         DiffuseMixError: bad input or output folders, an output folder made
@@ -90,7 +96,7 @@ def export_dataset(
     tag = folder.temp_tag(shard)
 
     # 1. scan and check everything before any work
-    scan = scan_input(inp)
+    scan = scan_input(inp, annotations=annotations)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache, originals=options.write_originals)
     if not fractals.names:
@@ -116,7 +122,13 @@ def export_dataset(
         remix = _open_output(out, settings, options, tag, lock, flat_label=flat_label)
         finished, orphans, split_words = _record_plan(out, scan, recipe, options, tag)
         journal = folder.Journal(folder.journal_path(out, shard))
-        writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
+        annotation_writer = None
+        if scan.annotations is not None:  # --task detect|segment: each A's annotation beside it, in its row
+            from .annotation_writer import AnnotationWriter
+
+            annotation_writer = AnnotationWriter(out, scan.annotations, recipe, cache=options.cache)
+        writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings),
+                        annotations=annotation_writer)
 
         # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
         total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard, options.chunk_size)
@@ -177,11 +189,18 @@ def export_dataset(
         + [content_note(p, why) for p, why in content_warnings(recipe.prompts)]
         + orphans_note(orphans)
         + fractals_note(fractals)
-        + (_CACHE_NOTE if options.cache else []),
+        + (_CACHE_NOTE if options.cache else [])
+        + (_annotation_notes(scan, writer) if scan.annotations is not None else []),
         editor=str(editor.describe().get("summary") or editor.name),
         licence=_licence_text(editor, options),
         preview=not editor.is_diffusion,
     )
+
+
+def _annotation_notes(scan: InputScan, writer: Writer) -> list[str]:
+    from .annotation_writer import summary_note
+
+    return summary_note(scan.annotations, writer.annotations)
 
 
 def _licence_text(editor: "Editor", options: ExportOptions) -> str:
@@ -311,11 +330,14 @@ def _collect(
     """Mark this shard done; when no shard is pending, write metadata.jsonl and errors.jsonl."""
     errors = [{"source": s, "kind": "unreadable", "reason": r} for s, r in failed]
     errors += [{"source": s, "kind": "ignored", "reason": r} for s, r in scan.ignored]
+    if scan.annotations is not None:  # inputs left out for their annotations (kind "annotation")
+        errors += [dict(e) for e in scan.annotations.errors]
     folder.write_done_marker(out, shard, {"shard": list(shard), "errors": errors, "made": made}, tag=tag)
     rows, errs, pend = manifest.collect(out)
     pending = list(pend or [])
     if pending:
         return None, pending
     path = folder.write_manifest(out, rows, errs, tag=tag)
+    write_collected(out, rows, tag=tag)  # an annotated export's COCO JSON, data.yaml or classes.txt
     folder.clean_temp_files(out)
     return path, pending

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DiffuseMixError
 from ..filecheck import MAX_FILE_BYTES, file_problem
@@ -28,12 +29,15 @@ class ImageEntry:
         label: its class name (the folder's name in flat mode).
         out_stem: output path relative to the images root without the ``_<prompt>_<copy>.<ext>`` end:
             ``<class>/<sub>/<stem>`` (a flat input's class folder is its one label).
+        annotation: an annotated input's (``--task detect|segment``): the image's ``ImageAnnotation``, or its
+            ``MaskPair`` (the mask is decoded when its samples are written); None for class folders.
     """
 
     path: Path
     source: str
     label: str
     out_stem: str
+    annotation: Any = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,13 @@ class InputScan:
     ignored: tuple[tuple[str, str], ...] = ()
     # class folders that hold no image (left out, as ImageFolder would fail on them)
     empty_classes: tuple[str, ...] = ()
+    # an annotated input (--task detect|segment): its format, categories and the images left out (.annotated)
+    annotations: Any = None
 
     @property
     def label_mode(self) -> str:
+        if self.annotations is not None:
+            return self.annotations.label_mode
         if self.flat:
             return f"flat folder, one label {self.classes[0]!r}"
         return "class folders"
@@ -187,7 +195,7 @@ class _Walker:
         return sorted(keep, key=lambda d: d.name)
 
 
-def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
+def scan_input(input_dir: str | os.PathLike[str], *, annotations: Any = None) -> InputScan:
     """Find the images of a class-folder or flat dataset, in plan order.
 
     Class-folder mode (any non-hidden subfolder holds an image): classes are
@@ -201,9 +209,16 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
     Everything skipped is listed in ``ignored`` with the reason, so the dry
     run and the export report the same.
 
+    ``annotations`` (an ``AnnotationOptions`` with task detect or segment): INPUT is an annotated dataset
+    (COCO, YOLO, image/mask pairs) and its images are the entries (:func:`.annotated.scan_annotated`).
+
     Raises:
         DiffuseMixError: the folder does not exist, is a file, or holds no image.
     """
+    if annotations is not None and annotations.active:
+        from .annotated import scan_annotated
+
+        return scan_annotated(Path(input_dir), annotations)
     root = Path(input_dir)
     if not root.exists():
         raise DiffuseMixError(f"input folder {root} does not exist; pass the folder of your dataset")

@@ -144,6 +144,10 @@ def run_settings(
         # the weights' licence and its acceptance (None for the preview); not compared on resume
         "licence": licence_record(editor, options.accept_license),
     }
+    if scan.annotations is not None:  # --task detect|segment (a classification run.json has no such block)
+        from .annotated import annotations_settings
+
+        settings["annotations"] = annotations_settings(scan.annotations)
     return json.loads(json.dumps(settings))  # tuples -> lists, as read back from run.json
 
 
@@ -161,6 +165,8 @@ class RunSettings:
     labels: str | None
     model_revision: str | None
     raw: Mapping[str, Any]
+    #: an annotated export's block (task, format, path, categories, digest and the AnnotationOptions fields)
+    annotations: Mapping[str, Any] | None = None
 
 
 def read_run(out: Path) -> RunSettings | None:
@@ -208,6 +214,7 @@ def _parse_run(out: Path, raw: Mapping[str, Any], *, known_only: bool = False) -
             labels=d.get("labels"),
             model_revision=revision,
             raw=raw,
+            annotations=_annotations(d.get("annotations")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as e:  # a DiffuseMixError is a ValueError
         why = e.message() if isinstance(e, DiffuseMixError) else str(e) if isinstance(e, _Shape) else (
@@ -216,6 +223,21 @@ def _parse_run(out: Path, raw: Mapping[str, Any], *, known_only: bool = False) -
             f"holds settings this version cannot read ({why})", field=str(folder.settings_path(out)),
             path=folder.settings_path(out), hint="Use a new output folder",
         ) from None
+
+
+def _annotations(block: Any) -> Mapping[str, Any] | None:
+    """run.json's ``annotations`` block, its settings checked as ``AnnotationOptions`` checks them."""
+    if block is None:
+        return None
+    block = _mapping(block, "annotations")
+    from ..annotations.export_step import AnnotationOptions
+
+    names = {f.name for f in dataclasses.fields(AnnotationOptions)}
+    AnnotationOptions(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in block.items()
+                         if k in names and k not in ("format", "path")})
+    if not isinstance(block.get("categories"), list) or not isinstance(block.get("format"), str):
+        raise _Shape(f"annotations must hold its format and categories; got {dict(block)!r}")
+    return block
 
 
 def recorded_batches(out: Path) -> tuple[int | None, int | None]:
@@ -337,6 +359,13 @@ def _parts(d: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         "options": {k: v for k, v in options.items() if k not in gen_options},
         "fractals": d.get("fractals"),
     }
+    annotations = d.get("annotations")
+    if isinstance(annotations, Mapping):  # by stage too: the entries and their geometry, or only the layout choice
+        from ..annotations.export_step import AnnotationOptions
+
+        mixing = set(schema.fields_by_stage(AnnotationOptions, "mixing"))
+        gen["annotations"] = {k: v for k, v in annotations.items() if k not in mixing}
+        mix["annotations"] = {k: v for k, v in annotations.items() if k in mixing}
     return gen, mix
 
 
@@ -358,7 +387,11 @@ def _unknown_as_unchanged(old: dict[str, Any], new: Mapping[str, Any]) -> dict[s
 
 def _merged(gen: Mapping[str, Any], mix: Mapping[str, Any]) -> dict[str, Any]:
     """The two parts as one dict keyed as run.json is (``recipe.seed``, ``editor.steps``, ``options.format``)."""
-    return {**gen, **mix, "recipe": {**gen["recipe"], **mix["recipe"]}, "options": {**gen["options"], **mix["options"]}}
+    merged = {**gen, **mix, "recipe": {**gen["recipe"], **mix["recipe"]},
+              "options": {**gen["options"], **mix["options"]}}
+    if "annotations" in gen:
+        merged["annotations"] = {**gen["annotations"], **mix.get("annotations", {})}
+    return merged
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

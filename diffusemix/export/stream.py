@@ -198,6 +198,8 @@ class Stream:
             return False
         if self.options.write_originals and not looks_complete(self.out / original_name(s.entry.out_stem)):
             return False
+        if self.writer.annotations is not None and not self.writer.annotations.complete(s.file_name):
+            return False
         return all(looks_complete(stage_path(self.out, st, s.file_name)) for st in self.stage_names)
 
     def _refill(self) -> None:

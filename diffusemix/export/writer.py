@@ -38,6 +38,7 @@ from .plan import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..fractals import FractalSet
+    from .annotation_writer import AnnotationWriter
 
 #: PNG text key in a saved Î holding the seed actually used (read by reuse_generated).
 _GENERATED_META_KEY = "diffusemix"
@@ -118,8 +119,11 @@ class Writer:
         remix: bool,
         *,
         run_fields: dict[str, Any],
+        annotations: "AnnotationWriter | None" = None,
     ) -> None:
         self.out, self.options, self.fractals, self.journal = out, options, fractals, journal
+        #: an annotated export's (--task detect|segment): A's annotation file and row fields, per sample
+        self.annotations = annotations
         self.tag, self.remix = tag, remix
         self.run_fields = dict(run_fields)
         self._made_dirs: set[Path] = set()
@@ -176,10 +180,17 @@ class Writer:
     def _write_cache(self, s: Sample, image: np.ndarray, made: Made, scores: dict[str, Any]) -> str:
         """A cache keeps I (once per image) and Î, mixes nothing; the row (with any scores) goes last."""
         self._put_input_once(s, image)
+        fields = self._annotation(s, made)
         data = _encode(made.image, self.options.format, self.options.quality)  # type: ignore[arg-type]
         self._put(self.out / s.file_name, data)
-        self.journal.append({**self.cache_row(s, made), **scores})
+        self.journal.append({**self.cache_row(s, made), **fields, **scores})
         return "made"
+
+    def _annotation(self, s: Sample, made: Made) -> dict[str, Any]:
+        """An annotated export's: A's annotation file, written before A; its row fields ({} otherwise)."""
+        if self.annotations is None:
+            return {}
+        return self.annotations.write(s.entry, s.file_name, made.record, self._put)
 
     def __call__(self, s: Sample, image: np.ndarray, made: Made) -> str:
         rec, generated = made.record, made.image
@@ -197,7 +208,10 @@ class Writer:
             return "rejected"
         if self.options.cache:
             return self._write_cache(s, image, made, scores)
-        # 2. mix
+        # 2. mix (an annotated export's keep-objects first chooses the layout, recorded in the row)
+        if self.annotations is not None:
+            made = dataclasses.replace(made, record=self.annotations.choose_layout(s.entry, rec))
+            rec = made.record
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
         # 3. the original at S x S (once per image), the stages, then A (so that A's presence means they are there)
@@ -216,6 +230,7 @@ class Writer:
                     info.add_text(_GENERATED_META_KEY, json.dumps(_generated_meta(made)))
                 arr = st.mask_uint8() if stage == "mask" else getattr(st, stage)
                 self._put(path, _encode(arr, "png", 0, info))
+        fields = self._annotation(s, made)  # before A, like the stages
         path = self.out / s.file_name
         self._put(path, _encode(st.augmented, self.options.format, self.options.quality))  # type: ignore[arg-type]
         if self.remix:  # a format change leaves the other format's file behind
@@ -226,5 +241,5 @@ class Writer:
                 for stage in ("mask", "hybrid", "fractal"):
                     folder.remove_file(self.out, stage_path(self.out, stage, s.file_name))
         # 4. the row, last
-        self.journal.append({**self.row(s, made), **scores})
+        self.journal.append({**self.row(s, made), **fields, **scores})
         return "made"

@@ -52,6 +52,7 @@ from diffusemix.ui.shared import (
     user_errors,
     write_png,
 )
+from diffusemix.ui.annotate import BOX_FORMAT, ExploreObjects, objects_for
 from diffusemix.ui.uploads import image_file, open_upload, upload_path, upscale_note
 
 FRACTAL_MODES = ("random", "pick", "upload")
@@ -66,8 +67,10 @@ _SHORT_CAPTIONS: dict[str, str] = {"generated": "Î ·", "mask": "M ·", "augmen
 # ---------------------------------------------------------------------------
 
 
-def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str]]:
-    """Six (PNG path, caption) pairs per sample, row by row, in the order I, Î, M, H, F, A."""
+def gallery_items(stages: Sequence[Stages], folder: Path, objects: ExploreObjects | None = None
+                  ) -> list[tuple[str, str]]:
+    """Six (PNG path, caption) pairs per sample, row by row, in the order I, Î, M, H, F, A (``objects``
+    drawn on I, Î, H and A)."""
     items = []
     for row, s in enumerate(stages):
         r = s.record
@@ -78,7 +81,8 @@ def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str
         }
         for name in STAGE_NAMES:
             caption = _SHORT_CAPTIONS[name] + notes[name] if name in notes else STAGE_CAPTIONS[name]
-            items.append((write_png(s.image(name), folder / f"{row:02d}-{name}.png"), caption))
+            image = s.image(name) if objects is None else objects.draw(name, s.image(name))
+            items.append((write_png(image, folder / f"{row:02d}-{name}.png"), caption))
     return items
 
 
@@ -133,6 +137,9 @@ def explore(
     guidance_scale: float | None = None,
     image_guidance_scale: float | None = None,
     strength: float | None = None,
+    annotation_file: str | None = None,
+    boxes: str | None = "",
+    draw_objects: bool = True,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
@@ -156,6 +163,10 @@ def explore(
         steps, guidance_scale, image_guidance_scale, strength: editor
             settings (used by the diffusion editors; the preview ignores
             them; left out: the editor's own).
+        annotation_file: objects of the image (``handle_file(path)``): a COCO
+            JSON or a YOLO label .txt; or ``boxes``: typed, one a line,
+            ``x0,y0,x1,y1,class`` in the image's pixels. draw_objects: draw
+            them (boxes, polygon and mask outlines) on I, Î, H and A.
 
     Returns:
         gallery (six (image, caption) per prompt, row by row), the seed used,
@@ -177,9 +188,11 @@ def explore(
     settings = {"steps": steps, "guidance_scale": guidance_scale, "image_guidance_scale": image_guidance_scale,
                 "strength": strength}
     editor = editor_for(c, **settings)  # checks the values now; the GPU function makes its own
-    # 2. the input I and, if chosen, the fractal F
+    # 2. the input I, its objects if given, and, if chosen, the fractal F
     source = open_upload(path, "image")
     source_size = source.size
+    objects = objects_for(upload_path(annotation_file, "annotation file") if annotation_file else None, boxes,
+                          image_name=path.name, size=source_size, recipe=recipe)
     array = prepare(source, recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
@@ -197,9 +210,14 @@ def explore(
     stages = _run_augment(c.key, array, recipe, settings, path.name, picked, override, progress,
                           f"Î by {editor.name}")
     records = _records(stages, editor, recipe)
+    if objects is not None:  # the exporter's row fields of each sample: objects, what the resize did, Î shares
+        records["objects"] = {"categories": list(objects.categories.names),
+                              "samples": objects.rows([s.record for s in stages])}
     state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name, "image": path.stem}
-    gallery = gallery_items(stages, c.request_dir())
+    gallery = gallery_items(stages, c.request_dir(), objects if draw_objects else None)
     summary = _summary(stages, seed_used, editor) + _notes(prompts, source_size, recipe.size)
+    if objects is not None:
+        summary += "\n\n" + objects.summary([s.record for s in stages])
     return gallery, seed_used, records, summary, state
 
 
@@ -316,6 +334,22 @@ def _run_controls(ctx: AppContext) -> dict[str, Any]:
     return ui
 
 
+def _object_controls() -> dict[str, Any]:
+    """An optional annotation of the image (a COCO JSON or YOLO .txt, or typed boxes) and whether to draw it."""
+    ui: dict[str, Any] = {}
+    with gr.Accordion("Objects (detection, segmentation)", open=False, elem_id="dm-objects"):
+        gr.Markdown("Boxes, polygons and masks of the image ride along: the mixing keeps geometry, so they stand on"
+                    " I, Î, H and A.", elem_classes="dm-note")
+        ui["annotation_file"] = gr.File(label="Annotation file: a COCO JSON or a YOLO label .txt of this image",
+                                        file_types=[".json", ".txt"], type="filepath", height=90,
+                                        elem_id="dm-annotation-file")
+        ui["boxes"] = gr.Textbox("", label=f"Or boxes, one a line: {BOX_FORMAT} (pixels of the image)", lines=3,
+                                 max_lines=12, placeholder="40,60,180,200,cat", elem_id="dm-boxes")
+        ui["draw_objects"] = gr.Checkbox(True, label="Draw boxes and mask outlines on I, Î, H and A",
+                                         elem_id="dm-draw-objects")
+    return ui
+
+
 def _results_column() -> dict[str, Any]:
     """The stage gallery, the summary, the downloads and the records."""
     ui: dict[str, Any] = {}
@@ -342,7 +376,8 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
     ui["fractal_gallery"].select(bind(pick_fractal, ctx=ctx), None, [ui["fractal_name"], ui["fractal"]], **QUICK)
     ui["run"].click(lambda: gr.update(value=None, visible=False), None, ui["downloads"], **QUICK)
     inputs = ["image", "prompts", "extra", "layouts", "mask", "seam", "lam", "fractal", "fractal_name",
-              "fractal_image", "seed", "randomize", "size", "steps", "guidance", "image_guidance", "strength"]
+              "fractal_image", "seed", "randomize", "size", "steps", "guidance", "image_guidance", "strength",
+              "annotation_file", "boxes", "draw_objects"]
     generated = ui["run"].click(
         bind(explore, ctx=ctx),
         [ui[k] for k in inputs],
@@ -371,6 +406,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
                             examples_per_page=8)
                 ui.update(mix_controls(open=True))
+                ui.update(_object_controls())
                 ui.update(_fractal_controls(ctx))
                 ui.update(_run_controls(ctx))
             with gr.Column(scale=5, min_width=320):

@@ -9,7 +9,8 @@
 The app lives in the package (``diffusemix.ui.app``; ``diffusemix app`` runs
 it from an installed wheel). This file is the Hugging Face Space's entry
 point: importing it builds ``demo`` from the environment (``DIFFUSEMIX_EDITOR``,
-``DIFFUSEMIX_MODEL``, ``DIFFUSEMIX_SCORE``, ``DIFFUSEMIX_SCORER_MODEL``);
+``DIFFUSEMIX_MODEL``, ``DIFFUSEMIX_SPEED``, ``DIFFUSEMIX_SCORE``, ``DIFFUSEMIX_SCORER_MODEL``: see the
+README's table);
 ``python app.py`` builds it from the command line instead and launches it.
 """
 

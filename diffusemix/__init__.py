@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "apply_record": "engine",
     "augment": "engine",
     "replay": "engine",
+    "compare_editors": "compare",
     # inputs
     "load_image": "images",
     "prepare": "images",
@@ -59,15 +60,20 @@ _EXPORTS: dict[str, str] = {
     "read_cache": "data",
     # editors
     "load_editor": "editors",
+    "EditorSpec": "editors.spec",
+    "register_editor": "editors.loading",
     "Editor": "editors.base",
     "EditRequest": "editors.base",
     "EditResult": "editors.base",
     # scoring (does Î keep the label?)
     "load_scorer": "scoring",
+    "ScorerSpec": "scoring.spec",
     "Scorer": "scoring",
     "ScoreRule": "scoring",
     # errors
     "DiffuseMixError": "errors",
+    "SettingError": "errors",
+    "RecordError": "errors",
     "ImageError": "errors",
     "PromptFileError": "errors",
     "FractalError": "errors",

@@ -20,6 +20,8 @@ from .images import IMAGE_EXTENSIONS
 
 __all__ = ["safe_extract", "dataset_root", "zip_folder", "MAX_IMAGES", "MAX_ENTRIES", "MAX_UNPACKED_MB"]
 
+#: Longest file or folder name (bytes) most file systems take (ext4, XFS, APFS, NTFS's 255 UTF-16 units).
+MAX_NAME_BYTES = 255
 #: Default limits for :func:`safe_extract`.
 MAX_IMAGES = 2000
 MAX_ENTRIES = 10_000
@@ -76,6 +78,12 @@ def safe_extract(
                 continue
             if PurePosixPath(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
+            longest = max(len(p.encode("utf-8", "surrogateescape")) for p in parts)
+            if longest > MAX_NAME_BYTES:
+                raise ArchiveError(
+                    f"The zip entry {_short(info.filename)} has a name of {longest} bytes; file and folder names are"
+                    f" limited to {MAX_NAME_BYTES} bytes on this server. Rename it (shorter) and zip the dataset again."
+                )
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"The zip entry {info.filename!r} is encrypted; upload an unencrypted zip.")
             if max_file_bytes is not None and info.file_size > max_file_bytes:
@@ -107,7 +115,14 @@ def safe_extract(
                     f"The zip entry {info.filename!r} cannot be unpacked: a file and a folder share its path."
                 )
             try:
-                with zf.open(info) as src, open(target, "wb") as dst:
+                dst_file = open(target, "wb")
+            except OSError as e:  # a name the disk refuses (too long for it, a character it does not take)
+                raise ArchiveError(
+                    f"The zip entry {_short(info.filename)} cannot be unpacked here ({e.strerror or e}); rename it"
+                    " and zip the dataset again."
+                ) from None
+            try:
+                with zf.open(info) as src, dst_file as dst:
                     member = 0
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
@@ -122,6 +137,11 @@ def safe_extract(
             except (zipfile.BadZipFile, zlib.error, EOFError) as e:
                 raise ArchiveError(f"The zip entry {info.filename!r} is corrupt ({e}).") from None
     return len(todo)
+
+
+def _short(name: str, n: int = 60) -> str:
+    """A zip entry's name for a message: quoted, and cut in the middle when long."""
+    return repr(name if len(name) <= n else f"{name[: n // 2]}…{name[-n // 2:]}")
 
 
 def _too_big(name: str, limit: int) -> str:
@@ -156,12 +176,22 @@ def dataset_root(folder: Path) -> Path:
 
 
 def zip_folder(folder: Path, archive: Path) -> Path:
-    """Zip a folder (leaving out hidden state folders); images stored, text compressed."""
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in sorted(folder.rglob("*")):
+    """Zip a folder (leaving out hidden state folders); images stored, text compressed.
+
+    Only regular files: a link (to a file or a folder) is never followed into the zip, so a
+    result folder cannot hand out a file from elsewhere on the server.
+    """
+    found = []
+    for root, dirs, files in os.walk(folder):  # links to folders are listed, not followed
+        for name in files:
+            p = Path(root) / name
             rel = p.relative_to(folder)
-            if not p.is_file() or any(part.startswith(".") for part in rel.parts):
-                continue
+            if any(part.startswith(".") for part in rel.parts) or not stat.S_ISREG(os.lstat(p).st_mode):
+                continue  # state files; a link or a special file
+            found.append(p)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(found):
             text = p.suffix.lower() in (".jsonl", ".json", ".txt", ".yaml")
-            zf.write(p, rel.as_posix(), compress_type=zipfile.ZIP_DEFLATED if text else zipfile.ZIP_STORED)
+            zf.write(p, p.relative_to(folder).as_posix(),
+                     compress_type=zipfile.ZIP_DEFLATED if text else zipfile.ZIP_STORED)
     return archive

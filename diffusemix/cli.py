@@ -68,12 +68,16 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     rule = ScoreRule(**flag_values(ScoreRule, args))
     check_rule(scorer, rule)
     options = ExportOptions(**flag_values(ExportOptions, args))
-    if options.chunk_size is None:  # chunks are the editor's batches unless asked otherwise (export.plan)
+    if options.chunk_size is None:  # the folder's recorded chunk size, else the editor's batch size (export.plan)
         from .editors import editor_class
         from .export.plan import chunk_size
+        from .export.settings import recorded_batches
 
+        recorded = recorded_batches(Path(args.output))[1]
         batch = spec.batch_size if spec.batch_size is not None else editor_class(spec.name).defaults.get("batch_size")
-        if isinstance(batch, int):
+        if recorded is not None:
+            options = options.replace(chunk_size=recorded)
+        elif isinstance(batch, int):
             options = options.replace(chunk_size=chunk_size(options, batch))
     if args.shard is None:
         found = detect_shard()  # under `accelerate launch`: this process's shard and device
@@ -87,7 +91,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         from .export.ray_engine import driver_spec
 
         spec = driver_spec(spec, options)
-    return {"recipe": recipe, "spec": spec, "scorer": scorer, "rule": rule, "options": options}
+    from .annotations.export_step import AnnotationOptions
+
+    annotations = AnnotationOptions(**flag_values(AnnotationOptions, args))
+    return {"recipe": recipe, "spec": spec, "scorer": scorer, "rule": rule, "options": options,
+            "annotations": annotations}
 
 
 # ---------------------------------------------------------------------------
@@ -100,9 +108,18 @@ def _dry_run(args: argparse.Namespace, s: dict[str, Any], plan: Any) -> int:
     from .cost import calibrate, plan_cost
     from .editors import load_editor, weights_note
 
+    from .editors.licences import acceptance_reason, licence_line
+
     print(plan)
     editor = load_editor(s["spec"], lazy=True)
     print(f"  editor:   {editor.describe().get('summary') or editor.name}")
+    if editor.is_diffusion:
+        print(f"  licence:  {licence_line(editor)}")
+        reason = acceptance_reason(editor)
+        if reason is not None:
+            accepted = s["options"].accept_license
+            print("  accepted: non-commercial use only (--accept-license non-commercial)" if accepted else
+                  f"  refused:  the run would stop (exit 2) without --accept-license non-commercial: {reason}")
     note = weights_note(editor)
     if note:
         print(f"  weights:  {note}")
@@ -137,7 +154,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     # 1. the settings (every check before any work)
     s = _settings(args)
-    plan = plan_export(args.input, args.output, recipe=s["recipe"], options=s["options"])  # writes nothing
+    plan = plan_export(args.input, args.output, recipe=s["recipe"], options=s["options"],
+                       annotations=s["annotations"])  # writes nothing
     if args.dry_run:
         return _dry_run(args, s, plan)
     if s["options"].engine == "ray":  # before any work: Ray must be installed here
@@ -154,9 +172,11 @@ def _run_export(args: argparse.Namespace) -> int:
     # 2. the editor, loaded now: a model that cannot be loaded stops the run
     #    (exit 2, saying how to get it) before anything is written to OUTPUT
     from .editors import load_editor
+    from .editors.licences import check_licence
 
     ray = s["options"].engine == "ray"
     editor = load_editor(s["spec"], lazy=ray)
+    check_licence(editor, s["options"].accept_license)  # before the weights are loaded (minutes, gigabytes)
     if not ray:  # the Ray engine's actors load it on their nodes
         editor.load()
     print(
@@ -178,6 +198,7 @@ def _run_export(args: argparse.Namespace) -> int:
         progress_bar=not args.no_progress,
         scorer=scorer,
         score_rule=s["rule"],
+        annotations=s["annotations"],
     )
     print(summary)
     return 0
@@ -228,9 +249,16 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    if len(args.output) > 1:  # several exports: their editors compared
+        from .report_compare import write_comparison
+
+        png, txt, text = write_comparison(args.output, args.out, samples=6 if args.lowest is None else args.lowest)
+        print(text, end="")
+        print(f"wrote {png} and {txt}")
+        return 0
     from .report import write_report
 
-    png, txt, text = write_report(args.output, args.out, lowest=args.lowest)
+    png, txt, text = write_report(args.output[0], args.out, lowest=8 if args.lowest is None else args.lowest)
     print(text, end="")
     print(f"wrote {png} and {txt}")
     return 0
@@ -274,13 +302,29 @@ def _run_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _run_tiny_models(args: argparse.Namespace) -> int:
+    from .tiny_models import run
+
+    return run(args)
+
+
+def _run_space_deploy(args: argparse.Namespace) -> int:
+    from .space import run
+
+    return run(args)
+
+
 COMMANDS = {"export": _run_export, "app": lambda args: _run_app(args.app_args), "merge": _run_merge, "report": _run_report, "fractals": _run_fractals,
-            "train": _run_train, "train-compare": _run_train}
+            "train": _run_train, "train-compare": _run_train, "tiny-models": _run_tiny_models,
+            "space-deploy": _run_space_deploy}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .runtime import quiet_pillow_bomb_warning
+
+    quiet_pillow_bomb_warning()  # the image is named in our own words (load_image's pixel limit)
     if argv[:1] == ["app"]:  # the app's own flags (its --help too) go to the app's parser
         try:
             return _run_app(argv[1:])

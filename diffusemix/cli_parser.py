@@ -38,14 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffusemix" if Path(sys.argv[0]).name == "diffusemix" else "python -m diffusemix",  # console script
         description="DiffuseMix (CVPR 2024): label-preserving data augmentation with diffusion models.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{export,app,merge,report,fractals,train,train-compare}")
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="{export,app,merge,report,fractals,train,train-compare,tiny-models,space-deploy}",
+    )
     sub.required = True
 
     _add_export(sub)
     _add_other_commands(sub)
+    from .space import add_parser as add_space_parser  # space-deploy (diffusemix/space.py)
+    from .tiny_models import add_parser as add_tiny_parser  # tiny-models (diffusemix/tiny_models.py)
     from .train.cli import add_parser as add_train_parsers  # train, train-compare (diffusemix/train/cli.py)
 
     add_train_parsers(sub)
+    add_tiny_parser(sub)
+    add_space_parser(sub)
     return parser
 
 
@@ -58,8 +65,9 @@ def _add_export(sub: Any) -> None:
         formatter_class=_Formatter,
         help="write an augmented copy of an image dataset (resumable, shardable)",
         description=(
-            "Write OUTPUT/<class>/<image>_<prompt>_<copy>.png for every image of INPUT and every prompt, with\n"
-            f"OUTPUT/{MANIFEST_NAME} (load it with datasets.load_dataset('imagefolder', data_dir=OUTPUT)).\n"
+            "Write OUTPUT/images/<class>/<image>_<prompt>_<copy>.png for every image of INPUT and every prompt\n"
+            f"(torchvision's ImageFolder reads OUTPUT/images), with OUTPUT/{MANIFEST_NAME} and a dataset card\n"
+            "(datasets.load_dataset(OUTPUT) reads it: every column, label as a ClassLabel).\n"
             "INPUT is INPUT/<class>/<image> (class folders, as torchvision's ImageFolder) or a flat folder of\n"
             "images (one label: the folder's name). Every augmented image keeps the label of its source.\n\n"
             "Re-running the same command resumes: finished images are skipped, a killed run leaves no partial\n"
@@ -72,6 +80,7 @@ def _add_export(sub: Any) -> None:
             "  python -m diffusemix export data/train out/train --preset quick --editor preview --save-stages\n"
             "  python -m diffusemix export data/train out/train --shard 0/2   # and --shard 1/2 elsewhere\n"
             "  python -m diffusemix export data/train cache/train --cache     # I and Î only, for training\n"
+            "  python -m diffusemix export data/coco out/coco --task detect   # COCO/YOLO boxes ride along\n"
             "  accelerate launch -m diffusemix export data/train out/train --prompts 'snowy,sunset'"
         ),
     )
@@ -81,6 +90,7 @@ def _add_export(sub: Any) -> None:
     _add_recipe_flags(ex)
     _add_editor_flags(ex)
     _add_score_flags(ex)
+    _add_annotation_flags(ex)
     _add_output_flags(ex)
 
 
@@ -126,8 +136,13 @@ def _add_editor_flags(ex: argparse.ArgumentParser) -> None:
     def note(f: dataclasses.Field) -> str | None:
         if f.name == "name":
             return "auto"
-        per = [f"{name}: {_shown(cls.defaults[f.name])}" for name, cls in EDITORS.items() if f.name in cls.defaults]
-        return "; ".join(per) if per else None
+        per: dict[str, list[str]] = {}  # each default once, with the editors that have it
+        for name, cls in EDITORS.items():
+            if f.name in cls.defaults:
+                value = cls.defaults[f.name]
+                text = repr(value) if isinstance(value, str) and (" " in value or not value) else _shown(value)
+                per.setdefault(text, []).append(name)
+        return "; ".join(f"{', '.join(names)}: {text}" for text, names in per.items()) or None
 
     add_flags(e, EditorSpec, default_note=note)
     e.add_argument(
@@ -148,6 +163,17 @@ def _add_score_flags(ex: argparse.ArgumentParser) -> None:
     sc = ex.add_argument_group("scores: does Î keep the label? (needs scorer weights)")
     add_flags(sc, ScorerSpec, default_note=lambda f: "no scores" if f.name == "name" else None)
     add_flags(sc, ScoreRule)
+
+
+def _add_annotation_flags(ex: argparse.ArgumentParser) -> None:
+    """The annotations group: detection and segmentation datasets (COCO, YOLO, image/mask pairs)."""
+    from .annotations.export_step import AnnotationOptions
+
+    an = ex.add_argument_group(
+        "annotations (--task detect|segment: INPUT is a COCO, YOLO or images/ + masks/ dataset; its objects ride"
+        " along and are written in its format beside A)"
+    )
+    add_flags(an, AnnotationOptions)
 
 
 def _add_output_flags(ex: argparse.ArgumentParser) -> None:
@@ -190,14 +216,20 @@ def _add_other_commands(sub: Any) -> None:
     rp = sub.add_parser(
         "report",
         formatter_class=_Formatter,
-        help="which prompts keep the label: a picture and a table of a scored export",
+        help="which prompts (or editors) keep the label: a picture and a table of a scored export, or of several",
         description="Read a scored export (--score) and draw, per prompt x class, the mean score and share of Î"
         " kept, the score distribution per prompt, and a contact sheet of the lowest-scoring Î (needs"
-        " --save-stages); write report.png and report.txt and print the table.",
+        " --save-stages); write report.png and report.txt and print the table.\n\nGiven two or more exports"
+        " (e.g. the same input and recipe with --editor instruct-pix2pix and --editor flux2-klein), compare their"
+        " editors instead: per prompt, the Î made, blank and dropped and the mean score of each, and the same"
+        " samples side by side (from the saved stages or a cache); write compare-editors.png and .txt into the"
+        " first.",
     )
-    rp.add_argument("output", metavar="OUT", help="the export's output folder")
-    rp.add_argument("--out", metavar="PNG", default=None, help="where the picture goes (default OUT/report.png)")
-    rp.add_argument("--lowest", type=int, metavar="N", default=8, help="Î in the contact sheet (1..32)")
+    rp.add_argument("output", metavar="OUT", nargs="+", help="the export's output folder (two or more: compare them)")
+    rp.add_argument("--out", metavar="PNG", default=None,
+                    help="where the picture goes (default OUT/report.png; comparing: OUT1/compare-editors.png)")
+    rp.add_argument("--lowest", type=int, metavar="N", default=None,
+                    help="Î in the contact sheet (1..32; default 8; comparing: the samples side by side, default 6)")
 
     # -- fractals -------------------------------------------------------------
     fr = sub.add_parser(

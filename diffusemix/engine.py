@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -272,7 +272,10 @@ def replay(
             raise DiffuseMixError(f"position {position} is outside the batch of {len(requests)}", field="position")
     else:
         requests, position = [EditRequest(image=image, prompt=record.prompt, seed=record.seed)], 0
-    res = editor.with_settings(batch_size=len(requests), max_retries=0).edit(requests)[position]
+    changes: dict[str, Any] = {"max_retries": 0}
+    if getattr(getattr(editor, "spec", None), "batch_size", None) is not None:  # an editor that makes one at a time
+        changes["batch_size"] = len(requests)                                  # (no batch size) has calls of one
+    res = editor.with_settings(**changes).edit(requests)[position]
     stages = apply_record(record, image, res.image, fractals.load(record.fractal, record.size), degenerate=res.degenerate)
     return dataclasses.replace(stages, editor=editor.name)
 

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Literal, get_args
+from typing import BinaryIO, Callable, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DiffuseMixError, ImageError
+from .filecheck import MAX_FILE_BYTES, open_checked, read_checked
 from .limits import MAX_PIXELS, MAX_SIZE
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "RESIZE_MODES",
     "ResizeMode",
     "load_image",
+    "open_image",
+    "claimed_size",
     "prepare",
     "source_box",
     "to_pil",
@@ -102,18 +105,12 @@ def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: _What) -> b
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise what.error("does not exist")
-        if os.path.isdir(path):
-            raise what.error("is a folder, not an image file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise what.error(f"cannot be read: {e.strerror or e}") from e
+        # a regular file of bounded size only (a FIFO would hang, /dev/zero never ends): the exporter's check
+        data = read_checked(source, max_bytes=MAX_FILE_BYTES, fail=what.error)
     elif hasattr(source, "read"):
-        data = source.read()
+        data = source.read(MAX_FILE_BYTES + 1)
+        if isinstance(data, (bytes, bytearray)) and len(data) > MAX_FILE_BYTES:
+            raise what.error(f"larger than {MAX_FILE_BYTES >> 20} MiB; not read")
         if not isinstance(data, (bytes, bytearray)):
             raise what.error("must be opened in binary mode ('rb'), not text mode")
         data = bytes(data)
@@ -127,14 +124,91 @@ def _read_source(source: str | os.PathLike | bytes | BinaryIO, what: _What) -> b
     return data
 
 
-def _check_pixels(size: tuple[int, int], max_pixels: int, what: _What) -> None:
+def _too_many_pixels(size: tuple[int, int], max_pixels: int) -> str | None:
+    """Why an image of ``size`` is refused (too large, in the words every reader uses), or None."""
     w, h = size
-    if w * h > max_pixels:
-        raise what.error(
-            f"is {w}x{h} = {w * h:,} pixels, more than the limit of "
-            f"{max_pixels:,} pixels (max_pixels); it may be a decompression bomb. "
-            "Shrink the image, or pass a larger max_pixels if you trust it"
-        )
+    if w * h <= max_pixels:
+        return None
+    return (
+        f"is {w}x{h} = {w * h:,} pixels, more than the limit of "
+        f"{max_pixels:,} pixels (max_pixels); it may be a decompression bomb. "
+        "Shrink the image, or pass a larger max_pixels if you trust it"
+    )
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int, what: _What) -> None:
+    reason = _too_many_pixels(size, max_pixels)
+    if reason is not None:
+        raise what.error(reason)
+
+
+def claimed_size(fp: BinaryIO) -> tuple[int, int] | None:
+    """The size a file's header claims, read by Pillow's format plugins without its bomb check.
+
+    For a file ``Image.open`` refused as a decompression bomb: the plugins read only the
+    header, so the size can be told (``30000x30000``) instead of "too large". None when no
+    plugin reads the header.
+    """
+    Image.init()
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            im = factory(fp, "")
+        except Exception:  # noqa: BLE001 - a plugin that does not read this file
+            continue
+        return im.size
+    return None
+
+
+def _bomb_reason(fp: BinaryIO, error: Exception, max_pixels: int) -> str:
+    size = claimed_size(fp)
+    if size is not None:
+        return _too_many_pixels(size, max_pixels) or f"is a decompression bomb ({error})"
+    return f"is larger than Pillow's hard limit for decompression bombs ({error}); it cannot be loaded"
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_FILE_BYTES,
+    fail: "Callable[[str], Exception] | None" = None,
+) -> Image.Image:
+    """A user's image file opened lazily (only its header read), after the checks every reader shares.
+
+    A regular file of at most ``max_bytes`` (:mod:`diffusemix.filecheck`: a FIFO or a device is
+    refused at once), an image Pillow can read, of at most ``max_pixels`` pixels: a header bomb
+    is named by its claimed size, never Pillow's ``DecompressionBombError``. The caller decodes
+    (``im.load()``) and closes it (``with open_image(...) as im``).
+
+    Raises:
+        ``fail(reason)`` (default: an :class:`~diffusemix.errors.ImageError` naming the file).
+    """
+    make = fail if fail is not None else (lambda reason: ImageError(reason, path=os.fspath(path)))
+    f = open_checked(path, max_bytes=max_bytes, fail=make)
+    try:
+        try:
+            img = Image.open(f)
+        except Image.DecompressionBombError as e:
+            raise make(_bomb_reason(f, e, max_pixels)) from None
+        except UnidentifiedImageError:
+            raise make("is not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise make(f"is truncated or corrupt ({e})") from None
+        reason = _too_many_pixels(img.size, max_pixels)
+        if reason is not None:
+            img.close()
+            raise make(reason)
+    except BaseException:
+        f.close()
+        raise
+    img._exclusive_fp = True  # type: ignore[attr-defined]  # closing the image closes the file
+    return img
 
 
 def _composite_over_white(rgba: Image.Image) -> Image.Image:
@@ -238,10 +312,7 @@ def load_image(
     except UnidentifiedImageError as e:
         raise what.error("is not an image Pillow can read") from e
     except Image.DecompressionBombError as e:
-        raise what.error(
-            f"is larger than Pillow's hard limit for decompression bombs "
-            f"({e}); it cannot be loaded"
-        ) from e
+        raise what.error(_bomb_reason(io.BytesIO(data), e, max_pixels)) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise what.error(f"is truncated or corrupt ({e})") from e
 

@@ -226,17 +226,19 @@ class PromptBook:
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise PromptFileError(f"prompt file '{path}' does not exist")
-    if path.is_dir():
-        raise PromptFileError(f"prompt file '{path}' is a folder, not a YAML file")
+    from .filecheck import MAX_TEXT_BYTES, read_checked
+
+    def fail(reason: str) -> PromptFileError:
+        if reason.startswith("is a folder"):
+            reason = "is a folder, not a YAML file"
+        return PromptFileError(f"prompt file '{path}' {reason}")
+
+    data = read_checked(path, max_bytes=MAX_TEXT_BYTES, fail=fail)  # never a FIFO, /dev/zero or a huge file
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            return f.read()
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise PromptFileError(f"prompt file '{path}' is not UTF-8 text ({e.reason})") from e
-    except OSError as e:
-        raise PromptFileError(f"prompt file '{path}' cannot be read: {e.strerror or e}") from e
+    return text
 
 
 def _compose(text: str, label: str) -> yaml.Node | None:

@@ -15,6 +15,7 @@ and a short text table. The scores are the exporter's, never recomputed.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -80,6 +81,10 @@ class ScoreReport:
     ranked: list[tuple[float, str, str, str, bool]]
     #: True for a cache (``--cache``): a kept row's ``file_name`` is Î itself.
     cache: bool = False
+    #: (file_name, kept) -> (the file its row is in, the row's number): named when a path is refused.
+    where: dict[tuple[str, bool], tuple[Path, int]] = field(default_factory=dict, repr=False)
+    #: The editor's model and its weights' licence (from the run's settings), "" when not known.
+    weights: str = ""
 
     def by_prompt(self, prompt: str) -> Cell:
         cell = Cell()
@@ -99,17 +104,19 @@ class ScoreReport:
         """
         from .export import folder
 
+        source, n = self.where.get((file_name, kept), (folder.manifest_path(self.root), None))
         if kept and self.cache:
-            return folder.resolve_in(self.root, file_name, source=folder.manifest_path(self.root))
+            return folder.resolve_in(self.root, file_name, source=source, row=n)
         stage = "generated" if kept else "rejected"
-        return folder.resolve_in(self.root, folder.stage_name(stage, file_name), source=folder.manifest_path(self.root))
+        return folder.resolve_in(self.root, folder.stage_name(stage, file_name), source=source, row=n)
 
     def table(self) -> str:
         """Per prompt (all classes), then per prompt × class: Î, mean, min, share kept."""
         w = max([len(p) for p in self.prompts] + [6])
         cw = max([len(c) for c in self.classes] + [5])
         rule = ", ".join(f"{k} {v:g}" for k, v in self.rule.items() if v is not None) or "no threshold"
-        lines = [f"Î by {self.editor}, scores by {self.scorer} ({rule}) in {self.root}", ""]
+        lines = [f"Î by {self.editor}, scores by {self.scorer} ({rule}) in {self.root}"]
+        lines += [f"weights: {self.weights}", ""] if self.weights else [""]
         head = f"{'prompt':<{w}}  {'class':<{cw}}  {'Î':>5}  {'mean':>6}  {'min':>6}  {'kept':>5}"
         lines += [head, "-" * len(head)]
 
@@ -133,9 +140,11 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
 
     Raises:
         ReportError: no manifest, or no scores in it (exported without --score).
+        RecordError: a row that breaks the schema (a path that leaves the folder, a field of the
+            wrong type, a score out of range, a repeated row), with its file, row and field.
     """
     from .export import folder
-    from .export.settings import upgrade
+    from .export.settings import readable_settings
 
     root = Path(path).expanduser()
     if not folder.manifest_path(root).is_file():
@@ -144,7 +153,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
             hint="Give the output folder of `python -m diffusemix export` (after every shard has finished, or"
             " `python -m diffusemix merge` on it)",
         )
-    rows = folder.read_rows(root)
+    rows = folder.read_rows(root)  # each row checked: paths inside the folder, types, scores, no repeats
     errors = folder.read_errors(root)
     dropped = [e for e in errors if e.get("kind") == "low-score"]
     if not any(isinstance(r.get("score"), (int, float)) for r in rows + dropped):
@@ -153,10 +162,7 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
             hint="Export it with --score dino|clip|clip-label (e.g. `python -m diffusemix export INPUT OUT --score dino"
             " --save-stages`) to measure which prompts keep the label",
         )
-    try:
-        settings = upgrade(folder.read_settings(root) or {})
-    except DiffuseMixError:
-        settings = {}
+    settings, _why = readable_settings(root)  # names only: an unreadable run.json leaves them to the rows
     scoring = settings.get("scorer") or {}
     prompts = [p for p in (settings.get("recipe") or {}).get("prompts", []) if isinstance(p, str)]
     # a row's class: class_name (its label is the class index), or a string label (older exports)
@@ -165,11 +171,15 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
     source_label = {r["source"]: r["label"] for r in rows if "source" in r and r.get("label") is not None}
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     ranked = []
-    for r in rows:
+    where: dict[tuple[str, bool], tuple[Path, int]] = {}
+    for n, r in enumerate(rows, 1):
+        where[(r["file_name"], True)] = (folder.manifest_path(root), n)
         if isinstance(r.get("score"), (int, float)):
             cells[(r["prompt"], r["label"])].kept.append(float(r["score"]))
             ranked.append((float(r["score"]), r["prompt"], r["label"], r["file_name"], True))
-    for e in errors:
+    for n, e in enumerate(errors, 1):
+        if isinstance(e.get("file_name"), str):
+            where[(e["file_name"], False)] = (folder.errors_path(root), n)
         if e.get("kind") not in ("low-score", "degenerate"):
             continue
         label = (
@@ -200,7 +210,34 @@ def read_report(path: str | os.PathLike[str]) -> ScoreReport:
         cells=dict(cells),
         ranked=ranked,
         cache=bool(rows) and isinstance(rows[0].get("input_file_name"), str),
+        where=where,
+        weights=weights_text(settings),
     )
+
+
+def weights_text(settings: dict[str, Any]) -> str:
+    """The model and its weights' licence as a run's settings record them (folders made before licences were
+    recorded: from the model card of the editor's model, when diffusemix knows it); "" for the preview."""
+    editor = settings.get("editor") or {}
+    name, model = editor.get("name"), editor.get("model")
+    if not name or name == "preview":
+        return ""
+    record = settings.get("licence")
+    if not isinstance(record, dict) and isinstance(model, str):
+        from .editors.model_cards import card_for
+
+        card = card_for(model, editor=str(name))
+        record = None if card is None else {"model": card.title, "name": card.licence.name,
+                                            "commercial_use": card.licence.commercial_use}
+    shown = Path(model).name if isinstance(model, str) and os.path.isabs(model) else model
+    if not isinstance(record, dict) or not record.get("name"):
+        text = f"{name} ({shown}): licence unknown here"
+    else:
+        allowed = "allowed" if record.get("commercial_use") else "NOT allowed"
+        text = f"{record.get('model') or name} ({shown}): {record['name']}, commercial use {allowed}"
+    if isinstance(record, dict) and record.get("accepted"):
+        text += f"; accepted: {record['accepted']} use of the weights"
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +297,7 @@ def _distribution(ax: Any, rep: ScoreReport) -> None:
 
 
 def _contact_sheet(fig: Any, spec: Any, rep: ScoreReport, n: int) -> None:
-    from PIL import Image
+    from .images import open_image
 
     lowest = [t for t in rep.ranked if rep.stage_file(t[3], t[4]).is_file()][:n]
     if not lowest:
@@ -279,7 +316,9 @@ def _contact_sheet(fig: Any, spec: Any, rep: ScoreReport, n: int) -> None:
         if k >= len(lowest):
             continue
         score, prompt, label, name, kept = lowest[k]
-        with Image.open(rep.stage_file(name, kept)) as im:
+        path = rep.stage_file(name, kept)
+        fail = lambda reason, path=path: ReportError(f"{reason}; the contact sheet cannot draw it", field=str(path))  # noqa: E731
+        with open_image(path, fail=fail) as im:  # a regular file, not a header bomb
             ax.imshow(np.asarray(im.convert("RGB")))
         words = textwrap.shorten(f"“{prompt}” · {label}", 40, placeholder="…")
         ax.set_title(f"{score:.3f} {'kept' if kept else 'dropped'}\n" + "\n".join(textwrap.wrap(words, 16)[:2]),
@@ -303,14 +342,16 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
     n_p = max(len(rep.prompts), 1)
     width = max(11.0, 1.1 * len(classes) + 3.5)
     heights = [0.55 * n_p + 1.6, 0.5 * n_p + 1.4, 0.55, width / max(lowest, 1) * 0.72 + 0.2]
-    total = sum(heights) + 1.6
+    title_in = 1.0 + (0.3 if rep.weights else 0.0)  # inches for the title: two lines, three with the weights
+    total = sum(heights) + 0.6 + title_in
     fig = plt.figure(figsize=(width, total), dpi=110)
-    top = 1 - 1.0 / total  # a fixed inch of room for the two-line title, whatever the figure's height
+    top = 1 - title_in / total  # a fixed room for the title, whatever the figure's height
     grid = fig.add_gridspec(4, 1, height_ratios=heights, hspace=0.42, left=0.16, right=0.86, top=top, bottom=0.02)
     rule = ", ".join(f"{k} {v:g}" for k, v in rep.rule.items() if v is not None) or "no threshold"
     made_by = "the preview editor (NOT a diffusion model)" if rep.editor == "preview" else rep.editor
+    weights = f"\nweights: {rep.weights}" if rep.weights else ""
     fig.suptitle(f"Which prompts keep the label?  {rep.root.name}\nÎ by {made_by}; scored by {rep.scorer};"
-                 f" rule: {rule}{note}", fontsize=11.5, x=0.02, ha="left")
+                 f" rule: {rule}{note}{weights}", fontsize=11.5, x=0.02, ha="left")
     ax = fig.add_subplot(grid[0])
     im = _heatmap(ax, rep, classes)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="mean score")
@@ -321,10 +362,24 @@ def draw_report(rep: ScoreReport, path: str | os.PathLike[str], *, lowest: int =
               transform=head.transAxes, va="bottom")
     _contact_sheet(fig, grid[3], rep, lowest)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, metadata={"Software": "diffusemix report"})
+    buf = io.BytesIO()
+    fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png", metadata={"Software": "diffusemix report"})
     plt.close(fig)
+    _write(rep.root, out, buf.getvalue())
     return out
+
+
+def _write(root: Path, path: Path, data: bytes) -> None:
+    """Write a report file: inside the export through its folder's guard (never through a link that
+    leads out of it: the folder may have come from elsewhere), elsewhere where the user said."""
+    from .export import folder
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    inside, where = os.path.realpath(root), os.path.realpath(path.parent)
+    if where == inside or where.startswith(inside.rstrip(os.sep) + os.sep):
+        folder.write_file(root, path, data, tag=folder.temp_tag((0, 0)))
+    else:
+        path.write_bytes(data)
 
 
 def write_report(
@@ -339,9 +394,9 @@ def write_report(
         raise DiffuseMixError(f"lowest (--lowest) must be an integer in [1, 32]; got {lowest!r}")
     rep = read_report(export_dir)
     png = Path(out) if out is not None else rep.root / "report.png"
+    on_disk = [rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked]  # every path checked before drawing
     draw_report(rep, png, lowest=lowest)
     text = rep.table()
-    on_disk = [rep.stage_file(t[3], t[4]).is_file() for t in rep.ranked]
     if not any(on_disk):
         text += "\nnote: no contact sheet of the lowest-scoring Î: export with --save-stages to keep Î on disk\n"
     elif not all(on_disk):
@@ -349,5 +404,5 @@ def write_report(
         text += f"\nnote: the contact sheet shows only the Î on disk, not the dropped ones ({where}; an export with" \
                 " --save-stages keeps them in stages/rejected)\n"
     txt = png.with_suffix(".txt")
-    txt.write_text(text, encoding="utf-8")
+    _write(rep.root, txt, text.encode("utf-8"))
     return png, txt, text

@@ -11,6 +11,8 @@ process chooses them).
   going back to the OS. Linux with glibc only; turn it off with
   ``DIFFUSEMIX_MALLOPT=0`` (or ``--no-tune-allocator`` on the command line).
 - :func:`use_all_cores`: torch's intra-op threads = the CPUs this process may run on.
+- :func:`quiet_pillow_bomb_warning`: no raw ``DecompressionBombWarning`` (a line with a
+  site-packages path) before the program's own message about the same image.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
 
-__all__ = ["ALLOCATOR_SETTINGS", "ALLOCATOR_ENV", "tune_allocator", "use_all_cores", "setup_process"]
+__all__ = ["ALLOCATOR_SETTINGS", "ALLOCATOR_ENV", "tune_allocator", "use_all_cores", "setup_process",
+           "quiet_pillow_bomb_warning"]
 
 #: glibc mallopt parameter numbers (malloc.h) and the values chosen.
 ALLOCATOR_SETTINGS: dict[str, tuple[int, int]] = {
@@ -91,7 +95,23 @@ def use_all_cores() -> int:
 
 def setup_process(*, tune_memory: bool | None = None) -> str:
     """What the CLI and the app call once at start: the allocator setting (see
-    :func:`tune_allocator`) and every core for torch; returns a line for logs."""
+    :func:`tune_allocator`), every core for torch, and no raw Pillow bomb warning
+    (:func:`quiet_pillow_bomb_warning`); returns a line for logs."""
     allocator = tune_allocator(tune_memory)
     threads = use_all_cores()
+    quiet_pillow_bomb_warning()
     return f"allocator: {allocator}; torch threads: {threads}"
+
+
+def quiet_pillow_bomb_warning() -> None:
+    """Leave out Pillow's ``DecompressionBombWarning`` in this process (the CLI's and the app's).
+
+    Every image it warns about (more than Pillow's ``MAX_IMAGE_PIXELS``) is refused by
+    ``load_image`` and ``open_image`` themselves, whose pixel limit (:data:`diffusemix.limits.MAX_PIXELS`)
+    is that threshold: the program says so in its own words (the export lists the file with its
+    size), so Pillow's raw line with a site-packages path before it only confuses. A library user's
+    process keeps Pillow's warnings as they are: only the program that owns the process sets filters.
+    """
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

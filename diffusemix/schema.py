@@ -221,30 +221,31 @@ def _in_range(value: Any, low: float | None, high: float | None) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def flag_for(owner: Any, name: str) -> str:
-    """The command-line flag of field ``name`` of ``owner`` (a class or its name)."""
+def _metadata(owner: Any, name: str) -> Mapping[str, Any] | None:
+    """Field ``name``'s metadata on ``owner`` (a class or its registered name); None when either is unknown."""
     cls = _resolve_owner(owner)
     if cls is None:
-        return name
+        return None
     try:
-        f = _field(cls, name)
+        return _field(cls, name).metadata
     except KeyError:
-        return name
-    if not f.metadata.get("cli", True):
+        return None
+
+
+def flag_for(owner: Any, name: str) -> str:
+    """The command-line flag of field ``name`` of ``owner`` (a class or its name)."""
+    meta = _metadata(owner, name)
+    if meta is None or not meta.get("cli", True):
         return name  # a setting without a flag is named by its key, never by another setting's flag
-    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+    return meta.get("flag") or "--" + name.replace("_", "-")
 
 
 def label_for(owner: Any, name: str) -> str:
     """The app's label of field ``name`` of ``owner`` (a class or its name)."""
-    cls = _resolve_owner(owner)
-    if cls is None:
+    meta = _metadata(owner, name)
+    if meta is None:
         return name
-    try:
-        f = _field(cls, name)
-    except KeyError:
-        return name
-    return f.metadata.get("label") or name.replace("_", " ").capitalize()
+    return meta.get("label") or name.replace("_", " ").capitalize()
 
 
 _OWNERS: dict[str, type] = {}

@@ -1,5 +1,9 @@
 """Hostile export cases through the CLI, as a user meets them; one line per case (held / FAILED).
 
+Issue 8's cases, then issue 19's: a folder received from someone else or shared (state files,
+outputs and folders that are links out of OUTPUT, a FIFO for run.json), two shard splits at once,
+an output cut short, a 90-megapixel input.
+
     python scripts/hostile_export.py [REPO]      # REPO: the checkout to test (default: this one)
 
 Runs `python -m diffusemix export` with the preview editor in a temporary folder
@@ -149,12 +153,80 @@ def c_2gb_dry_run():
     d = W / "huge"; r = cli(d, W / "o-huge2", "--dry-run")
     return r[0] == 0 and "ignored:  1" in r[1], [l for l in r[1].splitlines() if "ignored" in l or "images:" in l].__str__()
 
+# -- issue 19: a folder received from someone else or shared (links, special files), two splits, cut files --
+
+SECRET = b"not the exporter's to touch\n"
+
+def victim(name):
+    v = W / f"victim-{name}"; v.mkdir(); (v / "file.txt").write_bytes(SECRET)
+    return v
+
+def untouched(v):
+    return (v / "file.txt").read_bytes() == SECRET and sorted(x.name for x in v.iterdir()) == ["file.txt"]
+
+def c_state_link(name):
+    def run():
+        d = data(f"sl-{name}"); out = W / f"o-sl-{name}"; v = victim(f"sl-{name}")
+        (out / ".diffusemix").mkdir(parents=True); os.symlink(v / "file.txt", out / ".diffusemix" / name)
+        r = cli(d, out)
+        return r[0] == 2 and "symbolic link" in r[2] and name in r[2] and "Traceback" not in r[2] and untouched(v), f"exit {r[0]}, target untouched {untouched(v)}: '{r[2].strip()[-110:]}'"
+    return run
+
+def c_state_dir_link():
+    d = data("sdl"); out = W / "o-sdl"; v = victim("sdl"); out.mkdir(); os.symlink(v, out / ".diffusemix")
+    r = cli(d, out)
+    return r[0] == 2 and ".diffusemix" in r[2] and "symbolic link" in r[2] and untouched(v), f"exit {r[0]}, target untouched {untouched(v)}"
+
+def c_output_link():
+    d = data("ol"); out = W / "o-ol"; v = victim("ol"); cli(d, out)
+    a = out / "cat" / "0_sunset_0.png"; a.unlink(); os.symlink(v / "file.txt", a)
+    r = cli(d, out); r2 = cli(d, out, "--lam", "0.5", "--reuse-generated")
+    return r[0] == 2 and r2[0] == 2 and "symbolic link" in r[2] and untouched(v), f"rerun exit {r[0]}, remix exit {r2[0]}, target untouched {untouched(v)}"
+
+def c_class_dir_link():
+    d = data("cl"); out = W / "o-cl"; v = victim("cl"); cli(d, out)
+    shutil.rmtree(out / "dog"); os.symlink(v, out / "dog")
+    r = cli(d, out)
+    return r[0] == 2 and "leads outside" in r[2] and untouched(v), f"exit {r[0]}, outside folder untouched {untouched(v)}"
+
+def c_fifo_state():
+    d = data("fs"); out = W / "o-fs"; (out / ".diffusemix").mkdir(parents=True); os.mkfifo(out / ".diffusemix" / "run.json")
+    t = time.time(); r = cli(d, out, timeout=120)
+    return r[0] == 2 and "a FIFO" in r[2], f"exit {r[0]} in {time.time() - t:.1f} s"
+
+def c_two_splits():
+    d = data("splits", n=300); out = W / "o-splits"
+    p = cli(d, out, "--shard", "0/2", "--workers", "1", "--batch-size", "2", wait=False); time.sleep(4)
+    r = cli(d, out, "--shard", "0/3"); p.kill(); p.wait()
+    return r[0] == 2 and "split of 2 shards" in r[2], f"--shard 0/3 beside a running 0/2: exit {r[0]} '{r[2].strip()[:100]}...'"
+
+def c_truncated():
+    d = data("cut"); out, ref = W / "o-cut", W / "o-cut-ref"; cli(d, ref); cli(d, out)
+    a = out / "dog" / "1_snowy_0.png"; a.write_bytes(a.read_bytes()[:200])
+    r = cli(d, out)
+    same = all((out / x["file_name"]).read_bytes() == (ref / x["file_name"]).read_bytes() for x in rows(ref))
+    return r[0] == 0 and "made:             1 image" in r[1] and same, f"rerun exit {r[0]}, every file equal to one run: {same}"
+
+def c_bomb_warning():
+    import struct, zlib
+    d = data("bomb"); w = h = 9500
+    row = b"\0" * (1 + (w + 7) // 8); comp = zlib.compressobj(9); body = b"".join(comp.compress(row) for _ in range(64)) + comp.flush()
+    chunk = lambda k, b: struct.pack(">I", len(b)) + k + b + struct.pack(">I", zlib.crc32(k + b) & 0xFFFFFFFF)
+    (d / "cat" / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    r = cli(d, W / "o-bomb"); e = [x for x in errors(W / "o-bomb") if x["source"] == "cat/big.png"]
+    return r[0] == 0 and "DecompressionBombWarning" not in r[2] and e and "90,250,000 pixels" in e[0]["reason"], f"exit {r[0]}, raw warning shown: {'DecompressionBombWarning' in r[2]}"
+
 for name, fn in [("Latin-1 file name", c_latin1_file), ("Latin-1 class folder name", c_latin1_folder), ("file name with a newline", c_newline),
                  ("FIFO named x.png", c_fifo), ("symlink to /dev/zero named .png", c_devzero), ("2 GB sparse junk .png", c_huge),
                  ("2 GB junk: dry run agrees", c_2gb_dry_run), ("unix socket named .png", c_socket), ("dangling symlink .png", c_dangling),
                  ("symlink loop + links to other classes", c_loop), ("empty class folder", c_empty), ("two runs into one folder", c_two_runs),
                  ("remix while a shard runs", c_remix_vs_shard), ("two shards at once", c_shards_together),
-                 ("kill -9, then rerun (stale lock)", c_kill9_stale_lock), ("disk full (real tmpfs)", c_disk_full)]:
+                 ("kill -9, then rerun (stale lock)", c_kill9_stale_lock), ("disk full (real tmpfs)", c_disk_full),
+                 ("lock file is a link out of OUTPUT", c_state_link("lock")), ("journal is a link out of OUTPUT", c_state_link("rows-0-of-1.jsonl")),
+                 ("run.json is a link out of OUTPUT", c_state_link("run.json")), ("state folder is a link out of OUTPUT", c_state_dir_link),
+                 ("an output file is a link (rerun, remix)", c_output_link), ("a class folder of OUTPUT is a link out of it", c_class_dir_link),
+                 ("run.json is a FIFO", c_fifo_state), ("two shard splits at once", c_two_splits),
+                 ("an output cut short, then rerun", c_truncated), ("90 MP input: no raw Pillow warning", c_bomb_warning)]:
     case(name, fn)
 held = sum(1 for _, ok, _ in results if ok); tried = sum(1 for _, ok, _ in results if ok is not None)
 print(f"\n{tried} cases tried, {held} held")

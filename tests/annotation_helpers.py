@@ -156,6 +156,7 @@ def write_yolo_dataset(root: Path, scenes: dict[str, Scene], names=("a", "b", "c
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "data.yaml").write_text("names: [" + ", ".join(names) + "]\n")
     for fn, s in scenes.items():
+        (root / "images" / fn).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(s.image).save(root / "images" / fn)
         lines = []
         for sh in s.shapes:
@@ -171,7 +172,7 @@ def write_yolo_dataset(root: Path, scenes: dict[str, Scene], names=("a", "b", "c
                     f"{sh.category_id} "
                     + " ".join(f"{v / (s.width if i % 2 == 0 else s.height):.8f}" for i, v in enumerate(p))
                 )
-        lp = root / "labels" / (Path(fn).stem + ".txt")
+        lp = root / "labels" / Path(fn).with_suffix(".txt")  # Ultralytics' rule: images/ -> labels/
         lp.parent.mkdir(parents=True, exist_ok=True)
         lp.write_text("\n".join(lines) + "\n")
     return root
@@ -224,3 +225,24 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def shape_in_image(image: np.ndarray, colour_index: int) -> np.ndarray:
     """Pixels where the shape's colour covers more than half (bool)."""
     return coverage(image, colour_index) > 0.5
+
+
+def write_mask_dataset(root: Path, scenes: dict[str, Scene], classes=("background", "a", "b", "c")) -> Path:
+    """Save scenes as image/mask pairs: images/<name>, masks/<stem>.png of class ids (a shape's category), classes.txt."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    for fn, s in scenes.items():
+        (root / "images" / fn).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(s.image).save(root / "images" / fn)
+        mask = np.zeros((s.height, s.width), dtype=np.uint8)
+        for sh in s.shapes:
+            if sh.kind == "rect":
+                x0, y0, x1, y1 = (int(v) for v in sh.box)
+                mask[y0:y1, x0:x1] = sh.category_id
+            else:
+                mask[sh.mask] = sh.category_id
+        mp = root / "masks" / Path(fn).with_suffix(".png")
+        mp.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(mp)
+    return root

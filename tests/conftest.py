@@ -13,6 +13,9 @@ Fixtures:
     tiny_img2img_dir        folder of a saved tiny StableDiffusionImg2ImgPipeline
                             (loads through AutoPipelineForImage2Image)
     tiny_dino_dir, tiny_clip_dir  folders of tiny random DINOv2 / CLIP scorer models
+    tiny_flux2_klein_dir, tiny_qwen_image_edit_dir, tiny_flux_kontext_dir
+                            folders of tiny random instruction editors
+                            (tests/tiny_editors.py)
 """
 
 from __future__ import annotations
@@ -129,3 +132,30 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     _use_few_threads()
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux2_klein_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random FLUX.2 [klein] pipeline (step-distilled, as the 4B) saved with save_pretrained."""
+    from tiny_editors import build_tiny_flux2_klein
+
+    _use_few_threads()
+    return build_tiny_flux2_klein(tmp_path_factory.mktemp("tiny-flux2-klein") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_image_edit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen-Image-Edit-2509/2511 (QwenImageEditPlusPipeline) saved with save_pretrained."""
+    from tiny_editors import build_tiny_qwen_image_edit
+
+    _use_few_threads()
+    return build_tiny_qwen_image_edit(tmp_path_factory.mktemp("tiny-qwen-image-edit") / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_kontext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random FLUX.1 Kontext [dev] (FluxKontextPipeline) saved with save_pretrained."""
+    from tiny_editors import build_tiny_flux_kontext
+
+    _use_few_threads()
+    return build_tiny_flux_kontext(tmp_path_factory.mktemp("tiny-flux-kontext") / "pipeline")

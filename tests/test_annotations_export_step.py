@@ -19,6 +19,7 @@ from diffusemix.annotations.export_step import (
     prepare_annotation,
 )
 from diffusemix.annotations.issues import AnnotationError
+from diffusemix.errors import SettingError
 from diffusemix.annotations.seam import generated_shares
 from diffusemix.annotations.types import Categories, Category, ImageAnnotation, ObjectAnnotation, SemanticMask
 from diffusemix.engine import apply_record
@@ -168,20 +169,38 @@ def test_semantic_sample_row() -> None:
 @pytest.mark.parametrize(
     "field,value,match",
     [
-        ("min_visibility", 1.5, "min_visibility must be a share"),
+        ("min_visibility", 1.5, r"AnnotationOptions.min_visibility must be a number in \[0, 1\]; got 1.5"),
         ("layout_choice", "best", "layout_choice must be one of drawn, keep-objects"),
         ("format", "voc", "format must be one of auto, coco, yolo, masks"),
+        ("task", "classification", "task must be one of classify, detect, segment"),
         ("on_error", "ignore", "on_error must be one of raise, skip"),
-        ("tolerance", -1, "tolerance must be a number of pixels >= 0"),
+        ("tolerance", -1, "tolerance must be a number >= 0"),
         ("keep_categories", ("a",), "keep_categories must be category ids"),
+        ("path", "x.json", "path goes with task detect or segment"),
     ],
 )
 def test_options_are_checked(field: str, value, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(SettingError, match=match):
         AnnotationOptions(**{field: value})
 
 
-def test_options_carry_help_and_choices() -> None:
+def test_options_are_settings_with_help_choices_and_flags() -> None:
+    import argparse
+
+    from diffusemix import schema
+
     for f in dataclasses.fields(AnnotationOptions):
         assert f.metadata.get("help"), f.name
-    assert dataclasses.fields(AnnotationOptions)[0].metadata["choices"] == ("auto", "coco", "yolo", "masks")
+    assert dataclasses.fields(AnnotationOptions)[0].metadata["choices"] == ("classify", "detect", "segment")
+    parser = argparse.ArgumentParser()
+    schema.add_flags(parser, AnnotationOptions)
+    args = parser.parse_args(["--task", "detect", "--annotations", "coco", "--annotations-path", "a.json",
+                              "--min-visibility", "0.5", "--layout-choice", "keep-objects", "--keep-categories", "1,3"])
+    opts = AnnotationOptions(**schema.flag_values(AnnotationOptions, args))
+    assert (opts.task, opts.format, opts.path, opts.min_visibility) == ("detect", "coco", "a.json", 0.5)
+    assert opts.layout_choice == "keep-objects" and opts.keep_categories == (1, 3) and opts.active
+    assert schema.flag_for(AnnotationOptions, "format") == "--annotations"
+    with pytest.raises(SettingError, match="must be category ids separated by commas"):
+        schema.flag_values(AnnotationOptions, parser.parse_args(["--keep-categories", "a,b"]))
+    # what a field changes: the entries and their geometry make a new folder; the layout choice is a remix
+    assert schema.fields_by_stage(AnnotationOptions, "mixing") == ("layout_choice", "keep_categories")

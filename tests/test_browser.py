@@ -256,3 +256,94 @@ def test_sixteen_bit_png_upload_in_the_page(laptop, tmp_path):
 
     with Image.open(io.BytesIO(data)) as im:
         assert abs(im.convert("L").getpixel((5, 5)) - 78) <= 2
+
+
+@pytest.fixture
+def phone(browser, server):
+    """A 390 x 844 window, as on a phone."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(server)
+    pg.wait_for_selector("#dm-generate")
+    yield pg
+    context.close()
+
+
+_SIDEWAYS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def test_every_tab_fits_a_390_px_phone(phone, tmp_path):
+    """No tab scrolls sideways at 390 px, Explore neither before nor after Generate: the six stages keep their
+    columns inside their own box, which scrolls (issue 20: 531 px on load, 720 px after Generate before)."""
+    wide, client = phone.evaluate(_SIDEWAYS)
+    assert client == 390 and wide <= client, ("Explore on load", wide)
+    phone.locator("#dm-explore-image input[type=file]").set_input_files(str(EXAMPLES / "landscape.jpg"))
+    phone.wait_for_selector("#dm-explore-image img")
+    phone.locator("#dm-generate").click()
+    phone.wait_for_function("document.querySelectorAll('#dm-stages img').length >= 12")
+    wide, client = phone.evaluate(_SIDEWAYS)
+    assert wide <= client, ("Explore after Generate", wide)
+    box = phone.evaluate("() => { const b = document.querySelector('#dm-stages-box');"
+                         " return [b.scrollWidth, b.clientWidth]; }")
+    assert box[0] > box[1]  # the stages scroll inside their box instead
+    # the banner wraps inside the page
+    banner = phone.locator("#dm-status").bounding_box()
+    assert banner is not None and banner["x"] >= 0 and banner["x"] + banner["width"] <= 390
+    phone.locator("#dm-stages").scroll_into_view_if_needed()  # its images load lazily
+    phone.wait_for_function("[...document.querySelectorAll('#dm-stages img')].every(i => i.complete)")
+    phone.evaluate("() => window.scrollTo(0, 0)")
+    _screenshot(phone, "explore_390.png", tmp_path)
+    for tab in ("Prompt lab", "Batch export"):
+        phone.get_by_role("tab", name=tab).click()
+        phone.wait_for_timeout(500)
+        wide, client = phone.evaluate(_SIDEWAYS)
+        assert wide <= client, (tab, wide)
+
+
+def test_the_kept_set_downloads_under_the_sets_name(browser, server):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    try:
+        pg.goto(server)
+        pg.get_by_role("tab", name="Prompt lab").click()
+        pg.locator("#dm-lab-images input[type=file]").set_input_files([str(EXAMPLES / "car.jpg")])
+        pg.wait_for_function("document.querySelectorAll('#dm-lab-images img').length >= 1")
+        pg.locator("#dm-lab-candidates textarea").fill("snowy\nsunset")
+        pg.locator("#dm-lab-name input, #dm-lab-name textarea").first.fill("winter")
+        pg.locator("#dm-lab-run").click()
+        pg.wait_for_function("document.querySelectorAll('#dm-lab-grid img').length >= 2")
+        pg.wait_for_function("document.querySelector('#dm-lab-file').innerText.includes('prompts-winter')")
+        with pg.expect_download() as download:
+            pg.locator("#dm-lab-file a").first.click()
+        assert download.value.suggested_filename == "prompts-winter.yaml"
+    finally:
+        context.close()
+
+
+def test_an_old_error_goes_as_soon_as_an_export_starts(laptop, tmp_path):
+    """Not only after the export succeeds: an old error must not stay on the page while it runs."""
+    import zipfile
+
+    laptop.get_by_role("tab", name="Batch export").click()
+    laptop.locator("#dm-export-run").click()  # no zip yet: an error
+    laptop.get_by_text("No dataset: upload a .zip").first.wait_for()
+    dataset = tmp_path / "d.zip"
+    with zipfile.ZipFile(dataset, "w") as zf:
+        for name in ("car.jpg", "flower.jpg"):
+            zf.write(EXAMPLES / name, f"pets/{name[:3]}/{name}")
+    laptop.locator("#dm-export-zip input[type=file]").set_input_files(str(dataset))
+    laptop.wait_for_function("document.querySelector('#dm-export-zip').innerText.includes('d.zip')")
+    # record, in the page, whether the error was gone before the summary said the export finished
+    laptop.evaluate("""() => { window.dmOrder = [];
+        new MutationObserver(() => {
+          const toast = [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes('No dataset'));
+          const done = (document.querySelector('#dm-export-summary textarea') || {}).value || '';
+          if (!toast && !window.dmOrder.includes('toast gone')) window.dmOrder.push('toast gone');
+          if (done.includes('finished') && !window.dmOrder.includes('finished')) window.dmOrder.push('finished');
+        }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true}); }""")
+    laptop.locator("#dm-export-run").click()
+    laptop.wait_for_function("document.querySelector('#dm-export-summary textarea').value.includes('finished')")
+    laptop.wait_for_timeout(300)
+    assert laptop.evaluate("() => window.dmOrder")[:2] == ["toast gone", "finished"]

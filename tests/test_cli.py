@@ -232,8 +232,17 @@ def test_dry_run_writes_nothing(dataset: Path, tmp_path: Path, fractal_dir: Path
     assert code == 0
     assert "would make 60 image(s)" in stdout and "10" in stdout and "on disk" in stdout
     assert not out.exists()
-    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4"), capsys)
-    assert code == 0 and "would make 5 image(s)" in stdout and "20 over all shards" in stdout
+    # shards take whole chunks of the plan: 20 samples in chunks of 8 are 8 + 8 + 4; shard 1/4 gets the second
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4", "--chunk-size", "8"),
+                              capsys)
+    assert code == 0 and "would make 8 image(s)" in stdout and "20 over all shards" in stdout
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "3/4", "--chunk-size", "8"),
+                              capsys)
+    assert code == 0 and "would make 0 image(s)" in stdout and "20 over all shards" in stdout
+    assert "this shard has no work: the plan is 3 chunk(s) of 8 sample(s)" in stdout and "at most 3 shard(s)" in stdout
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/4", "--chunk-size", "5"),
+                              capsys)
+    assert code == 0 and "would make 5 image(s)" in stdout
     assert not out.exists()
 
 
@@ -244,7 +253,8 @@ def test_shards_then_merge(dataset: Path, tmp_path: Path, fractal_dir: Path, cap
     code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--shard", "1/2"), capsys)
     assert code == 0 and "shard 1/2" in stdout and "waiting for 0/2" in stdout
     code, stdout, stderr = run_cli(["merge", str(out)], capsys)
-    assert code == 0 and "10 rows" in stdout and "0/2" in stderr  # a partial merge says what is missing
+    # shards take whole chunks (the preview's batch of 8): shard 1/2 made plan positions 8-15
+    assert code == 0 and "8 rows" in stdout and "0/2" in stderr  # a partial merge says what is missing
     code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--shard", "0/2"), capsys)
     assert code == 0 and "metadata.jsonl" in stdout
     assert tree(out) == tree(ref)
@@ -453,7 +463,7 @@ def test_sigkill_mid_run_then_resume_gives_identical_files(tmp_path: Path, fract
 
     a, b = tree(out), tree(ref)
     assert sorted(a) == sorted(b)
-    assert len([k for k in a if k.startswith(("cat/", "dog/", "fish/"))]) == 122
+    assert len([k for k in a if k.startswith(("images/cat/", "images/dog/", "images/fish/"))]) == 122
     for name in b:
         assert a[name] == b[name], name
     assert temp_files(out) == []
@@ -492,3 +502,17 @@ def test_launched_processes_take_one_shard_each(dataset: Path, tmp_path: Path, f
         "done-0-of-2.json", "done-1-of-2.json", "lock", "plan.jsonl", "rows-0-of-2.jsonl", "rows-1-of-2.jsonl", "run.json"
     ]
     assert tree(out) == tree(ref)
+
+
+def test_a_folder_made_with_a_chunk_size_resumes_and_plans_without_the_flag(dataset: Path, tmp_path: Path,
+                                                                             fractal_dir: Path, capsys) -> None:
+    # a bug: the CLI filled the chunk size from the editor's batch size before reading the folder's, so a rerun
+    # without --chunk-size was refused as "other settings" and its dry run counted another shard split
+    out = tmp_path / "out"
+    code, _, err = run_cli(export_args(dataset, out, fractal_dir, "--chunk-size", "3"), capsys)
+    assert code == 0, err
+    code, stdout, err = run_cli(export_args(dataset, out, fractal_dir), capsys)
+    assert code == 0, err
+    code, stdout, _ = run_cli(export_args(dataset, out, fractal_dir, "--dry-run", "--shard", "1/2"), capsys)
+    # 20 samples in chunks of 3: 7 chunks (the last of 2); shard 1 of 2 takes chunks 1, 3, 5 = 9 samples
+    assert code == 0 and "(9 in this shard, 9 already done; 20 over all shards)" in stdout, stdout

@@ -225,7 +225,8 @@ def test_settings_are_frozen_and_validated():
 
 
 def test_load_editor_names_and_settings(tiny_ip2p_dir):
-    with pytest.raises(ValueError, match="auto, instruct-pix2pix, img2img, preview"):
+    with pytest.raises(ValueError, match="auto, instruct-pix2pix, img2img, flux2-klein, qwen-image-edit, flux-kontext,"
+                       " preview"):
         load_editor("dall-e")
     with pytest.raises(ValueError, match="strength is not a setting of the instruct-pix2pix editor"):
         load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), strength=0.5)
@@ -233,7 +234,8 @@ def test_load_editor_names_and_settings(tiny_ip2p_dir):
         load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), steps=0)
     with pytest.raises(ValueError, match="EditorSpec has no setting stepz"):
         load_editor("preview", stepz=3)
-    assert EDITOR_NAMES == ("auto", "instruct-pix2pix", "img2img", "preview")
+    assert EDITOR_NAMES == ("auto", "instruct-pix2pix", "img2img", "flux2-klein", "qwen-image-edit", "flux-kontext",
+                            "preview")
     ed = load_editor("instruct-pix2pix", model=str(tiny_ip2p_dir), steps=3, batch_size=None, device="cpu")
     assert isinstance(ed, InstructPix2PixEditor) and isinstance(ed, Editor)
     assert not ed.loaded  # lazy

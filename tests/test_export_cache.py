@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diffusemix.errors import DiffuseMixError
-from diffusemix.export import ExportOptions, plan_export
+from diffusemix.export import ExportOptions, folder, plan_export
 from diffusemix.fractals import FractalSet
 from export_helpers import (  # noqa: F401  (fixtures: dataset, fractals)
     RECIPE,
@@ -46,9 +46,8 @@ def test_cache_keeps_i_once_and_generated_images_without_mixing(
             e["source"], e["prompt"], e["copy"], e["seed"], e["label"]
         )  # fmt: skip
         # Î and I are the export's saved stages, pixel for pixel (BMP and PNG are both lossless)
-        stem = Path(e["file_name"]).with_suffix(".png")
-        assert np.array_equal(load(out / r["file_name"]), load(ref / "stages" / "generated" / stem))
-        assert np.array_equal(load(out / r["input_file_name"]), load(ref / "stages" / "input" / stem))
+        assert np.array_equal(load(out / r["file_name"]), load(folder.stage_path(ref, "generated", e["file_name"])))
+        assert np.array_equal(load(out / r["input_file_name"]), load(folder.stage_path(ref, "input", e["file_name"])))
     settings = json.loads((out / ".diffusemix" / "run.json").read_text())
     assert settings["options"] == {"chunk_size": 8, "format": "bmp", "quality": None, "cache": True}
     assert {k: settings["recipe"][k] for k in ("layouts", "mask", "seam", "lam", "arithmetic")} == {
@@ -78,7 +77,7 @@ def test_cache_png_format_and_option_checks(dataset: Path, tmp_path: Path, fract
     assert all(r["file_name"].endswith(".png") and r["input_file_name"].endswith(".png") for r in rows(out))
     with pytest.raises(ValueError, match=r"ExportOptions.format must be one of bmp, png for a cache \(lossless\)"):
         ExportOptions(cache=True, format="jpeg")
-    with pytest.raises(ValueError, match="cannot go with save_stages or reuse_generated"):
+    with pytest.raises(ValueError, match="cannot go with save_stages, reuse_generated or write_originals"):
         ExportOptions(cache=True, save_stages=True)
     assert ExportOptions().format == "png" and ExportOptions(cache=True).format == "bmp"
 
@@ -90,9 +89,14 @@ def test_cache_into_an_export_folder_is_refused(dataset: Path, tmp_path: Path, f
         run(dataset, out, fractals, cache=True)
 
 
-def test_class_named_inputs_is_refused_for_a_cache(tmp_path: Path, fractals: FractalSet) -> None:
-    data = make_dataset(tmp_path / "data", classes=("inputs", "other"), per_class=1)
-    with pytest.raises(DiffuseMixError, match="class folder 'inputs' would clash with the cache's own 'inputs'"):
-        run(data, tmp_path / "cache", fractals, cache=True)
+def test_classes_named_like_the_folders_own_files_are_fine_under_the_images_root(
+    tmp_path: Path, fractals: FractalSet
+) -> None:
+    """Since the class folders live under images/, a class may be called inputs, stages or metadata.jsonl."""
+    data = make_dataset(tmp_path / "data", classes=("inputs", "stages", "metadata.jsonl"), per_class=1)
+    out = tmp_path / "cache"
+    run(data, out, fractals, cache=True)
+    assert sorted({r["class_name"] for r in rows(out)}) == ["inputs", "metadata.jsonl", "stages"]
+    assert (out / "images" / "inputs").is_dir() and (out / "inputs" / "inputs").is_dir()
     plan = plan_export(data, tmp_path / "x", recipe=RECIPE, options=ExportOptions())
-    assert plan.images == 3  # an export has no inputs/ folder: the name is free there
+    assert plan.images == 4

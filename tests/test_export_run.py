@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -14,8 +13,9 @@ from PIL import Image
 
 from diffusemix.editors import load_editor
 from diffusemix.errors import DiffuseMixError
-from diffusemix.export import ExportOptions, export_dataset, manifest, merge_manifests
+from diffusemix.export import ExportOptions, export_dataset, folder, manifest, merge_manifests
 from diffusemix.fractals import FractalSet
+from diffusemix.imagefolder import find_classes
 from diffusemix.recipe import Recipe
 from export_helpers import (  # noqa: F401  (fixtures: dataset, fractals)
     RECIPE,
@@ -48,7 +48,8 @@ def test_round_trip_class_folders_keeps_labels(dataset: Path, tmp_path: Path, fr
     assert len(got) == 20
     assert list(got[0]) == list(manifest.MANIFEST_COLUMNS)
     for row in got:
-        assert row["class_name"] == row["source"].split("/")[0] == row["file_name"].split("/")[0]
+        assert row["file_name"].startswith("images/")  # the images root: class folders alone
+        assert row["class_name"] == row["source"].split("/")[0] == row["file_name"].split("/")[1]
         assert ("cat", "dog", "fish")[row["label"]] == row["class_name"]
         assert row["prompt"] in RECIPE.prompts and row["layout"] in RECIPE.layouts
         assert row["editor"] == "preview" and json.loads(row["editor_settings"])["max_retries"] == 2
@@ -56,12 +57,12 @@ def test_round_trip_class_folders_keeps_labels(dataset: Path, tmp_path: Path, fr
             assert im.format == "PNG" and im.size == (32, 32) and im.mode == "RGB"
     # plan order: classes, then images, then prompts in recipe order
     assert [r["file_name"] for r in got[:4]] == [
-        "cat/00_sunset_0.png",
-        "cat/00_snowy_0.png",
-        "cat/01_sunset_0.png",
-        "cat/01_snowy_0.png",
+        "images/cat/00_sunset_0.png",
+        "images/cat/00_snowy_0.png",
+        "images/cat/01_sunset_0.png",
+        "images/cat/01_snowy_0.png",
     ]
-    assert "cat/odd_sunset_0.png" in {r["file_name"] for r in got}
+    assert "images/cat/odd_sunset_0.png" in {r["file_name"] for r in got}
     assert not (out / "errors.jsonl").exists() and temp_files(out) == []
 
     # the same command again makes nothing and leaves every byte as it was
@@ -103,17 +104,16 @@ def test_datasets_loads_the_output_with_its_labels(dataset: Path, tmp_path: Path
 
 
 def test_datasets_label_is_the_imagefolder_class_index(dataset: Path, tmp_path: Path, fractals: FractalSet) -> None:
-    """``label`` is what torchvision's ImageFolder gives (the index in the sorted class folders), ready
-    for training; ``class_name`` says the class. (datasets 5.2.0 reads a metadata.jsonl's columns as
-    they are, so an integer column, not a ClassLabel: a JSON file cannot carry one.)"""
+    """``label`` is what torchvision's ImageFolder gives on OUTPUT/images (the index in the sorted class
+    folders), ready for training; ``class_name`` says the class. ``load_dataset("imagefolder",
+    data_dir=OUTPUT)`` reads metadata.jsonl's columns as they are (an int64); ``load_dataset(OUTPUT)``
+    reads the card, which declares ``label`` a ClassLabel with the same indices."""
     datasets = pytest.importorskip("datasets")
     (dataset / "ant").mkdir()  # a class whose images all fail: absent from the output, as ImageFolder sees it
     (dataset / "ant" / "bad.png").write_bytes(b"not a picture")
     out = tmp_path / "out"
     run(dataset, out, fractals, save_stages=True)
-    image_folder_classes = sorted(  # torchvision.datasets.folder.find_classes on OUT
-        e.name for e in os.scandir(out) if e.is_dir() and not e.name.startswith(".") and e.name != "stages"
-    )
+    image_folder_classes, _ = find_classes(str(out / "images"))  # torchvision's own code, copied verbatim
     assert image_folder_classes == ["cat", "dog", "fish"]
 
     ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
@@ -122,9 +122,10 @@ def test_datasets_label_is_the_imagefolder_class_index(dataset: Path, tmp_path: 
     assert sorted(set(ds["label"])) == [0, 1, 2]
     for ex in ds:
         assert image_folder_classes[ex["label"]] == ex["class_name"] == ex["source"].split("/")[0]
-    # the README's one line that makes it a ClassLabel keeps every index
-    cast = ds.cast_column("label", datasets.ClassLabel(names=sorted(set(ds["class_name"]))))
-    assert cast.features["label"].names == image_folder_classes and cast["label"] == ds["label"]
+    # the card makes it a ClassLabel with every index kept
+    carded = datasets.load_dataset(str(out), split="train")
+    assert carded.features["label"] == datasets.ClassLabel(names=image_folder_classes)
+    assert carded["label"] == ds["label"] and carded.column_names == ds.column_names
     # the manifest says the class by name too, and a merge writes the same
     got = rows(out)
     assert [(r["label"], r["class_name"]) for r in got[:1]] == [(0, "cat")]
@@ -194,7 +195,8 @@ def test_saved_stages_reproduce_the_equations(dataset: Path, tmp_path: Path, fra
     run(dataset, out, fractals, save_stages=True, format="png")
     for row in rows(out):
         stage = {
-            s: load(out / "stages" / s / row["file_name"]) for s in ("input", "generated", "mask", "hybrid", "fractal")
+            s: load(folder.stage_path(out, s, row["file_name"])) for s in ("input", "generated", "mask", "hybrid",
+                                                                           "fractal")
         }
         a = load(out / row["file_name"])
         m = stage["mask"][..., None] / 255.0
@@ -280,7 +282,7 @@ def test_interrupted_run_resumes_to_the_same_dataset(dataset: Path, tmp_path: Pa
     journal = out / ".diffusemix" / "rows-0-of-1.jsonl"
     with open(journal, "ab") as f:
         f.write(b'{"file_name": "cat/02_sn')
-    (out / "cat" / ".02_snowy_0.png.dmx0of1-99999.tmp").write_bytes(b"\x89PNG partial")
+    (out / "images" / "cat" / ".02_snowy_0.png.dmx0of1-99999.tmp").write_bytes(b"\x89PNG partial")
 
     editor = preview()
     resumed = run(dataset, out, fractals, editor=editor, chunk_size=3)
@@ -404,7 +406,7 @@ def test_write_originals_writes_each_input_once_at_the_output_size(dataset: Path
     assert summary.made == 20 and len(originals) == 10  # 10 images x 2 prompts; one original each
     assert find_classes(str(out / "originals"))[0] == ["cat", "dog", "fish"]
     row = folder.read_rows(out)[0]
-    with Image.open(out / folder.original_name(row["file_name"].rsplit("_", 2)[0])) as im:
+    with Image.open(out / folder.original_name(folder.image_relative(row["file_name"]).rsplit("_", 2)[0])) as im:
         assert np.array_equal(np.asarray(im), prepare(load_image(dataset / row["source"]), RECIPE.size))
     again = run(dataset, out, fractals, write_originals=True)
     assert again.made == 0 and again.skipped_done == 20

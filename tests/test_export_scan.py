@@ -11,6 +11,7 @@ from PIL import Image
 from diffusemix.errors import DiffuseMixError
 from diffusemix.export import plan_export, prompt_slugs, scan_input
 from diffusemix.fractals import FractalSet
+from diffusemix.imagefolder import find_classes
 from export_helpers import (  # noqa: F401  (fixtures: dataset, fractals)
     RECIPE,
     dataset,
@@ -33,7 +34,9 @@ def test_flat_folder_has_one_label(tmp_path: Path, fractals: FractalSet) -> None
     assert "flat folder, one label 'birds'" in str(summary)
     got = rows(out)
     assert len(got) == 6 and {r["class_name"] for r in got} == {"birds"} and {r["label"] for r in got} == {0}
-    assert got[0]["file_name"] == "b0_sunset_0.png" and (out / "b0_sunset_0.png").is_file()
+    # its one label is its class folder: torchvision's ImageFolder reads OUTPUT/images as one class
+    assert got[0]["file_name"] == "images/birds/b0_sunset_0.png" and (out / "images/birds/b0_sunset_0.png").is_file()
+    assert find_classes(str(out / "images")) == (["birds"], {"birds": 0})
 
     datasets = pytest.importorskip("datasets")
     ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
@@ -97,12 +100,12 @@ def test_class_names_that_look_like_splits_get_a_loading_hint(tmp_path: Path, fr
         Image.fromarray(picture(24, 24, i)).save(data / cls / "x.png")
     out = tmp_path / "out"
     summary = run(data, out, fractals, recipe=RECIPE.replace(prompts=("rain",)))
-    assert len(summary.notes) == 1 and "data_files" in str(summary) and "test, train" in summary.notes[0]
+    assert len(summary.notes) == 1 and "images/test/x_rain_0.png, images/train/x_rain_0.png" in summary.notes[0]
+    assert f"load_dataset('{out}') reads README.md" in str(summary)
     datasets = pytest.importorskip("datasets")
-    ds = datasets.load_dataset(
-        "imagefolder", data_files={"train": [str(out / "metadata.jsonl"), str(out / "**")]}, split="train"
-    )
+    ds = datasets.load_dataset(str(out), split="train")  # the card names the files: no split is guessed
     assert sorted(ds["class_name"]) == ["other", "test", "train"] and sorted(ds["label"]) == [0, 1, 2]
+    assert ds.features["label"].names == ["other", "test", "train"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from diffusemix import cli
 from diffusemix.editors import PreviewEditor, retry_seed
 from diffusemix.editors.base import EditRequest
 from diffusemix.errors import DiffuseMixError
-from diffusemix.export import ExportOptions, export_dataset
+from diffusemix.export import ExportOptions, export_dataset, folder
 from diffusemix.recipe import draw
 from diffusemix.scoring import Score, ScoreRule, load_scorer
 
@@ -100,8 +100,8 @@ def test_a_low_score_is_retried_with_a_recorded_seed(dataset, fractals, tmp_path
         assert r["seed"] == (retry_seed(s0, 1) if r["attempts"] == 2 else s0)
         assert r["score"] == 0.9
         # the saved Î is what the recorded seed makes
-        i = np.asarray(Image.open(out / "stages" / "input" / Path(r["file_name"]).with_suffix(".png")))
-        gen = np.asarray(Image.open(out / "stages" / "generated" / Path(r["file_name"]).with_suffix(".png")))
+        i = np.asarray(Image.open(folder.stage_path(out, "input", r["file_name"])))
+        gen = np.asarray(Image.open(folder.stage_path(out, "generated", r["file_name"])))
         np.testing.assert_array_equal(gen, editor.edit([EditRequest(i, r["prompt"], r["seed"])])[0].image)
 
 
@@ -121,7 +121,7 @@ def test_a_score_below_the_threshold_after_every_retry_is_dropped_and_listed(dat
     assert e["reason"] == f"generated image rejected: dino score {e['score']:.3f} < min 1 after 3 attempts"
     assert (out / "metadata.jsonl").read_text() == ""
     assert not (out / e["file_name"]).exists()
-    assert (out / "stages" / "rejected" / Path(e["file_name"]).with_suffix(".png")).is_file()
+    assert folder.stage_path(out, "rejected", e["file_name"]).is_file()
     text = summary.format()
     assert "low score:        20" in text and "dropped 10/10 (100%)" in text and "errors listed in" in text
     # a second run skips them (reported, not retried) and writes the same lists

@@ -169,7 +169,7 @@ def test_the_wheel_works_from_a_fresh_venv_outside_the_checkout(tmp_path: Path) 
         Image.fromarray(np.full((20, 30, 3), 60 if cls == "cat" else 220, np.uint8)).save(work / "core" / cls / "a.png")
     proc = run(str(script), "export", "core", "core-out", "--editor", "preview", "--prompt-set", "quick", "--size", "32",
                "--no-progress", app=False)
-    assert proc.returncode == 0 and len(list((work / "core-out").glob("*/*.png"))) == 4, proc.stderr
+    assert proc.returncode == 0 and len(list((work / "core-out").glob("images/*/*.png"))) == 4, proc.stderr
     proc = run(str(script), "app", "--help", app=False)
     assert proc.returncode == 2 and "pip install 'diffusemix[app]'" in proc.stderr, proc.stderr
     # with it (pip install 'diffusemix[app]'): the app runs from the installed package
@@ -188,7 +188,7 @@ def test_the_wheel_works_from_a_fresh_venv_outside_the_checkout(tmp_path: Path) 
     proc = run(str(script), "export", "data", "out", "--editor", "preview", "--prompt-set", "quick", "--size", "32",
                "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert len(list((work / "out").glob("*/*.png"))) == 4 and (work / "out" / "metadata.jsonl").is_file()
+    assert len(list((work / "out").glob("images/*/*.png"))) == 4 and (work / "out" / "metadata.jsonl").is_file()
 
     # 5. the README's library snippet (with the preview: no weights here) and its figure
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(work / "cat.jpg")

@@ -16,6 +16,7 @@ from authors_port import ORIENTATION_OF_LAYOUT, authors_blend, authors_combine
 from PIL import Image
 
 from diffusemix.cli import main
+from diffusemix.export import folder
 from diffusemix.fractals import write_fractal_set
 from diffusemix.prompts import PAPER_PROMPTS
 
@@ -43,7 +44,7 @@ def _dataset(root: Path) -> Path:
 
 
 def _stage(out: Path, stage: str, file_name: str) -> np.ndarray:
-    with Image.open(out / "stages" / stage / Path(file_name).with_suffix(".png")) as im:
+    with Image.open(folder.stage_path(out, stage, file_name)) as im:
         return np.asarray(im.convert("RGB"))
 
 

@@ -1,7 +1,8 @@
 """The one schema (issue 17): settings declared once, the export folder owned by one module, errors with fields.
 
 - the same seed gives byte-identical files before and after the change (files made by commit a4f87bf);
-- a folder made by the previous version resumes, and one made with other settings is refused clearly;
+- a folder made by the previous version resumes (its images moved under images/), and one made with other
+  settings is refused clearly;
 - a new setting is one field: it reaches --help, the app's defaults, the rows and run.json by itself;
 - a user's mistake is a one-line error (exit 2), a bug an internal error (exit 1 with the traceback;
   in the app a short message with a log id, the traceback in the server log);
@@ -77,12 +78,14 @@ def test_the_same_seed_gives_the_files_the_previous_version_made(case, inputs, t
                 folder.stage_path(out, "generated", row["file_name"]), row) else got["generated"]
         assert got == want, row["file_name"]
     # the rows say what they said, field for field (the editor's settings are now only what changes Î, and the
-    # row records its plan chunk and model call since batches are part of the plan)
+    # row records its plan chunk and model call since batches are part of the plan; the files now lie under the
+    # images root: images/<class>/..., the rest of each name as before)
     old = {r["file_name"]: r for r in spec["rows"]}
     for row in rows:
-        before = old[row["file_name"]]
-        assert {k: v for k, v in row.items() if k not in ("editor_settings", "chunk", "batch")} == {
-            k: v for k, v in before.items() if k != "editor_settings"
+        assert row["file_name"].startswith("images/")
+        before = old[folder.image_relative(row["file_name"])]
+        assert {k: v for k, v in row.items() if k not in ("editor_settings", "file_name", "chunk", "batch")} == {
+            k: v for k, v in before.items() if k not in ("editor_settings", "file_name")
         }
         assert json.loads(row["editor_settings"]) == {"batch_size": 8, "max_retries": 2}
         assert row["batch"] == [{k: row[k] for k in ("source", "prompt", "copy", "seed")}]  # the preview: one at a time
@@ -114,12 +117,17 @@ def _same_saved_generated(path: Path, row: dict) -> bool:
 
 
 def _v2_folder(tmp_path: Path, data: Path, fractals: FractalSet) -> Path:
-    """A finished export as version 2 left it: its images (made now: the test above holds them equal) and its
-    state files as that version wrote them (tests/fixtures/v2_state, made by commit a4f87bf)."""
+    """A finished export as version 2 left it: its images (made now: the test above holds them equal), in
+    that version's layout (class folders at the top of OUTPUT), and its state files as that version wrote
+    them (tests/fixtures/v2_state, made by commit a4f87bf)."""
     two = make_dataset(tmp_path / "v2data", classes=("cat", "dog"), per_class=2)
     out = tmp_path / "v2"
     export_dataset(two, out, recipe=Recipe(size=32, prompts=("sunset", "snowy"), seam=4), editor=load_editor("preview"),
                    fractals=fractals, options=ExportOptions(save_stages=True), progress_bar=False)
+    for cls in ("cat", "dog"):
+        (out / "images" / cls).rename(out / cls)
+    (out / "images").rmdir()
+    folder.card_path(out).unlink()
     shutil.rmtree(out / folder.STATE_DIR)
     (out / folder.STATE_DIR).mkdir()
     state = HERE / "fixtures" / "v2_state"
@@ -140,15 +148,19 @@ def test_a_folder_made_by_the_previous_version_resumes_and_is_read(inputs, tmp_p
     run = read_run(out)  # version 2 read into the dataclasses
     assert run.recipe == Recipe(size=32, prompts=("sunset", "snowy"), seam=4)
     assert run.editor == EditorSpec(name="preview", max_retries=2) and run.scorer is None
+    assert folder.images_root(out) == out  # read where it is: class folders at the top
     summary = export_dataset(tmp_path / "v2data", out, recipe=run.recipe, editor=load_editor("preview"),
                              fractals=fractals, options=ExportOptions(save_stages=True), progress_bar=False)
     assert summary.made == 0 and summary.skipped_done == 10  # resumed: nothing made again
-    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} == before
+    # the class folders moved under images/ (stages stay where they were), every byte kept
+    moved = {(Path("images") / k if k.parts[0] != "stages" else k): v for k, v in before.items()}
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} == moved
+    assert folder.images_root(out) == out / "images" and folder.card_path(out).is_file()
     new_rows = folder.read_rows(out)
     old_rows = [json.loads(line) for line in old_manifest.splitlines()]
-    assert [r["file_name"] for r in new_rows] == [r["file_name"] for r in old_rows]
+    assert [r["file_name"] for r in new_rows] == ["images/" + r["file_name"] for r in old_rows]
     assert [(r["label"], r["class_name"]) for r in new_rows] == [(r["label"], r["class_name"]) for r in old_rows]
-    assert json.loads(folder.settings_path(out).read_text())["settings_version"] == 3  # rewritten in this version's words
+    assert json.loads(folder.settings_path(out).read_text())["settings_version"] == 4  # rewritten in this version's words
 
 
 def test_a_previous_version_folder_made_with_other_settings_is_refused_naming_them(inputs, tmp_path):

@@ -209,6 +209,20 @@ def test_auto_without_weights_gives_no_scores_and_says_so(caplog, make_rgb):
         scorer.score([im], [im])
 
 
+def test_the_start_up_warning_gives_each_reason_whole(caplog):
+    """Issue 20: the log line cut each reason at 200 characters, mid-word."""
+    from diffusemix.scoring import ClipScorer, DinoScorer, ScorerLoadError
+
+    whys = []
+    for cls in (DinoScorer, ClipScorer):
+        with pytest.raises(ScorerLoadError) as err:
+            cls(None).load()
+        whys.append(str(err.value))
+    with caplog.at_level(logging.WARNING, logger="diffusemix"):
+        load_scorer("auto")
+    assert all(len(w) > 200 and w in caplog.text for w in whys)
+
+
 def test_auto_with_a_named_model_raises_instead(tmp_path):
     with pytest.raises(ScorerLoadError, match=r"no scorer could be loaded with model="):
         load_scorer("auto", model=str(tmp_path / "nowhere"))
@@ -304,7 +318,7 @@ def test_unavailable_device_is_a_load_error():
 
 
 def test_bad_settings():
-    with pytest.raises(ValueError, match="ScorerSpec.name must be one of none, auto, dino, clip, clip-label; got 'sift'"):
+    with pytest.raises(ValueError, match="ScorerSpec.name must be one of none, auto, genmix, dino, clip, clip-label; got 'sift'"):
         load_scorer("sift")
     with pytest.raises(ValueError, match=r"ScorerSpec.batch_size must be an integer in \[1, 4096\]; got 0"):
         load_scorer("dino", batch_size=0)

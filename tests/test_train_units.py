@@ -430,3 +430,14 @@ def test_lr_schedule() -> None:
     step = dataclasses.replace(cfg, schedule="step", milestones=(5, 8), warmup_epochs=0)
     g = [lr_factor(s, config=step, budget=b) for s in (0, 49, 50, 79, 80, 99)]
     assert g == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_a_set_smaller_than_one_batch_is_refused_with_what_to_do() -> None:
+    """Issue 20: a batch of 64 over 10 images repeats each image six times in one step (old train_cnn.py
+    dropped the rest with drop_last instead); each budget now says so and how to fix it."""
+    for mode, what in (("epochs", "training set has 10 items"), ("steps", "set of real images has 10 items"),
+                       ("images", "epoch of 10 real images")):
+        with pytest.raises(ValueError, match=rf"budget {mode}: .*{what}.*one batch of 64"):
+            plan_budget(mode, epochs=3, real_images=10, dataset_items=10, global_batch=64)
+    b = plan_budget("epochs", epochs=2, real_images=72, dataset_items=72, global_batch=64)
+    assert b.total_steps == 4 and b.images_seen == 256 and round(b.passes, 3) == 3.556  # no image dropped

@@ -36,7 +36,9 @@ def test_batch_export_returns_a_zip_with_metadata_and_class_folders(ctx, tmp_pat
         names = zf.namelist()
         rows = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
     assert "metadata.jsonl" in names
-    assert sum(n.startswith("cats/") for n in names) == 4 and sum(n.startswith("dogs/") for n in names) == 2
+    assert sum(n.startswith("images/cats/") for n in names) == 4
+    assert sum(n.startswith("images/dogs/") for n in names) == 2
+    assert "README.md" in names  # the dataset card
     assert len(rows) == 6 and all(r["file_name"] in names for r in rows)
     assert not (Path(result).parent / "input").exists()  # the unpacked upload is gone
 
@@ -160,7 +162,7 @@ def test_a_stopped_export_gives_a_dataset_zip(ctx, tmp_path):
     with zipfile.ZipFile(result) as zf:
         names = set(zf.namelist())
         rows = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
-    assert 0 < len(rows) < 12 and {r["file_name"] for r in rows} | {"metadata.jsonl"} == names
+    assert 0 < len(rows) < 12 and {r["file_name"] for r in rows} | {"metadata.jsonl", "README.md"} == names
     assert all(r["class_name"] in ("cats", "dogs") for r in rows)
     present = sorted({r["class_name"] for r in rows})  # label: the class index ImageFolder gives the zip
     assert all(r["label"] == present.index(r["class_name"]) for r in rows)

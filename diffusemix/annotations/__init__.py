@@ -16,7 +16,8 @@ Modules, in the order data flows:
 * ``seam``: per object, the share of its area on the Î side; ``best_layout``
 * ``targets``: torchvision detection / segmentation targets, 🤗 ``objects``
 * ``draw``: boxes and outlines on an image, for the app
-* ``export_step``: the per-image step the exporter calls (a prototype)
+* ``export_step``: ``AnnotationOptions`` (the ``--task``/``--annotations`` settings) and the per-image step
+  the exporter calls (``diffusemix.export.annotated`` and ``.annotation_writer`` are the exporter's hooks)
 
 Imports are lazy: nothing heavy loads until a name is used; pycocotools
 (the ``detection`` extra) only for COCO masks and areas.
@@ -68,10 +69,11 @@ _EXPORTS: dict[str, str] = {
     "hf_objects": "targets",
     "draw_annotations": "draw",
     "draw_semantic": "draw",
-    # the exporter's step (prototype)
+    # the exporter's settings and per-image step
     "AnnotationOptions": "export_step",
     "SampleAnnotation": "export_step",
     "plan_annotations": "export_step",
+    "TASKS": "export_step",
     "annotate_sample": "export_step",
     "annotate_semantic_sample": "export_step",
     "check_image_size": "export_step",

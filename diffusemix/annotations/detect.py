@@ -56,7 +56,8 @@ def _looks_like_coco(path: Path) -> bool:
     return b'"images"' in head and b'"annotations"' in head
 
 
-def _coco_candidates(root: Path) -> list[Path]:
+def coco_candidates(root: Path) -> list[Path]:
+    """The COCO-looking JSON files in ``root`` and ``root/annotations`` (sorted)."""
     found = []
     for folder in (root, root / "annotations"):
         if folder.is_dir():
@@ -64,7 +65,8 @@ def _coco_candidates(root: Path) -> list[Path]:
     return found
 
 
-def _coco_images_dir(root: Path, json_path: Path) -> Path:
+def coco_images_dir(root: Path, json_path: Path) -> Path:
+    """Where a COCO dataset's images are: ``root/images``, else the folder named like the JSON, else ``root``."""
     if (root / "images").is_dir():
         return root / "images"
     stem = json_path.stem
@@ -84,14 +86,14 @@ def detect_format(path: str | os.PathLike[str]) -> DetectedFormat:
     if p.is_file():
         if p.suffix.lower() == ".json":
             root = p.parent.parent if p.parent.name == "annotations" else p.parent
-            return DetectedFormat("coco", root, p, _coco_images_dir(root, p), f"{p.name} is a JSON file")
+            return DetectedFormat("coco", root, p, coco_images_dir(root, p), f"{p.name} is a JSON file")
         raise AnnotationError(
             AnnotationIssue(str(p), "an annotation file must be a COCO .json (or give the dataset folder)")
         )
     if not p.is_dir():
         raise AnnotationError(AnnotationIssue(str(p), "the dataset folder does not exist"))
     found: list[DetectedFormat] = []
-    cocos = _coco_candidates(p)
+    cocos = coco_candidates(p)
     if len(cocos) > 1:
         raise AnnotationError(
             AnnotationIssue(
@@ -106,7 +108,7 @@ def detect_format(path: str | os.PathLike[str]) -> DetectedFormat:
                 "coco",
                 p,
                 cocos[0],
-                _coco_images_dir(p, cocos[0]),
+                coco_images_dir(p, cocos[0]),
                 f"{cocos[0].relative_to(p).as_posix()} is a COCO instances file",
             )
         )
@@ -151,13 +153,13 @@ def read_annotations(
         format = found.format  # type: ignore[assignment]
         root, ann, images = found.root, found.annotation_file, found.images_dir
     elif format == "coco":
-        cocos = [p] if p.is_file() else _coco_candidates(p)
+        cocos = [p] if p.is_file() else coco_candidates(p)
         if len(cocos) != 1:
             what = "no COCO JSON" if not cocos else f"{len(cocos)} COCO JSON files"
             raise AnnotationError(AnnotationIssue(str(p), f"{what} here", hint="Give the .json file itself"))
         ann = cocos[0]
         root = ann.parent.parent if ann.parent.name == "annotations" else ann.parent
-        images = _coco_images_dir(root, ann)
+        images = coco_images_dir(root, ann)
     else:
         root, ann, images = p, None, p / "images"
     if format == "coco":

@@ -19,24 +19,30 @@ A-side annotation is the I-side annotation.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-from ..errors import DiffuseMixError
+from .. import schema
+from ..errors import DiffuseMixError, SettingError
+from ..schema import check_fields, fail, register, setting
 from ..functional import make_mask
 from ..recipe import Recipe, SampleRecord
-from .detect import ANNOTATION_FORMATS, AnnotationFormat
+from .detect import ANNOTATION_FORMATS
 from .geometry import DEFAULT_MIN_VISIBILITY, TransformResult, transform_annotation, transform_semantic
-from .issues import ON_ERROR, AnnotationError, AnnotationIssue, OnError
+from .issues import ON_ERROR, AnnotationError, AnnotationIssue
 from .seam import best_layout, generated_shares
 from .targets import hf_objects
 from .types import Categories, ImageAnnotation, SemanticMask
 
 __all__ = [
     "LAYOUT_CHOICES",
+    "TASKS",
+    "parse_category_ids",
     "AnnotationOptions",
     "LayoutChoice",
     "SampleAnnotation",
@@ -50,77 +56,95 @@ __all__ = [
 
 LayoutChoice = Literal["drawn", "keep-objects"]
 LAYOUT_CHOICES: tuple[str, ...] = get_args(LayoutChoice)
+Task = Literal["classify", "detect", "segment"]
+#: What an export is for: classification (class folders), detection (boxes), segmentation (polygons, masks).
+TASKS: tuple[str, ...] = get_args(Task)
 _ROUND = 3
 
 
+def parse_category_ids(text: str) -> tuple[int, ...]:
+    """``"1,3"`` → ``(1, 3)`` (the command line's ``--keep-categories``)."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not all(re.fullmatch(r"-?\d+", p) for p in parts):
+        raise SettingError("must be category ids separated by commas, e.g. 1,3", owner="AnnotationOptions",
+                           field="keep_categories", value=text)
+    return tuple(int(p) for p in parts)
+
+
+@register
 @dataclass(frozen=True)
 class AnnotationOptions:
-    """How annotations ride along an export (the method's settings stay in the Recipe)."""
+    """What the input's annotations are and how they ride along an export (the method's settings stay in the
+    :class:`~diffusemix.recipe.Recipe`).
 
-    format: AnnotationFormat = field(
-        default="auto",
-        metadata={
-            "help": "annotation format of the input: auto (detected), coco, yolo or masks",
-            "choices": ANNOTATION_FORMATS,
-            "flag": "--annotations",
-        },
+    One field per setting (:mod:`diffusemix.schema`): the command line's flags, run.json's ``annotations``
+    block and the rows follow. ``task="classify"`` (the default) is the class-folder export: no annotations.
+    """
+
+    task: str = setting(
+        "classify", choices=TASKS, stage="generation", label="Task",
+        help="classify: class folders, no annotations; detect: the input is a COCO or YOLO dataset and its boxes"
+        " ride along with every image; segment: its polygons and masks too (COCO, YOLO segments, or images/ +"
+        " masks/ of class ids)",
     )
-    min_visibility: float = field(
-        default=DEFAULT_MIN_VISIBILITY,
-        metadata={
-            "help": "drop an object when less than this share of its area stays inside the crop"
-            " (center-crop only; 0 keeps any object with a part inside)",
-            "range": (0.0, 1.0),
-        },
+    format: str = setting(
+        "auto", choices=ANNOTATION_FORMATS, flag="--annotations", stage="generation", label="Annotation format",
+        help="annotation format of the input (with --task detect|segment): auto (found from INPUT), coco, yolo or"
+        " masks; the output is written in the same format",
     )
-    layout_choice: LayoutChoice = field(
-        default="drawn",
-        metadata={
-            "help": "drawn: the record's random layout (the method); keep-objects: per image, the recipe's"
-            " layout that keeps the most object area on the real image's side",
-            "choices": LAYOUT_CHOICES,
-        },
+    path: str | None = setting(
+        None, kind="str", optional=True, flag="--annotations-path", metavar="PATH", stage="generation",
+        label="Annotation file", default_text="found from INPUT",
+        help="the annotations when INPUT does not hold them: a COCO JSON, a YOLO data.yaml or a masks/ folder;"
+        " INPUT is then the folder the images lie in",
     )
-    keep_categories: tuple[int, ...] = field(
-        default=(),
-        metadata={"help": "category ids that keep-objects counts (empty: all)"},
+    min_visibility: float = setting(
+        DEFAULT_MIN_VISIBILITY, kind="float", low=0.0, high=1.0, metavar="SHARE", stage="generation",
+        label="Min visibility",
+        help="drop an object when less than this share of its area stays inside the crop (center-crop only;"
+        " 0 keeps any object with a part inside)",
     )
-    tolerance: float = field(
-        default=1.0,
-        metadata={
-            "help": "pixels an annotation may reach outside its image before it is refused",
-            "range": (0.0, None),
-        },
+    layout_choice: str = setting(
+        "drawn", choices=LAYOUT_CHOICES, stage="mixing", label="Layout choice",
+        help="drawn: the record's random layout (the method); keep-objects: per image, the recipe's layout that"
+        " keeps the most object area on the real image's side (recorded in the row)",
     )
-    on_error: OnError = field(
-        default="skip",
-        metadata={
-            "help": "skip: leave out an image with a bad annotation and list it with the export's errors; raise: stop",
-            "choices": ON_ERROR,
-        },
+    keep_categories: tuple[int, ...] = setting(
+        (), parse=parse_category_ids, metavar="ID,ID", stage="mixing", label="Categories kept real",
+        default_text="all", help="category ids that keep-objects counts",
+    )
+    tolerance: float = setting(
+        1.0, kind="float", low=0.0, metavar="PX", flag="--annotation-tolerance", stage="generation",
+        label="Annotation tolerance (px)",
+        help="pixels an annotation may reach outside its image before it is refused (within it: clipped)",
+    )
+    on_error: str = setting(
+        "skip", choices=ON_ERROR, flag="--annotation-errors", stage="run", label="Bad annotations",
+        help="skip: leave out an image with a bad annotation and list it in the export's errors; raise: stop",
     )
 
     def __post_init__(self) -> None:
-        if self.format not in ANNOTATION_FORMATS:
-            raise DiffuseMixError(
-                f"AnnotationOptions.format must be one of {', '.join(ANNOTATION_FORMATS)}; got {self.format!r}"
-            )
-        mv = self.min_visibility
-        if isinstance(mv, bool) or not isinstance(mv, (int, float)) or not 0.0 <= float(mv) <= 1.0:
-            raise DiffuseMixError(f"AnnotationOptions.min_visibility must be a share in [0, 1]; got {mv!r}")
-        if self.layout_choice not in LAYOUT_CHOICES:
-            raise DiffuseMixError(
-                f"AnnotationOptions.layout_choice must be one of {', '.join(LAYOUT_CHOICES)};"
-                f" got {self.layout_choice!r}"
-            )
-        object.__setattr__(self, "keep_categories", tuple(self.keep_categories))
-        if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.keep_categories):
-            raise DiffuseMixError(f"AnnotationOptions.keep_categories must be category ids; got {self.keep_categories!r}")
-        tol = self.tolerance
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise DiffuseMixError(f"AnnotationOptions.tolerance must be a number of pixels >= 0; got {tol!r}")
-        if self.on_error not in ON_ERROR:
-            raise DiffuseMixError(f"AnnotationOptions.on_error must be one of {', '.join(ON_ERROR)}; got {self.on_error!r}")
+        if isinstance(self.keep_categories, (list, tuple)):
+            object.__setattr__(self, "keep_categories", tuple(self.keep_categories))
+        check_fields(self)
+        if not isinstance(self.keep_categories, tuple) or not all(schema.is_int(c) for c in self.keep_categories):
+            raise fail(self, "keep_categories", "must be category ids (integers)")
+        object.__setattr__(self, "keep_categories", tuple(int(c) for c in self.keep_categories))
+        if self.path is not None:
+            object.__setattr__(self, "path", os.fspath(self.path))
+        if self.task == "classify" and self.path is not None:
+            raise fail(self, "path", "goes with task detect or segment (a classification input has no annotations)")
+
+    @property
+    def active(self) -> bool:
+        """Whether annotations ride along (task detect or segment)."""
+        return self.task != "classify"
+
+    def replace(self, **changes: Any) -> "AnnotationOptions":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return schema.to_dict(self)
 
 
 @dataclass(frozen=True)

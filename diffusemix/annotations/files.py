@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from ..errors import DiffuseMixError
-from ..images import IMAGE_EXTENSIONS
+from ..filecheck import read_checked
+from ..images import IMAGE_EXTENSIONS, open_image
 from .issues import AnnotationError, AnnotationIssue
 
 __all__ = ["MAX_JSON_BYTES", "image_size", "list_images", "read_json"]
@@ -31,30 +29,21 @@ def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
         AnnotationError: missing, not a regular file, too large, not UTF-8, not JSON.
     """
     name = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise AnnotationError(AnnotationIssue(name, "the annotation file does not exist")) from None
-    except OSError as e:
-        raise AnnotationError(AnnotationIssue(name, f"the annotation file cannot be read ({e.strerror or e})")) from e
-    if not stat.S_ISREG(st.st_mode):
-        raise AnnotationError(AnnotationIssue(name, "the annotation path is not a regular file"))
-    if st.st_size > max_bytes:
-        raise AnnotationError(
-            AnnotationIssue(
+
+    def fail(reason: str) -> AnnotationError:
+        if reason.startswith("is larger than"):  # the size, exactly, and what to do
+            size = os.stat(path).st_size
+            return AnnotationError(AnnotationIssue(
                 name,
-                f"the annotation file is {st.st_size:,} bytes, more than the limit of {max_bytes:,} (max_json_bytes)",
+                f"the annotation file is {size:,} bytes, more than the limit of {max_bytes:,} (max_json_bytes)",
                 hint="Check that it is the right file; if it is, pass a larger max_json_bytes (parsing needs"
                 " several times the file's size in memory)",
-            )
-        )
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise AnnotationError(AnnotationIssue(name, f"the annotation file cannot be read ({e.strerror or e})")) from e
-    if len(data) > max_bytes:  # it grew after the stat
-        raise AnnotationError(AnnotationIssue(name, f"the annotation file is larger than {max_bytes:,} bytes"))
+            ))
+        if reason.startswith("is not a regular file"):
+            reason = reason.replace("is not a regular file", "is a path that is not a regular file", 1)
+        return AnnotationError(AnnotationIssue(name, f"the annotation file {reason}"))
+
+    data = read_checked(path, max_bytes=max_bytes, fail=fail)  # a regular file of bounded size: the shared check
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -72,20 +61,23 @@ def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image as ``load_image`` returns it (after EXIF orientation), from its header.
 
+    The file passes the check every reader makes first (a regular file of bounded size, not more
+    than ``MAX_PIXELS``: a header bomb is named by its size).
+
     Raises:
-        ValueError: the file is missing or not an image Pillow can read.
+        DiffuseMixError: the file is missing, not a regular file, not an image Pillow can read, or too large.
     """
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            try:
-                orientation = img.getexif().get(0x0112)
-            except Exception:  # malformed EXIF: load_image will say so; the stored size stands
-                orientation = None
-    except FileNotFoundError:
-        raise DiffuseMixError("the image file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DiffuseMixError(f"the image cannot be read ({e})") from e
+    def fail(reason: str) -> DiffuseMixError:
+        if reason == "does not exist":
+            return DiffuseMixError("the image file does not exist")
+        return DiffuseMixError(f"the image cannot be read: it {reason}")
+
+    with open_image(path, fail=fail) as img:
+        w, h = img.size
+        try:
+            orientation = img.getexif().get(0x0112)
+        except Exception:  # malformed EXIF: load_image will say so; the stored size stands
+            orientation = None
     if orientation in _SWAPPING_ORIENTATIONS:
         return (h, w)
     return (w, h)

@@ -13,23 +13,28 @@ line), ``ROOT/classes.json`` (a list) or ``ROOT/data.yaml`` (``names``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import DiffuseMixError
+from ..filecheck import read_checked
+from ..images import open_image
 from .dataset import MaskPair, SemanticDataset
 from .files import image_size, list_images
 from .issues import AnnotationError, AnnotationIssue, ImageSkipped, IssueLog, OnError
 from .types import SemanticMask
 
-__all__ = ["MASK_MODES", "load_mask", "mask_path", "read_classes", "read_mask_pairs", "write_classes", "write_mask"]
+__all__ = ["MASK_MODES", "classes_text", "load_mask", "mask_path", "mask_png", "read_classes", "read_mask_file",
+           "read_mask_pairs", "write_classes", "write_mask"]
 
 #: Pillow modes accepted as class-id masks.
 MASK_MODES: frozenset[str] = frozenset({"L", "P", "I;16", "I;16L", "I;16B", "I"})
@@ -39,29 +44,31 @@ _MAX_CLASSES_BYTES = 16 << 20
 def read_classes(root: Path) -> tuple[str, ...]:
     """The class names from ``classes.txt``, ``classes.json`` or ``data.yaml`` in ``root`` (the first found)."""
     txt, js, ym = root / "classes.txt", root / "classes.json", root / "data.yaml"
+    src = next((p for p in (txt, js, ym) if os.path.lexists(p)), None)
+    if src is None:
+        raise AnnotationError(
+            AnnotationIssue(
+                str(root),
+                "no class list (classes.txt, classes.json or data.yaml with names)",
+                hint="Write the class names, one a line, in classes.txt (value 0 is the first line),"
+                " or pass classes=",
+            )
+        )
+    # a regular file of bounded size (the check every reader makes: never a FIFO or /dev/zero)
+    raw = read_checked(src, max_bytes=_MAX_CLASSES_BYTES,
+                       fail=lambda reason: AnnotationError(AnnotationIssue(str(src), f"the class list {reason}")))
     try:
-        if txt.is_file() and txt.stat().st_size <= _MAX_CLASSES_BYTES:
-            names = [ln.strip() for ln in txt.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            src = txt
-        elif js.is_file() and js.stat().st_size <= _MAX_CLASSES_BYTES:
-            names = json.loads(js.read_text(encoding="utf-8"))
-            src = js
-        elif ym.is_file() and ym.stat().st_size <= _MAX_CLASSES_BYTES:
-            data = yaml.safe_load(ym.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+        if src is txt:
+            names: Any = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        elif src is js:
+            names = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
             names = data.get("names") if isinstance(data, dict) else None
             if isinstance(names, dict):
                 names = [names[k] for k in sorted(names)]
-            src = ym
-        else:
-            raise AnnotationError(
-                AnnotationIssue(
-                    str(root),
-                    "no class list (classes.txt, classes.json or data.yaml with names)",
-                    hint="Write the class names, one a line, in classes.txt (value 0 is the first line),"
-                    " or pass classes=",
-                )
-            )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError, TypeError) as e:
         raise AnnotationError(AnnotationIssue(str(root), f"the class list cannot be read ({e})")) from e
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
         raise AnnotationError(AnnotationIssue(str(src), "the class list must be a non-empty list of names"))
@@ -73,18 +80,19 @@ def mask_path(masks_dir: Path, image: str) -> Path:
     return masks_dir / (os.path.splitext(image)[0] + ".png")
 
 
+def _mask_fail(reason: str) -> DiffuseMixError:
+    if reason == "does not exist":
+        return DiffuseMixError("the mask file does not exist")
+    return DiffuseMixError(f"the mask cannot be read: it {reason}")
+
+
 def _mask_header(path: Path) -> tuple[str, tuple[int, int]]:
-    try:
-        with Image.open(path) as m:
-            return m.mode, m.size
-    except FileNotFoundError:
-        raise DiffuseMixError("the mask file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DiffuseMixError(f"the mask cannot be read ({e})") from e
+    with open_image(path, fail=_mask_fail) as m:  # a regular file, not a bomb: the check every reader makes
+        return m.mode, m.size
 
 
 def _decode(path: Path) -> np.ndarray:
-    with Image.open(path) as m:
+    with open_image(path, fail=_mask_fail) as m:
         if m.mode not in MASK_MODES:
             raise DiffuseMixError(
                 f"the mask has pixel mode {m.mode!r}; a mask holds one class id per pixel (modes L, P, I;16, I)"
@@ -97,6 +105,15 @@ def _decode(path: Path) -> np.ndarray:
             raise DiffuseMixError(f"the mask holds values from {a.min()} to {a.max()}, outside 0..65535")
         a = a.astype(np.uint16)
     return a
+
+
+def read_mask_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """A class-id mask file's values, (H, W) uint8 or uint16 (the checks every reader makes; modes L, P, I;16, I).
+
+    Raises:
+        DiffuseMixError: not a regular file, not an image, a colour image, or values outside 0..65535.
+    """
+    return _decode(Path(path))
 
 
 def _check_values(a: np.ndarray, n_classes: int, ignore_index: int | None) -> None:
@@ -218,18 +235,26 @@ def load_mask(dataset: SemanticDataset, pair: MaskPair) -> SemanticMask:
     return SemanticMask(a, dataset.classes, dataset.ignore_index, pair.image)
 
 
-def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
-    """Write a class-id mask as PNG (8-bit ``L`` when every value fits, else 16-bit), atomically."""
-    path = Path(path)
+def mask_png(mask: SemanticMask) -> bytes:
+    """A class-id mask as PNG bytes (8-bit ``L`` when every value fits, else 16-bit)."""
     a = np.asarray(mask.mask)
     if a.size and (a.min() < 0 or a.max() > 65535):
         raise DiffuseMixError(f"mask values must be in 0..65535 to be written as PNG; got {a.min()}..{a.max()}")
     img = Image.fromarray(a.astype(np.uint8)) if a.size == 0 or a.max() <= 255 else Image.fromarray(a.astype(np.uint16))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
+    """Write a class-id mask as PNG (8-bit ``L`` when every value fits, else 16-bit), atomically."""
+    path = Path(path)
+    data = mask_png(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
     try:
-        img.save(tmp, format="PNG")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -237,9 +262,14 @@ def write_mask(path: str | os.PathLike[str], mask: SemanticMask) -> Path:
     return path
 
 
+def classes_text(classes: Sequence[str]) -> str:
+    """A class list as classes.txt reads it: one name a line, line i is value i."""
+    return "".join(f"{c}\n" for c in classes)
+
+
 def write_classes(path: str | os.PathLike[str], classes: Sequence[str]) -> Path:
     """Write the class list as classes.txt (one name a line; line i is value i)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+    path.write_text(classes_text(classes), encoding="utf-8")
     return path

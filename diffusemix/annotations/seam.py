@@ -54,12 +54,16 @@ def _strip_areas(ring: np.ndarray, n: int, axis: int) -> np.ndarray:
     u, v, ub, vb = u[keep], v[keep], ub[keep], vb[keep]
     if u.size == 0:
         return np.zeros(n)
-    slope = (vb - v) / (ub - u)
     c = np.arange(n, dtype=np.float64)[:, None]
     lo = np.clip(u[None, :], c, c + 1.0)
     hi = np.clip(ub[None, :], c, c + 1.0)
-    v_lo = v + (lo - u) * slope
-    v_hi = v + (hi - u) * slope
+    # the other coordinate where the edge enters and leaves the strip, as a share t of the edge (never a slope:
+    # a near-vertical edge, ub - u = 5e-324, made it inf and the area nan); a strip the edge misses has lo == hi
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        t_lo = np.clip((lo - u) / (ub - u), 0.0, 1.0)
+        t_hi = np.clip((hi - u) / (ub - u), 0.0, 1.0)
+    v_lo = v + t_lo * (vb - v)
+    v_hi = v + t_hi * (vb - v)
     strips = ((hi - lo) * (v_lo + v_hi) / 2.0).sum(axis=1)
     total = strips.sum()
     return np.abs(strips) if total == 0 else strips * np.sign(total)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import DiffuseMixError
+from ..filecheck import read_checked
 from .checks import DEFAULT_TOLERANCE, ObjectCheck, check_object
 from .dataset import AnnotatedDataset
 from .files import image_size, list_images
@@ -35,8 +36,11 @@ __all__ = [
     "read_data_yaml",
     "read_yolo",
     "write_data_yaml",
+    "data_yaml_text",
+    "parse_label_text",
     "write_yolo_label",
     "yolo_label_path",
+    "yolo_label_text",
     "yolo_lines",
 ]
 
@@ -63,13 +67,14 @@ def yolo_label_path(image_path: str | os.PathLike[str]) -> Path:
 def read_data_yaml(path: Path) -> tuple[Categories, dict[str, Any]]:
     """The categories (``names``) and the other keys of a YOLO data.yaml."""
     name = str(path)
+
+    def fail(reason: str) -> AnnotationError:
+        return AnnotationError(AnnotationIssue(name, f"the dataset YAML {reason}"))
+
+    raw = read_checked(path, max_bytes=_MAX_YAML_BYTES, fail=fail)  # never a FIFO, /dev/zero, a huge file
     try:
-        if path.stat().st_size > _MAX_YAML_BYTES:
-            raise AnnotationError(AnnotationIssue(name, f"the file is larger than {_MAX_YAML_BYTES:,} bytes"))
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AnnotationError(AnnotationIssue(name, "the dataset YAML does not exist")) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise AnnotationError(AnnotationIssue(name, f"the dataset YAML cannot be read ({e})")) from e
     if not isinstance(data, dict) or "names" not in data:
         raise AnnotationError(
@@ -136,10 +141,25 @@ def _parse_line(line: str, check: ObjectCheck, lineno: int) -> ObjectAnnotation:
     return check_object(check, category_id=int(cls), polygons=[pts], source_id=f"line {lineno}")
 
 
+def parse_label_text(text: str, check: ObjectCheck) -> tuple[ObjectAnnotation, ...]:
+    """The objects of one label file's text, each line checked (see the module text).
+
+    Raises:
+        DiffuseMixError: naming the first bad line (``line 3: ...``).
+    """
+    out = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append(_parse_line(line.strip(), check, lineno))
+            except ValueError as e:
+                raise DiffuseMixError(f"line {lineno}: {e}") from None
+    return tuple(out)
+
+
 def _read_labels(label: Path, check: ObjectCheck) -> list[tuple[int, str]]:
-    if label.stat().st_size > _MAX_LABEL_BYTES:
-        raise DiffuseMixError(f"the label file is larger than {_MAX_LABEL_BYTES:,} bytes")
-    text = label.read_text(encoding="utf-8")
+    data = read_checked(label, max_bytes=_MAX_LABEL_BYTES, fail=lambda reason: DiffuseMixError(f"it {reason}"))
+    text = data.decode("utf-8")
     return [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
 
 
@@ -210,7 +230,7 @@ def read_yolo(
                 log.fail(AnnotationIssue(str(folder / n), str(e), image=n))
             check = ObjectCheck(w, h, categories, tolerance)
             objects = []
-            if label.exists():
+            if os.path.lexists(label):
                 try:
                     lines = _read_labels(label, check)
                 except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -277,17 +297,27 @@ def _atomic_text(path: Path, text: str) -> Path:
     return path
 
 
+def yolo_label_text(annotation: ImageAnnotation, categories: Categories) -> str:
+    """An image's label file as text (:func:`yolo_lines`, one a line); empty for an image without objects."""
+    return "".join(ln + "\n" for ln in yolo_lines(annotation, categories))
+
+
 def write_yolo_label(path: str | os.PathLike[str], annotation: ImageAnnotation, categories: Categories) -> Path:
     """Write an image's label file (atomically); an image without objects gets an empty file."""
-    lines = yolo_lines(annotation, categories)
-    return _atomic_text(Path(path), "".join(ln + "\n" for ln in lines))
+    return _atomic_text(Path(path), yolo_label_text(annotation, categories))
+
+
+def data_yaml_text(categories: Categories | Sequence[str], *, extra: Mapping[str, Any] | None = None) -> str:
+    """A data.yaml: the keys of ``extra`` (path, train, ...), then ``nc`` and ``names`` ({index: name})."""
+    names = categories.names if isinstance(categories, Categories) else tuple(str(n) for n in categories)
+    data = {k: v for k, v in (extra or {}).items() if k not in ("names", "nc")}
+    data["nc"] = len(names)
+    data["names"] = {i: n for i, n in enumerate(names)}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def write_data_yaml(
     path: str | os.PathLike[str], categories: Categories, *, extra: Mapping[str, Any] | None = None
 ) -> Path:
     """Write a data.yaml with ``names`` ({index: name}) and ``nc``, after the keys of ``extra`` (path, train, ...)."""
-    data = {k: v for k, v in (extra or {}).items() if k not in ("names", "nc")}
-    data["nc"] = len(categories)
-    data["names"] = {i: n for i, n in enumerate(categories.names)}
-    return _atomic_text(Path(path), yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return _atomic_text(Path(path), data_yaml_text(categories, extra=extra))

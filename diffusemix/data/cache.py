@@ -26,6 +26,7 @@ future fields) are kept in :attr:`CacheEntry.row` and otherwise ignored.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -110,6 +111,11 @@ class Cache:
         return {c: i for i, c in enumerate(self.classes)}
 
     @property
+    def annotated(self) -> bool:
+        """Whether the cache was made with ``--task detect|segment`` (its rows carry objects or masks)."""
+        return isinstance(self.settings.get("annotations"), Mapping)
+
+    @property
     def from_preview(self) -> bool:
         """Whether any Î came from the preview editor (not a diffusion model)."""
         return PREVIEW_EDITOR in self.editors
@@ -150,7 +156,7 @@ def _check_folder(root: Path) -> None:
 
 
 _NEEDED = ("file_name", "source", "prompt")
-_NO_MIX = {"layout": "left", "mask": "binary", "seam": 0, "lam": 0.0, "fractal": ""}
+_NO_MIX = folder.CACHE_MIX_PLACEHOLDERS
 
 
 def _entry(root: Path, row: Mapping[str, Any], n: int) -> CacheEntry:
@@ -209,12 +215,12 @@ def read_cache(
     # 1. the folder and its manifest
     root = Path(path).expanduser()
     _check_folder(root)
-    from ..export.settings import upgrade
+    from ..export.settings import readable_settings
 
-    try:
-        settings = upgrade(folder.read_settings(root) or {})
-    except DiffuseMixError:
-        settings = {}
+    settings, why = readable_settings(root)  # only hints (the prompts' order, the mixing settings)
+    if why is not None:
+        warnings.warn(f"cache {root}: {why}; its prompts' order and mixing settings are not used (the paper's"
+                      " mixing settings are, unless you give a recipe)", UserWarning, stacklevel=2)
     rows = _read_rows(root)
     if not rows:
         raise CacheError(f"cache {root} lists no samples in its manifest (every Î was degenerate, or none was made)")

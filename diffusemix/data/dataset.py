@@ -32,6 +32,7 @@ import torch.utils.data
 from ..errors import DiffuseMixError
 from ..recipe import Recipe
 from .cache import Cache, CacheEntry, CacheError, read_cache
+from .targets import CacheTargets
 from .draws import MixDraw, pick_slots
 from .mixing import Remixer, SharedEpoch, recipe_for_cache
 
@@ -100,6 +101,12 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         classes: the class names you expect (e.g. your evaluation set's);
             a cache with other classes is refused.
         epoch: the first epoch (see :meth:`set_epoch`).
+        target_format: for a cache made with ``--task detect|segment`` the item is (A, target):
+            ``"torchvision"`` (default) torchvision's detection dict (``boxes`` XYXY, ``labels`` = category
+            index + 1, ``area``, ``iscrowd``, and ``masks`` for COCO / YOLO segmentation) or, for class-id
+            masks, an int64 (H, W) tensor; ``"detr"`` 🤗 DETR / YOLOS labels (:mod:`.targets`). A's objects
+            are the cached sample's whatever the epoch draws (the mixing keeps geometry). Batch them with
+            ``collate_fn=lambda b: tuple(zip(*b))``, as torchvision's detection references do.
         min_score: skip every Î whose manifest score (``--score`` at export:
             a DINOv2/CLIP cosine of I and Î, or CLIP's probability of the
             true class) is below this; ``None`` uses every Î. A cache made
@@ -132,6 +139,7 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         classes: Sequence[str] | None = None,
         epoch: int = 0,
         min_score: float | None = None,
+        target_format: str = "torchvision",
     ) -> None:
         # 1. the cache and the settings
         if isinstance(cache, Cache):
@@ -140,6 +148,8 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
         else:
             cache = read_cache(cache, classes=classes)
         self.cache = cache
+        #: an annotated cache's targets (None: a classification cache, items are (A, class index))
+        self.targets = CacheTargets(cache, target_format=target_format) if cache.annotated else None
         recipe = recipe_for_cache(cache, recipe)
         if not isinstance(include_originals, bool):
             raise DiffuseMixError(f"include_originals must be True or False; got {include_originals!r}")
@@ -263,7 +273,7 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
 
         entry, draw = self.locate(index)
         img = Image.fromarray(self._render(entry, draw))
-        label: Any = self.class_to_idx[entry.label]
+        label: Any = self.class_to_idx[entry.label] if self.targets is None else self.targets.target(entry)
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -297,6 +307,8 @@ class DiffuseMixDataset(torch.utils.data.Dataset):
             "mixing": f"layouts {', '.join(r.layouts)}, {mask}, λ {lam}, "
             f"{len(self.remixer.fractal_names)} fractals",
             "editor": editors + (" (NOT DiffuseMix data: see the warning)" if self.cache.from_preview else ""),
+            **({"targets": f"{self.targets.task} ({self.targets.format}, {len(self.targets.categories)} categories),"
+                f" {self.targets.target_format} format"} if self.targets is not None else {}),
             "seed, epoch": f"{self.seed}, {self.epoch}",
         }
 

@@ -1,16 +1,20 @@
-"""🤗 datasets: fresh A from a cache loaded with ``load_dataset("imagefolder")``.
+"""🤗 datasets: fresh A from a cache loaded with ``load_dataset``.
 
 ::
 
     from datasets import load_dataset
     from diffusemix.data import DiffuseMixTransform
 
-    ds = load_dataset("imagefolder", data_dir="cache/train", split="train")
+    ds = load_dataset("cache/train", split="train")   # reads its card (or "imagefolder", data_dir=...)
     mix = DiffuseMixTransform("cache/train", p=1.0)
     ds.set_transform(mix)        # rows → {"image": [A, ...], "label": [class index, ...]}
     for epoch in range(epochs):
         mix.set_epoch(epoch)
         ...
+
+A cache made with ``--task detect|segment`` also gives each row's ``objects`` (🤗 form: ``bbox`` [x, y, w, h],
+``category``, ``area``, ``id``, ``iscrowd``; they hold for every A of the sample), or for class-id masks its
+``mask`` (a PIL image of class ids).
 
 A cache's rows carry Î as ``image`` and I as ``input`` (its manifest's
 ``file_name`` and ``input_file_name``), decoded by ``datasets``. Rows of an
@@ -91,6 +95,11 @@ class DiffuseMixTransform:
         self.classes = list(cache.classes)
         self.class_to_idx = cache.class_to_idx
         self._lookup = cache.lookup()
+        self._targets = None
+        if cache.annotated:  # A's objects (or class-id mask) ride along: the same every epoch
+            from .targets import CacheTargets
+
+            self._targets = CacheTargets(cache)
         self._epoch = SharedEpoch(epoch)
         if cache.from_preview:
             import warnings
@@ -122,9 +131,14 @@ class DiffuseMixTransform:
         epoch, size = self.epoch, self.cache.size
         images: list[Any] = []
         labels: list[Any] = []
+        objects: list[Any] = []
         # 2. mix each row
         for i in range(len(batch["source"])):
-            key = (str(batch["source"][i]), str(batch["prompt"][i]), int(batch["copy"][i]))
+            copy = batch["copy"][i]
+            if isinstance(copy, bool) or not isinstance(copy, (int, np.integer)):
+                raise CacheError(f"row {i} of this batch has copy {copy!r}, not an integer: the dataset's rows"
+                                 f" are not those of the cache {self.cache.root}; load it from that folder")
+            key = (str(batch["source"][i]), str(batch["prompt"][i]), int(copy))
             entry = self._lookup.get(key)
             if entry is None:
                 raise CacheError(
@@ -139,7 +153,12 @@ class DiffuseMixTransform:
             label: Any = self.class_to_idx[entry.label]  # the row's own label column may be a name or an index
             images.append(self.transform(a) if self.transform is not None else a)
             labels.append(self.target_transform(label) if self.target_transform is not None else label)
-        return {"image": images, "label": labels}
+            if self._targets is not None:
+                objects.append(self._targets.objects(entry))
+        out = {"image": images, "label": labels}
+        if self._targets is not None:  # an annotated cache: 🤗 objects (bbox [x, y, w, h], category, ...), or the mask
+            out["mask" if self._targets.semantic else "objects"] = objects
+        return out
 
     def __repr__(self) -> str:
         note = "  # preview editor: NOT DiffuseMix data" if self.cache.from_preview else ""

@@ -34,15 +34,21 @@ def read_rgb(path: Path, size: int) -> np.ndarray:
     Raises:
         CacheError: the file is unreadable or not ``size`` x ``size``.
     """
-    from PIL import Image
+    from ..images import open_image
+
+    def fail(reason: str) -> CacheError:
+        reason = reason.split(". Shrink the image")[0]  # a cache is remade, not given a larger limit
+        return CacheError(f"cached image {path} {reason}; make the cache again")
 
     try:
-        with Image.open(path) as im:
+        with open_image(path, fail=fail) as im:  # a regular file, a header bomb named as too large
             im.load()
             if im.mode != "RGB":
                 im = im.convert("RGB")
             arr = np.asarray(im)
     except (OSError, ValueError, SyntaxError) as e:
+        if isinstance(e, CacheError):
+            raise
         raise CacheError(f"cached image {path} cannot be read ({e}); make the cache again") from None
     if arr.shape != (size, size, 3):
         raise CacheError(
@@ -77,6 +83,10 @@ def recipe_for_cache(cache: Cache, recipe: Recipe | None) -> Recipe:
     return recipe
 
 
+#: The largest epoch: what the shared int64 holds.
+MAX_EPOCH = 2**63 - 1
+
+
 class SharedEpoch:
     """An epoch number every DataLoader worker reads, also persistent ones.
 
@@ -97,6 +107,9 @@ class SharedEpoch:
     def set(self, epoch: int) -> None:
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise DiffuseMixError(f"epoch must be an integer >= 0; got {epoch!r}")
+        if epoch > MAX_EPOCH:
+            raise DiffuseMixError(f"epoch must be an integer in [0, {MAX_EPOCH}] (it is kept in an int64); got"
+                                  f" {epoch!r}")
         self._value[0] = int(epoch)
 
 

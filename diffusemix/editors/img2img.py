@@ -19,9 +19,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import DiffusersEditor, PromptCache, load_pipeline, locate_model, run_pipeline
+from ._diffusers_common import (
+    PIPELINE_PARTS,
+    DiffusersEditor,
+    PromptCache,
+    load_pipeline,
+    locate_model,
+    run_pipeline,
+)
+from ._instruct_common import refuse_instruct_folder
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import resolve_batch_size
+from .licences import card_of, licence_fields, licence_text
 from .spec import EditorSpec
 
 __all__ = ["Img2ImgEditor", "DEFAULT_IMG2IMG_MODEL"]
@@ -46,6 +55,9 @@ class Img2ImgEditor(DiffusersEditor):
     name = "img2img"
     _default_model = DEFAULT_IMG2IMG_MODEL
     _label = "Stable Diffusion img2img"
+    #: What its pipeline folder holds; any pipeline class but those another editor runs.
+    _parts = PIPELINE_PARTS
+    _pipelines: tuple[str, ...] | None = None
     defaults = {
         "steps": 50,  # scheduler steps for a full denoise; int(steps * strength) of them run
         "strength": 0.5,  # how far the input is noised: 0 keeps it, 1 ignores it
@@ -71,6 +83,7 @@ class Img2ImgEditor(DiffusersEditor):
         with shared.load_lock:
             if shared.pipe is not None:
                 return
+            refuse_instruct_folder(self.model, label=self._label, editor=self.name)
             source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
             if source.kind == "folder" and "InstructPix2Pix" in _pipeline_class(source.ref):
                 raise EditorLoadError(
@@ -107,7 +120,7 @@ class Img2ImgEditor(DiffusersEditor):
             "name": self.name,
             "summary": (
                 f"img2img ({self.model}) on {self.device} in {self.dtype}, strength {s.strength:g},"
-                f" {s.denoising_steps} of {s.steps} steps, guidance {s.guidance_scale:g}"
+                f" {s.denoising_steps} of {s.steps} steps, guidance {s.guidance_scale:g}, {licence_text(card_of(self))}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -115,6 +128,7 @@ class Img2ImgEditor(DiffusersEditor):
             "dtype": self.dtype,
             "denoising_steps": s.denoising_steps,
             "approximate": s.approximate,
+            **licence_fields(card_of(self)),
         }
         pipe = self._shared.pipe
         if pipe is not None:

@@ -18,9 +18,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import EditorLoadError
-from ._diffusers_common import DiffusersEditor, PromptCache, load_pipeline, locate_model, run_pipeline
+from ._diffusers_common import (
+    PIPELINE_PARTS,
+    DiffusersEditor,
+    PromptCache,
+    load_pipeline,
+    locate_model,
+    run_pipeline,
+)
+from ._instruct_common import refuse_instruct_folder
 from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
 from .batching import resolve_batch_size, split_on_oom
+from .licences import card_of, licence_fields, licence_text
 from .spec import DEFAULT_TINY_VAE
 from .speed import load_tiny_vae, pipeline_parts
 
@@ -52,6 +61,9 @@ class InstructPix2PixEditor(DiffusersEditor):
     name = "instruct-pix2pix"
     _default_model = DEFAULT_IP2P_MODEL
     _label = "InstructPix2Pix"
+    #: What its pipeline folder holds, and the pipeline class it runs (for the dry run's weights note).
+    _parts = PIPELINE_PARTS
+    _pipelines: tuple[str, ...] | None = None  # any, but those another editor runs
     #: The reference code's values (the pipeline's defaults, guidance 4).
     defaults = {
         "steps": 100,  # the pipeline's default, used by the reference code
@@ -79,6 +91,7 @@ class InstructPix2PixEditor(DiffusersEditor):
         with shared.load_lock:
             if shared.pipe is not None:
                 return
+            refuse_instruct_folder(self.model, label=self._label, editor=self.name)
             source = locate_model(self.model, label=self._label, example_id=DEFAULT_IP2P_MODEL)
             from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 
@@ -122,6 +135,7 @@ class InstructPix2PixEditor(DiffusersEditor):
                 f" guidance {s.guidance_scale:g}, image guidance {s.image_guidance_scale:g}"
                 + (f", {', '.join(levers)}" if levers else "")
                 + (f" (approximate: {', '.join(approx)}; numbers differ from float32 beyond rounding)" if approx else "")
+                + f", {licence_text(card_of(self))}"
             ),
             "is_diffusion": True,
             "model": self.model,
@@ -129,6 +143,7 @@ class InstructPix2PixEditor(DiffusersEditor):
             "dtype": self.dtype,
             "scheduler": "EulerAncestralDiscreteScheduler",
             "approximate": approx,
+            **licence_fields(card_of(self)),
         }
 
     def edit(

@@ -13,9 +13,12 @@ from typing import Any
 
 from ..errors import EditorLoadError, SettingError
 from .base import Editor
+from .flux2_klein import Flux2KleinEditor
+from .flux_kontext import FluxKontextEditor
 from .img2img import Img2ImgEditor
 from .instruct_pix2pix import InstructPix2PixEditor
 from .preview import PreviewEditor
+from .qwen_image_edit import QwenImageEditEditor
 from .spec import EDITOR_NAMES, REGISTERED, EditorSpec
 
 __all__ = ["EDITORS", "resolve_spec", "load_editor", "weights_note", "editor_class", "register_editor"]
@@ -26,6 +29,9 @@ logger = logging.getLogger("diffusemix")
 EDITORS: dict[str, type] = {
     "instruct-pix2pix": InstructPix2PixEditor,
     "img2img": Img2ImgEditor,
+    "flux2-klein": Flux2KleinEditor,
+    "qwen-image-edit": QwenImageEditEditor,
+    "flux-kontext": FluxKontextEditor,
     "preview": PreviewEditor,
 }
 assert set(EDITORS) | {"auto"} == set(EDITOR_NAMES)
@@ -98,7 +104,8 @@ def resolve_spec(cls: type, spec: EditorSpec | None) -> EditorSpec:
             hint = None
         raise SettingError(reason, owner="EditorSpec", field=foreign[0], also=tuple(foreign[1:]), hint=hint)
 
-    values = dict(cls.defaults)
+    defaults_for = getattr(cls, "defaults_for", None)  # defaults that depend on the weights (a model card's)
+    values = dict(defaults_for(spec.model or getattr(cls, "_default_model", None)) if defaults_for else cls.defaults)
     preset = dict(cls.presets.get(spec.speed, {})) if spec.speed else {}
     preset_dtype = preset.pop("dtype", None)
     values.update(preset)
@@ -114,9 +121,11 @@ def resolve_spec(cls: type, spec: EditorSpec | None) -> EditorSpec:
         dtype = resolve_dtype(spec.dtype, device)
     elif preset_dtype == "fastest":
         dtype = fastest_dtype(device)
+    elif hasattr(cls, "auto_dtype"):  # an editor whose models want another default (bfloat16 on CUDA)
+        dtype = cls.auto_dtype(device)
     else:
         dtype = resolve_dtype(None, device)
-    return EditorSpec(
+    resolved = EditorSpec(
         name=cls.name,
         model=spec.model or getattr(cls, "_default_model", None),
         revision=spec.revision,
@@ -125,6 +134,9 @@ def resolve_spec(cls: type, spec: EditorSpec | None) -> EditorSpec:
         speed=spec.speed,
         **values,
     )
+    if hasattr(cls, "check_spec"):  # checks that depend on the editor (an edit size's multiple)
+        cls.check_spec(resolved)
+    return resolved
 
 
 def _as_spec(spec: EditorSpec | str, fields: dict[str, Any]) -> EditorSpec:
@@ -214,17 +226,25 @@ def load_editor(
 
 def weights_note(editor: Editor) -> str | None:
     """Where a diffusion editor's weights would come from, without loading them
-    (for ``--dry-run``): ``None`` when they are on this machine (a pipeline
-    folder, or a Hub id in the local Hugging Face cache), else a sentence that
-    says what the run will do and how to get them. ``None`` for the preview."""
+    (for ``--dry-run``): ``None`` when they are on this machine (a complete
+    pipeline folder of a class the editor runs, or a Hub id in the local Hugging
+    Face cache), else a sentence that says what the run will do and how to get
+    them, or why they cannot be loaded (a folder of another pipeline names the
+    editor for it). ``None`` for the preview. One function for every editor:
+    each class says what its folders hold (``_parts``) and which pipeline
+    classes it runs (``_pipelines``)."""
     model = editor.spec.model
     if not editor.is_diffusion or not isinstance(model, str):
         return None
-    from ._diffusers_common import locate_model
+    from ._instruct_common import check_parts, check_pipeline_class, locate_pipeline, pipeline_class_of
 
     cls = editor_class(editor.name)
+    label = getattr(cls, "_label", editor.name)
+    example = getattr(cls, "_default_model", model)
     try:
-        source = locate_model(model, label=editor.name, example_id=cls._default_model)
+        source = locate_pipeline(model, label=label, example_id=example)
+        check_pipeline_class(source, accepted=cls._pipelines, label=label, editor=editor.name)
+        check_parts(source, parts=cls._parts, label=label, example_id=example)
     except EditorLoadError as exc:
         return f"cannot be loaded: {exc}"
     if source.kind == "folder":
@@ -232,6 +252,8 @@ def weights_note(editor: Editor) -> str | None:
     from huggingface_hub import try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(source.ref, "model_index.json", revision=editor.spec.revision), str):
+        return None
+    if pipeline_class_of(source) is not None:
         return None
     return (
         f"'{source.ref}' is not in the local Hugging Face cache: the run downloads it if the Hub can be reached,"

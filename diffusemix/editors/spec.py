@@ -34,10 +34,13 @@ __all__ = [
 ]
 
 #: Names accepted by ``load_editor`` and ``--editor``: ``auto`` is InstructPix2Pix when its weights load.
-EDITOR_NAMES: tuple[str, ...] = ("auto", "instruct-pix2pix", "img2img", "preview")
+EDITOR_NAMES: tuple[str, ...] = (
+    "auto", "instruct-pix2pix", "img2img", "flux2-klein", "qwen-image-edit", "flux-kontext", "preview",
+)
 #: Editors registered by code (``diffusemix.editors.register_editor``), by name.
 REGISTERED: dict[str, type] = {}
-#: Precisions by name (``auto``: float16 on CUDA, float32 elsewhere: exact).
+#: Precisions by name (``auto``: float16 on CUDA (bfloat16 for the instruction editors where the GPU has it),
+#: float32 elsewhere: exact).
 DTYPE_CHOICES: tuple[str, ...] = ("auto", "float16", "bfloat16", "float32")
 #: Other spellings accepted for a dtype.
 DTYPE_ALIASES: dict[str, str] = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32",
@@ -69,7 +72,9 @@ class EditorSpec:
     name: str = setting(
         "auto", choices=EDITOR_NAMES, open_choices=True, flag="--editor", stage="generation", label="Editor",
         help="what makes Î: auto (InstructPix2Pix, the paper's model; stops with how to get it when its weights are"
-        " missing), instruct-pix2pix, img2img (any Stable Diffusion checkpoint), or preview (weight-free colour"
+        " missing), instruct-pix2pix, img2img (any Stable Diffusion checkpoint), the instruction editors"
+        " flux2-klein (FLUX.2 [klein] 4B, Apache-2.0), qwen-image-edit (Qwen-Image-Edit-2511, Apache-2.0) and"
+        " flux-kontext (FLUX.1 Kontext [dev], non-commercial licence), or preview (weight-free colour"
         " filters, not a diffusion model: a preview, on purpose)",
     )
     model: str | None = setting(
@@ -86,8 +91,9 @@ class EditorSpec:
     )
     dtype: str | None = setting(
         None, choices=DTYPE_CHOICES, optional=True, stage="generation", label="Precision",
-        help="model precision: auto is float16 on CUDA (the authors' choice) and float32 elsewhere (exact);"
-        " bfloat16 is about 2x faster on CPUs with bf16 support but approximate",
+        help="model precision: auto is float16 on CUDA (the authors' choice; bfloat16 for the instruction editors,"
+        " as their cards load them) and float32 elsewhere (exact); bfloat16 is about 2x faster on CPUs with bf16"
+        " support but approximate",
     )
     speed: str | None = setting(
         None, choices=SPEED_CHOICES, optional=True, stage="generation", label="Speed preset",
@@ -101,7 +107,28 @@ class EditorSpec:
     )
     guidance_scale: float | None = setting(
         None, kind="float", low=0.0, high=100.0, optional=True, metavar="G", stage="generation",
-        label="Text guidance", help="text guidance: how strongly the prompt is followed",
+        label="Text guidance",
+        help="text guidance: how strongly the prompt is followed (FLUX.1 Kontext: the distilled guidance"
+        " input; FLUX.2 [klein]: ignored by the distilled checkpoints)",
+    )
+    true_cfg_scale: float | None = setting(
+        None, kind="float", low=0.0, high=100.0, optional=True, metavar="G", stage="generation",
+        label="True CFG scale",
+        help="Qwen-Image-Edit's true classifier-free guidance (two transformer passes a step; <= 1 turns it off)",
+    )
+    negative_prompt: str | None = setting(
+        None, kind="text", optional=True, metavar="TEXT", stage="generation", label="Negative prompt",
+        help="Qwen-Image-Edit's negative prompt for true CFG (its card's is one space)",
+    )
+    edit_size: int | None = setting(
+        None, kind="int", low=64, high=2048, optional=True, metavar="PX", stage="generation", label="Edit size",
+        help="instruction editors: the side of the square the model edits at (a multiple of 16, of 32 for"
+        " Qwen-Image-Edit); I is resized to it and Î back to the recipe's size",
+    )
+    prompt_template: str | None = setting(
+        None, kind="str", optional=True, metavar="TEXT", stage="generation", label="Prompt template",
+        help="instruction editors: the instruction each prompt is put in, with {prompt} where the prompt goes"
+        " (once)",
     )
     image_guidance_scale: float | None = setting(
         None, kind="float", low=0.0, high=100.0, optional=True, metavar="G", stage="generation",
@@ -150,6 +177,9 @@ class EditorSpec:
             raise fail(self, "batch_size", "must be an integer in [1, 4096] or auto")
         if bs is not None and bs != "auto":
             object.__setattr__(self, "batch_size", int(bs))
+        template = self.prompt_template
+        if template is not None and template.count("{prompt}") != 1:
+            raise fail(self, "prompt_template", "must contain {prompt} exactly once (where the prompt goes)")
         if self.strength is not None and self.strength <= 0.0:
             raise fail(self, "strength", "must be above 0 (0 would keep the input unchanged)")
         if self.compile and (self.cache_interval or 1) > 1:

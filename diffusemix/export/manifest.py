@@ -165,8 +165,12 @@ def merge_manifests(output_dir: str | os.PathLike[str]) -> Path:
             "is not a diffusemix export folder (it has no settings file)", field=str(out),
             hint="Pass the OUTPUT folder of `python -m diffusemix export`",
         )
+    folder.check_state(out)  # a planted link or FIFO among the state files: named, nothing read through it
     rows, errors, pending = collect(out)
     path = folder.write_manifest(out, rows, errors, tag=folder.temp_tag((0, 0)))
+    from .annotation_writer import write_collected
+
+    write_collected(out, rows, tag=folder.temp_tag((0, 0)))  # an annotated export's COCO JSON, data.yaml, classes
     if pending == []:  # every shard has finished: no writer can be running
         folder.clean_temp_files(out)
     return path

@@ -26,8 +26,9 @@ def out_stems(items: Sequence[tuple[Path, str, str, str]]) -> list[str]:
 
     def base(item: tuple[Path, str, str, str]) -> str:
         stem = Path(item[1]).stem
-        if len(stem) > 150:
-            stem = stem[:120] + "-" + short_hash(stem)
+        if len(stem.encode("utf-8")) > 150:  # bytes: a disk takes 255 a name, and the prompt's slug follows
+            cut = stem.encode("utf-8")[:120].decode("utf-8", "ignore")
+            stem = cut + "-" + short_hash(stem)
         return stem
 
     groups: dict[tuple[str, str], int] = {}

@@ -80,6 +80,13 @@ class ExportOptions:
     )
     workers: int = setting(2, kind="int", low=1, high=64, metavar="N", stage="run", label="Workers",
                            help="CPU threads for decoding, and as many for mixing, encoding and writing")
+    accept_license: str | None = setting(
+        None, choices=("non-commercial",), optional=True, stage="run", label="Accept licence",
+        default_text="not accepted: an editor whose weights forbid commercial use (FLUX.1 Kontext [dev], FLUX.2"
+        " [klein] 9B) or whose licence is unknown here stops before any work",
+        help="accept that the editor's weights may be used for non-commercial purposes only (needed to export"
+        " with such weights; the summary and the run's settings file repeat it)",
+    )
     engine: str = setting(
         "local", choices=ENGINES, stage="run", label="Engine",
         help="local: this process's threads; ray: a Ray cluster (Ray Data streams the same chunks through decode"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe, SampleRecord, draw, draw_prompts
 from . import folder
 from .checks import check_folders, check_reserved
@@ -30,14 +31,14 @@ from .scan import ImageEntry, InputScan, scan_input
 class Sample:
     entry: ImageEntry
     record: SampleRecord
-    file_name: str  # relative to OUTPUT, POSIX
+    file_name: str  # relative to OUTPUT, POSIX: images/<class>/... (folder.image_file_name)
     position: int = 0  # in the whole plan
     chunk: int = 0  # position // chunk size
     done: bool = False
     reuse: Path | None = None  # saved Î to read instead of calling the editor
 
 
-#: Samples per chunk when neither the options nor the editor say.
+#: Samples per chunk when neither the options nor the editor say (the preview has no batch).
 DEFAULT_CHUNK = 8
 
 
@@ -84,7 +85,8 @@ def iter_samples(
             copy = j % recipe.images_per_prompt
             rec = records[j] if records is not None else placeholder
             pos = first + j
-            yield Sample(entry, rec, f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}", position=pos, chunk=pos // chunk)
+            name = folder.image_file_name(f"{entry.out_stem}_{slugs[prompt]}_{copy}{ext}")
+            yield Sample(entry, rec, name, position=pos, chunk=pos // chunk)
 
 
 def chunks(samples: Iterator[Sample]) -> Iterator[list[Sample]]:
@@ -137,6 +139,7 @@ class ExportPlan:
     options: ExportOptions
     ignored: tuple[tuple[str, str], ...] = ()
     empty_classes: tuple[str, ...] = ()
+    annotations: Any = None  # an annotated input's (.annotated.AnnotatedInput)
 
     def format(self) -> str:
         r = self.recipe
@@ -164,11 +167,27 @@ class ExportPlan:
                 f"{self.samples_total} over all shards), about {human_bytes(self.est_bytes)} on disk"
             ),
         ]
+        chunk = int(self.options.chunk_size or DEFAULT_CHUNK)
+        n_chunks = -(-self.samples_total // chunk)
+        if self.samples == 0 and self.samples_total and self.shard[1] > 1:
+            lines.append(f"  note:     this shard has no work: the plan is {n_chunks} chunk(s) of {chunk} sample(s) and"
+                         f" shards take whole chunks; use at most {n_chunks} shard(s), or a smaller --chunk-size")
         if self.ignored:
             lines.append(f"  ignored:  {len(self.ignored)} file(s) not usable as inputs (listed in {folder.ERRORS_NAME}"
                          " by the run)")
         if self.empty_classes:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
+        a = self.annotations
+        if a is not None:
+            what = f"{a.objects} objects" if not a.semantic else f"classes {', '.join(a.classes or ())}"
+            from .annotated import written_as
+
+            lines.append(f"  annotations: {a.format} ({a.annotation_file}), task {a.task}, {what}; A's written to"
+                         f" {written_as(a.format)}")
+            if a.errors:
+                lines.append(f"  annotations: {len(a.errors)} image(s) or file(s) left out for their annotations"
+                             f" (listed in {folder.ERRORS_NAME} by the run)")
+        lines += [f"  warning:  {content_note(p, why)}" for p, why in content_warnings(r.prompts)]
         return "\n".join(lines)
 
     __str__ = format
@@ -188,8 +207,12 @@ def plan_export(
     *,
     recipe: Recipe,
     options: ExportOptions = ExportOptions(),
+    annotations: Any = None,
 ) -> ExportPlan:
     """Scan, validate and count what :func:`export_dataset` would make (the --dry-run).
+
+    ``annotations``: an ``AnnotationOptions`` (task detect or segment): INPUT is an annotated dataset,
+    read and checked here as the run reads it.
 
     Writes nothing. Counts the samples of this shard already finished in
     ``output_dir`` when it holds an earlier run.
@@ -199,14 +222,25 @@ def plan_export(
             an output that cannot be written.
     """
     inp, out = Path(input_dir), Path(output_dir)
-    scan = scan_input(inp)
+    scan = scan_input(inp, annotations=annotations)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache, originals=options.write_originals)
+    if options.chunk_size is None:  # a folder's recorded chunk size is what a run into it will use
+        from .settings import recorded_batches
+
+        recorded = recorded_batches(out)[1] if out.is_dir() else None
+        if recorded is not None:
+            options = options.replace(chunk_size=recorded)
     total = len(scan.entries) * recipe.samples_per_image
     mine = count_for_shard(total, options.shard, int(options.chunk_size or DEFAULT_CHUNK))
     done = 0
     if out.is_dir():
-        finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
+        flat_label = scan.classes[0] if scan.flat else None
+        if folder.needs_layout_move(out):  # a folder made before version 4: its rows as they will read once moved
+            finished = {n for r in folder.read_journal_rows(out)
+                        if (n := folder.moved_file_name(r, flat_label=flat_label))}
+        else:
+            finished = {r["file_name"] for r in folder.read_journal_rows(out) if isinstance(r.get("file_name"), str)}
         if finished:
             for s in iter_samples(scan, recipe, None, options):
                 done += s.file_name in finished
@@ -225,4 +259,5 @@ def plan_export(
         options=options,
         ignored=scan.ignored,
         empty_classes=scan.empty_classes,
+        annotations=scan.annotations,
     )

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..editors.licences import acceptance_reason, check_licence, licence_line
 from ..errors import DiffuseMixError
+from ..prompt_content import content_note, content_warnings
 from ..recipe import Recipe
 from ..scoring.base import NoScorer, ScoreRule
 from . import folder, manifest
@@ -24,10 +26,12 @@ from .plan import chunk_size, chunks, count_for_shard, iter_samples
 from .scan import InputScan, scan_input
 from .settings import adopt_settings, run_fields, run_settings
 from .stream import Progress, Stream
-from .summary import ExportSummary, fractals_note, orphans_note, split_name_note
+from .summary import ExportSummary, fractals_note, has_split_word, orphans_note, split_name_note
 from .writer import Writer
+from .annotation_writer import write_collected
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..annotations.export_step import AnnotationOptions
     from ..editors.base import CancelToken, Editor
     from .ray_engine import RayStream
     from ..scoring.base import Scorer
@@ -47,6 +51,7 @@ def export_dataset(
     progress_bar: bool = True,
     scorer: "Scorer | None" = None,
     score_rule: "ScoreRule | None" = None,
+    annotations: "AnnotationOptions | None" = None,
 ) -> ExportSummary:
     """Write the augmented dataset (this shard's part of it) to ``output_dir``.
 
@@ -56,7 +61,7 @@ def export_dataset(
 
     Args:
         input_dir: class folders ``INPUT/<class>/<image>`` or a flat folder.
-        output_dir: where ``OUTPUT/<class>/<file>`` and ``metadata.jsonl`` go.
+        output_dir: where ``OUTPUT/images/<class>/<file>``, ``metadata.jsonl`` and the card go.
         recipe: the method's settings.
         editor: makes Î (``diffusemix.editors.load_editor``).
         fractals: the set F is drawn from.
@@ -73,6 +78,9 @@ def export_dataset(
             a rejected Î is made again with a new recorded seed, up to the
             editor's ``max_retries``, then dropped and listed in errors.jsonl
             with its score.
+        annotations: ``AnnotationOptions(task="detect"|"segment", ...)``: INPUT is a COCO, YOLO or
+            image/mask-pairs dataset; its boxes, polygons and masks ride along with every image and are
+            written in its format beside A (:mod:`.annotation_writer`), each row carrying A's objects.
 
     Raises:
         DiffuseMixError: bad input or output folders, an output folder made
@@ -86,6 +94,7 @@ def export_dataset(
     """
     t0 = time.perf_counter()
     _check_arguments(recipe, editor, fractals, options)
+    check_licence(editor, options.accept_license)  # weights for non-commercial use: only if accepted, before any work
     inp, out = Path(input_dir), Path(output_dir)
     auto_batch = None
     if options.engine == "ray":  # every Ray node reads and writes these paths: not relative to this process's folder
@@ -98,7 +107,7 @@ def export_dataset(
     tag = folder.temp_tag(shard)
 
     # 1. scan and check everything before any work
-    scan = scan_input(inp)
+    scan = scan_input(inp, annotations=annotations)
     check_folders(inp, out)
     check_reserved(scan, cache=options.cache, originals=options.write_originals)
     if not fractals.names:
@@ -120,11 +129,18 @@ def export_dataset(
     # 2. take the folder (a lock), adopt its settings, clear this shard's leftovers, record the plan
     lock = OutputLock(out, shard)
     try:
-        calls = _saved_calls(out) if options.reuse_generated else {}  # before a remix forgets the rows
-        remix = _open_output(out, settings, options, tag, lock)
-        finished, orphans = _record_plan(out, scan, recipe, options, tag)
+        flat_label = scan.classes[0] if scan.flat else None
+        calls = _saved_calls(out, flat_label) if options.reuse_generated else {}  # before a remix forgets the rows
+        remix = _open_output(out, settings, options, tag, lock, flat_label=flat_label)
+        finished, orphans, split_words = _record_plan(out, scan, recipe, options, tag)
         journal = folder.Journal(folder.journal_path(out, shard))
-        writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings))
+        annotation_writer = None
+        if scan.annotations is not None:  # --task detect|segment: each A's annotation beside it, in its row
+            from .annotation_writer import AnnotationWriter
+
+            annotation_writer = AnnotationWriter(out, scan.annotations, recipe, cache=options.cache)
+        writer = Writer(out, options, fractals, journal, tag, remix, run_fields=run_fields(settings),
+                        annotations=annotation_writer)
 
         # 3. run and 4. write: decode ahead → editor → mix, encode and write behind on worker threads
         total = count_for_shard(len(scan.entries) * recipe.samples_per_image, shard, options.chunk_size)
@@ -190,13 +206,32 @@ def export_dataset(
         shard=shard,
         pending_shards=pending,
         cancelled=stream.cancelled,
-        notes=split_name_note(scan, out)
+        notes=split_name_note(split_words, out)
+        + [content_note(p, why) for p, why in content_warnings(recipe.prompts)]
         + orphans_note(orphans)
         + fractals_note(fractals)
-        + (_CACHE_NOTE if options.cache else []),
+        + (_CACHE_NOTE if options.cache else [])
+        + (_annotation_notes(scan, writer) if scan.annotations is not None else []),
         editor=getattr(stream, "editor_summary", None) or str(editor.describe().get("summary") or editor.name),
+        licence=_licence_text(editor, options),
         preview=not editor.is_diffusion,
     )
+
+
+def _annotation_notes(scan: InputScan, writer: Writer) -> list[str]:
+    from .annotation_writer import summary_note
+
+    return summary_note(scan.annotations, writer.annotations)
+
+
+def _licence_text(editor: "Editor", options: ExportOptions) -> str:
+    """The summary's licence line: the weights' licence, and the acceptance it needed ("" for the preview)."""
+    if not editor.is_diffusion:
+        return ""
+    text = licence_line(editor)
+    if acceptance_reason(editor) is not None:
+        text += f"; accepted: {options.accept_license} use of the weights (--accept-license)"
+    return text
 
 
 _CACHE_NOTE = [
@@ -235,12 +270,15 @@ def fix_batches(
     return editor, options
 
 
-def _saved_calls(out: Path) -> dict[str, tuple[dict[str, Any], ...]]:
-    """The model call that made each Î the folder's rows list (what a remix's rows carry over)."""
+def _saved_calls(out: Path, flat_label: str | None) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The model call that made each Î the folder's rows list (what a remix's rows carry over), by the file
+    name the row will have once a folder made before version 4 is moved under images/."""
+    moving = folder.needs_layout_move(out)
     calls = {}
     for row in folder.read_journal_rows(out):
-        if isinstance(row.get("file_name"), str) and isinstance(row.get("batch"), list):
-            calls[row["file_name"]] = tuple(m for m in row["batch"] if isinstance(m, dict))
+        name = folder.moved_file_name(row, flat_label=flat_label) if moving else row.get("file_name")
+        if isinstance(name, str) and isinstance(row.get("batch"), list):
+            calls[name] = tuple(m for m in row["batch"] if isinstance(m, dict))
     return calls
 
 
@@ -270,13 +308,17 @@ def _scorer_text(scorer: "Scorer | None", rule: "ScoreRule") -> str:
     return text + (f", keeps {' and '.join(parts)}" if parts else ", no threshold")
 
 
-def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock) -> bool:
+def _open_output(
+    out: Path, settings: dict[str, Any], options: ExportOptions, tag: str, lock: OutputLock, *,
+    flat_label: str | None = None,
+) -> bool:
     """Create the folder, take its lock, adopt (or check) its settings, clear this shard's leftovers.
     True for a remix."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        folder.check_state(out)  # a planted link or FIFO among the state files stops the run here
         lock.acquire()
-        remix = adopt_settings(out, settings, options, tag, lock)
+        remix = adopt_settings(out, settings, options, tag, lock, flat_label=flat_label)
     except PermissionError as e:
         raise DiffuseMixError(f"cannot be written: {e.strerror or e}", field=f"output folder {out}") from None
     folder.clean_temp_files(out, options.shard)
@@ -286,12 +328,14 @@ def _open_output(out: Path, settings: dict[str, Any], options: ExportOptions, ta
 
 def _record_plan(
     out: Path, scan: InputScan, recipe: Recipe, options: ExportOptions, tag: str
-) -> tuple[dict[str, bool], int]:
+) -> tuple[dict[str, bool], int, list[str]]:
     """Write the whole plan's file names; return the planned samples earlier runs finished
-    (file name -> True made / False degenerate) and how many journal rows are no longer planned."""
+    (file name -> True made / False degenerate), how many journal rows are no longer planned,
+    and up to three planned names that hold a split word (see summary.split_name_note)."""
     whole = options.replace(shard=(0, 1))
     planned = [s.file_name for s in iter_samples(scan, recipe, None, whole)]
     folder.write_plan(out, planned, tag=tag)
+    split_words = [n for n in planned if has_split_word(n)][:3]
     planned_set = set(planned)
     del planned
     finished: dict[str, bool] = {}
@@ -303,7 +347,7 @@ def _record_plan(
                 orphans.add(name)
                 continue
             finished[name] = finished.get(name, False) or (DEGENERATE_KEY not in row and REJECTED_KEY not in row)
-    return finished, len(orphans)
+    return finished, len(orphans), split_words
 
 
 def _collect(
@@ -312,11 +356,14 @@ def _collect(
     """Mark this shard done; when no shard is pending, write metadata.jsonl and errors.jsonl."""
     errors = [{"source": s, "kind": "unreadable", "reason": r} for s, r in failed]
     errors += [{"source": s, "kind": "ignored", "reason": r} for s, r in scan.ignored]
+    if scan.annotations is not None:  # inputs left out for their annotations (kind "annotation")
+        errors += [dict(e) for e in scan.annotations.errors]
     folder.write_done_marker(out, shard, {"shard": list(shard), "errors": errors, "made": made}, tag=tag)
     rows, errs, pend = manifest.collect(out)
     pending = list(pend or [])
     if pending:
         return None, pending
     path = folder.write_manifest(out, rows, errs, tag=tag)
+    write_collected(out, rows, tag=tag)  # an annotated export's COCO JSON, data.yaml or classes.txt
     folder.clean_temp_files(out)
     return path, pending

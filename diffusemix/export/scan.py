@@ -9,11 +9,12 @@ folder's name.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DiffuseMixError
+from ..filecheck import MAX_FILE_BYTES, file_problem
 from . import manifest
 from .naming import out_stems
 
@@ -26,13 +27,17 @@ class ImageEntry:
         path: the file.
         source: its path relative to INPUT (POSIX), the key of its records.
         label: its class name (the folder's name in flat mode).
-        out_stem: output path relative to OUTPUT without the ``_<prompt>_<copy>.<ext>`` end.
+        out_stem: output path relative to the images root without the ``_<prompt>_<copy>.<ext>`` end:
+            ``<class>/<sub>/<stem>`` (a flat input's class folder is its one label).
+        annotation: an annotated input's (``--task detect|segment``): the image's ``ImageAnnotation``, or its
+            ``MaskPair`` (the mask is decoded when its samples are written); None for class folders.
     """
 
     path: Path
     source: str
     label: str
     out_stem: str
+    annotation: Any = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,13 @@ class InputScan:
     ignored: tuple[tuple[str, str], ...] = ()
     # class folders that hold no image (left out, as ImageFolder would fail on them)
     empty_classes: tuple[str, ...] = ()
+    # an annotated input (--task detect|segment): its format, categories and the images left out (.annotated)
+    annotations: Any = None
 
     @property
     def label_mode(self) -> str:
+        if self.annotations is not None:
+            return self.annotations.label_mode
         if self.flat:
             return f"flat folder, one label {self.classes[0]!r}"
         return "class folders"
@@ -59,9 +68,8 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-#: Input files larger than this are skipped unread. Pillow's pixel cap (about 89.5
-#: megapixels) as an uncompressed 16-bit RGBA TIFF is about 0.7 GB.
-MAX_INPUT_BYTES = 1 << 30
+#: Input files larger than this are skipped unread (the library's bound for every image file).
+MAX_INPUT_BYTES = MAX_FILE_BYTES
 
 _BAD_NAME = (
     "the name is not valid UTF-8 (a Latin-1 name?), so it cannot be written to the manifest; "
@@ -84,25 +92,9 @@ def _bad_name(name: str) -> bool:
 
 def input_file_problem(path: str | os.PathLike[str]) -> str | None:
     """Why a file cannot be read as an input image, or None: only regular files up to
-    :data:`MAX_INPUT_BYTES` are read (a FIFO would hang the run, ``/dev/zero`` never ends)."""
-    try:
-        st = os.stat(path)  # follows links: a link to a device is a device
-    except OSError as e:
-        return f"cannot be read: {e.strerror or e}"
-    if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a FIFO"
-            if stat.S_ISFIFO(st.st_mode)
-            else "a device"
-            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a socket"
-            if stat.S_ISSOCK(st.st_mode)
-            else "not a file"
-        )
-        return f"not a regular file ({kind}); only regular files are read"
-    if st.st_size > MAX_INPUT_BYTES:
-        return f"larger than {MAX_INPUT_BYTES >> 20} MiB ({st.st_size >> 20} MiB); skipped unread"
-    return None
+    :data:`MAX_INPUT_BYTES` are read (a FIFO would hang the run, ``/dev/zero`` never ends).
+    The check every reader of a user's file makes (:func:`diffusemix.filecheck.file_problem`)."""
+    return file_problem(path, max_bytes=MAX_INPUT_BYTES)
 
 
 def _is_image_name(name: str) -> bool:
@@ -203,7 +195,7 @@ class _Walker:
         return sorted(keep, key=lambda d: d.name)
 
 
-def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
+def scan_input(input_dir: str | os.PathLike[str], *, annotations: Any = None) -> InputScan:
     """Find the images of a class-folder or flat dataset, in plan order.
 
     Class-folder mode (any non-hidden subfolder holds an image): classes are
@@ -217,9 +209,16 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
     Everything skipped is listed in ``ignored`` with the reason, so the dry
     run and the export report the same.
 
+    ``annotations`` (an ``AnnotationOptions`` with task detect or segment): INPUT is an annotated dataset
+    (COCO, YOLO, image/mask pairs) and its images are the entries (:func:`.annotated.scan_annotated`).
+
     Raises:
         DiffuseMixError: the folder does not exist, is a file, or holds no image.
     """
+    if annotations is not None and annotations.active:
+        from .annotated import scan_annotated
+
+        return scan_annotated(Path(input_dir), annotations)
     root = Path(input_dir)
     if not root.exists():
         raise DiffuseMixError(f"input folder {root} does not exist; pass the folder of your dataset")
@@ -257,7 +256,7 @@ def scan_input(input_dir: str | os.PathLike[str]) -> InputScan:
         for c in top_files:
             problem = input_file_problem(c.path) if _is_image_name(c.name) else _not_image_reason(c.name)
             if problem is None:
-                items.append((Path(c.path), c.name, label, ""))
+                items.append((Path(c.path), c.name, label, label))  # its class folder: the one label
             else:
                 walker.skip(c.name, problem)
         classes, empty, flat = (label,), (), True

@@ -31,7 +31,7 @@ from ..errors import Cancelled, ImageError
 from ..recipe import Recipe
 from ..scoring.base import Score, ScoreRule
 from ..scoring.filter import generate_scored
-from .folder import SAVED_STAGES, cache_input_name, original_name, stage_path
+from .folder import SAVED_STAGES, cache_input_name, looks_complete, original_name, stage_path
 from .options import ExportOptions
 from .plan import Sample
 from .scan import input_file_problem
@@ -40,6 +40,7 @@ from .writer import Made, Writer, read_reused
 if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
     from ..scoring.base import Scorer
+    from .annotation_writer import AnnotationWriter
 
 #: Chunks whose writes may still be in progress while the editor works on the next.
 _MAX_CHUNKS_WRITING = 2
@@ -122,30 +123,40 @@ def decode_chunk(
     return images, reused
 
 
-def sample_done(s: Sample, *, out: Path, options: ExportOptions, finished: dict[str, bool]) -> bool:
-    """Whether an earlier run finished ``s``: made with every file in place, or degenerate (reported, not retried)."""
+def sample_done(
+    s: Sample, *, out: Path, options: ExportOptions, finished: dict[str, bool],
+    annotations: "AnnotationWriter | None" = None,
+) -> bool:
+    """Whether an earlier run finished ``s``: made with every file in place, whole (a file cut short is made again)
+    and not a link (never written through), or degenerate (reported, not retried). ``annotations``: an annotated
+    export's writer (A's annotation file must be in place too)."""
     state = finished.get(s.file_name)
     if state is None:
         return False
     if state is False:
         return True  # degenerate: reported, not retried
-    if not (out / s.file_name).is_file():
+    if not looks_complete(out / s.file_name):
         return False
-    if options.cache and not (out / cache_input_name(s.entry.out_stem, options.extension)).is_file():
+    if options.cache and not looks_complete(out / cache_input_name(s.entry.out_stem, options.extension)):
         return False
-    if options.write_originals and not (out / original_name(s.entry.out_stem)).is_file():
+    if options.write_originals and not looks_complete(out / original_name(s.entry.out_stem)):
+        return False
+    if annotations is not None and not annotations.complete(s.file_name):
         return False
     stage_names = SAVED_STAGES if options.save_stages else ()
-    return all(stage_path(out, st, s.file_name).is_file() for st in stage_names)
+    return all(looks_complete(stage_path(out, st, s.file_name)) for st in stage_names)
 
 
-def mark_chunk(chunk: list[Sample], *, out: Path, options: ExportOptions, finished: dict[str, bool]) -> bool:
+def mark_chunk(
+    chunk: list[Sample], *, out: Path, options: ExportOptions, finished: dict[str, bool],
+    annotations: "AnnotationWriter | None" = None,
+) -> bool:
     """Set each sample's ``done`` (and ``reuse``: a saved Î to read back); True when every sample is done."""
     for s in chunk:
-        s.done = sample_done(s, out=out, options=options, finished=finished)
+        s.done = sample_done(s, out=out, options=options, finished=finished, annotations=annotations)
         if options.reuse_generated and not s.done:
             p = stage_path(out, "generated", s.file_name)
-            s.reuse = p if p.is_file() else None
+            s.reuse = p if looks_complete(p) else None
     return all(s.done for s in chunk)
 
 
@@ -375,7 +386,8 @@ class Stream(Tally):
             chunk = next(self.chunks, None)
             if chunk is None:
                 return
-            if mark_chunk(chunk, out=self.out, options=self.options, finished=self.finished):
+            if mark_chunk(chunk, out=self.out, options=self.options, finished=self.finished,
+                          annotations=self.writer.annotations):
                 self.progress.advance(self.count_done(chunk))
                 continue
             fut = self._decode_pool.submit(decode_chunk, chunk, self.recipe, self.options.reuse_generated, self.calls)

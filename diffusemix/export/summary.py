@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from . import folder
-from .scan import InputScan
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..fractals import FractalSet
@@ -38,6 +37,7 @@ class ExportSummary:
     scores: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # prompt -> (mean, scored, dropped)
     scorer: str = ""  # what scored Î, and the rule (empty: no scores)
     empty_classes: tuple[str, ...] = ()  # class folders that hold no usable image (left out)
+    licence: str = ""  # the editor's weights and their licence (and its acceptance); empty for the preview
 
     @property
     def images_per_second(self) -> float:
@@ -87,6 +87,8 @@ class ExportSummary:
             lines.append(f"  empty class folders left out: {', '.join(self.empty_classes)}")
         if self.editor:
             lines.append(f"  editor:           {self.editor}")
+        if self.licence:
+            lines.append(f"  licence:          {self.licence}")
         lines.append(f"  output:           {self.output_dir}")
         if self.manifest is not None:
             lines.append(f"  manifest:         {self.manifest}")
@@ -106,25 +108,39 @@ class ExportSummary:
         return self.format()
 
 
-#: Folder names that Hugging Face ``datasets`` reads as split names.
-_SPLIT_WORDS = frozenset(
-    {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
-)
+#: The words 🤗 datasets reads as split names (``datasets.data_files.SPLIT_KEYWORDS``, 5.2.0), and the
+#: characters that bound them (``NON_WORDS_CHARS``): matched case-sensitively, as its glob patterns are.
+_SPLIT_WORDS = ("train", "training", "validation", "valid", "dev", "val", "test", "testing", "eval", "evaluation")
+_SEP = "-._ 0-9"
+_IN_DIR = re.compile(rf"(?:^|[{_SEP}])(?:{'|'.join(_SPLIT_WORDS)})(?:[{_SEP}]|$)")
+_IN_FILE = re.compile(rf"(?:^|[{_SEP}])(?:{'|'.join(_SPLIT_WORDS)})[{_SEP}]")
 
 
-def split_name_note(scan: InputScan, out: Path) -> list[str]:
-    """A hint when class names would be taken for splits by ``load_dataset(data_dir=...)``."""
-    clash = (
-        [c for c in scan.classes if re.split(r"[-._ 0-9]", c.casefold())[0] in _SPLIT_WORDS] if not scan.flat else []
-    )
-    if not clash:
+def has_split_word(name: str) -> bool:
+    """Whether ``load_dataset("imagefolder", data_dir=...)`` would read this path (relative, POSIX) as part
+    of a split: a folder named with a split word between separators (``val``, ``cat_test``), or a file name
+    holding one (``cat_train_0.png``), as datasets 5.2's default patterns match them."""
+    *dirs, file = name.split("/")
+    return any(_IN_DIR.search(d) for d in dirs) or bool(_IN_FILE.search(file))
+
+
+def split_name_note(names: Iterable[str], out: Path) -> list[str]:
+    """A note when some output paths would make ``load_dataset("imagefolder", data_dir=OUTPUT)`` guess splits
+    (and leave out the manifest): ``load_dataset(OUTPUT)`` reads the card, which names the files."""
+    hits = []
+    for name in names:
+        if has_split_word(name):
+            hits.append(name)
+            if len(hits) == 3:
+                break
+    if not hits:
         return []
-    note = (
-        f"class folder(s) {', '.join(clash)} look like split names to Hugging Face datasets; load with "
-        f"load_dataset('imagefolder', data_files={{'train': ['{folder.manifest_path(out)}', '{out}/**']}}) "
-        "instead of data_dir"
-    )
-    return [note]
+    return [
+        f"some file or class names hold a split word ({', '.join(hits)}{', ...' if len(hits) == 3 else ''}): "
+        f"load_dataset('imagefolder', data_dir='{out}') would read them as splits and leave out "
+        f"{folder.MANIFEST_NAME}'s columns; load_dataset('{out}') reads {folder.CARD_NAME}, which names the files"
+        " (label is a ClassLabel there too)"
+    ]
 
 
 def orphans_note(orphans: int) -> list[str]:

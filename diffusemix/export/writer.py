@@ -38,6 +38,7 @@ from .plan import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..fractals import FractalSet
+    from .annotation_writer import AnnotationWriter
 
 #: PNG text key in a saved Î holding the seed actually used (read by reuse_generated).
 _GENERATED_META_KEY = "diffusemix"
@@ -82,10 +83,10 @@ def read_reused(
 ) -> Made | None:
     """A saved Î with its record (seed, attempts) and model call, or None if it is not a usable save of this sample.
     ``batch``: the model call from the row the folder had for it, for a file saved before Î carried its call."""
-    from PIL import Image
+    from ..images import open_image
 
-    try:
-        with Image.open(path) as im:
+    try:  # the checks every reader makes: a regular file, not a header bomb (then it is made again)
+        with open_image(path) as im:
             im.load()
             meta = json.loads(im.info.get(_GENERATED_META_KEY, "null") or "null")
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -118,8 +119,11 @@ class Writer:
         remix: bool,
         *,
         run_fields: dict[str, Any],
+        annotations: "AnnotationWriter | None" = None,
     ) -> None:
         self.out, self.options, self.fractals, self.journal = out, options, fractals, journal
+        #: an annotated export's (--task detect|segment): A's annotation file and row fields, per sample
+        self.annotations = annotations
         self.tag, self.remix = tag, remix
         self.run_fields = dict(run_fields)
         self._made_dirs: set[Path] = set()
@@ -131,17 +135,13 @@ class Writer:
     def _mkdir(self, path: Path) -> None:
         if path in self._made_dirs:
             return
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            folder.check_disk_full(e, path)
-            raise
+        folder.make_dirs(self.out, path)  # refuses a folder that leads outside OUTPUT (a planted link)
         with self._lock:
             self._made_dirs.add(path)
 
     def _put(self, path: Path, data: bytes) -> None:
         self._mkdir(path.parent)
-        folder.atomic_write(path, data, tag=self.tag)
+        folder.write_file(self.out, path, data, tag=self.tag)  # never through a link
 
     def row(self, s: Sample, made: Made) -> dict[str, Any]:
         """The sample's journal row: everything that made its image, enough to replay it alone: its file, its
@@ -172,7 +172,7 @@ class Writer:
             event.wait()  # type: ignore[union-attr]
             return
         try:
-            if not path.is_file():
+            if not folder.looks_complete(path):  # missing, cut short, or not a regular file: written again
                 self._put(path, _encode(image, fmt or self.options.format, self.options.quality))  # type: ignore[arg-type]
         finally:
             event.set()  # type: ignore[union-attr]
@@ -180,9 +180,16 @@ class Writer:
     def _write_cache(self, s: Sample, image: np.ndarray, made: Made, scores: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """A cache keeps I (once per image) and Î, mixes nothing; its row carries any scores."""
         self._put_input_once(s, image)
+        fields = self._annotation(s, made)
         data = _encode(made.image, self.options.format, self.options.quality)  # type: ignore[arg-type]
         self._put(self.out / s.file_name, data)
-        return "made", {**self.cache_row(s, made), **scores}
+        return "made", {**self.cache_row(s, made), **fields, **scores}
+
+    def _annotation(self, s: Sample, made: Made) -> dict[str, Any]:
+        """An annotated export's: A's annotation file, written before A; its row fields ({} otherwise)."""
+        if self.annotations is None:
+            return {}
+        return self.annotations.write(s.entry, s.file_name, made.record, self._put)
 
     def __call__(self, s: Sample, image: np.ndarray, made: Made) -> str:
         """Write one sample's files, then append its row to the journal; returns ``made``, ``rejected`` or
@@ -208,7 +215,10 @@ class Writer:
             return "rejected", {**row, **scores, REJECTED_KEY: made.rejected}
         if self.options.cache:
             return self._write_cache(s, image, made, scores)
-        # 2. mix
+        # 2. mix (an annotated export's keep-objects first chooses the layout, recorded in the row)
+        if self.annotations is not None:
+            made = dataclasses.replace(made, record=self.annotations.choose_layout(s.entry, rec))
+            rec = made.record
         size = rec.size
         st = apply_record(rec, image, generated, self.fractals.load(rec.fractal, size))
         # 3. the original at S x S (once per image), the stages, then A (so that A's presence means they are there)
@@ -227,14 +237,15 @@ class Writer:
                     info.add_text(_GENERATED_META_KEY, json.dumps(_generated_meta(made)))
                 arr = st.mask_uint8() if stage == "mask" else getattr(st, stage)
                 self._put(path, _encode(arr, "png", 0, info))
+        fields = self._annotation(s, made)  # before A, like the stages
         path = self.out / s.file_name
         self._put(path, _encode(st.augmented, self.options.format, self.options.quality))  # type: ignore[arg-type]
         if self.remix:  # a format change leaves the other format's file behind
             for ext in FORMATS.values():
                 if ext != self.options.extension:
-                    path.with_suffix(ext).unlink(missing_ok=True)
+                    folder.remove_file(self.out, path.with_suffix(ext))
             if not self.options.save_stages:  # saved M, H, F of the old mix would contradict the new A
                 for stage in ("mask", "hybrid", "fractal"):
-                    stage_path(self.out, stage, s.file_name).unlink(missing_ok=True)
+                    folder.remove_file(self.out, stage_path(self.out, stage, s.file_name))
         # 4. the row, last (appended by the caller)
-        return "made", {**self.row(s, made), **scores}
+        return "made", {**self.row(s, made), **fields, **scores}

@@ -12,7 +12,6 @@ cache. The generator that makes sets lives apart, in :mod:`.generator`.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DiffuseMixError, FractalError, ImageError
+from ..filecheck import file_problem
 from ..images import IMAGE_EXTENSIONS, load_image, prepare
 
 __all__ = ["default_fractal_dir", "FractalSet"]
@@ -78,18 +78,12 @@ def _decode(path: Path) -> tuple[np.ndarray | None, str | None]:
         ``(array, None)``, a read-only uint8 (H, W, 3) RGB array as
         :func:`~diffusemix.images.load_image` makes it, or ``(None, reason)``.
     """
-    # 1. only regular files of a sane size (never a FIFO, a device, a huge blob)
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        return None, f"cannot be read ({e.strerror or e})"
-    if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file"
-    if st.st_size == 0:
+    # 1. only regular files of a sane size (never a FIFO, a device, a huge blob): the check every reader makes
+    problem = file_problem(path, max_bytes=_MAX_FILE_BYTES)
+    if problem is not None:
+        return None, problem.removeprefix("is ")
+    if os.path.getsize(path) == 0:
         return None, "empty file (0 bytes)"
-    if st.st_size > _MAX_FILE_BYTES:
-        limit = _MAX_FILE_BYTES // 1024**2
-        return None, f"file too large ({st.st_size / 1e6:.0f} MB; fractal files over {limit} MiB are not read)"
     # 2. decode every pixel, the way the set will use it
     try:
         array = np.asarray(load_image(path))

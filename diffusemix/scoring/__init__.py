@@ -146,5 +146,5 @@ def load_scorer(spec: ScorerSpec | str = "auto", *, class_names: Sequence[str] |
         + HOW_TO_GET_WEIGHTS
         + "."
     )
-    logger.warning("%s Details: %s", notice, " | ".join(str(w)[:200] for w in whys))
+    logger.warning("%s Details: %s", notice, " | ".join(str(w) for w in whys))  # whole: never cut mid-word
     return NoScorer(notice)

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ScorerLoadError, SettingError
 from ._hf import TransformersScorer, WeightsSource, unit_rows
 from .base import Score, check_pairs
-from .spec import DEFAULT_TEMPLATE
+from .spec import DEFAULT_TEMPLATE, template_problem
 
 __all__ = ["ClipScorer", "ClipLabelScorer", "DEFAULT_CLIP_MODEL", "DEFAULT_TEMPLATE", "class_phrase"]
 
@@ -106,9 +106,9 @@ class ClipLabelScorer(ClipScorer):
             )
         if len(set(names)) != len(names):
             raise SettingError("must be distinct", field="class names", value=names)
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise SettingError("must contain {} once, for the class name", owner="ScorerSpec", field="template",
-                               value=template)
+        problem = template_problem(template)
+        if problem is not None:
+            raise SettingError(problem, owner="ScorerSpec", field="template", value=template)
         super().__init__(model, device=device, dtype=dtype, batch_size=batch_size)
         self.class_names = tuple(names)
         self.template = template

@@ -9,6 +9,7 @@ builds a scorer from a spec; the command line's score flags, the app's
 from __future__ import annotations
 
 import dataclasses
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from .. import schema
 from ..schema import check_fields, fail, register, setting
 
-__all__ = ["ScorerSpec", "SCORER_NAMES", "DEFAULT_TEMPLATE"]
+__all__ = ["ScorerSpec", "SCORER_NAMES", "DEFAULT_TEMPLATE", "template_problem"]
 
 #: Names accepted by ``load_scorer`` and ``--score`` (``none``: scoring off; ``auto``: the first
 #: scorer whose weights are here, else no scores, said plainly).
@@ -24,6 +25,24 @@ SCORER_NAMES: tuple[str, ...] = ("none", "auto", "genmix", "dino", "clip", "clip
 
 #: clip-label's text for each class name.
 DEFAULT_TEMPLATE = "a photo of a {}"
+
+
+def template_problem(template: object) -> str | None:
+    """Why ``template`` cannot be clip-label's text for a class name, or None.
+
+    It must hold ``{}`` once and no other ``{...}`` field (``{0}``, ``{x}``, ``{!r}``, ``{:>{}}``,
+    a lone brace): what ``str.format`` fills with one class name and nothing else.
+    """
+    if not isinstance(template, str):
+        return "must be a string with {} once, for the class name"
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        return f"is not a format string ({e}); write a literal brace twice ({{{{ or }}}})"
+    if fields != [("", "", None)]:
+        return ("must contain {} once, for the class name, and no other {...} field (a literal brace is written"
+                " twice: {{ or }})")
+    return None
 
 
 @register
@@ -67,8 +86,9 @@ class ScorerSpec:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.template is not None:
-            if self.template.count("{}") != 1:
-                raise fail(self, "template", "must contain {} once, for the class name")
+            problem = template_problem(self.template)
+            if problem is not None:
+                raise fail(self, "template", problem)
             if self.name not in ("clip-label",):
                 raise fail(self, "template", "is a setting of the clip-label scorer", value=self.name)
 

@@ -86,6 +86,14 @@ def plan_budget(mode: str, *, epochs: int, real_images: int, dataset_items: int,
                     ("global_batch", global_batch)):  # fmt: skip
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise DiffuseMixError(f"{name} must be an integer >= 1; got {v!r}")
+    smallest = dataset_items if mode == "epochs" else real_images
+    if mode in ("epochs", "steps") and smallest < global_batch:
+        what = "training set" if mode == "epochs" else "set of real images"
+        raise DiffuseMixError(
+            f"budget {mode}: the {what} has {smallest} items, fewer than one batch of {global_batch}; a batch would"
+            f" hold the same images several times and an epoch would be {global_batch / smallest:.1f} passes."
+            f" Lower the batch (--set batch_size={max(1, smallest)}, or less across processes)"
+        )
     if mode == "epochs":
         per = math.ceil(dataset_items / global_batch)
         ends = tuple(per * (e + 1) for e in range(epochs))

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ..errors import DiffuseMixError
-from ..imagefolder import IMG_EXTENSIONS, ImageFolderDataset, make_dataset, pil_loader
+from ..imagefolder import IMG_EXTENSIONS, ImageFolderDataset, make_dataset
 from .config import TrainConfig
 
-__all__ = ["Split", "TrainSet", "open_split", "draw_subset", "build_train_set", "LoadedItems"]
+__all__ = ["Split", "TrainSet", "open_split", "draw_subset", "build_train_set", "LoadedItems", "checked_loader"]
 
 
 @dataclass
@@ -57,8 +57,24 @@ class Split:
         return self._get(i)
 
 
+def checked_loader(path: str) -> Any:
+    """torchvision's ``pil_loader`` (the image as RGB) after the checks every reader makes: a regular
+    file of bounded size (never a FIFO or /dev/zero), not a header bomb (named by its size).
+
+    Raises:
+        DiffuseMixError: naming the file and what is wrong with it.
+    """
+    from ..images import open_image
+
+    with open_image(path, fail=lambda reason: DiffuseMixError(f"training image {path} {reason}")) as img:
+        try:
+            return img.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DiffuseMixError(f"training image {path} is truncated or corrupt ({e})") from None
+
+
 def _folder_split(root: str, classes: Sequence[str] | None) -> Split:
-    ds = ImageFolderDataset(root, classes=classes)
+    ds = ImageFolderDataset(root, classes=classes, loader=checked_loader)
     base = Path(root)
     keys = [Path(p).relative_to(base).as_posix() for p, _ in ds.samples]
     return Split(list(ds.classes), list(ds.targets), keys, f"class folders {root}", ds.__getitem__)
@@ -193,7 +209,7 @@ class _Files:
 
     def __call__(self, i: int) -> tuple[Any, int]:
         path, label = self.samples[i]
-        return pil_loader(path), label
+        return checked_loader(path), label
 
 
 def _export_rows(root: Path) -> dict[str, dict[str, Any]]:
@@ -257,7 +273,9 @@ def build_train_set(config: TrainConfig, train: Split) -> TrainSet:
         keep = set(subset_keys) if subset_keys is not None else None
         aug: list[tuple[str, int]] = []
         for path, label in samples:
-            rel = Path(path).relative_to(images).as_posix()
+            rel = Path(path).relative_to(root).as_posix()  # a row's file_name is relative to the export folder
+            # the one path rule: a link in a class folder that leads outside the export is refused
+            folder.resolve_in(images, Path(path).relative_to(images).as_posix(), what="image", source=root)
             if keep is not None:
                 if not rows:
                     raise DiffuseMixError("k_per_class with an export needs its manifest (to know each A's source)")

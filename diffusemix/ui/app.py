@@ -33,16 +33,19 @@ import gradio as gr
 
 from diffusemix.editors import Editor, EditorSpec
 from diffusemix.errors import DiffuseMixError
+from diffusemix.export.options import ExportOptions
 from diffusemix.runtime import setup_process
 from diffusemix.schema import add_flags, flag_for, flag_values
 from diffusemix.scoring import ScorerSpec
 from diffusemix.ui import batch_export, explore, prompt_lab
+from diffusemix.ui.compare import compare_specs_from_environment, parse_compare_spec
 from diffusemix.ui.shared import (
     CITATION,
     GRADIO_CACHE_CLEANUP,
     AppContext,
     launch_kwargs,
     make_context,
+    numbers_checked_by_handlers,
     page_header,
     remove_work_folders,
     set_current,
@@ -63,12 +66,16 @@ def build_demo(
     score: str | ScorerSpec = "none",
     scorer_model: str | None = None,
     ctx: AppContext | None = None,
+    compare: Sequence[str | EditorSpec | Editor] = (),
+    accept_license: str | None = None,
 ) -> gr.Blocks:
-    """Load the editor (and scorer) once and build the page from the three tabs. The context is ``demo.ctx``."""
+    """Load the editor (and scorer, and the editors to compare it with) once and build the page from the
+    three tabs. The context is ``demo.ctx``."""
     if ctx is None:
         ctx = make_context(
             editor, model=model, device=device, prompts_path=prompts_path, fractal_dir=fractal_dir,
-            allow_save_prompts=allow_save_prompts, scorer=score, scorer_model=scorer_model,
+            allow_save_prompts=allow_save_prompts, scorer=score, scorer_model=scorer_model, compare=compare,
+            accept_license=accept_license,
         )
     set_current(ctx)
     with gr.Blocks(title="DiffuseMix", delete_cache=GRADIO_CACHE_CLEANUP, fill_width=True) as demo:
@@ -81,6 +88,7 @@ def build_demo(
         prompt_lab.wire_save(ctx, lab, [ex["set"], xp["set"]])
         with gr.Accordion("Cite DiffuseMix", open=False, elem_id="dm-cite"):
             gr.Code(CITATION, language=None, label="BibTeX", interactive=False)
+    numbers_checked_by_handlers(demo)  # API values of the wrong type: the handler's plain message, not Gradio's
     demo.queue(default_concurrency_limit=ctx.concurrency, max_size=64)
     demo.ctx = ctx  # type: ignore[attr-defined]
     return demo
@@ -108,6 +116,11 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
                    " on CPU; also DIFFUSEMIX_MALLOPT=0)")
     p.add_argument("--allow-save-prompts", action="store_true",
                    help="let the Prompt lab save sets into the prompt file (never on a Space)")
+    p.add_argument("--compare-editor", action="append", default=None, metavar="NAME[=MODEL]",
+                   help="another editor to load at start for the Prompt lab's side by side (same prompts and seed),"
+                   " e.g. flux2-klein or qwen-image-edit=/models/qwen; repeatable (default:"
+                   " $DIFFUSEMIX_COMPARE_EDITORS, comma separated, else none)")
+    add_flags(p, ExportOptions, only=("accept_license",))
     args = p.parse_args(argv)
     if on_space:
         args.allow_save_prompts = False
@@ -119,6 +132,12 @@ def parse_args(argv: Sequence[str] | None = None, *, prog: str | None = None) ->
     scorer.setdefault("model", os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None)
     try:
         args.editor_spec, args.scorer_spec = EditorSpec(**given), ScorerSpec(**scorer)
+        device = args.editor_spec.device
+        args.compare_specs = ([parse_compare_spec(t, device=device) for t in args.compare_editor]
+                              if args.compare_editor else compare_specs_from_environment(device=device))
+        args.accept_license = flag_values(ExportOptions, args, only=("accept_license",)).get(
+            "accept_license", os.environ.get("DIFFUSEMIX_ACCEPT_LICENSE") or None)
+        ExportOptions(accept_license=args.accept_license)  # checked here, like every flag
     except DiffuseMixError as e:
         p.error(e.message(namer=flag_for) if e.owner and e.field else e.message())
     return args
@@ -137,12 +156,17 @@ _APP_DEFAULTS = {
 
 
 def demo_from_environment() -> gr.Blocks:
-    """The demo a Space builds at import: its settings from the environment (``DIFFUSEMIX_*``)."""
+    """The demo a Space builds at import: its settings from the environment (``DIFFUSEMIX_EDITOR``,
+    ``DIFFUSEMIX_MODEL``, ``DIFFUSEMIX_SPEED``, ``DIFFUSEMIX_SCORE``, ``DIFFUSEMIX_SCORER_MODEL``; the README's
+    table says what each does). On a Space without a GPU ``auto`` starts with the preview (ui.hardware)."""
     if os.environ.get("SPACE_ID"):  # the Space's process is the app's: its allocator setting, before the model loads
         setup_process()
-    return build_demo(os.environ.get("DIFFUSEMIX_EDITOR", "auto"), model=os.environ.get("DIFFUSEMIX_MODEL") or None,
-                      score=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
-                      scorer_model=os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None)
+    spec = EditorSpec(name=os.environ.get("DIFFUSEMIX_EDITOR") or "auto", model=os.environ.get("DIFFUSEMIX_MODEL") or None,
+                      speed=os.environ.get("DIFFUSEMIX_SPEED") or None)
+    return build_demo(spec, score=os.environ.get("DIFFUSEMIX_SCORE", "auto"),
+                      scorer_model=os.environ.get("DIFFUSEMIX_SCORER_MODEL") or None,
+                      compare=compare_specs_from_environment(),
+                      accept_license=os.environ.get("DIFFUSEMIX_ACCEPT_LICENSE") or None)
 
 
 _LAUNCHED: list[gr.Blocks] = []  # the demo main() launched (SIGTERM closes it)
@@ -156,7 +180,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> None:
     logging.getLogger("diffusemix.app").info(setup_process(tune_memory=False if args.no_tune_allocator else None))
     try:
         demo = build_demo(args.editor_spec, prompts_path=args.prompts, fractal_dir=args.fractals,
-                          allow_save_prompts=args.allow_save_prompts, score=args.scorer_spec)
+                          allow_save_prompts=args.allow_save_prompts, score=args.scorer_spec,
+                          compare=args.compare_specs, accept_license=args.accept_license)
     except DiffuseMixError as e:  # e.g. --editor instruct-pix2pix without weights: say what to do, no trace
         raise SystemExit(f"error: {e}") from None
     _LAUNCHED.append(demo)

@@ -19,23 +19,23 @@ from typing import Any
 import gradio as gr
 
 from diffusemix.archive import dataset_root, safe_extract, zip_folder
+from diffusemix.editors.licences import check_licence
 from diffusemix.errors import DiffuseMixError
 from diffusemix.export import folder
 from diffusemix.export.manifest import collect
 from diffusemix.recipe import Recipe
 from diffusemix.ui.limits import (
+    MAX_EXPORT_OUTPUT_MB,
     MAX_EXPORT_OUTPUTS,
     MAX_IMAGE_MB,
-    MAX_ZIP_IMAGES,
     MAX_ZIP_PIXELS,
-    MAX_ZIP_UNPACKED_MB,
+    export_limits_text,
 )
 from diffusemix.ui.shared import (
     DEFAULT_SIZE,
     MAX_IMAGE_PIXELS,
     MAX_SEED,
     MAX_SIZE,
-    MAX_UPLOAD_MB,
     MIN_SIZE,
     QUICK,
     ZERO_GPU,
@@ -44,14 +44,15 @@ from diffusemix.ui.shared import (
     by_key,
     chosen_prompts,
     current,
+    clear_toasts_on_start,
     clear_toasts_on_success,
-    GPU_STEP_SECONDS,
     gpu,
     gpu_seconds,
     make_recipe,
     mix_controls,
     progress_fn,
     record_gpu_time,
+    step_seconds,
     prompt_controls,
     show_set,
     scrub_paths,
@@ -69,7 +70,8 @@ def _export_seconds(
     key: str, root: Path, out: Path, recipe: Recipe, save_stages: bool, progress: Any, pairs: int
 ) -> int:
     """The GPU duration to ask for: from this request's pairs and steps (see gpu_seconds)."""
-    return gpu_seconds(pairs, by_key(key).editor.spec.steps or 1)
+    editor = by_key(key).editor
+    return gpu_seconds(pairs, editor.spec.steps or 1, editor=editor)
 
 
 def cost_note(editor: Any, pairs: int, size: int) -> str:
@@ -80,8 +82,9 @@ def cost_note(editor: Any, pairs: int, size: int) -> str:
 
     costs = None
     if str(editor.device).startswith("cuda"):
-        costs = StepCosts(per_step_s=GPU_STEP_SECONDS["estimate"], fixed_s=0.0, peak_gb=0.0, per_extra_sample_gb=0.0,
-                          source="the GPU time measured on this app's earlier calls")
+        costs = StepCosts(per_step_s=step_seconds(editor), fixed_s=0.0, peak_gb=0.0, per_extra_sample_gb=0.0,
+                          source="the GPU time measured on this app's earlier calls (before any: an H200's, for the"
+                          " instruction editors)")
     try:
         got = plan_cost(editor, pairs, size=size, costs=costs)
     except DiffuseMixError:
@@ -98,7 +101,7 @@ def _run_export(
     t = time.perf_counter()
     summary = _export(c, root, out, recipe, save_stages, progress)
     if c.editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, pairs, c.editor.spec.steps or 1)
+        record_gpu_time(time.perf_counter() - t, pairs, c.editor.spec.steps or 1, editor=c.editor)
     return summary
 
 
@@ -111,7 +114,7 @@ def _export(c: AppContext, root: Path, out: Path, recipe: Recipe, save_stages: b
         recipe=recipe,
         editor=c.editor,
         fractals=c.fractals,
-        options=ExportOptions(save_stages=save_stages),
+        options=ExportOptions(save_stages=save_stages, accept_license=c.accept_license),
         progress=progress_fn(progress, "Exporting"),
         cancel=None if ZERO_GPU else c.cancels.get(str(out)),
         progress_bar=False,
@@ -148,6 +151,7 @@ def batch_export(
     if dataset_zip is None:
         raise gr.Error("No dataset: upload a .zip of class folders first.")
     path = upload_path(dataset_zip, "dataset zip")
+    check_licence(c.editor, c.accept_license)  # weights for non-commercial use: only if the operator accepted
     prompts = chosen_prompts(set_prompts, extra_prompts, limit=50)
     recipe = make_recipe(prompts, size=size, seed=seed, layouts=layouts, mask=mask, seam=seam, lam=lam,
                          images_per_prompt=images_per_prompt, prompts_per_image=prompts_per_image)
@@ -163,12 +167,7 @@ def batch_export(
         n = safe_extract(path, work / "input", max_file_bytes=MAX_IMAGE_MB * 2**20)
         root = dataset_root(work / "input")
         check_pixels(root)
-        if n * recipe.samples_per_image > MAX_EXPORT_OUTPUTS:
-            raise gr.Error(
-                f"{n} images x {recipe.samples_per_image} per image = {n * recipe.samples_per_image:,} augmented "
-                f"images; the limit here is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, or the "
-                "command line (python -m diffusemix export)."
-            )
+        check_budget(n, recipe, bool(save_stages))
         # 3. say what it will cost, then run the exporter
         pairs = n * recipe.samples_per_image
         note = cost_note(c.editor, pairs, recipe.size)
@@ -187,8 +186,9 @@ def batch_export(
         text += f"\n\n{note}" if note else ""
         if stopped:
             text = (
-                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders, "
-                f"with their {folder.MANIFEST_NAME} rows (labels included): it loads as a dataset. Saved stages and"
+                f"Stopped. The zip holds the {kept} augmented image(s) made before the stop, in their class folders "
+                f"under {folder.IMAGES_DIR}/, with their {folder.MANIFEST_NAME} rows (labels included) and a dataset "
+                f"card: it loads as a dataset. Saved stages and"
                 " the images not yet made are left out; press Export again to make the whole set.\n\n" + text
             )
         return text, str(archive)
@@ -198,6 +198,32 @@ def batch_export(
             c.cancels.pop(session, None)
         c.cancels.pop(str(out), None)
         c.busy.discard(work)
+
+
+def output_megabytes(samples: int, size: int, save_stages: bool) -> float:
+    """The images an export writes, in MB, counted uncompressed: S x S x 3 bytes an image, and with the
+    saved stages six images a sample (A, and I, Î, M, H, F)."""
+    return samples * size * size * 3 * (6 if save_stages else 1) / 2**20
+
+
+def check_budget(images: int, recipe: Recipe, save_stages: bool) -> None:
+    """The output budget of one upload (``diffusemix.ui.limits``): at most MAX_EXPORT_OUTPUTS augmented
+    images and MAX_EXPORT_OUTPUT_MB of images; refused (gr.Error) before any work otherwise."""
+    samples = images * recipe.samples_per_image
+    elsewhere = "or the command line (python -m diffusemix export), which has no such limit."
+    if samples > MAX_EXPORT_OUTPUTS:
+        raise gr.Error(
+            f"{images} images x {recipe.samples_per_image} per image = {samples:,} augmented images; the limit here "
+            f"is {MAX_EXPORT_OUTPUTS:,}. Use fewer prompts or images, {elsewhere}"
+        )
+    mb = output_megabytes(samples, recipe.size, save_stages)
+    if mb > MAX_EXPORT_OUTPUT_MB:
+        stages = " with the saved stages (six images a sample)" if save_stages else ""
+        raise gr.Error(
+            f"{samples:,} augmented images of {recipe.size} x {recipe.size}{stages} are {mb:,.0f} MB of images"
+            f" (counted uncompressed); the limit here is {MAX_EXPORT_OUTPUT_MB:,} MB per export. Use a smaller"
+            f" size, fewer prompts or images{', no saved stages' if save_stages else ''}, {elsewhere}"
+        )
 
 
 def check_pixels(root: Path) -> int:
@@ -228,10 +254,11 @@ def check_pixels(root: Path) -> int:
 
 
 def partial_zip(out: Path, archive: Path) -> int:
-    """A stopped export as a dataset: the outputs made so far and their manifest rows.
+    """A stopped export as a dataset: the outputs made so far, their manifest rows and their dataset card.
 
     Rows come from the exporter's journal (``manifest.collect``), in plan order, each with its
     label; a row whose file is missing is left out, and so are saved stages and state files.
+    The layout is an export's (``images/<class>/...``, the manifest and the card beside it).
     Returns how many images the zip holds.
     """
     lines, _errors, _pending = collect(out)
@@ -244,6 +271,8 @@ def partial_zip(out: Path, archive: Path) -> int:
         for name, _line in kept:
             zf.write(out / name, name, compress_type=zipfile.ZIP_STORED)
         zf.writestr(folder.MANIFEST_NAME, "".join(line + "\n" for _name, line in kept),
+                    compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(folder.CARD_NAME, folder.card_text(out, [line for _name, line in kept]),
                     compress_type=zipfile.ZIP_DEFLATED)
     return len(kept)
 
@@ -267,9 +296,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     with gr.Tab("Batch export", id="export"):
         gr.Markdown(
             f"Upload a **.zip of class folders** (`cats/1.jpg`, `dogs/2.jpg`, …). Limits: "
-            f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked, "
-            f"{MAX_EXPORT_OUTPUTS:,} augmented images per run. For more, use "
-            f"`python -m diffusemix export`. The result keeps the class folders and adds `{folder.MANIFEST_NAME}`.",
+            f"{export_limits_text()}. For more, use "
+            f"`python -m diffusemix export`. The result holds `{folder.IMAGES_DIR}/<class>/…` (torchvision's "
+            f"`ImageFolder` reads `{folder.IMAGES_DIR}/`), `{folder.MANIFEST_NAME}` and a dataset card "
+            f"(`load_dataset(folder)` reads it).",
             elem_classes="dm-note",
         )
         with gr.Row(equal_height=False):
@@ -312,5 +342,6 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
         concurrency_limit=1,
     )
     clear_toasts_on_success(exported)
+    clear_toasts_on_start(ui["run"])
     ui["stop"].click(bind(stop_export, ctx=ctx), None, None, queue=False, api_visibility="private")
     return ui

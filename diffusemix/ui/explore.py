@@ -21,6 +21,7 @@ import gradio as gr
 from diffusemix.editors import Editor, EditorSpec
 from diffusemix.engine import STAGE_NAMES, STAGE_SYMBOLS, Stages
 from diffusemix.images import prepare, to_pil
+from diffusemix.prompt_content import content_note, content_warnings
 from diffusemix.recipe import Recipe
 from diffusemix.schema import field_default, label_for
 from diffusemix.ui.limits import MAX_EXPLORE_PROMPTS, MAX_GUIDANCE, MAX_IMAGE_GUIDANCE, MAX_STEPS
@@ -35,6 +36,7 @@ from diffusemix.ui.shared import (
     as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     current,
     editor_for,
@@ -50,7 +52,8 @@ from diffusemix.ui.shared import (
     user_errors,
     write_png,
 )
-from diffusemix.ui.uploads import image_file, open_upload, upload_path
+from diffusemix.ui.annotate import BOX_FORMAT, ExploreObjects, objects_for
+from diffusemix.ui.uploads import image_file, open_upload, upload_path, upscale_note
 
 FRACTAL_MODES = ("random", "pick", "upload")
 
@@ -64,8 +67,10 @@ _SHORT_CAPTIONS: dict[str, str] = {"generated": "Î ·", "mask": "M ·", "augmen
 # ---------------------------------------------------------------------------
 
 
-def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str]]:
-    """Six (PNG path, caption) pairs per sample, row by row, in the order I, Î, M, H, F, A."""
+def gallery_items(stages: Sequence[Stages], folder: Path, objects: ExploreObjects | None = None
+                  ) -> list[tuple[str, str]]:
+    """Six (PNG path, caption) pairs per sample, row by row, in the order I, Î, M, H, F, A (``objects``
+    drawn on I, Î, H and A)."""
     items = []
     for row, s in enumerate(stages):
         r = s.record
@@ -76,7 +81,8 @@ def gallery_items(stages: Sequence[Stages], folder: Path) -> list[tuple[str, str
         }
         for name in STAGE_NAMES:
             caption = _SHORT_CAPTIONS[name] + notes[name] if name in notes else STAGE_CAPTIONS[name]
-            items.append((write_png(s.image(name), folder / f"{row:02d}-{name}.png"), caption))
+            image = s.image(name) if objects is None else objects.draw(name, s.image(name))
+            items.append((write_png(image, folder / f"{row:02d}-{name}.png"), caption))
     return items
 
 
@@ -87,6 +93,15 @@ def _records(stages: Sequence[Stages], editor: Editor, recipe: Recipe) -> dict[s
         "recipe": recipe.to_dict(),
         "samples": [{**s.record.to_dict(), "degenerate": s.degenerate} for s in stages],
     }
+
+
+def _notes(prompts: Sequence[str], source_size: tuple[int, int], size: int) -> str:
+    """Below the table: prompts that seem to describe content (the one check), and an upscaled small upload."""
+    lines = [f"- Warning: {content_note(p, why)}." for p, why in content_warnings(prompts)]
+    note = upscale_note(source_size, size)
+    if note:
+        lines.append(f"- {note}")
+    return ("\n\n" + "\n".join(lines)) if lines else ""
 
 
 def _summary(stages: Sequence[Stages], seed: int, editor: Editor) -> str:
@@ -122,6 +137,9 @@ def explore(
     guidance_scale: float | None = None,
     image_guidance_scale: float | None = None,
     strength: float | None = None,
+    annotation_file: str | None = None,
+    boxes: str | None = "",
+    draw_objects: bool = True,
     progress: gr.Progress = gr.Progress(),
     *,
     ctx: AppContext | None = None,
@@ -145,6 +163,10 @@ def explore(
         steps, guidance_scale, image_guidance_scale, strength: editor
             settings (used by the diffusion editors; the preview ignores
             them; left out: the editor's own).
+        annotation_file: objects of the image (``handle_file(path)``): a COCO
+            JSON or a YOLO label .txt; or ``boxes``: typed, one a line,
+            ``x0,y0,x1,y1,class`` in the image's pixels. draw_objects: draw
+            them (boxes, polygon and mask outlines) on I, Î, H and A.
 
     Returns:
         gallery (six (image, caption) per prompt, row by row), the seed used,
@@ -166,8 +188,12 @@ def explore(
     settings = {"steps": steps, "guidance_scale": guidance_scale, "image_guidance_scale": image_guidance_scale,
                 "strength": strength}
     editor = editor_for(c, **settings)  # checks the values now; the GPU function makes its own
-    # 2. the input I and, if chosen, the fractal F
-    array = prepare(open_upload(path, "image"), recipe.size, resize=recipe.resize)
+    # 2. the input I, its objects if given, and, if chosen, the fractal F
+    source = open_upload(path, "image")
+    source_size = source.size
+    objects = objects_for(upload_path(annotation_file, "annotation file") if annotation_file else None, boxes,
+                          image_name=path.name, size=source_size, recipe=recipe)
+    array = prepare(source, recipe.size, resize=recipe.resize)
     override = picked = None
     if fractal == "pick":
         if not fractal_name:
@@ -184,9 +210,15 @@ def explore(
     stages = _run_augment(c.key, array, recipe, settings, path.name, picked, override, progress,
                           f"Î by {editor.name}")
     records = _records(stages, editor, recipe)
+    if objects is not None:  # the exporter's row fields of each sample: objects, what the resize did, Î shares
+        records["objects"] = {"categories": list(objects.categories.names),
+                              "samples": objects.rows([s.record for s in stages])}
     state = {"stages": stages, "records": records, "seed": seed_used, "editor": editor.name, "image": path.stem}
-    gallery = gallery_items(stages, c.request_dir())
-    return gallery, seed_used, records, _summary(stages, seed_used, editor), state
+    gallery = gallery_items(stages, c.request_dir(), objects if draw_objects else None)
+    summary = _summary(stages, seed_used, editor) + _notes(prompts, source_size, recipe.size)
+    if objects is not None:
+        summary += "\n\n" + objects.summary([s.record for s in stages])
+    return gallery, seed_used, records, summary, state
 
 
 @user_errors
@@ -302,12 +334,31 @@ def _run_controls(ctx: AppContext) -> dict[str, Any]:
     return ui
 
 
+def _object_controls() -> dict[str, Any]:
+    """An optional annotation of the image (a COCO JSON or YOLO .txt, or typed boxes) and whether to draw it."""
+    ui: dict[str, Any] = {}
+    with gr.Accordion("Objects (detection, segmentation)", open=False, elem_id="dm-objects"):
+        gr.Markdown("Boxes, polygons and masks of the image ride along: the mixing keeps geometry, so they stand on"
+                    " I, Î, H and A.", elem_classes="dm-note")
+        ui["annotation_file"] = gr.File(label="Annotation file: a COCO JSON or a YOLO label .txt of this image",
+                                        file_types=[".json", ".txt"], type="filepath", height=90,
+                                        elem_id="dm-annotation-file")
+        ui["boxes"] = gr.Textbox("", label=f"Or boxes, one a line: {BOX_FORMAT} (pixels of the image)", lines=3,
+                                 max_lines=12, placeholder="40,60,180,200,cat", elem_id="dm-boxes")
+        ui["draw_objects"] = gr.Checkbox(True, label="Draw boxes and mask outlines on I, Î, H and A",
+                                         elem_id="dm-draw-objects")
+    return ui
+
+
 def _results_column() -> dict[str, Any]:
     """The stage gallery, the summary, the downloads and the records."""
     ui: dict[str, Any] = {}
-    gr.HTML(_stage_header())
-    ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
-                                   object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
+    # the six stages and their header in one box: on a narrow screen (a phone) the box scrolls sideways,
+    # not the page (CSS: #dm-stages-box)
+    with gr.Column(elem_id="dm-stages-box", min_width=0):
+        gr.HTML(_stage_header())
+        ui["stages_view"] = gr.Gallery(label="Stages", show_label=False, columns=6, height="auto",
+                                       object_fit="contain", format="png", allow_preview=True, elem_id="dm-stages")
     ui["summary"] = gr.Markdown(label="Summary", elem_id="dm-summary")
     ui["downloads_btn"] = gr.Button("Make downloads: the figure (PNG + PDF) and a zip of the images with their "
                                     "records", elem_id="dm-downloads-btn")
@@ -325,7 +376,8 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
     ui["fractal_gallery"].select(bind(pick_fractal, ctx=ctx), None, [ui["fractal_name"], ui["fractal"]], **QUICK)
     ui["run"].click(lambda: gr.update(value=None, visible=False), None, ui["downloads"], **QUICK)
     inputs = ["image", "prompts", "extra", "layouts", "mask", "seam", "lam", "fractal", "fractal_name",
-              "fractal_image", "seed", "randomize", "size", "steps", "guidance", "image_guidance", "strength"]
+              "fractal_image", "seed", "randomize", "size", "steps", "guidance", "image_guidance", "strength",
+              "annotation_file", "boxes", "draw_objects"]
     generated = ui["run"].click(
         bind(explore, ctx=ctx),
         [ui[k] for k in inputs],
@@ -334,6 +386,7 @@ def _wire(ctx: AppContext, ui: dict[str, Any]) -> None:
         **generating(ctx),
     )
     clear_toasts_on_success(generated)
+    clear_toasts_on_start(ui["run"])
     ui["downloads_btn"].click(bind(make_downloads, ctx=ctx), ui["state"], ui["downloads"],
                               api_visibility="private", concurrency_limit=2)
 
@@ -353,9 +406,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 gr.Examples([[p] for p in example_images()], inputs=[ui["image"]], label="Examples (CC0)",
                             examples_per_page=8)
                 ui.update(mix_controls(open=True))
+                ui.update(_object_controls())
                 ui.update(_fractal_controls(ctx))
                 ui.update(_run_controls(ctx))
-            with gr.Column(scale=5, min_width=480):
+            with gr.Column(scale=5, min_width=320):
                 ui.update(_results_column())
     _wire(ctx, ui)
     return ui

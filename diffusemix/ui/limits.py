@@ -21,6 +21,7 @@ __all__ = [
     "MAX_IMAGE_MB",
     "MAX_ZIP_PIXELS",
     "MAX_EXPORT_OUTPUTS",
+    "MAX_EXPORT_OUTPUT_MB",
     "MAX_EXPLORE_PROMPTS",
     "MAX_LAB_IMAGES",
     "MAX_LAB_PROMPTS",
@@ -28,6 +29,8 @@ __all__ = [
     "MAX_STEPS",
     "MAX_GUIDANCE",
     "MAX_IMAGE_GUIDANCE",
+    "export_limits_text",
+    "app_limits_text",
 ]
 
 #: Largest upload of any kind (passed to launch(max_file_size=...)).
@@ -40,8 +43,12 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_MB = 64
 #: Decoded pixels of all the images of one zip (read from headers before anything is decoded): 1 GP.
 MAX_ZIP_PIXELS = 1_000_000_000
-#: Augmented images one Batch export may make (images x prompts x copies).
-MAX_EXPORT_OUTPUTS = 10_000
+#: The output budget of one Batch export (one upload): augmented images it may make (images x prompts
+#: x copies), and megabytes of images, counted uncompressed (S x S x 3 bytes an image; with the saved
+#: stages six images a sample). A 71 KB zip once asked for 2,000 outputs at 512 px: 293 s of the export
+#: slot, a 438 MB zip and about 880 MB of temporary files.
+MAX_EXPORT_OUTPUTS = 2_000
+MAX_EXPORT_OUTPUT_MB = 1024
 #: Prompts at once in Explore, and images and prompts in the Prompt lab.
 MAX_EXPLORE_PROMPTS = 12
 MAX_LAB_IMAGES = 8
@@ -51,3 +58,20 @@ MAX_SEAM = 64
 MAX_STEPS = 150
 MAX_GUIDANCE = 20.0
 MAX_IMAGE_GUIDANCE = 5.0
+
+
+def export_limits_text() -> str:
+    """The Batch export's limits in one sentence: the page says it, and the README says the same words
+    (``tests/test_readme_limits.py`` holds them equal)."""
+    return (f"{MAX_UPLOAD_MB} MB upload, {MAX_ZIP_IMAGES:,} images, {MAX_ZIP_UNPACKED_MB:,} MB unpacked"
+            f" ({MAX_IMAGE_MB} MB per image), {MAX_IMAGE_PIXELS // 10**6} MP per image and"
+            f" {MAX_ZIP_PIXELS // 10**6:,} MP per zip (read from the headers before decoding),"
+            f" {MAX_EXPORT_OUTPUTS:,} augmented images and {MAX_EXPORT_OUTPUT_MB:,} MB of images per run (counted"
+            " uncompressed, S x S x 3 bytes an image; saved stages count five more a sample)")
+
+
+def app_limits_text() -> str:
+    """Explore's and the Prompt lab's limits in one sentence (the page's sliders, and the README)."""
+    return (f"output side {MIN_SIZE}-{MAX_SIZE} px, uploads up to {MAX_IMAGE_PIXELS // 10**6} MP, up to"
+            f" {MAX_EXPLORE_PROMPTS} prompts in Explore, {MAX_LAB_IMAGES} images x {MAX_LAB_PROMPTS} prompts in the"
+            " Prompt lab")

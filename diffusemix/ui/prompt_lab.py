@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -34,8 +35,11 @@ from diffusemix.ui.shared import (
     QUICK,
     AppContext,
     _run_augment,
+    as_float,
+    as_int,
     bind,
     chosen_prompts,
+    clear_toasts_on_start,
     clear_toasts_on_success,
     current,
     by_key,
@@ -47,7 +51,8 @@ from diffusemix.ui.shared import (
     user_errors,
     write_png,
 )
-from diffusemix.ui.uploads import open_upload, upload_path
+from diffusemix.prompt_content import content_note, content_warning, content_warnings  # noqa: F401
+from diffusemix.ui.uploads import open_upload, upload_path, upscale_note
 
 LAB_SHOW = ("Î generated", "A augmented")
 #: Threshold slider's start for a scorer with a published threshold on its own features: GenMix keeps
@@ -73,50 +78,6 @@ def _lab_images(images: Any) -> list[Path]:
     if len(items) > MAX_LAB_IMAGES:
         raise gr.Error(f"{len(items)} images given; the Prompt lab takes at most {MAX_LAB_IMAGES}.")
     return [upload_path(item, "image") for item in items]
-
-
-#: Words that name things rather than a look: a prompt with one of them likely describes content.
-_CONTENT_WORDS = frozenset(
-    "person people man men woman women child children boy girl face dog dogs cat cats horse bird birds fish car "
-    "cars truck bus bike bicycle boat plane tree trees flower flowers house building sofa chair table bed cup "
-    "bottle ball hat shirt dress glasses phone computer food pizza cake apple banana animal animals".split()
-)
-_CONTENT_STARTS = ("a ", "an ", "the ", "one ", "two ", "three ", "some ", "many ")
-#: Words of a look (season, weather, light, style): a prompt with one is read as a filter even after "a".
-_FILTER_WORDS = frozenset(
-    "snowy snow winter autumn fall spring summer rain rainy foggy fog misty sunset sunrise night dusk dawn "
-    "watercolor watercolour painting art style sketch oil vintage sepia neon aurora rainbow mosaic ukiyo-e "
-    "cartoon anime pixel light lighting colors colours".split()
-)
-_CONTENT_LINKS = (" with ", " holding ", " wearing ", " riding ", " eating ", " next to ", " in front of ")
-
-
-def content_warning(prompt: str) -> str | None:
-    """Why ``prompt`` seems to describe content rather than a filter, or None.
-
-    DiffuseMix's prompts are filters (a season, weather, light, an art style:
-    "snowy", "sunset", "watercolor art") so that Î keeps the label of I. A
-    simple heuristic flags a prompt that names a common object or being
-    ("dog", "man", "car"); else, unless it has a look word ("snowy",
-    "sketch", "sunset": "a sketch with crayon" passes), one that starts with
-    an article or a number ("a castle"), links things ("… holding …"), or
-    runs past six words. It only warns; the prompt still runs.
-    """
-    text = " " + " ".join(prompt.lower().split()) + " "
-    words = [w.strip(".,;:!?'\"") for w in text.split()]
-    thing = next((w for w in words if w in _CONTENT_WORDS), None)
-    if thing:
-        return f"names a thing ('{thing}')"
-    if any(w in _FILTER_WORDS for w in words):
-        return None  # "a snowy day", "a sketch with crayon": a look
-    if text.lstrip().startswith(_CONTENT_STARTS):
-        return "starts like a description of a thing"
-    link = next((k.strip() for k in _CONTENT_LINKS if k in text), None)
-    if link:
-        return f"links things ('{link}')"
-    if len(words) > 6:
-        return "is long for a filter"
-    return None
 
 
 def _no_look(prompt: str, editor: Any) -> bool:
@@ -180,13 +141,17 @@ def lab_grid(
 
 
 def _threshold(lab: dict[str, Any] | None, threshold: Any) -> float | None:
-    """The slider's value when the grid is scored, else None (nothing to compare)."""
-    if not lab or lab.get("scores") is None or threshold is None:
+    """The slider's value when the grid is scored, else None (nothing to compare); a value that is not
+    a number (an API call) is named."""
+    if threshold is None:
         return None
-    return float(threshold)
+    t = as_float(threshold, "Score threshold")
+    if not lab or lab.get("scores") is None:
+        return None
+    return t
 
 
-def passing_prompts(lab: dict[str, Any], threshold: float | None) -> list[str]:
+def _score_passing(lab: dict[str, Any], threshold: float | None) -> list[str]:
     """The prompts whose mean score across the images reaches ``threshold`` (all without scores)."""
     scores = lab.get("scores")
     if scores is None or threshold is None:
@@ -194,17 +159,27 @@ def passing_prompts(lab: dict[str, Any], threshold: float | None) -> list[str]:
     return [p for p, row in zip(lab["prompts"], scores) if float(np.mean(row)) >= threshold]
 
 
+def passing_prompts(lab: dict[str, Any], threshold: float | None) -> list[str]:
+    """The prompts kept by themselves: those whose mean score reaches ``threshold`` (all without scores),
+    except the ones the content check warns about (never kept silently: the notes say so; tick by hand)."""
+    warned = {p for p, _ in content_warnings(lab["prompts"])}
+    return [p for p in _score_passing(lab, threshold) if p not in warned]
+
+
 def score_table(lab: dict[str, Any] | None, threshold: float | None, *, ctx: AppContext | None = None) -> Any:
     """Per prompt: mean and min score across the images, tiles below the threshold, whether it passes."""
     if not lab or lab.get("scores") is None:
         return gr.update(value=None, visible=False)
     t = _threshold(lab, threshold)
-    passing = set(passing_prompts(lab, t))
+    passing = set(_score_passing(lab, t))
+    warned = {p for p, _ in content_warnings(lab["prompts"])}
     rows = []
     for p, row in zip(lab["prompts"], lab["scores"]):
         below = sum(1 for v in row if t is not None and v < t)
-        rows.append([p, round(float(np.mean(row)), 4), round(float(np.min(row)), 4), f"{below}/{len(row)}",
-                     "yes" if p in passing else "no (dimmed)"])
+        verdict = "yes" if p in passing else "no (dimmed)"
+        if p in warned:
+            verdict += ", warned: not kept by itself"
+        rows.append([p, round(float(np.mean(row)), 4), round(float(np.min(row)), 4), f"{below}/{len(row)}", verdict])
     return gr.update(value=rows, headers=TABLE_HEADERS, visible=True)
 
 
@@ -215,7 +190,7 @@ def lab_threshold(
     (editable by hand afterwards), the table follows."""
     if not lab or lab.get("scores") is None:
         return gr.update(), gr.update(), gr.update()
-    t = float(threshold)
+    t = as_float(threshold, "Score threshold")
     kept = passing_prompts(lab, t)
     return lab_grid(lab, show, kept, t, ctx=ctx), gr.update(value=kept), score_table(lab, t, ctx=ctx)
 
@@ -231,14 +206,13 @@ def _score_lab(key: str, arrays: list[np.ndarray], generated: list[list[np.ndarr
     return [[flat[k * n_prompts + j] for k in range(len(arrays))] for j in range(n_prompts)]
 
 
-def lab_notes(prompts: list[str], editor: Any) -> str:
-    """Warnings under the grid: prompts that describe content; prompts the preview has no look for."""
-    lines = []
-    for p in prompts:
-        why = content_warning(p)
-        if why:
-            lines.append(f"- ⚠ “{p}” {why}: it may describe content, not a filter. DiffuseMix's prompts change "
-                         "the look (season, weather, light, art style) so that the label is kept.")
+def lab_notes(prompts: list[str], editor: Any, upscaled: Sequence[tuple[str, str]] = ()) -> str:
+    """Warnings under the grid: prompts that describe content; prompts the preview has no look for; small
+    images that were upscaled ((name, sentence) pairs)."""
+    lines = [f"- {name}: {note}" for name, note in upscaled]
+    for p, why in content_warnings(prompts):
+        lines.append(f"- Warning: {content_note(p, why)}. It is not kept by itself (nor by the threshold):"
+                     " tick it by hand to keep it.")
     missing = [p for p in prompts if _no_look(p, editor)]
     if missing:
         lines.append("- preview: no look for " + ", ".join(f"“{p}”" for p in missing) + ". The preview editor "
@@ -260,7 +234,8 @@ def prompt_lab(
     ctx: AppContext | None = None,
 ) -> tuple[list[tuple[str, str]], list[str], str, str | None, str, dict[str, Any]]:
     """Several images x candidate prompts: the grid, and every prompt ticked as kept
-    (with a scorer: scored, and the prompts whose mean reaches ``threshold`` kept).
+    (with a scorer: scored, and the prompts whose mean reaches ``threshold`` kept), except the prompts
+    the content check warns about (the notes say so; tick them by hand to keep them).
 
     API (``/prompt_lab``): images (a list of ``{"image": handle_file(path)}``),
     candidates (one prompt per line), and optionally show, size, seed, threshold. Returns
@@ -273,7 +248,10 @@ def prompt_lab(
     paths = _lab_images(images)
     prompts = chosen_prompts([], candidates, limit=MAX_LAB_PROMPTS)
     recipe = make_recipe(prompts, size=size, seed=seed)  # the paper's mixing
-    arrays = [prepare(open_upload(p, "image"), recipe.size) for p in paths]
+    sources = [open_upload(p, "image") for p in paths]
+    upscaled = [(p.name, note) for p, im in zip(paths, sources) if (note := upscale_note(im.size, recipe.size))]
+    arrays = [prepare(im, recipe.size) for im in sources]
+    del sources
     # 2. one editor call per image, batched over the prompts
     per_image = []
     for k, (p, a) in enumerate(zip(paths, arrays)):
@@ -294,7 +272,7 @@ def prompt_lab(
     kept = passing_prompts(lab, t)
     yaml_text, yaml_file = kept_set(kept, "my-set", ctx=c)
     grid = lab_grid_items(lab, show, kept if t is not None else None, t, ctx=c)
-    return grid, kept, yaml_text, yaml_file, lab_notes(list(prompts), c.editor), lab
+    return grid, kept, yaml_text, yaml_file, lab_notes(list(prompts), c.editor, upscaled), lab
 
 
 def prompt_lab_page(
@@ -403,7 +381,7 @@ def _results_column(ctx: AppContext) -> dict[str, Any]:
     ui["keep"] = gr.CheckboxGroup([], label="Keep (untick the prompts to drop)", elem_id="dm-lab-keep")
     with gr.Row():
         ui["name"] = gr.Textbox("my-set", label="Set name", max_lines=1, scale=1, elem_id="dm-lab-name")
-        ui["file"] = gr.File(label="Kept set (prompts.yaml)", scale=2, height=80)
+        ui["file"] = gr.File(label="Kept set (prompts.yaml)", scale=2, height=80, elem_id="dm-lab-file")
     ui["yaml"] = gr.Code("", language="yaml", label="Kept set", elem_id="dm-lab-yaml", lines=6)
     ui["save"] = gr.Button("Save into the server's prompts.yaml", visible=ctx.allow_save_prompts)
     off = "" if ctx.allow_save_prompts else (
@@ -439,6 +417,10 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
                 ui["run"] = gr.Button("Make the grid", variant="primary", elem_id="dm-lab-run")
             with gr.Column(scale=5, min_width=480):
                 ui.update(_results_column(ctx))
+        if ctx.compare:  # editors loaded at start beside the shared one (--compare-editor)
+            from diffusemix.ui.compare import build_section
+
+            ui.update(build_section(ctx, ui))
         ui["api"] = gr.Button(visible=False)  # triggers /prompt_lab (plain values); never shown
 
     ui["use_examples"].click(example_images, None, ui["images"], **QUICK)
@@ -448,6 +430,7 @@ def build_tab(ctx: AppContext) -> dict[str, Any]:
     made = ui["run"].click(bind(prompt_lab_page, ctx=ctx), inputs, outputs, api_visibility="private",
                            **generating(ctx))
     clear_toasts_on_success(made)
+    clear_toasts_on_start(ui["run"])
     made.then(bind(score_table, ctx=ctx), [ui["state"], ui["threshold"]], ui["table"], **QUICK)
     ui["threshold"].change(bind(lab_threshold, ctx=ctx), [ui["state"], ui["show"], ui["threshold"]],
                            [ui["grid"], ui["keep"], ui["table"]], **QUICK)

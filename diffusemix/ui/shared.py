@@ -33,7 +33,8 @@ from typing import Any
 
 import gradio as gr
 
-from diffusemix.editors import EDITORS, Editor, EditorSpec, load_editor
+from diffusemix.editors import EDITORS, Editor, EditorSpec, PreviewEditor, load_editor
+from diffusemix.editors.licences import acceptance_reason, licence_line
 from diffusemix.engine import Stages, augment
 from diffusemix.errors import Cancelled, DiffuseMixError
 from diffusemix.fractals import FractalSet
@@ -43,6 +44,7 @@ from diffusemix.recipe import Recipe
 from diffusemix.resources import shipped_path
 from diffusemix.schema import field_default, field_help, label_for
 from diffusemix.scoring import HOW_TO_GET_WEIGHTS, NoScorer, Scorer, ScorerSpec, load_scorer
+from diffusemix.ui.hardware import space_without_gpu_reason
 from diffusemix.ui.limits import (  # noqa: F401  (re-exported: the tabs import them from here)
     MAX_GUIDANCE,
     MAX_IMAGE_GUIDANCE,
@@ -92,6 +94,7 @@ from diffusemix.ui.zerogpu import (  # noqa: E402  (re-exported: the tabs import
     gpu,
     gpu_seconds,
     record_gpu_time,
+    step_seconds,
 )
 
 
@@ -117,14 +120,18 @@ class AppContext:
     thumbnails: list[tuple[str, str]] = field(default_factory=list)
     #: Scores Î against I in the Prompt lab (NoScorer: no scores, its notice says why).
     scorer: Scorer = field(default_factory=lambda: NoScorer("scoring is off (start the app with --score auto)"))
+    #: Editors loaded at start beside ``editor`` for the Prompt lab's side by side (``--compare-editor``).
+    compare: list[Editor] = field(default_factory=list)
+    #: The operator's acceptance of a non-commercial licence for the Batch export (``--accept-license``).
+    accept_license: str | None = None
 
     def __repr__(self) -> str:
         return f"AppContext(editor={self.editor.name!r}, fractals={len(self.fractals)}, prompts={self.prompts_path})"
 
     @property
     def concurrency(self) -> int:
-        """Generating events at once: one for a diffusion model (one GPU), two for the preview."""
-        return 1 if self.editor.is_diffusion else 2
+        """Generating events at once: one when a diffusion model is loaded (one GPU), two for the preview."""
+        return 1 if any(e.is_diffusion for e in (self.editor, *self.compare)) else 2
 
     def request_dir(self) -> Path:
         """A fresh folder for one request's files; other requests' folders older than KEEP_FILES_S go."""
@@ -182,19 +189,33 @@ def make_context(
     allow_save_prompts: bool = False,
     scorer: str | ScorerSpec | Scorer = "none",
     scorer_model: str | None = None,
+    compare: Sequence[str | EditorSpec | Editor] = (),
+    accept_license: str | None = None,
 ) -> AppContext:
     """Load the editor (once), the scorer (once; ``"auto"``: if its weights are
     there), the fractal set and the prompt file. ``editor`` and ``scorer`` are
     specs (or their names, with ``model``/``device``/``scorer_model``), or
-    ready objects."""
+    ready objects. ``compare``: more editors (specs, names or objects) loaded
+    now for the Prompt lab's side by side; they never fall back to the preview.
+    ``accept_license``: the operator accepts a non-commercial licence for the
+    Batch export (``ExportOptions.accept_license``)."""
     on_space = bool(os.environ.get("SPACE_ID"))
     if isinstance(editor, (str, EditorSpec)):
         spec = editor if isinstance(editor, EditorSpec) else EditorSpec(name=editor, model=model, device=device)
-        # the app is a demo: "auto" falls back to the preview, and its banner says so
-        ed = load_editor(spec, fallback=spec.name == "auto")
+        no_gpu = space_without_gpu_reason(spec)  # a CPU-only Space: the preview, and the banner says why
+        if no_gpu is not None:
+            logger.warning(no_gpu)
+            ed: Editor = PreviewEditor(EditorSpec(name="preview", max_retries=spec.max_retries), notice=no_gpu)
+        else:  # the app is a demo: "auto" falls back to the preview, and its banner says so
+            ed = load_editor(spec, fallback=spec.name == "auto")
         ed.load()  # fail now, at start-up, not in the first user's request
     else:
         ed = editor
+    others = []
+    for item in compare:  # loaded now, at start-up: a missing model stops the app here, saying why
+        other = load_editor(item) if isinstance(item, (str, EditorSpec)) else item
+        other.load()
+        others.append(other)
     if isinstance(scorer, (str, ScorerSpec)):
         sc = make_scorer(scorer if isinstance(scorer, ScorerSpec) else ScorerSpec(name=scorer, model=scorer_model), ed)
     else:
@@ -210,6 +231,8 @@ def make_context(
         allow_save_prompts=allow_save_prompts and not on_space,
         on_space=on_space,
         scorer=sc,
+        compare=others,
+        accept_license=accept_license,
     )
     atexit.register(shutil.rmtree, ctx.workdir, True)
     _CONTEXTS[ctx.key] = ctx
@@ -306,12 +329,37 @@ def chosen_prompts(set_prompts: Sequence[str] | None, extra: str | None, *, limi
     return check_prompts(unique)
 
 
+def numbers_checked_by_handlers(blocks: Any) -> None:
+    """Let the handlers name a number input's wrongly typed value (the app calls it once, on the page).
+
+    Gradio checks a slider's or number box's value before the handler runs and answers a value
+    that is not a number (``lam='abc'`` from an API client, a threshold ``None``) with its own
+    "Could not preprocess input component at index 6 ...". Here such a value is handed to the
+    handler as it came, and the handler's own check (:func:`as_float`, :func:`as_int`, the Recipe)
+    names the control: "λ (fractal weight) must be a number; got 'abc'". Numbers still go
+    through Gradio's checks (its range message included).
+    """
+    for block in getattr(blocks, "blocks", {}).values():
+        if isinstance(block, (gr.Slider, gr.Number)) and not getattr(block.preprocess, "_dm_lenient", False):
+            block.preprocess = _lenient(block.preprocess)  # type: ignore[method-assign]
+
+
+def _lenient(preprocess: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def checked_by_handler(payload: Any) -> Any:
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            return preprocess(payload)
+        return payload  # not a number: the handler says so, naming its control
+
+    checked_by_handler._dm_lenient = True  # type: ignore[attr-defined]
+    return checked_by_handler
+
+
 def as_float(value: Any, name: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise gr.Error(f"{name} must be a number; got {value!r}") from None
-    if isinstance(value, bool) or number != number:
+    if isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
         raise gr.Error(f"{name} must be a number; got {value!r}")
     return number
 
@@ -407,16 +455,21 @@ def slug(text: str, n: int = 40) -> str:
 
 
 def status_markdown(ctx: AppContext) -> str:
-    """Which editor makes Î, plainly; how to get the diffusion model when it is the preview."""
+    """Which editor makes Î, plainly, once; how to get the diffusion model when it is the preview.
+
+    (Text badges, no emoji: Debian's Chromium has no colour-emoji font and draws them as boxes.)"""
     d = ctx.editor.describe()
     if not ctx.editor.is_diffusion:
         text = (
-            "<div class='dm-status dm-preview'>⚠️ <b>Î is made by the preview editor</b>: weight-free colour and "
-            "texture filters, <b>not a diffusion model</b>. M, H, F and A are the real method; only Î is a stand-in. "
+            "<div class='dm-status dm-preview'><span class='dm-badge'>Preview</span> <b>Î is made by the preview "
+            "editor</b>: weight-free colour and texture filters, <b>not a diffusion model</b>. M, H, F and A are the "
+            "real method; only Î is a stand-in. "
         )
+        notice = str(ctx.editor.notice or "")
+        if ctx.on_space and notice.startswith("This Space runs on CPU"):
+            return text + html_text(notice) + "</div>"  # why, and which hardware runs the model: said once
         if ctx.on_space:
-            text += "This Space has no GPU: on a GPU Space the app downloads <code>timbrooks/instruct-pix2pix</code> "
-            text += "automatically. "
+            text += "On a GPU Space the app downloads <code>timbrooks/instruct-pix2pix</code> automatically. "
         else:
             text += (
                 f"For the paper's model run <code>python app.py --editor instruct-pix2pix</code> once "
@@ -424,19 +477,32 @@ def status_markdown(ctx: AppContext) -> str:
                 "<code>python app.py --model /path/to/local/folder</code>; on a GPU Space it is downloaded "
                 "automatically. "
             )
-        notice = ctx.editor.notice
         if notice:
             text += f"<details><summary>Why the preview</summary>{html_text(notice)}</details>"
-        return text + "</div>"
+        return text + compare_markdown(ctx) + "</div>"
     model = d.get("model") or "?"
+    summary = str(d.get("summary") or "")
+    if not summary:  # the summary names the model, device and dtype; without one, say them here
+        summary = f"{d.get('name', '?')} ({model}) on {d.get('device', '?')}" + (f" in {d['dtype']}" if d.get("dtype")
+                                                                                  else "")
     text = (
-        f"<div class='dm-status dm-diffusion'>✅ <b>Î is made by {html_text(d.get('name', '?'))}</b> "
-        f"(<code>{html_text(str(model))}</code>) on <code>{html_text(str(d.get('device', '?')))}</code>"
+        f"<div class='dm-status dm-diffusion'><span class='dm-badge'>Model</span> <b>Î is made by "
+        f"{html_text(str(d.get('name', '?')))}</b>: {html_text(summary)}"
+        f"<br>Licence of the weights: {html_text(licence_line(ctx.editor))}"
     )
-    if d.get("dtype"):
-        text += f" in {html_text(str(d['dtype']))}"
-    text += f". {html_text(str(d.get('summary', '')))}</div>"
-    return text
+    if acceptance_reason(ctx.editor) is not None:
+        text += (" — <b>accepted by this app's operator</b> for the Batch export (non-commercial use)"
+                 if ctx.accept_license else " — <b>the Batch export is off</b> until the app is started with"
+                 " <code>--accept-license non-commercial</code>")
+    return text + compare_markdown(ctx) + "</div>"
+
+
+def compare_markdown(ctx: AppContext) -> str:
+    """The banner's line on the editors loaded for the side by side: each with its model and licence."""
+    if not ctx.compare:
+        return ""
+    items = "; ".join(f"<b>{html_text(e.name)}</b> ({html_text(licence_line(e))})" for e in ctx.compare)
+    return f"<br>Also loaded for the Prompt lab's side by side (same prompts and seed): {items}"
 
 
 def html_text(text: str) -> str:
@@ -462,7 +528,7 @@ def write_png(image: Any, path: Path) -> str:
 
 def _augment_seconds(key: str, image: Any, recipe: Recipe, settings: dict[str, Any], *args: Any, **kw: Any) -> int:
     editor = editor_for(by_key(key), **settings)
-    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, editor.spec.steps or 1)
+    return gpu_seconds(len(recipe.prompts) * recipe.images_per_prompt, editor.spec.steps or 1, editor=editor)
 
 
 @gpu(duration=_augment_seconds)
@@ -484,7 +550,7 @@ def _run_augment(
     out = augment(image, recipe, editor, c.fractals, source=source, fractal_name=fractal_name,
                   fractal_override=fractal, progress=progress_fn(progress, desc))
     if editor.is_diffusion:
-        record_gpu_time(time.perf_counter() - t, len(out), editor.spec.steps or 1)
+        record_gpu_time(time.perf_counter() - t, len(out), editor.spec.steps or 1, editor=editor)
     return out
 
 
@@ -528,6 +594,12 @@ def page_header() -> str:
         "**A = (1 − λ) · (M ⊙ I + (1 − M) ⊙ Î) + λ · F**, and A keeps the label of I. "
         f"[Paper (arXiv 2405.14881)]({PAPER_URL}) · [the authors' code]({CODE_URL}) · cite it: see below."
     )
+
+
+def clear_toasts_on_start(button: Any) -> None:
+    """When ``button`` starts a run, close the error messages left from earlier tries (in the browser, at
+    once: an old error must not stay on the page while a long export runs)."""
+    button.click(None, None, None, js=CLEAR_TOASTS_JS, queue=False, api_visibility="private")
 
 
 def clear_toasts_on_success(event: Any) -> None:
@@ -604,10 +676,21 @@ CSS = """
 .dm-status details { margin-top: 4px; font-size: 0.85rem; opacity: 0.85; }
 .dm-preview { background: #fff6e0; border: 1px solid #f0c36d; color: #4a3b12; }
 .dm-diffusion { background: #e9f7ef; border: 1px solid #7fc79b; color: #15432a; }
+.dm-badge { display: inline-block; padding: 0 6px; border-radius: 4px; font-size: 0.75rem; font-weight: 700;
+  text-transform: uppercase; letter-spacing: 0.04em; background: rgba(0, 0, 0, 0.08); border: 1px solid currentColor; }
 .dm-title h1 { margin-bottom: 0; }
 .dm-title p { margin-top: 2px; opacity: 0.8; }
 .dm-note { font-size: 0.85rem; opacity: 0.8; }
 #dm-export-summary textarea { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
+#dm-stages-box { overflow-x: auto; min-width: 0; contain: inline-size; }
+.dm-status, .dm-title { overflow-wrap: anywhere; }
+/* a phone (390 px): the page never scrolls sideways; the six stages keep their columns and their box scrolls */
+@media (max-width: 640px) {
+  .gradio-container { padding-left: 8px !important; padding-right: 8px !important; }
+  #dm-stages-box > * { min-width: 540px !important; }
+  #dm-stages .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
+  .dm-stage-header { font-size: 0.8rem; }
+}
 """
 
 

@@ -16,7 +16,8 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
 from diffusemix.errors import DiffuseMixError
-from diffusemix.images import load_image
+from diffusemix.filecheck import open_checked
+from diffusemix.images import claimed_size, load_image
 from diffusemix.ui.limits import MAX_IMAGE_PIXELS
 from diffusemix.ui.shared import ASSETS_DIR, scrub_paths
 
@@ -26,11 +27,19 @@ IMAGE_HINT = "upload a PNG, JPEG, WebP, BMP or TIFF image"
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header (no pixel is decoded), or None if it is no image."""
+    """(width, height) from an image file's header (no pixel is decoded), or None if it is no image.
+
+    A header bomb (more pixels than Pillow opens at all) has its claimed size too, so the page
+    says it is over the pixel limit rather than "not an image".
+    """
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        with open_checked(path) as f:  # a regular file only (the check every reader makes)
+            try:
+                with Image.open(f) as im:
+                    return im.size
+            except Image.DecompressionBombError:
+                return claimed_size(f)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return None
 
 
@@ -110,3 +119,13 @@ def upload_path(value: Any, what: str) -> Path:
     if not path.is_file():
         raise gr.Error(f"The {what} upload is missing on the server; upload it again.")
     return path
+
+
+def upscale_note(source_size: tuple[int, int], size: int) -> str | None:
+    """A sentence naming an upload that is smaller than the output side (it was upscaled), else None."""
+    w, h = source_size
+    factor = max(size / max(w, 1), size / max(h, 1))
+    if factor <= 1:
+        return None
+    return (f"The image is {w} × {h} px: upscaled {factor:.1f}× to {size} × {size} px, so it looks blurred and the "
+            "editor sees little detail. A larger image (or a smaller output size) avoids it.")

@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 
 from diffusemix.errors import Cancelled, DiffuseMixError
 
-__all__ = ["GPU_STEP_SECONDS", "GPU_BASE_SECONDS", "GPU_MAX_SECONDS", "gpu", "gpu_seconds", "record_gpu_time"]
+__all__ = ["GPU_STEP_SECONDS", "GPU_BASE_SECONDS", "GPU_MAX_SECONDS", "gpu", "gpu_seconds", "record_gpu_time",
+           "step_seconds"]
 
 logger = logging.getLogger("diffusemix.app")
 
@@ -33,17 +34,37 @@ GPU_STEP_SECONDS = {"estimate": 0.02}
 GPU_BASE_SECONDS, GPU_MAX_SECONDS = 20, 600
 
 
-def gpu_seconds(pairs: int, steps: int) -> int:
-    """The GPU duration to ask ZeroGPU for: pairs x steps x the measured step time,
-    with a margin, between GPU_BASE_SECONDS and GPU_MAX_SECONDS."""
-    need = GPU_BASE_SECONDS + 1.5 * pairs * max(1, steps) * GPU_STEP_SECONDS["estimate"]
+def _estimate_key(editor: Any | None) -> str:
+    """Where an editor's step time is kept: the instruction editors each their own (their steps cost
+    10-40x InstructPix2Pix's), every other editor the shared ``estimate``."""
+    name = getattr(editor, "name", None)
+    return f"editor:{name}" if name in ("flux2-klein", "qwen-image-edit", "flux-kontext") else "estimate"
+
+
+def step_seconds(editor: Any | None = None) -> float:
+    """The GPU seconds per (pair, step) of ``editor``: measured on an earlier call, else a first guess
+    (an instruction editor's: its counted operations at the rate measured on an H200, at its edit size)."""
+    key = _estimate_key(editor)
+    if key not in GPU_STEP_SECONDS:
+        from diffusemix.editors.costs import gpu_seconds_per_image
+
+        s = editor.spec
+        passes = (2 if (s.true_cfg_scale or 0) > 1 else 1) if editor.name == "qwen-image-edit" else None
+        GPU_STEP_SECONDS[key] = gpu_seconds_per_image(editor.name, s.edit_size, steps=s.steps, passes=passes) / s.steps
+    return GPU_STEP_SECONDS[key]
+
+
+def gpu_seconds(pairs: int, steps: int, *, editor: Any | None = None) -> int:
+    """The GPU duration to ask ZeroGPU for: pairs x steps x the measured step time (of ``editor``,
+    see :func:`step_seconds`), with a margin, between GPU_BASE_SECONDS and GPU_MAX_SECONDS."""
+    need = GPU_BASE_SECONDS + 1.5 * pairs * max(1, steps) * step_seconds(editor)
     return int(min(GPU_MAX_SECONDS, max(GPU_BASE_SECONDS, math.ceil(need))))
 
 
-def record_gpu_time(seconds: float, pairs: int, steps: int) -> None:
-    """Keep the measured seconds per (pair, step) of a finished GPU call for the next request."""
+def record_gpu_time(seconds: float, pairs: int, steps: int, *, editor: Any | None = None) -> None:
+    """Keep the measured seconds per (pair, step) of a finished GPU call (of ``editor``) for the next request."""
     if pairs > 0 and steps > 0 and seconds > 0:
-        GPU_STEP_SECONDS["estimate"] = seconds / (pairs * steps)
+        GPU_STEP_SECONDS[_estimate_key(editor)] = seconds / (pairs * steps)
 
 
 class _Raised:

@@ -70,7 +70,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FractalSet]:
 @pytest.fixture
 def one_thread():
     """Torch on one thread here, as in the actors (half a CPU each: one thread): bfloat16 Î and float32 scores
-    move in their last bits with the thread count, on any engine."""
+    move in their last bits with the thread count, on any engine. (List it after the tiny model fixtures: building
+    one sets the tests' thread count.)"""
     import torch
 
     threads = torch.get_num_threads()
@@ -110,14 +111,16 @@ def _editor_actors(*, busy: bool = False) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["preview-scored", "tiny-ip2p"])
-def test_a_ray_export_is_byte_identical_to_a_local_one(cluster, inputs, tiny_ip2p_dir, tiny_dino_dir, tmp_path, which,
-                                                       one_thread):
-    """2 actors, batch 3: the preview with a scorer whose rule retries and drops Î; the tiny InstructPix2Pix."""
+@pytest.mark.parametrize("which", ["preview-scored", "tiny-ip2p", "tiny-qwen"])
+def test_a_ray_export_is_byte_identical_to_a_local_one(cluster, inputs, tiny_ip2p_dir, tiny_dino_dir,
+                                                       tiny_qwen_image_edit_dir, tmp_path, which, one_thread):
+    """2 actors, chunks of 3: the preview (batch 3) with a scorer whose rule retries and drops Î; the tiny
+    InstructPix2Pix (batch 3); the tiny Qwen-Image-Edit, whose spec has no batch size (one sample a call)."""
     from diffusemix.scoring import ScoreRule, load_scorer
 
     data, fractals = inputs
     kw: dict = {}
+    options: dict = {}
     if which == "preview-scored":
         def make():
             return load_editor("preview", batch_size=3)
@@ -125,15 +128,23 @@ def test_a_ray_export_is_byte_identical_to_a_local_one(cluster, inputs, tiny_ip2
         first = _scores(data, tmp_path / "scores", fractals, load_scorer("dino", model=str(tiny_dino_dir)))
         # about half the first Î are rejected and made again with new recorded seeds, some of them dropped
         kw = dict(score_rule=ScoreRule(min_score=float(np.median(first))))
-    else:
+    elif which == "tiny-ip2p":
         def make():
             return _ip2p(tiny_ip2p_dir)
+    else:
+        def make():
+            return load_editor("qwen-image-edit", model=str(tiny_qwen_image_edit_dir), device="cpu", dtype="float32",
+                               steps=2, edit_size=64)
+
+        options = dict(chunk_size=3, accept_license="non-commercial")  # a folder of weights it does not know
+        assert make().spec.batch_size is None
     summaries = {}
     for engine, extra in (("local", {}), ("ray", RAY)):
         if which == "preview-scored":
             kw["scorer"] = load_scorer("dino", model=str(tiny_dino_dir))
         summaries[engine] = export_dataset(data, tmp_path / engine, recipe=RECIPE, editor=make(), fractals=fractals,
-                                           options=ExportOptions(save_stages=True, **extra), progress_bar=False, **kw)
+                                           options=ExportOptions(save_stages=True, **options, **extra),
+                                           progress_bar=False, **kw)
     want, got = tree(tmp_path / "local"), tree(tmp_path / "ray")
     assert sorted(got) == sorted(want)
     assert [name for name in want if got[name] != want[name]] == []
@@ -146,6 +157,49 @@ def test_a_ray_export_is_byte_identical_to_a_local_one(cluster, inputs, tiny_ip2
     assert len(rows) == 10 and sorted(r["chunk"] for r in rows) == [k // 3 for k in range(10)]  # the planned calls
     if which == "preview-scored":
         assert any(r["attempts"] > 1 for r in rows) and on_ray.rejected > 0, "the rule did not bite"
+    if which == "tiny-qwen":  # one model call per sample, as locally
+        assert all(len(r["batch"]) == 1 for r in rows)
+    assert all(name.startswith(f"{folder.IMAGES_DIR}/") for name in got if name.endswith(".png")
+               and not name.startswith("stages/")), "A is under images/"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt,task", [("coco", "detect"), ("masks", "segment")])
+def test_an_annotated_ray_export_is_byte_identical_to_a_local_one(cluster, tmp_path, fmt, task):
+    """--task detect (COCO: the rows' objects, instances.json at collect) and segment (a class-id mask per A):
+    the write tasks write the same annotation files and row fields, and the summary counts the same objects."""
+    from annotation_helpers import make_scene, write_coco_dataset, write_mask_dataset
+
+    from diffusemix.annotations.export_step import AnnotationOptions
+
+    scenes = {  # one rectangle cut by the crop, one dropped by it; a polygon
+        "s1.png": make_scene(60, 40, [("rect", 1, (5, 5, 25, 30)), ("rect", 3, (52, 10, 59, 30)),
+                                      ("polygon", 1, [30, 5, 45, 10, 35, 30])]),
+        "s2.png": make_scene(40, 56, [("rect", 3, (8, 12, 30, 40))]),
+    }
+    data = tmp_path / "data"
+    (write_coco_dataset if fmt == "coco" else write_mask_dataset)(data, scenes)
+    write_fractal_set(tmp_path / "fractals", count=3, size=32, seed=5)
+    fractals = FractalSet.from_folder(tmp_path / "fractals")
+    recipe = Recipe(size=32, prompts=("sunset", "snowy", "mosaic"), seam=4, resize="center-crop")
+    summaries = {}
+    for engine, extra in (("local", {}), ("ray", RAY)):
+        summaries[engine] = export_dataset(
+            data, tmp_path / engine, recipe=recipe, editor=load_editor("preview", batch_size=2), fractals=fractals,
+            options=ExportOptions(save_stages=True, **extra), annotations=AnnotationOptions(task=task),
+            progress_bar=False)
+    want, got = tree(tmp_path / "local"), tree(tmp_path / "ray")
+    assert sorted(got) == sorted(want)
+    assert [name for name in want if got[name] != want[name]] == []
+    wanted = {"coco": ["annotations/instances.json"], "masks": ["classes.txt"] + [
+        n for n in want if n.startswith("masks/")]}[fmt]
+    assert wanted[0] in got and len(wanted) == (1 if fmt == "coco" else 7)  # masks: one per A (6) and the classes
+    rows = [json.loads(line) for line in got["metadata.jsonl"].decode().splitlines()]
+    assert len(rows) == 6 and all(("objects" in r) == (fmt == "coco") for r in rows)
+    local, on_ray = summaries["local"], summaries["ray"]
+    assert on_ray.notes == local.notes and any("annotations:" in n for n in on_ray.notes)
+    if fmt == "coco":
+        assert any("kept" in n and "dropped by the crop" in n for n in on_ray.notes)  # the objects were counted
 
 
 def _scores(data: Path, out: Path, fractals: FractalSet, scorer) -> list[float]:
@@ -334,6 +388,18 @@ def test_a_node_that_cannot_see_the_input_fails_the_run_naming_node_and_path(clu
     assert cli.format_error(got.value).startswith("Ray node")
 
 
+def test_a_run_the_cluster_cannot_schedule_is_refused_not_left_waiting(cluster, inputs, tmp_path):
+    """2 actors of 1 CPU on a 2-CPU cluster leave no CPU for the decode and write tasks: Ray Data would wait without
+    end; the run stops saying what the cluster has and what to lower. GPUs the cluster lacks, the same."""
+    data, fractals = inputs
+    for extra, numbers in (({"ray_actors": 2}, "(2 CPU and 0 GPU): 2 editor actor(s) of 1 CPU and 0 GPU each"),
+                           ({"ray_gpus_per_actor": 1}, "need 2 CPU and 1 GPU")):
+        with pytest.raises(DiffuseMixError, match="asks for more than the Ray cluster has") as got:
+            _export(data, tmp_path / "out", fractals, load_editor("preview", batch_size=3), engine="ray", **extra)
+        assert numbers in got.value.reason and "--ray-cpus-per-actor" in got.value.hint
+    assert not folder.manifest_path(tmp_path / "out").exists()
+
+
 def test_auto_batch_size_is_chosen_where_the_actors_run(cluster, tiny_ip2p_dir):
     """``batch_size="auto"`` for Ray runs is chosen by a task with an actor's resources, on the actors' device."""
     from diffusemix.editors.batching import AUTO_CAP
@@ -383,6 +449,20 @@ def test_ray_settings_go_with_the_ray_engine(inputs, tiny_ip2p_dir, tmp_path, ca
     assert "error: --device cannot be used with the ray engine's cuda actors" in capsys.readouterr().err
     with pytest.raises(SettingError, match=r"ray_cpus_per_actor must be"):
         ExportOptions(engine="ray", ray_cpus_per_actor=-1.0)
+
+
+@pytest.mark.parametrize("name,dtype", [("instruct-pix2pix", "float16"), ("qwen-image-edit", "bfloat16"),
+                                        ("flux2-klein", "bfloat16"), ("flux-kontext", "bfloat16")])
+def test_the_gpu_actors_default_dtype_is_the_editors_own_on_cuda(name, dtype):
+    """The driver (maybe without a GPU) fixes ``auto`` as the editor would on the actors' GPUs: float16 for
+    InstructPix2Pix (the authors'), bfloat16 for the instruction editors (their cards'; float16 can overflow)."""
+    from diffusemix.editors import EditorSpec
+    from diffusemix.export.ray_engine import driver_spec
+
+    gpu, cpu = ExportOptions(engine="ray", ray_gpus_per_actor=1), ExportOptions(engine="ray")
+    assert driver_spec(EditorSpec(name=name), gpu).dtype == dtype
+    assert driver_spec(EditorSpec(name=name, dtype="float32"), gpu).dtype == "float32"  # asked for: kept
+    assert driver_spec(EditorSpec(name=name), cpu).dtype in (None, "auto")  # CPU actors: the driver's own default
 
 
 def test_without_ray_the_ray_engine_says_how_to_install_it(inputs, tmp_path, monkeypatch, capsys):

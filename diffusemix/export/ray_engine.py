@@ -44,9 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..editors.base import CancelToken, Editor
     from ..fractals import FractalSet
     from ..scoring.base import Scorer
+    from .annotation_writer import AnnotationWriter
     from .folder import Journal
 
-__all__ = ["INSTALL_HINT", "RayStream", "actor_device", "auto_batch_size", "driver_spec", "dry_run_lines",
+__all__ = ["INSTALL_HINT", "RayStream", "actor_auto_dtype", "actor_device", "auto_batch_size", "check_resources",
+           "driver_spec", "dry_run_lines",
            "import_ray", "session"]
 
 #: How to get Ray (the ``ray`` extra pins ``ray[data]``).
@@ -78,8 +80,9 @@ def actor_device(options: ExportOptions) -> str:
 
 def driver_spec(spec: Any, options: ExportOptions) -> Any:
     """The editor spec as the driver holds it for a Ray run: the model runs on the actors, so the driver's copy is
-    never loaded and takes the CPU; a dtype left to the default becomes the actors' device's default (float16 with
-    GPUs per actor, float32 without), so the settings recorded in run.json are the ones the actors run.
+    never loaded and takes the CPU; a dtype left to the default becomes the editor's default on the actors' device
+    (:func:`actor_auto_dtype` with GPUs per actor, float32 without), so the settings recorded in run.json are the
+    ones the actors run.
 
     Raises:
         SettingError: a ``device`` of another kind than the actors' (their device follows the GPUs per actor).
@@ -98,10 +101,18 @@ def driver_spec(spec: Any, options: ExportOptions) -> Any:
         )
     changes: dict[str, Any] = {"device": "cpu"}
     if spec.dtype in (None, "auto") and device == "cuda":
-        from ..editors.speed import default_dtype
-
-        changes["dtype"] = default_dtype(device)
+        changes["dtype"] = actor_auto_dtype(editor_class(spec.name))
     return spec.replace(**changes)
+
+
+def actor_auto_dtype(editor_cls: type) -> str:
+    """The dtype ``auto`` stands for on GPU actors, fixed by the driver, which may have no GPU to ask: an editor
+    with a default of its own (``auto_dtype``: the instruction editors) runs in bfloat16, as their model cards load
+    them (float16 can overflow in their transformers; every data-centre GPU since the A100 has bfloat16; on an
+    older one pass ``--dtype float16``); any other, the library's CUDA default (float16)."""
+    from ..editors.speed import default_dtype
+
+    return "bfloat16" if hasattr(editor_cls, "auto_dtype") else default_dtype("cuda")
 
 
 def actor_threads(options: ExportOptions) -> int:
@@ -161,9 +172,13 @@ class RayStream(Tally):
         scorer: "Scorer | None" = None,
         rule: ScoreRule | None = None,
         calls: "dict[str, tuple[dict[str, Any], ...]] | None" = None,
+        annotations: "AnnotationWriter | None" = None,
     ) -> None:
         super().__init__(finished)
         self.chunks, self.inp, self.out, self.recipe, self.editor = chunks, inp, out, recipe, editor
+        #: an annotated export's (--task detect|segment) annotation writer: a copy runs in each write task; this
+        #: one checks finished samples' files and counts the objects of the rows the driver journals
+        self.annotations = annotations
         self.options, self.fractals, self.journal, self.remix = options, fractals, journal, remix
         self.run_fields, self.progress, self.cancel = run_fields, progress, cancel
         self.scorer, self.rule = scorer, rule if rule is not None else ScoreRule()
@@ -177,7 +192,8 @@ class RayStream(Tally):
         """The chunks still to do, packed; chunks already finished are counted and skipped here."""
         items = []
         for chunk in self.chunks:
-            if mark_chunk(chunk, out=self.out, options=self.options, finished=self.finished):
+            if mark_chunk(chunk, out=self.out, options=self.options, finished=self.finished,
+                          annotations=self.annotations):
                 self.progress.advance(self.count_done(chunk))
                 continue
             calls = {s.file_name: self.calls[s.file_name] for s in chunk if s.file_name in self.calls}
@@ -191,6 +207,7 @@ class RayStream(Tally):
         if not items:
             return
         with session(self.options) as ray:
+            check_resources(ray, self.options)
             self._run(ray, items)
 
     def _run(self, ray: Any, items: list[dict[str, Any]]) -> None:
@@ -204,6 +221,7 @@ class RayStream(Tally):
         ctx.enable_progress_bars = False  # the exporter's own bar counts images
         ctx.execution_options.preserve_order = False
         fractals_ref = ray.put(self.fractals)
+        annotations_ref = ray.put(self.annotations) if self.annotations is not None else None
         try:
             ds = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
             ds = ds.map(_prepare, fn_kwargs={"recipe": self.recipe, "reuse": o.reuse_generated, "read": read})
@@ -218,7 +236,8 @@ class RayStream(Tally):
                 })
             ds = ds.map(_write, fn_kwargs={
                 "run": uuid.uuid4().hex, "out": str(self.out), "options": o, "fractals_ref": fractals_ref,
-                "remix": self.remix, "run_fields": self.run_fields, "write": write,
+                "annotations_ref": annotations_ref, "remix": self.remix, "run_fields": self.run_fields,
+                "write": write,
             })
             self._drain(ds)
         except DiffuseMixError:
@@ -246,6 +265,7 @@ class RayStream(Tally):
                     journaled.add(row["file_name"])
                     self.journal.append(row)
                     self.count_written(status)
+                    self._count_objects(row)
                     handled += 1
                 self.progress.advance(handled)
                 if self.cancel is not None and self.cancel.is_set():
@@ -255,6 +275,38 @@ class RayStream(Tally):
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
+
+
+    def _count_objects(self, row: dict[str, Any]) -> None:
+        """An annotated export's object counts (kept / clipped / dropped by the crop), from a journaled row's
+        ``object_outcomes``: the counts the local engine's annotation writer keeps as it writes."""
+        outcomes = row.get("object_outcomes")
+        if self.annotations is None or not isinstance(outcomes, list):
+            return
+        for o in outcomes:
+            self.annotations.counts[o["status"]] += 1
+
+
+def check_resources(ray: Any, options: ExportOptions) -> None:
+    """Refuse a run the cluster cannot schedule: the editor actors' CPUs and GPUs, and a CPU beside them for the
+    decode and write tasks (Ray Data would wait for them without end, saying nothing).
+
+    Raises:
+        DiffuseMixError: the cluster has fewer CPUs or GPUs than that (the numbers, and what to change).
+    """
+    total = ray.cluster_resources()
+    cpus, gpus = float(total.get("CPU", 0.0)), float(total.get("GPU", 0.0))
+    n, c, g = options.ray_actors, options.ray_cpus_per_actor, options.ray_gpus_per_actor
+    need_cpus, need_gpus = n * c + 1.0, n * g
+    if cpus + 1e-9 >= need_cpus and gpus + 1e-9 >= need_gpus:
+        return
+    raise DiffuseMixError(
+        f"asks for more than the Ray cluster has ({cpus:g} CPU and {gpus:g} GPU): {n} editor actor(s) of {c:g} CPU"
+        f" and {g:g} GPU each, and 1 CPU for the decode and write tasks, need {need_cpus:g} CPU and {need_gpus:g}"
+        " GPU", owner="ExportOptions", field="ray_actors",
+        hint="lower --ray-actors, --ray-cpus-per-actor (a fraction such as 0.5 is fine) or --ray-gpus-per-actor,"
+        " or add nodes (an autoscaling cluster: start it with the nodes the run needs)",
+    )
 
 
 def _editor_stage(ds: Any, ray: Any, o: ExportOptions, *, fn_constructor_kwargs: dict[str, Any]) -> Any:

@@ -273,9 +273,10 @@ def scorer_recipe(scorer: "Scorer | None") -> Any:
 _WRITERS: dict[str, Writer] = {}  # per worker process and run: made folders, cache inputs being written
 
 
-def _write(row: dict[str, Any], *, run: str, out: str, options: ExportOptions, fractals_ref: Any, remix: bool,
-           run_fields: dict[str, Any], write: dict[str, str]) -> dict[str, Any]:
-    """CPU task: mix, encode and write each sample of an edited chunk (atomically); return the rows, not journaled."""
+def _write(row: dict[str, Any], *, run: str, out: str, options: ExportOptions, fractals_ref: Any,
+           annotations_ref: Any, remix: bool, run_fields: dict[str, Any], write: dict[str, str]) -> dict[str, Any]:
+    """CPU task: mix, encode and write each sample of an edited chunk (atomically, never through a link; an
+    annotated export's annotation files too); return the rows, not journaled."""
     got = unpack(row["work"])
     if isinstance(got, _Failed):
         return row
@@ -285,10 +286,11 @@ def _write(row: dict[str, Any], *, run: str, out: str, options: ExportOptions, f
         if writer is None:
             import ray
 
-            fractals = fractals_ref if not isinstance(fractals_ref, ray.ObjectRef) else ray.get(fractals_ref)
+            fractals, annotations = (ref if not isinstance(ref, ray.ObjectRef) else ray.get(ref)
+                                     for ref in (fractals_ref, annotations_ref))
             _WRITERS.clear()  # one run at a time per process
             writer = _WRITERS[run] = Writer(Path(out), options, fractals, None, temp_tag(options.shard), remix,
-                                            run_fields=run_fields)
+                                            run_fields=run_fields, annotations=annotations)
         edited, pid, summary = got
         written = [writer.write(s, edited.images[s.entry.source], edited.made[s.file_name])
                    for s in edited.to_write()]

@@ -151,7 +151,7 @@ def export_dataset(
             stream = ray_engine.RayStream(
                 plan_chunks, inp=inp, out=out, recipe=recipe, editor=editor, options=options, fractals=fractals,
                 journal=journal, remix=remix, run_fields=run_fields(settings), finished=finished, progress=bar,
-                cancel=cancel, scorer=scorer, rule=rule, calls=calls,
+                cancel=cancel, scorer=scorer, rule=rule, calls=calls, annotations=annotation_writer,
             )
         else:
             stream = Stream(

@@ -132,6 +132,7 @@ def serialisation(data: Path, out: Path, fractals, model: Path, *, size: int, ba
                          batch_size=batch)
     images, reused = decode_chunk(chunk, recipe, False)
     edited = edit_chunk(chunk, images, reused, editor=editor)
+    out.mkdir(parents=True, exist_ok=True)  # the writer makes folders only inside an OUTPUT that exists
     writer = Writer(out, options, fractals, None, "bench", False, run_fields={})
     written = [writer.write(s, edited.images[s.entry.source], edited.made[s.file_name]) for s in edited.to_write()]
     stages = {"driver → decode": _Todo(chunk, {}), "decode → editor": _Decoded(chunk, images, reused),

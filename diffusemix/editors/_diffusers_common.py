@@ -403,7 +403,7 @@ def run_pipeline(
 class DiffusersEditor:
     """What the diffusers editors share: the resolved spec, device, dtype and the
     loaded pipeline (subclasses set ``name``, ``_label``, ``_default_model``,
-    ``defaults`` (their settings and default values) and implement ``load``,
+    ``defaults`` (their settings and default values) and implement ``_build_pipeline``,
     ``describe`` and ``edit``).
 
     Args:
@@ -469,5 +469,19 @@ class DiffusersEditor:
         variant.spec = self.spec.replace(**changes)
         return variant
 
-    def load(self) -> None:  # pragma: no cover - overridden
+    def load(self) -> None:
+        """Load the pipeline now (idempotent, thread-safe: one load however many threads ask)."""
+        shared = self._shared
+        if shared.pipe is not None:
+            return
+        with shared.load_lock:
+            if shared.pipe is not None:
+                return
+            pipe, prompts = self._build_pipeline()
+            shared.prompts = prompts  # before the pipeline: a thread that sees the pipeline sees its cache
+            shared.pipe = pipe
+
+    def _build_pipeline(self) -> tuple[Any, Any]:  # pragma: no cover - overridden
+        """Find, load and prepare the pipeline (under the load lock); returns it and its prompt
+        cache (``None``: the pipeline is given the prompt strings)."""
         raise NotImplementedError

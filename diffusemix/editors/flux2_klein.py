@@ -102,28 +102,20 @@ class Flux2KleinEditor(InstructEditor):
         "max_retries": 2,  # blank outputs remade with a new recorded seed
     }
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            source, found = self._locate()
-            import diffusers
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        source, found = self._locate()
+        import diffusers
 
-            pipe = load_instruct_pipeline(
-                getattr(diffusers, found or "Flux2KleinPipeline"),
-                source,
-                label=self._label,
-                device=self.device,
-                dtype=self.dtype,
-            )
-            # One reference image per sample (see the module docstring).
-            pipe.prepare_image_latents = functools.partial(per_sample_image_latents, pipe)
-            shared.prompts = EmbeddingCache()
-            shared.pipe = pipe
+        pipe = load_instruct_pipeline(
+            getattr(diffusers, found or "Flux2KleinPipeline"),
+            source,
+            label=self._label,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        # One reference image per sample (see the module docstring).
+        pipe.prepare_image_latents = functools.partial(per_sample_image_latents, pipe)
+        return pipe, EmbeddingCache()
 
     def _uses_guidance(self) -> bool:
         pipe = self._shared.pipe

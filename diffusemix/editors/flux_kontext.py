@@ -78,22 +78,14 @@ class FluxKontextEditor(InstructEditor):
         "max_retries": 2,
     }
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            source, _ = self._locate()
-            from diffusers import FluxKontextPipeline
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        source, _ = self._locate()
+        from diffusers import FluxKontextPipeline
 
-            pipe = load_instruct_pipeline(
-                FluxKontextPipeline, source, label=self._label, device=self.device, dtype=self.dtype
-            )
-            shared.prompts = EmbeddingCache()
-            shared.pipe = pipe
+        pipe = load_instruct_pipeline(
+            FluxKontextPipeline, source, label=self._label, device=self.device, dtype=self.dtype
+        )
+        return pipe, EmbeddingCache()
 
     def describe(self) -> dict[str, Any]:
         s = self.spec

@@ -92,6 +92,8 @@ class Img2ImgEditor(DiffusersEditor):
             device=self.device,
             dtype=self.dtype,
             revision=self.spec.revision,
+            safety_checker=None,
+            requires_safety_checker=False,
         )
         if isinstance(pipe, StableDiffusionImg2ImgPipeline):
             device = pipe._execution_device

@@ -95,6 +95,8 @@ class InstructPix2PixEditor(DiffusersEditor):
             device=self.device,
             dtype=self.dtype,
             revision=self.spec.revision,
+            safety_checker=None,
+            requires_safety_checker=False,
         )
         in_channels = pipe.unet.config.in_channels
         if in_channels != 8:

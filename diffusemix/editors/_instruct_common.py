@@ -27,12 +27,15 @@ import numpy as np
 from ..errors import EditorLoadError, SettingError
 from ._diffusers_common import (
     _HUB_ID,
+    BatchOutOfMemory,
     DiffusersEditor,
     ModelSource,
     _torch,
     load_pipeline,
     weights_missing,
 )
+from .base import edit_in_batches
+from .batching import split_on_oom
 from .licences import licence_fields, licence_notice, licence_text
 
 __all__ = [
@@ -426,6 +429,24 @@ class InstructEditor(DiffusersEditor):
         if self.notice:
             d["notice"] = self.notice
         return d
+
+    def _edit_in_batches(self, requests: Any, generate_once: Callable[..., Any], *, progress: Any, cancel: Any) -> Any:
+        """:func:`~diffusemix.editors.base.edit_in_batches` with ``generate_once(images, prompts, seeds, step)`` as the
+        model call: a batch that runs out of memory is split (later batches stay at half of it), and one image
+        that still does not fit is an error that says to lower the edit size."""
+        s, shared = self.spec, self._shared
+
+        def generate(images: Any, prompts: Any, seeds: Any, step: Any) -> Any:
+            try:
+                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
+            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
+                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
+
+        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
+        return edit_in_batches(
+            requests, generate, batch_size=batch_size, units_per_batch=s.steps, max_retries=s.max_retries,
+            progress=progress, cancel=cancel,
+        )
 
     def _locate(self) -> tuple[ModelSource, str | None]:
         """The checked source of the weights and its pipeline class (``None``: not readable yet)."""

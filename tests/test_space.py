@@ -47,7 +47,7 @@ def test_the_space_gets_the_app_its_package_and_assets_and_nothing_else():
     assert {f for f in files if f.startswith("docs/")} == {
         "docs/screenshots/explore.png", "docs/screenshots/prompt_lab.png", "docs/screenshots/batch_export.png",
         "docs/report_tiny_preview.png", "docs/screenshots/prompt_lab_scores.png", "docs/screenshots/figure.png",
-        "docs/train_smoke_compare.png", "docs/screenshots/annotations.png"}
+        "docs/train_smoke_compare.png", "docs/screenshots/annotations.png", "docs/screenshots/annotations_app.png"}
     for never in ("tests/", "bench/", "scripts/", "examples/", ".ci/", "setup.py", "pyproject.toml",
                   "requirements-dev.txt", "MANIFEST.in", ".gitignore"):
         assert not any(f == never or f.startswith(never) for f in files), never

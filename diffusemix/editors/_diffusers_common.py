@@ -32,6 +32,7 @@ __all__ = [
     "resolve_dtype",
     "locate_model",
     "load_pipeline",
+    "weights_missing",
     "PromptCache",
     "SharedPipeline",
     "BatchOutOfMemory",
@@ -180,6 +181,17 @@ def locate_model(model: str, *, label: str, example_id: str) -> ModelSource:
     )
 
 
+def weights_missing(label: str, hub_id: str) -> str:
+    """What to do when a Hub id's weights are neither cached nor downloadable."""
+    return (
+        f"{label} weights '{hub_id}' are not on this machine: not in the local Hugging Face cache, and the"
+        " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
+        f" (`hf download {hub_id}`), or pass a local pipeline folder (--model /path/to/"
+        f"{hub_id.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
+        ' a diffusion model), use --editor preview (in Python: load_editor("preview")).'
+    )
+
+
 def load_pipeline(
     from_pretrained: Callable[..., Any],
     source: ModelSource,
@@ -188,20 +200,20 @@ def load_pipeline(
     device: str,
     dtype: str,
     revision: str | None = None,
+    smaller_dtype: str = "float16",
+    **components: Any,
 ) -> Any:
-    """``from_pretrained`` on ``source`` with the safety checker off, moved to
-    ``device``, with every failure turned into an :class:`EditorLoadError`.
+    """``from_pretrained`` on ``source`` in ``dtype``, moved to ``device``, with
+    every failure turned into an :class:`EditorLoadError` that says what to do.
 
     A folder is read with ``local_files_only=True``; a hub id goes through the
     Hugging Face cache (and the network, when it can be reached), at
-    ``revision`` when given.
+    ``revision`` when given. ``components`` go to ``from_pretrained`` (parts of
+    the pipeline built here, or ``safety_checker=None``); ``smaller_dtype`` is
+    what an out-of-memory while moving to the device advises.
     """
     torch = _torch()
-    kwargs: dict[str, Any] = {
-        "dtype": getattr(torch, dtype),
-        "safety_checker": None,
-        "requires_safety_checker": False,
-    }
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), **components}
     if source.kind == "folder":
         kwargs["local_files_only"] = True
     elif revision is not None:
@@ -216,14 +228,8 @@ def load_pipeline(
                 f"could not load {label} from {source.ref}: {_first_line(exc)}. Check that the folder holds a"
                 " complete diffusers pipeline (what save_pretrained() writes)."
             ) from exc
-        raise EditorLoadError(
-            f"{label} weights '{source.ref}' are not on this machine: not in the local Hugging Face cache, and the"
-            " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
-            f" (`hf download {source.ref}`), or pass a local pipeline folder (--model /path/to/"
-            f"{source.ref.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
-            " a diffusion model), use --editor preview (in Python: load_editor(\"preview\"))."
-        ) from exc
-    except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, ...
+        raise EditorLoadError(weights_missing(label, source.ref)) from exc
+    except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, a missing package ...
         raise EditorLoadError(
             f"could not load {label} from {source.ref}: {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
@@ -232,8 +238,8 @@ def load_pipeline(
     except Exception as exc:
         if _is_oom(exc):
             raise EditorLoadError(
-                f"out of memory moving {label} to {device} in {dtype}; free the device, use --dtype float16, or"
-                " --device cpu"
+                f"out of memory moving {label} to {device} in {dtype}; free the device, use --dtype {smaller_dtype},"
+                " or --device cpu"
             ) from exc
         raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
     pipe.set_progress_bar_config(disable=True)
@@ -403,7 +409,7 @@ def run_pipeline(
 class DiffusersEditor:
     """What the diffusers editors share: the resolved spec, device, dtype and the
     loaded pipeline (subclasses set ``name``, ``_label``, ``_default_model``,
-    ``defaults`` (their settings and default values) and implement ``load``,
+    ``defaults`` (their settings and default values) and implement ``_build_pipeline``,
     ``describe`` and ``edit``).
 
     Args:
@@ -469,5 +475,19 @@ class DiffusersEditor:
         variant.spec = self.spec.replace(**changes)
         return variant
 
-    def load(self) -> None:  # pragma: no cover - overridden
+    def load(self) -> None:
+        """Load the pipeline now (idempotent, thread-safe: one load however many threads ask)."""
+        shared = self._shared
+        if shared.pipe is not None:
+            return
+        with shared.load_lock:
+            if shared.pipe is not None:
+                return
+            pipe, prompts = self._build_pipeline()
+            shared.prompts = prompts  # before the pipeline: a thread that sees the pipeline sees its cache
+            shared.pipe = pipe
+
+    def _build_pipeline(self) -> tuple[Any, Any]:  # pragma: no cover - overridden
+        """Find, load and prepare the pipeline (under the load lock); returns it and its prompt
+        cache (``None``: the pipeline is given the prompt strings)."""
         raise NotImplementedError

@@ -25,7 +25,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import EditorLoadError, SettingError
-from ._diffusers_common import _HUB_ID, DiffusersEditor, ModelSource, _first_line, _is_oom, _torch
+from ._diffusers_common import (
+    _HUB_ID,
+    BatchOutOfMemory,
+    DiffusersEditor,
+    ModelSource,
+    _torch,
+    load_pipeline,
+    weights_missing,
+)
+from .base import edit_in_batches
+from .batching import split_on_oom
 from .licences import licence_fields, licence_notice, licence_text
 
 __all__ = [
@@ -243,63 +253,12 @@ def refuse_instruct_folder(model: str, *, label: str, editor: str) -> None:
         raise EditorLoadError(f"{source.ref} holds a {found}, not a {label} pipeline; the editors are {editors}.")
 
 
-def weights_missing(label: str, hub_id: str) -> str:
-    """What to do when a Hub id's weights are neither cached nor downloadable."""
-    return (
-        f"{label} weights '{hub_id}' are not on this machine: not in the local Hugging Face cache, and the"
-        " Hub could not be reached (or the id is wrong). Get them once where the Hub is reachable"
-        f" (`hf download {hub_id}`), or pass a local pipeline folder (--model /path/to/"
-        f"{hub_id.split('/')[-1]}). To make a weight-free preview dataset on purpose (colour filters, not"
-        ' a diffusion model), use --editor preview (in Python: load_editor("preview")).'
-    )
-
-
-def load_instruct_pipeline(
-    pipeline_cls: Any,
-    source: ModelSource,
-    *,
-    label: str,
-    device: str,
-    dtype: str,
-    **components: Any,
-) -> Any:
-    """``pipeline_cls.from_pretrained(source)`` in ``dtype``, moved to ``device``,
-    with every failure turned into an :class:`EditorLoadError` that says what to do.
-
-    A folder is read with ``local_files_only=True``; a Hub id goes through the
-    Hugging Face cache (and the network, when it can be reached).
-    ``components`` replace parts of the pipeline (e.g. a processor built here).
-    """
-    torch = _torch()
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), **components}
-    if source.kind == "folder":
-        kwargs["local_files_only"] = True
-    try:
-        pipe = pipeline_cls.from_pretrained(source.ref, **kwargs)
-    except EditorLoadError:
-        raise
-    except OSError as exc:
-        if source.kind == "folder":
-            raise EditorLoadError(
-                f"could not load {label} from {source.ref}: {_first_line(exc)}. Check that the folder holds a"
-                " complete diffusers pipeline (what save_pretrained() writes)."
-            ) from exc
-        raise EditorLoadError(weights_missing(label, source.ref)) from exc
-    except Exception as exc:  # a config the pipeline class cannot take, a corrupt file, a missing package ...
-        raise EditorLoadError(
-            f"could not load {label} from {source.ref}: {type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
-    try:
-        pipe = pipe.to(device)
-    except Exception as exc:
-        if _is_oom(exc):
-            raise EditorLoadError(
-                f"out of memory moving {label} to {device} in {dtype}; free the device, use --dtype bfloat16, or"
-                " --device cpu"
-            ) from exc
-        raise EditorLoadError(f"could not move {label} to {device}: {_first_line(exc)}") from exc
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def load_instruct_pipeline(pipeline_cls: Any, source: ModelSource, *, label: str, device: str, dtype: str,
+                           **components: Any) -> Any:
+    """:func:`load_pipeline` for these editors: ``pipeline_cls.from_pretrained`` (no safety checker to turn off),
+    bfloat16 the smaller dtype advised; ``components`` replace parts of the pipeline (e.g. a processor built here)."""
+    return load_pipeline(pipeline_cls.from_pretrained, source, label=label, device=device, dtype=dtype,
+                         smaller_dtype="bfloat16", **components)
 
 
 def single_image_oom(*, label: str, edit_size: int) -> Exception:
@@ -470,6 +429,24 @@ class InstructEditor(DiffusersEditor):
         if self.notice:
             d["notice"] = self.notice
         return d
+
+    def _edit_in_batches(self, requests: Any, generate_once: Callable[..., Any], *, progress: Any, cancel: Any) -> Any:
+        """:func:`~diffusemix.editors.base.edit_in_batches` with ``generate_once(images, prompts, seeds, step)`` as the
+        model call: a batch that runs out of memory is split (later batches stay at half of it), and one image
+        that still does not fit is an error that says to lower the edit size."""
+        s, shared = self.spec, self._shared
+
+        def generate(images: Any, prompts: Any, seeds: Any, step: Any) -> Any:
+            try:
+                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
+            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
+                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
+
+        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
+        return edit_in_batches(
+            requests, generate, batch_size=batch_size, units_per_batch=s.steps, max_retries=s.max_retries,
+            progress=progress, cancel=cancel,
+        )
 
     def _locate(self) -> tuple[ModelSource, str | None]:
         """The checked source of the weights and its pipeline class (``None``: not readable yet)."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import BatchOutOfMemory, run_pipeline
+from ._diffusers_common import run_pipeline
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
@@ -40,11 +40,9 @@ from ._instruct_common import (
     apply_template,
     image_digest,
     load_instruct_pipeline,
-    single_image_oom,
     square,
 )
-from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
-from .batching import split_on_oom
+from .base import CancelToken, EditRequest, EditResult, ProgressFn
 from .model_cards import MODEL_CARDS
 
 __all__ = ["Flux2KleinEditor", "DEFAULT_FLUX2_KLEIN_MODEL", "FLUX2_KLEIN_PIPELINES"]
@@ -102,28 +100,20 @@ class Flux2KleinEditor(InstructEditor):
         "max_retries": 2,  # blank outputs remade with a new recorded seed
     }
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            source, found = self._locate()
-            import diffusers
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        source, found = self._locate()
+        import diffusers
 
-            pipe = load_instruct_pipeline(
-                getattr(diffusers, found or "Flux2KleinPipeline"),
-                source,
-                label=self._label,
-                device=self.device,
-                dtype=self.dtype,
-            )
-            # One reference image per sample (see the module docstring).
-            pipe.prepare_image_latents = functools.partial(per_sample_image_latents, pipe)
-            shared.prompts = EmbeddingCache()
-            shared.pipe = pipe
+        pipe = load_instruct_pipeline(
+            getattr(diffusers, found or "Flux2KleinPipeline"),
+            source,
+            label=self._label,
+            device=self.device,
+            dtype=self.dtype,
+        )
+        # One reference image per sample (see the module docstring).
+        pipe.prepare_image_latents = functools.partial(per_sample_image_latents, pipe)
+        return pipe, EmbeddingCache()
 
     def _uses_guidance(self) -> bool:
         pipe = self._shared.pipe
@@ -193,22 +183,7 @@ class Flux2KleinEditor(InstructEditor):
                     **text,
                 )
 
-        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
-            try:
-                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
-            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
-                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
-
-        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
-        return edit_in_batches(
-            requests,
-            generate,
-            batch_size=batch_size,
-            units_per_batch=s.steps,
-            max_retries=s.max_retries,
-            progress=progress,
-            cancel=cancel,
-        )
+        return self._edit_in_batches(requests, generate_once, progress=progress, cancel=cancel)
 
 
 def per_sample_image_latents(

@@ -23,18 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from ._diffusers_common import BatchOutOfMemory, run_pipeline
+from ._diffusers_common import run_pipeline
 from ._instruct_common import (
     DEFAULT_PROMPT_TEMPLATE,
     EmbeddingCache,
     InstructEditor,
     apply_template,
     load_instruct_pipeline,
-    single_image_oom,
     square,
 )
-from .base import CancelToken, EditRequest, EditResult, ProgressFn, edit_in_batches
-from .batching import split_on_oom
+from .base import CancelToken, EditRequest, EditResult, ProgressFn
 from .model_cards import MODEL_CARDS
 
 __all__ = ["FluxKontextEditor", "DEFAULT_FLUX_KONTEXT_MODEL"]
@@ -78,22 +76,14 @@ class FluxKontextEditor(InstructEditor):
         "max_retries": 2,
     }
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            source, _ = self._locate()
-            from diffusers import FluxKontextPipeline
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        source, _ = self._locate()
+        from diffusers import FluxKontextPipeline
 
-            pipe = load_instruct_pipeline(
-                FluxKontextPipeline, source, label=self._label, device=self.device, dtype=self.dtype
-            )
-            shared.prompts = EmbeddingCache()
-            shared.pipe = pipe
+        pipe = load_instruct_pipeline(
+            FluxKontextPipeline, source, label=self._label, device=self.device, dtype=self.dtype
+        )
+        return pipe, EmbeddingCache()
 
     def describe(self) -> dict[str, Any]:
         s = self.spec
@@ -150,19 +140,4 @@ class FluxKontextEditor(InstructEditor):
                     _auto_resize=False,
                 )
 
-        def generate(images: list[np.ndarray], prompts: list[str], seeds: list[int], step: Callable[[], None]):
-            try:
-                return split_on_oom(generate_once, images, prompts, seeds, step, shared=shared)
-            except BatchOutOfMemory as exc:  # what remains after splitting: one image does not fit
-                raise single_image_oom(label=self._label, edit_size=s.edit_size) from exc
-
-        batch_size = s.batch_size if shared.oom_batch is None else max(1, min(s.batch_size, shared.oom_batch // 2))
-        return edit_in_batches(
-            requests,
-            generate,
-            batch_size=batch_size,
-            units_per_batch=s.steps,
-            max_retries=s.max_retries,
-            progress=progress,
-            cancel=cancel,
-        )
+        return self._edit_in_batches(requests, generate_once, progress=progress, cancel=cancel)

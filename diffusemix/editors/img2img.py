@@ -75,44 +75,39 @@ class Img2ImgEditor(DiffusersEditor):
         _check_denoising(variant.spec)
         return variant
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            refuse_instruct_folder(self.model, label=self._label, editor=self.name)
-            source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
-            if source.kind == "folder" and "InstructPix2Pix" in _pipeline_class(source.ref):
-                raise EditorLoadError(
-                    f"{source.ref} holds an InstructPix2Pix pipeline, which img2img cannot load;"
-                    " use --editor instruct-pix2pix with it"
-                )
-            from diffusers import AutoPipelineForImage2Image, StableDiffusionImg2ImgPipeline
-
-            pipe = load_pipeline(
-                AutoPipelineForImage2Image.from_pretrained,
-                source,
-                label=self._label,
-                device=self.device,
-                dtype=self.dtype,
-                revision=self.spec.revision,
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        refuse_instruct_folder(self.model, label=self._label, editor=self.name)
+        source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
+        if source.kind == "folder" and "InstructPix2Pix" in _pipeline_class(source.ref):
+            raise EditorLoadError(
+                f"{source.ref} holds an InstructPix2Pix pipeline, which img2img cannot load;"
+                " use --editor instruct-pix2pix with it"
             )
-            if isinstance(pipe, StableDiffusionImg2ImgPipeline):
-                device = pipe._execution_device
+        from diffusers import AutoPipelineForImage2Image, StableDiffusionImg2ImgPipeline
 
-                # encode_prompt returns (prompt_embeds, negative_prompt_embeds);
-                # without guidance the second is None and the first is the
-                # prompt's (1, tokens, width) embedding.
-                def encode(prompt: str):
-                    return pipe.encode_prompt(prompt, device, 1, False)[0]
+        pipe = load_pipeline(
+            AutoPipelineForImage2Image.from_pretrained,
+            source,
+            label=self._label,
+            device=self.device,
+            dtype=self.dtype,
+            revision=self.spec.revision,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+        if isinstance(pipe, StableDiffusionImg2ImgPipeline):
+            device = pipe._execution_device
 
-                shared.prompts = PromptCache(encode)
-            # Other families (e.g. SDXL, whose encoder also returns pooled
-            # embeddings) are given the prompt strings instead.
-            shared.pipe = pipe
+            # encode_prompt returns (prompt_embeds, negative_prompt_embeds);
+            # without guidance the second is None and the first is the
+            # prompt's (1, tokens, width) embedding.
+            def encode(prompt: str):
+                return pipe.encode_prompt(prompt, device, 1, False)[0]
+
+            return pipe, PromptCache(encode)
+        # Other families (e.g. SDXL, whose encoder also returns pooled
+        # embeddings) are given the prompt strings instead.
+        return pipe, None
 
     def describe(self) -> dict[str, Any]:
         s = self.spec

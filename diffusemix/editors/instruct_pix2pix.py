@@ -83,44 +83,38 @@ class InstructPix2PixEditor(DiffusersEditor):
         "fast": {"steps": 20, "cache_interval": 3, "vae": "tiny", "dtype": "fastest"},
     }
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            refuse_instruct_folder(self.model, label=self._label, editor=self.name)
-            source = locate_model(self.model, label=self._label, example_id=DEFAULT_IP2P_MODEL)
-            from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        refuse_instruct_folder(self.model, label=self._label, editor=self.name)
+        source = locate_model(self.model, label=self._label, example_id=DEFAULT_IP2P_MODEL)
+        from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
 
-            pipe = load_pipeline(
-                StableDiffusionInstructPix2PixPipeline.from_pretrained,
-                source,
-                label=self._label,
-                device=self.device,
-                dtype=self.dtype,
-                revision=self.spec.revision,
+        pipe = load_pipeline(
+            StableDiffusionInstructPix2PixPipeline.from_pretrained,
+            source,
+            label=self._label,
+            device=self.device,
+            dtype=self.dtype,
+            revision=self.spec.revision,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+        in_channels = pipe.unet.config.in_channels
+        if in_channels != 8:
+            raise EditorLoadError(
+                f"{self.model} is not an InstructPix2Pix model: its UNet takes {in_channels} input channels,"
+                " not 8 (noise + image latents). For a text-to-image Stable Diffusion checkpoint use"
+                " --editor img2img."
             )
-            in_channels = pipe.unet.config.in_channels
-            if in_channels != 8:
-                raise EditorLoadError(
-                    f"{self.model} is not an InstructPix2Pix model: its UNet takes {in_channels} input channels,"
-                    " not 8 (noise + image latents). For a text-to-image Stable Diffusion checkpoint use"
-                    " --editor img2img."
-                )
-            pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-            device = pipe._execution_device
+        pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+        device = pipe._execution_device
 
-            # In diffusers 0.42.1 this pipeline's encoder is ``_encode_prompt``;
-            # without guidance it returns just the prompt's (1, tokens, width)
-            # embedding, which the pipeline later stacks as [prompt, empty, empty].
-            def encode(prompt: str):
-                return pipe._encode_prompt(prompt, device, 1, False)
+        # In diffusers 0.42.1 this pipeline's encoder is ``_encode_prompt``;
+        # without guidance it returns just the prompt's (1, tokens, width)
+        # embedding, which the pipeline later stacks as [prompt, empty, empty].
+        def encode(prompt: str):
+            return pipe._encode_prompt(prompt, device, 1, False)
 
-            shared.prompts = PromptCache(encode)
-            shared.pipe = pipe
+        return pipe, PromptCache(encode)
 
     def describe(self) -> dict[str, Any]:
         s = self.spec

@@ -152,42 +152,34 @@ class QwenImageEditEditor(InstructEditor):
             notes.append(processor_note)
         return "; ".join(notes) or None
 
-    def load(self) -> None:
-        """Load the pipeline now (idempotent, thread-safe)."""
-        shared = self._shared
-        if shared.pipe is not None:
-            return
-        with shared.load_lock:
-            if shared.pipe is not None:
-                return
-            source = locate_pipeline(self.model, label=self._label, example_id=self._default_model)
-            fetch_model_index(source)
-            if pipeline_class_of(source) == "QwenImageEditPipeline":
-                raise EditorLoadError(
-                    f"{source.ref} holds the first Qwen-Image-Edit (QwenImageEditPipeline); this editor runs"
-                    f" Qwen-Image-Edit-2509 and later (QwenImageEditPlusPipeline): use {DEFAULT_QWEN_IMAGE_EDIT_MODEL}"
-                )
-            source, _ = self._locate()
-            from diffusers import QwenImageEditPlusPipeline
-            from transformers.utils import is_torchvision_available
-
-            components: dict[str, Any] = {}
-            if not is_torchvision_available():
-                components["processor"] = _load_image_only_processor(source)
-                shared.processor_note = (
-                    "torchvision is not installed, so the Qwen2-VL processor is built from its image processor and"
-                    " tokenizer alone (PIL resizing of the 384 px condition image; torchvision's may differ slightly)"
-                )
-            pipe = load_instruct_pipeline(
-                QwenImageEditPlusPipeline,
-                source,
-                label=self._label,
-                device=self.device,
-                dtype=self.dtype,
-                **components,
+    def _build_pipeline(self) -> tuple[Any, Any]:
+        source = locate_pipeline(self.model, label=self._label, example_id=self._default_model)
+        fetch_model_index(source)
+        if pipeline_class_of(source) == "QwenImageEditPipeline":
+            raise EditorLoadError(
+                f"{source.ref} holds the first Qwen-Image-Edit (QwenImageEditPipeline); this editor runs"
+                f" Qwen-Image-Edit-2509 and later (QwenImageEditPlusPipeline): use {DEFAULT_QWEN_IMAGE_EDIT_MODEL}"
             )
-            shared.prompts = EmbeddingCache()
-            shared.pipe = pipe
+        source, _ = self._locate()
+        from diffusers import QwenImageEditPlusPipeline
+        from transformers.utils import is_torchvision_available
+
+        components: dict[str, Any] = {}
+        if not is_torchvision_available():
+            components["processor"] = _load_image_only_processor(source)
+            self._shared.processor_note = (
+                "torchvision is not installed, so the Qwen2-VL processor is built from its image processor and"
+                " tokenizer alone (PIL resizing of the 384 px condition image; torchvision's may differ slightly)"
+            )
+        pipe = load_instruct_pipeline(
+            QwenImageEditPlusPipeline,
+            source,
+            label=self._label,
+            device=self.device,
+            dtype=self.dtype,
+            **components,
+        )
+        return pipe, EmbeddingCache()
 
     def describe(self) -> dict[str, Any]:
         s = self.spec

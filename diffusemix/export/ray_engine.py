@@ -377,7 +377,7 @@ def dry_run_lines(options: ExportOptions, seconds: float | None) -> list[str]:
         lines.append(f"  ray time: about {_duration(seconds / n)} with {n} actor(s) (the cost above,"
                      f" {_duration(seconds)} on one, divided across them)")
     else:
-        lines.append("  ray time: no estimate (see cost)")
+        lines.append("  ray time: no estimate (no measured cost for this editor on these devices)")
     try:
         import_ray()
     except DiffuseMixError as e:

@@ -66,6 +66,32 @@ def write_byte_clip_tokenizer(folder: str | Path) -> Path:
     return folder
 
 
+#: The tiny CLIP text encoder every tiny model shares (the byte tokenizer's 512 + 2 ids).
+TINY_CLIP_TEXT: dict[str, Any] = dict(
+    vocab_size=514,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=MAX_TOKENS,
+    bos_token_id=512,
+    eos_token_id=513,
+    pad_token_id=513,
+)
+#: The tiny VAE: four blocks, so the latent is 1/8 of the image, as the real VAE's.
+TINY_VAE: dict[str, Any] = dict(
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(8, 16, 16, 16),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    latent_channels=4,
+    norm_num_groups=8,
+    layers_per_block=1,
+    sample_size=64,
+)
+
+
 def _components(unet_in_channels: int, seed: int) -> dict:
     """UNet, VAE, text encoder and scheduler with random weights from ``seed``."""
     import torch
@@ -88,31 +114,8 @@ def _components(unet_in_channels: int, seed: int) -> dict:
             norm_num_groups=8,
             attention_head_dim=4,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            block_out_channels=(8, 16, 16, 16),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            latent_channels=4,
-            norm_num_groups=8,
-            layers_per_block=1,
-            sample_size=64,
-        )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=514,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=MAX_TOKENS,
-                bos_token_id=512,
-                eos_token_id=513,
-                pad_token_id=513,
-                projection_dim=32,
-            )
-        )
+        vae = AutoencoderKL(**TINY_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**TINY_CLIP_TEXT, projection_dim=32))
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
@@ -201,17 +204,7 @@ def build_tiny_clip(folder: str | Path, *, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         model = CLIPModel(
             CLIPConfig(
-                text_config=dict(
-                    vocab_size=514,
-                    hidden_size=32,
-                    intermediate_size=64,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                    max_position_embeddings=MAX_TOKENS,
-                    bos_token_id=512,
-                    eos_token_id=513,
-                    pad_token_id=513,
-                ),
+                text_config=dict(TINY_CLIP_TEXT),
                 vision_config=dict(
                     hidden_size=32,
                     intermediate_size=64,

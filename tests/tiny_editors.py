@@ -36,6 +36,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from diffusemix.tiny_models import TINY_VAE
+
 __all__ = [
     "QWEN_SPECIAL_TOKENS",
     "build_qwen_tokenizer",
@@ -334,15 +336,7 @@ def build_tiny_flux_kontext(folder: str | Path, *, seed: int = 0) -> Path:
             )
         )
         vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            block_out_channels=(8, 16, 16, 16),  # latent = 1/8 of the image, as the real VAE
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            latent_channels=4,
-            norm_num_groups=8,
-            layers_per_block=1,
-            sample_size=64,
+            **TINY_VAE,
             use_quant_conv=False,
             use_post_quant_conv=False,
             shift_factor=0.0609,  # FLUX.1's VAE latent statistics

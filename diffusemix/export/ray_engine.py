@@ -219,6 +219,11 @@ class RayStream(Tally):
         ctx = ray.data.DataContext.get_current()
         saved = (ctx.enable_progress_bars, ctx.execution_options.preserve_order)
         ctx.enable_progress_bars = False  # the exporter's own bar counts images
+        # ... so Ray Data's warning that its bars are off (and how to turn them on) would only mislead: mark it
+        # as already said (ray.util.debug.log_once, the key of ray 2.60's ray.data._internal.progress).
+        from ray.util.debug import log_once
+
+        log_once("ray_data_progress_manager_disabled")
         ctx.execution_options.preserve_order = False
         fractals_ref = ray.put(self.fractals)
         annotations_ref = ray.put(self.annotations) if self.annotations is not None else None

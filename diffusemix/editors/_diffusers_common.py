@@ -9,6 +9,7 @@ so that ``import diffusemix.editors`` stays cheap and torch-free.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import threading
@@ -31,6 +32,9 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
     "locate_model",
+    "locate_pipeline",
+    "check_parts",
+    "pipeline_class_of",
     "load_pipeline",
     "weights_missing",
     "PromptCache",
@@ -143,35 +147,26 @@ class ModelSource:
     ref: str
 
 
-def locate_model(model: str, *, label: str, example_id: str) -> ModelSource:
-    """Decide whether ``model`` is a local folder or a hub id, and check the folder.
+def locate_pipeline(model: str, *, label: str, example_id: str) -> ModelSource:
+    """Decide whether ``model`` is a local folder or a Hub id.
 
-    An existing directory is a folder; a string shaped like ``owner/name`` that
-    is not one is a hub id; anything else is a folder that does not exist.
+    An existing directory is a folder (check what it holds with
+    :func:`check_pipeline_class` and :func:`check_parts`); a string shaped
+    like ``owner/name`` that is not one is a Hub id; anything else is a folder
+    that does not exist.
 
     Raises:
-        EditorLoadError: a missing folder, a file, or a folder that is not a
-            diffusers pipeline (the message lists the parts that are missing).
+        EditorLoadError: an empty name, a file, or a missing folder.
     """
     if not isinstance(model, str) or not model.strip():
         raise EditorLoadError(f"model must be a Hugging Face Hub id or a folder; got {model!r}")
     path = Path(model).expanduser()
     if path.is_dir():
-        folder = path.resolve()
-        missing = [p for p in PIPELINE_PARTS if not (folder / p.rstrip("/")).exists()]
-        if missing:
-            present = [p for p in PIPELINE_PARTS if p not in missing]
-            raise EditorLoadError(
-                f"{folder} is not a diffusers pipeline folder: missing {', '.join(missing)}"
-                f" (found {', '.join(present) if present else 'none of the parts'}). A pipeline folder is what"
-                f" save_pretrained() writes, or what `hf download {example_id} --local-dir DIR`"
-                " fetches; single-file .ckpt/.safetensors checkpoints are not supported."
-            )
-        return ModelSource("folder", str(folder))
+        return ModelSource("folder", str(path.resolve()))
     if path.exists():
         raise EditorLoadError(
-            f"{path} is a file; --model takes a diffusers pipeline folder (with model_index.json, unet/, vae/, ...)"
-            f" or a Hugging Face Hub id such as {example_id}"
+            f"{path} is a file; --model takes a diffusers pipeline folder (with model_index.json) or a Hugging Face"
+            f" Hub id such as {example_id}"
         )
     if _HUB_ID.fullmatch(model) and not model.endswith((".ckpt", ".safetensors")):
         return ModelSource("hub", model)
@@ -179,6 +174,60 @@ def locate_model(model: str, *, label: str, example_id: str) -> ModelSource:
         f"the model folder {path.absolute()} does not exist. Pass an existing diffusers pipeline folder for"
         f" {label} (--model /path/to/folder) or a Hugging Face Hub id such as {example_id}."
     )
+
+
+def check_parts(
+    source: ModelSource, *, parts: tuple[str, ...], label: str, example_id: str, kind: str | None = None
+) -> None:
+    """A folder holds every one of ``parts`` (a Hub id is not checked here); ``kind`` names the
+    pipeline in the message (default: ``label``).
+
+    Raises:
+        EditorLoadError: the parts that are missing, and how to get a whole pipeline.
+    """
+    if source.kind != "folder":
+        return
+    folder = Path(source.ref)
+    missing = [p for p in parts if not (folder / p.rstrip("/")).exists()]
+    if missing:
+        present = [p for p in parts if p not in missing]
+        raise EditorLoadError(
+            f"{folder} is not a {kind or label} pipeline folder: missing {', '.join(missing)}"
+            f" (found {', '.join(present) if present else 'none of the parts'}). A pipeline folder is what"
+            f" save_pretrained() writes, or what `hf download {example_id} --local-dir DIR` fetches;"
+            " single-file .ckpt/.safetensors checkpoints are not supported."
+        )
+
+
+def pipeline_class_of(source: ModelSource) -> str | None:
+    """The ``_class_name`` in the model_index.json of a folder, or of a Hub id
+    in the local Hugging Face cache; ``None`` when it cannot be read here (the
+    network is never asked)."""
+    if source.kind == "folder":
+        index: str | None = str(Path(source.ref) / "model_index.json")
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(source.ref, "model_index.json")
+        index = found if isinstance(found, str) else None
+    if index is None:
+        return None
+    try:
+        return str(json.loads(Path(index).read_text(encoding="utf-8"))["_class_name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def locate_model(model: str, *, label: str, example_id: str) -> ModelSource:
+    """:func:`locate_pipeline`, and a folder checked to hold a Stable Diffusion pipeline's parts.
+
+    Raises:
+        EditorLoadError: a missing folder, a file, or a folder that is not a
+            diffusers pipeline (the message lists the parts that are missing).
+    """
+    source = locate_pipeline(model, label=label, example_id=example_id)
+    check_parts(source, parts=PIPELINE_PARTS, label=label, example_id=example_id, kind="diffusers")
+    return source
 
 
 def weights_missing(label: str, hub_id: str) -> str:

@@ -15,7 +15,6 @@ torch and diffusers are imported inside the functions only.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -31,7 +30,10 @@ from ._diffusers_common import (
     DiffusersEditor,
     ModelSource,
     _torch,
+    check_parts,
     load_pipeline,
+    locate_pipeline,
+    pipeline_class_of,
     weights_missing,
 )
 from .base import edit_in_batches
@@ -118,73 +120,6 @@ def image_digest(image: np.ndarray) -> bytes:
 
 # ---------------------------------------------------------------------------
 # where the weights are, and what they are
-
-
-def locate_pipeline(model: str, *, label: str, example_id: str) -> ModelSource:
-    """Decide whether ``model`` is a local folder or a Hub id.
-
-    An existing directory is a folder (check what it holds with
-    :func:`check_pipeline_class` and :func:`check_parts`); a string shaped
-    like ``owner/name`` that is not one is a Hub id; anything else is a folder
-    that does not exist.
-
-    Raises:
-        EditorLoadError: an empty name, a file, or a missing folder.
-    """
-    if not isinstance(model, str) or not model.strip():
-        raise EditorLoadError(f"model must be a Hugging Face Hub id or a folder; got {model!r}")
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return ModelSource("folder", str(path.resolve()))
-    if path.exists():
-        raise EditorLoadError(
-            f"{path} is a file; --model takes a diffusers pipeline folder (with model_index.json) or a Hugging Face"
-            f" Hub id such as {example_id}"
-        )
-    if _HUB_ID.fullmatch(model) and not model.endswith((".ckpt", ".safetensors")):
-        return ModelSource("hub", model)
-    raise EditorLoadError(
-        f"the model folder {path.absolute()} does not exist. Pass an existing diffusers pipeline folder for"
-        f" {label} (--model /path/to/folder) or a Hugging Face Hub id such as {example_id}."
-    )
-
-
-def check_parts(source: ModelSource, *, parts: tuple[str, ...], label: str, example_id: str) -> None:
-    """A folder holds every one of ``parts`` (a Hub id is not checked here).
-
-    Raises:
-        EditorLoadError: the parts that are missing, and how to get a whole pipeline.
-    """
-    if source.kind != "folder":
-        return
-    folder = Path(source.ref)
-    missing = [p for p in parts if not (folder / p.rstrip("/")).exists()]
-    if missing:
-        present = [p for p in parts if p not in missing]
-        raise EditorLoadError(
-            f"{folder} is not a {label} pipeline folder: missing {', '.join(missing)}"
-            f" (found {', '.join(present) if present else 'none of the parts'}). A pipeline folder is what"
-            f" save_pretrained() writes, or what `hf download {example_id} --local-dir DIR` fetches."
-        )
-
-
-def pipeline_class_of(source: ModelSource) -> str | None:
-    """The ``_class_name`` in the model_index.json of a folder, or of a Hub id
-    in the local Hugging Face cache; ``None`` when it cannot be read here (the
-    network is never asked)."""
-    if source.kind == "folder":
-        index: str | None = str(Path(source.ref) / "model_index.json")
-    else:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(source.ref, "model_index.json")
-        index = found if isinstance(found, str) else None
-    if index is None:
-        return None
-    try:
-        return str(json.loads(Path(index).read_text(encoding="utf-8"))["_class_name"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def fetch_model_index(source: ModelSource) -> None:

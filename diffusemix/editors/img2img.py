@@ -25,6 +25,7 @@ from ._diffusers_common import (
     PromptCache,
     load_pipeline,
     locate_model,
+    pipeline_class_of,
     run_pipeline,
 )
 from ._instruct_common import refuse_instruct_folder
@@ -78,7 +79,7 @@ class Img2ImgEditor(DiffusersEditor):
     def _build_pipeline(self) -> tuple[Any, Any]:
         refuse_instruct_folder(self.model, label=self._label, editor=self.name)
         source = locate_model(self.model, label=self._label, example_id=DEFAULT_IMG2IMG_MODEL)
-        if source.kind == "folder" and "InstructPix2Pix" in _pipeline_class(source.ref):
+        if source.kind == "folder" and "InstructPix2Pix" in (pipeline_class_of(source) or ""):
             raise EditorLoadError(
                 f"{source.ref} holds an InstructPix2Pix pipeline, which img2img cannot load;"
                 " use --editor instruct-pix2pix with it"
@@ -197,14 +198,3 @@ def _check_denoising(spec: EditorSpec) -> None:
             f"times strength must be at least 1 (int({spec.steps} * {spec.strength}) = 0 denoising steps); raise steps"
             " or strength", value=NO_VALUE,
         )
-
-
-def _pipeline_class(folder: str) -> str:
-    """The ``_class_name`` in a pipeline folder's model_index.json ("" if unreadable)."""
-    import json
-    from pathlib import Path
-
-    try:
-        return str(json.loads((Path(folder) / "model_index.json").read_text(encoding="utf-8")).get("_class_name", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""

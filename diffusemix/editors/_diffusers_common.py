@@ -24,7 +24,11 @@ import numpy as np
 from ..errors import DiffuseMixError, EditorLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     import torch
+
+    from .base import CancelToken, EditRequest, EditResult, ProgressFn
 
 __all__ = [
     "PIPELINE_PARTS",
@@ -535,6 +539,31 @@ class DiffusersEditor:
             pipe, prompts = self._build_pipeline()
             shared.prompts = prompts  # before the pipeline: a thread that sees the pipeline sees its cache
             shared.pipe = pipe
+
+    def edit(
+        self,
+        requests: Sequence[EditRequest],
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[EditResult]:
+        """Edit every request, loading the pipeline first; results are in request order (each
+        editor's ``_edit`` says what ``progress`` counts and what to lower when memory runs out).
+
+        Raises:
+            Cancelled: ``cancel`` was set; work stops at the next step.
+            EditorLoadError: the model cannot be loaded, or the device ran out of memory.
+        """
+        if not requests:
+            return []
+        self.load()
+        return self._edit(requests, progress=progress, cancel=cancel)
+
+    def _edit(  # pragma: no cover - overridden
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
+    ) -> list[EditResult]:
+        """Edit ``requests`` (not empty) with the loaded pipeline."""
+        raise NotImplementedError
 
     def _build_pipeline(self) -> tuple[Any, Any]:  # pragma: no cover - overridden
         """Find, load and prepare the pipeline (under the load lock); returns it and its prompt

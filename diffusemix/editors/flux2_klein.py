@@ -129,12 +129,8 @@ class Flux2KleinEditor(InstructEditor):
             guidance_applied=self._uses_guidance() if self._shared.pipe is not None else None,
         )
 
-    def edit(
-        self,
-        requests: Sequence[EditRequest],
-        *,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+    def _edit(
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
     ) -> list[EditResult]:
         """Edit every request; results are in request order, at the request's size.
 
@@ -146,9 +142,6 @@ class Flux2KleinEditor(InstructEditor):
             EditorLoadError: the model cannot be loaded, or the device ran out
                 of memory (lower ``batch_size`` or ``edit_size``).
         """
-        if not requests:
-            return []
-        self.load()
         s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         guidance = self._uses_guidance()

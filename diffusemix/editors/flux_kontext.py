@@ -92,12 +92,8 @@ class FluxKontextEditor(InstructEditor):
             f" guidance {s.guidance_scale:g}, edit size {s.edit_size} px"
         )
 
-    def edit(
-        self,
-        requests: Sequence[EditRequest],
-        *,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+    def _edit(
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
     ) -> list[EditResult]:
         """Edit every request; results are in request order, at the request's size.
 
@@ -105,9 +101,6 @@ class FluxKontextEditor(InstructEditor):
             Cancelled: ``cancel`` was set; work stops at the next step.
             EditorLoadError: the model cannot be loaded, or the device ran out of memory.
         """
-        if not requests:
-            return []
-        self.load()
         s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         device = pipe._execution_device

@@ -132,12 +132,8 @@ class Img2ImgEditor(DiffusersEditor):
             d["scheduler"] = type(pipe.scheduler).__name__
         return d
 
-    def edit(
-        self,
-        requests: Sequence[EditRequest],
-        *,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+    def _edit(
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
     ) -> list[EditResult]:
         """Edit every request; results are in request order.
 
@@ -149,9 +145,6 @@ class Img2ImgEditor(DiffusersEditor):
             EditorLoadError: the model cannot be loaded, or the device ran out
                 of memory (lower ``batch_size``).
         """
-        if not requests:
-            return []
-        self.load()
         s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         h, w = max((r.image.shape[:2] for r in requests), key=lambda hw: hw[0] * hw[1])

@@ -140,12 +140,8 @@ class InstructPix2PixEditor(DiffusersEditor):
             **licence_fields(card_of(self)),
         }
 
-    def edit(
-        self,
-        requests: Sequence[EditRequest],
-        *,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+    def _edit(
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
     ) -> list[EditResult]:
         """Edit every request; results are in request order.
 
@@ -157,9 +153,6 @@ class InstructPix2PixEditor(DiffusersEditor):
             EditorLoadError: the model cannot be loaded, or the device ran out
                 of memory (lower ``batch_size``).
         """
-        if not requests:
-            return []
-        self.load()
         s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
 

@@ -191,12 +191,8 @@ class QwenImageEditEditor(InstructEditor):
             condition_image_size=384,
         )
 
-    def edit(
-        self,
-        requests: Sequence[EditRequest],
-        *,
-        progress: ProgressFn | None = None,
-        cancel: CancelToken | None = None,
+    def _edit(
+        self, requests: Sequence[EditRequest], *, progress: ProgressFn | None, cancel: CancelToken | None
     ) -> list[EditResult]:
         """Edit every request; results are in request order, at the request's size.
 
@@ -208,9 +204,6 @@ class QwenImageEditEditor(InstructEditor):
             EditorLoadError: the model cannot be loaded, or the device ran out
                 of memory (lower ``edit_size``).
         """
-        if not requests:
-            return []
-        self.load()
         s, shared = self.spec, self._shared
         pipe, cache = shared.pipe, shared.prompts
         guidance = s.true_cfg_scale > 1

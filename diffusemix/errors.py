@@ -30,7 +30,18 @@ __all__ = [
     "RecordError",
 ]
 
-_UNSET: Any = object()
+class _Unset:
+    """"No value given": one object, also after pickling (errors travel between processes, e.g. from
+    Ray's workers to the driver, and ``value is _UNSET`` must still hold there)."""
+
+    def __reduce__(self) -> str:
+        return "_UNSET"  # pickled as a reference to this module's one object
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+_UNSET: Any = _Unset()
 
 
 class DiffuseMixError(ValueError):
